@@ -1,0 +1,3 @@
+from dsr_mailbot.cli import main
+
+main()

@@ -1,0 +1,42 @@
+"""Wiring: a :class:`~dsr_mailbot.pipeline.Services` from a configuration.
+
+Preconditions are checked here, before any mail is touched: the database
+schema exists, the key file can be read or created, every reply template
+renders in every language.
+"""
+
+from __future__ import annotations
+
+from dsr_mailbot.config import Config
+from dsr_mailbot.keys import load_or_create_keyring
+from dsr_mailbot.pipeline import RunReport, Services, run_once
+from dsr_mailbot.reply import Renderer
+from dsr_mailbot.send import FileTransport, SmtpTransport, Transport
+from dsr_mailbot.source import open_source
+from dsr_mailbot.store import Store
+
+
+def make_transport(config: Config) -> Transport:
+    if config.smtp is not None:
+        return SmtpTransport(config.smtp)
+    assert config.file_delivery is not None
+    return FileTransport(config.file_delivery.directory)
+
+
+def build_services(config: Config, store: Store | None = None) -> Services:
+    store = store or Store(config.database_url)
+    store.check_schema()
+    renderer = Renderer(config.templates_dir, operator_name=config.policy.operator_name)
+    renderer.check()
+    return Services(
+        config=config,
+        store=store,
+        keyring=load_or_create_keyring(config.key_file),
+        renderer=renderer,
+        transport=make_transport(config),
+    )
+
+
+def run_once_from_config(config: Config, store: Store | None = None) -> RunReport:
+    services = build_services(config, store)
+    return run_once(services, open_source(config))

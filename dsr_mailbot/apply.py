@@ -1,0 +1,125 @@
+"""Stage 5: carry out a verified request on the user's record.
+
+The functions change the :class:`~dsr_mailbot.models.User` they are given
+(the caller's transaction persists it) and return an :class:`Outcome` that
+says which reply to send and what to record.  They do no IO of their own:
+the one question that needs the store ("is this e-mail address someone
+else's?") is passed in as a function.
+
+- update: each understood field that differs from the stored value is set;
+  a new address that belongs to another user is not taken (and the reply
+  does not say whose it is);
+- withdrawal (policy §6.3): processing consent off, marketing off, erasure
+  scheduled ``erasure_delay_days`` after receipt; a repeated withdrawal
+  keeps the first, earlier date;
+- opt-out (policy §4.1): marketing off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from dsr_mailbot.deadlines import erasure_due_at
+from dsr_mailbot.extract import FIELDS, Problem, UpdateIntent
+from dsr_mailbot.models import RequestState, User
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to a request: its final state, the reply to send, what to audit."""
+
+    state: RequestState
+    template: str | None
+    reason: str | None = None
+    changed_fields: tuple[str, ...] = ()
+    unchanged_fields: tuple[str, ...] = ()
+    problems: tuple[Problem, ...] = ()
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+def apply_update(
+    user: User,
+    intent: UpdateIntent,
+    email_taken: Callable[[str], bool],
+    now: datetime,
+) -> Outcome:
+    problems = list(intent.problems)
+    if not intent.understood:
+        return Outcome(
+            RequestState.REJECTED,
+            "update_not_understood",
+            reason="no_valid_field",
+            problems=tuple(problems),
+        )
+    changed: dict[str, str] = {}
+    unchanged: list[str] = []
+    for name in FIELDS:
+        if name not in intent.changes:
+            continue
+        value = intent.changes[name]
+        if getattr(user, name) == value:
+            unchanged.append(name)
+            continue
+        if name == "email" and email_taken(value):
+            problems.append(Problem("email", "unavailable"))
+            continue
+        changed[name] = value
+    for name, value in changed.items():
+        setattr(user, name, value)
+    if changed:
+        user.updated_at = now
+    if not changed and not unchanged:
+        return Outcome(
+            RequestState.REJECTED,
+            "update_not_understood",
+            reason="no_applicable_field",
+            problems=tuple(problems),
+        )
+    return Outcome(
+        RequestState.COMPLETED,
+        "update_applied",
+        changed_fields=tuple(changed),
+        unchanged_fields=tuple(unchanged),
+        problems=tuple(problems),
+        context={"changes": changed},
+    )
+
+
+def apply_withdrawal(user: User, received_at: datetime, erasure_delay_days: int, now: datetime) -> Outcome:
+    changed: list[str] = []
+    if user.processing_consent:
+        user.processing_consent = False
+        user.consent_withdrawn_at = received_at
+        changed.append("processing_consent")
+    if user.marketing_consent:
+        user.marketing_consent = False
+        user.marketing_opted_out_at = received_at
+        changed.append("marketing_consent")
+    scheduled = erasure_due_at(received_at, erasure_delay_days)
+    if user.erasure_due_at is None or scheduled < user.erasure_due_at:
+        user.erasure_due_at = scheduled
+        changed.append("erasure_due_at")
+    user.updated_at = now
+    return Outcome(
+        RequestState.COMPLETED,
+        "withdrawal_applied",
+        changed_fields=tuple(changed),
+        context={"erasure_due_at": user.erasure_due_at},
+    )
+
+
+def apply_optout(user: User, received_at: datetime, now: datetime) -> Outcome:
+    changed: tuple[str, ...] = ()
+    if user.marketing_consent:
+        user.marketing_consent = False
+        user.marketing_opted_out_at = received_at
+        user.updated_at = now
+        changed = ("marketing_consent",)
+    return Outcome(RequestState.COMPLETED, "optout_applied", changed_fields=changed)
+
+
+def unknown_sender() -> Outcome:
+    return Outcome(RequestState.REJECTED, "unknown_sender", reason="no_such_user")

@@ -1,0 +1,42 @@
+"""Stage 7: move handled request messages out of the shared inbox.
+
+A request message is moved only after its request row, the change and the
+reply are committed, and ``archived_at`` is set only after the move, so a
+crash in between moves it again on the next run (moving a UID that is
+already gone is a no-op).  When the folder's UIDVALIDITY changed since the
+request was recorded, its old UID means nothing; the message is found again
+by its Message-ID.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dsr_mailbot.models import Request, utcnow
+from dsr_mailbot.source import MailSource
+from dsr_mailbot.store import Store, requests_awaiting_archive
+
+
+@dataclass
+class ArchiveResult:
+    moved: int = 0
+
+
+def archive_pending(store: Store, source: MailSource, source_name: str, uidvalidity: int) -> ArchiveResult:
+    with store.transaction() as session:
+        pending = list(requests_awaiting_archive(session, source_name))
+    if not pending:
+        return ArchiveResult()
+    current = [r for r in pending if r.uidvalidity == uidvalidity]
+    if current:
+        source.archive([r.uid for r in current])
+    for request in pending:
+        if request.uidvalidity != uidvalidity:
+            source.archive(source.find_by_message_id(request.message_id))
+    now = utcnow()
+    with store.transaction() as session:
+        for request in pending:
+            row = session.get(Request, request.id)
+            if row is not None:
+                row.archived_at = now
+    return ArchiveResult(moved=len(pending))

@@ -1,0 +1,232 @@
+"""The ``dsr-mailbot`` command line.
+
+Command names and options are a contract: scripts outside the repository
+call them.  Exit codes follow sysexits(3), so that cron and systemd can act:
+
+====  ==========================================================
+0     done
+1     anything else went wrong (the line on stderr says what)
+64    the command line was wrong (EX_USAGE)
+65    the input file was refused (EX_DATAERR; ``users import``)
+75    a server was unreachable; the work is retried next run (EX_TEMPFAIL)
+78    the configuration is wrong (EX_CONFIG)
+====  ==========================================================
+
+Every failure prints exactly one line on stderr, without personal data
+(``users import`` adds one line per bad row, naming line and column only).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from dsr_mailbot.config import Config, load_config
+from dsr_mailbot.errors import ConfigError, DsrMailbotError
+from dsr_mailbot.store import Store, all_requests
+
+EX_OK, EX_SOFTWARE, EX_USAGE, EX_DATAERR, EX_TEMPFAIL, EX_CONFIG = 0, 1, 64, 65, 75, 78
+log = logging.getLogger("dsr_mailbot")
+
+
+@dataclass
+class CliState:
+    config_path: Path
+    _config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+    def store(self) -> Store:
+        return Store(self.config.database_url)
+
+
+pass_state = click.make_pass_decorator(CliState)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-c", "--config", "config_path", type=click.Path(path_type=Path), envvar="DSR_MAILBOT_CONFIG",
+    default="dsr-mailbot.toml", show_default=True, help="Configuration file (TOML).",
+)
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-v info, -vv debug).")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path, verbose: int) -> None:
+    """Answer data-subject requests that arrive in the support mailbox."""
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.obj = CliState(config_path)
+
+
+@cli.group()
+def db() -> None:
+    """The database."""
+
+
+@db.command("init")
+@pass_state
+def db_init(state: CliState) -> int:
+    """Create the tables (safe to run again)."""
+    state.store().init_schema()
+    click.echo("database ready")
+    return EX_OK
+
+
+@cli.group()
+def users() -> None:
+    """The user store: import and export."""
+
+
+@users.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_state
+def users_import(state: CliState, file: Path) -> int:
+    """Add users from a CSV file (all rows or none)."""
+    from dsr_mailbot.users import CsvImportError, import_users, read_users_csv
+
+    try:
+        rows = read_users_csv(file.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError:
+        click.echo(f"dsr-mailbot: {file}: not UTF-8 text; nothing imported", err=True)
+        return EX_DATAERR
+    except CsvImportError as exc:
+        for problem in exc.problems:
+            click.echo(f"{file}: {problem}", err=True)
+        click.echo(f"dsr-mailbot: {exc}", err=True)
+        return EX_DATAERR
+    store = state.store()
+    store.check_schema()
+    result = import_users(store, rows, actor=_actor())
+    click.echo(f"imported {result.created} user(s); {result.already_present} already present, left unchanged")
+    return EX_OK
+
+
+@users.command("export")
+@click.option("--format", "fmt", type=click.Choice(["json"]), default="json", show_default=True)
+@pass_state
+def users_export(state: CliState, fmt: str) -> int:
+    """Print every user with their consent state (contains personal data)."""
+    from dsr_mailbot.users import export_users
+
+    store = state.store()
+    store.check_schema()
+    click.echo(json.dumps(export_users(store), ensure_ascii=False, indent=2))
+    return EX_OK
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="One pass, then exit (for cron).")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing when all went well.")
+@pass_state
+def run(state: CliState, once: bool, quiet: bool) -> int:
+    """Process new mail in the support mailbox and send the replies."""
+    from dsr_mailbot.app import run_once_from_config
+
+    if not once:
+        raise click.UsageError("only one-shot runs exist yet: use 'run --once'")
+    report = run_once_from_config(state.config)
+    if report.temporary_failure:
+        click.echo(f"dsr-mailbot: will retry next run: {report.temporary_failure}", err=True)
+        return EX_TEMPFAIL
+    if not quiet:
+        click.echo(report.summary())
+    return EX_OK
+
+
+@cli.group("requests")
+def requests_group() -> None:
+    """Requests seen so far."""
+
+
+@requests_group.command("list")
+@click.option("--format", "fmt", type=click.Choice(["json", "table"]), default="table", show_default=True)
+@pass_state
+def requests_list(state: CliState, fmt: str) -> int:
+    """Every request: id, kind, state, received, due, language."""
+    store = state.store()
+    store.check_schema()
+    with store.transaction() as session:
+        rows = [_request_dict(r) for r in all_requests(session)]
+    if fmt == "json":
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return EX_OK
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("id", "kind", "state", "received_at", "due_at", "language", "outcome")
+    for row in rows:
+        table.add_row(str(row["id"]), row["kind"], row["state"], row["received_at"], row["due_at"],
+                      row["language"], row["outcome"] or "")
+    Console().print(table)
+    return EX_OK
+
+
+def _request_dict(request: Any) -> dict[str, Any]:
+    return {
+        "id": request.id,
+        "message_id": request.message_id,
+        "kind": request.kind,
+        "state": request.state,
+        "outcome": request.outcome,
+        "reason": request.reason,
+        "received_at": request.received_at.isoformat(),
+        "due_at": request.due_at.isoformat(),
+        "language": request.language,
+    }
+
+
+@cli.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("dsr-demo"), show_default=True, help="Where to build the demo.")
+def demo(directory: Path) -> int:
+    """Build a demo (SQLite, local Maildir, sample users and mail), run once, show what happened."""
+    from dsr_mailbot.demo import run_demo
+
+    run_demo(directory)
+    return EX_OK
+
+
+def _actor() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    try:
+        code = cli.main(args=argv, prog_name="dsr-mailbot", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EX_USAGE)
+    except click.Abort:
+        click.echo("dsr-mailbot: aborted", err=True)
+        sys.exit(EX_SOFTWARE)
+    except ConfigError as exc:
+        click.echo(f"dsr-mailbot: configuration: {exc}", err=True)
+        sys.exit(EX_CONFIG)
+    except DsrMailbotError as exc:
+        click.echo(f"dsr-mailbot: {exc}", err=True)
+        sys.exit(EX_TEMPFAIL if exc.temporary else EX_SOFTWARE)
+    except Exception as exc:
+        # The exception text may quote personal data; the type and place are enough to find it.
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        where = f" at {Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno}" if tb else ""
+        click.echo(f"dsr-mailbot: internal error ({type(exc).__name__}{where})", err=True)
+        sys.exit(EX_SOFTWARE)
+    sys.exit(code if isinstance(code, int) else EX_OK)

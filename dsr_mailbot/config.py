@@ -1,0 +1,359 @@
+"""Loading and checking the TOML configuration.
+
+Every key is documented in ``config.example.toml``.  The loader is strict:
+an unknown key, a missing required key or a value of the wrong type raises
+:class:`~dsr_mailbot.errors.ConfigError` with a message that names the key,
+such as ``[imap] port: expected an integer, got 'abc'``.  Relative paths are
+resolved against the directory of the configuration file, so a config works
+the same from cron (whose working directory is ``$HOME``) and from a shell.
+
+Secrets (the IMAP and SMTP passwords) may be given inline, in a file, or in
+an environment variable; they are read here once and never logged.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dsr_mailbot.errors import ConfigError
+
+Security = Literal["ssl", "starttls", "none"]
+LANGUAGES = ("ru", "kk", "en")
+DEFAULT_OPERATOR_ADDRESSES = ("support@smarthings.kz", "support@smarththings.kz")
+
+_T = TypeVar("_T")
+_REQUIRED: Any = object()
+
+
+@dataclass(frozen=True)
+class ImapConfig:
+    host: str
+    port: int
+    security: Security
+    username: str
+    password: str = field(repr=False)
+    folder: str = "INBOX"
+    processed_folder: str = "DSR-Processed"
+    timeout_seconds: int = 60
+
+
+@dataclass(frozen=True)
+class MaildirConfig:
+    path: Path
+    processed_folder: str = "DSR-Processed"
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int
+    security: Security
+    from_address: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    timeout_seconds: int = 30
+
+
+@dataclass(frozen=True)
+class FileDeliveryConfig:
+    directory: Path
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    erasure_delay_days: int = 30
+    default_language: str = "ru"
+    operator_addresses: tuple[str, ...] = DEFAULT_OPERATOR_ADDRESSES
+    operator_name: str = "SmartThings LLP"
+    timezone: str = "Asia/Almaty"
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    max_message_bytes: int = 10 * 1024 * 1024
+    fetch_batch_size: int = 200
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration; exactly one of ``imap``/``maildir`` is set."""
+
+    path: Path
+    imap: ImapConfig | None
+    maildir: MaildirConfig | None
+    smtp: SmtpConfig | None
+    file_delivery: FileDeliveryConfig | None
+    database_url: str
+    policy: PolicyConfig
+    limits: LimitsConfig
+    key_file: Path
+    templates_dir: Path | None
+
+    @property
+    def reply_from(self) -> str:
+        """The address replies come from: SMTP's ``from_address``, else the first operator one."""
+        if self.smtp is not None:
+            return self.smtp.from_address
+        return self.policy.operator_addresses[0]
+
+    @property
+    def source_name(self) -> str:
+        """A stable name of the watched mailbox, the key of its cursor in the store."""
+        if self.imap is not None:
+            return f"imap://{self.imap.username}@{self.imap.host}:{self.imap.port}/{self.imap.folder}"
+        assert self.maildir is not None
+        return f"maildir://{self.maildir.path}"
+
+
+class _Section:
+    """Reads typed values out of one TOML table and remembers which keys were used."""
+
+    def __init__(self, name: str, table: Mapping[str, Any], base_dir: Path) -> None:
+        self.name = name
+        self.table = table
+        self.base_dir = base_dir
+        self.used: set[str] = set()
+
+    def _get(self, key: str, default: Any, kind: type[_T], kind_name: str) -> _T:
+        self.used.add(key)
+        if key not in self.table:
+            if default is _REQUIRED:
+                raise ConfigError(f"[{self.name}] {key}: missing (required)")
+            return default  # type: ignore[no-any-return]
+        value = self.table[key]
+        # bool is an int in Python; a port of `true` is still a mistake.
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ConfigError(f"[{self.name}] {key}: expected {kind_name}, got {value!r}")
+        return value
+
+    def string(self, key: str, default: Any = _REQUIRED) -> str:
+        value = self._get(key, default, str, "a string")
+        if value is not None and default is _REQUIRED and not value.strip():
+            raise ConfigError(f"[{self.name}] {key}: must not be empty")
+        return value
+
+    def integer(self, key: str, default: Any = _REQUIRED, minimum: int = 0) -> int:
+        value = self._get(key, default, int, "an integer")
+        if value < minimum:
+            raise ConfigError(f"[{self.name}] {key}: must be at least {minimum}, got {value}")
+        return value
+
+    def choice(self, key: str, options: tuple[str, ...], default: Any = _REQUIRED) -> str:
+        value = self.string(key, default)
+        if value not in options:
+            raise ConfigError(f"[{self.name}] {key}: must be one of {', '.join(options)}, got {value!r}")
+        return value
+
+    def string_list(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = self._get(key, list(default), list, "a list of strings")
+        if not value or not all(isinstance(item, str) and item.strip() for item in value):
+            raise ConfigError(f"[{self.name}] {key}: expected a non-empty list of strings")
+        return tuple(value)
+
+    def path(self, key: str, default: Any = _REQUIRED) -> Path:
+        return self.base_dir / Path(self.string(key, default)).expanduser()
+
+    def secret(self, key: str, required: bool) -> str | None:
+        """A secret given as ``key``, ``key_file`` or ``key_env`` (exactly one of them)."""
+        given = [k for k in (key, f"{key}_file", f"{key}_env") if k in self.table]
+        self.used.update((key, f"{key}_file", f"{key}_env"))
+        if len(given) > 1:
+            raise ConfigError(f"[{self.name}] {key}: give only one of {', '.join(given)}")
+        if not given:
+            if required:
+                raise ConfigError(f"[{self.name}] {key}: missing (or {key}_file / {key}_env)")
+            return None
+        chosen = given[0]
+        value = self.table[chosen]
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"[{self.name}] {chosen}: expected a non-empty string")
+        if chosen.endswith("_file"):
+            secret_path = self.base_dir / Path(value).expanduser()
+            try:
+                return secret_path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"[{self.name}] {chosen}: cannot read {secret_path} ({exc.strerror})"
+                ) from exc
+        if chosen.endswith("_env"):
+            if value not in os.environ:
+                raise ConfigError(f"[{self.name}] {chosen}: environment variable {value} is not set")
+            return os.environ[value]
+        return value
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.table) - self.used)
+        if unknown:
+            raise ConfigError(f"[{self.name}] {unknown[0]}: unknown key")
+
+
+def _security_port(section: _Section, ssl_port: int, plain_port: int) -> tuple[Security, int]:
+    security = section.choice("security", ("ssl", "starttls", "none"), "ssl")
+    default_port = ssl_port if security == "ssl" else plain_port
+    return security, section.integer("port", default_port, minimum=1)  # type: ignore[return-value]
+
+
+def _table(data: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{name}]: expected a table")
+    return value
+
+
+_KNOWN_SECTIONS = (
+    "imap", "maildir", "smtp", "file_delivery", "database",
+    "policy", "limits", "secrets", "templates",
+)
+
+
+def load_config(path: Path) -> Config:
+    """Read and check the configuration at ``path``."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration {path} ({exc.strerror})") from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    return parse_config(data, path)
+
+
+def parse_config(data: Mapping[str, Any], path: Path) -> Config:
+    """Check an already-parsed TOML document; ``path`` anchors relative paths."""
+    base_dir = path.resolve().parent
+    for name in data:
+        if name not in _KNOWN_SECTIONS:
+            raise ConfigError(f"[{name}]: unknown section")
+
+    sections: list[_Section] = []
+
+    def section(name: str) -> _Section | None:
+        table = _table(data, name)
+        if table is None:
+            return None
+        sec = _Section(name, table, base_dir)
+        sections.append(sec)
+        return sec
+
+    imap_sec, maildir_sec = section("imap"), section("maildir")
+    if (imap_sec is None) == (maildir_sec is None):
+        raise ConfigError("[imap] or [maildir]: exactly one mailbox section is required")
+    imap = _imap(imap_sec) if imap_sec else None
+    maildir = (
+        MaildirConfig(
+            path=maildir_sec.path("path"),
+            processed_folder=maildir_sec.string("processed_folder", "DSR-Processed"),
+        )
+        if maildir_sec
+        else None
+    )
+
+    smtp_sec, file_sec = section("smtp"), section("file_delivery")
+    if smtp_sec is not None and file_sec is not None:
+        raise ConfigError("[smtp] and [file_delivery]: give only one way to deliver replies")
+    smtp = _smtp(smtp_sec) if smtp_sec else None
+    file_delivery = FileDeliveryConfig(directory=file_sec.path("directory")) if file_sec else None
+    if smtp is None and file_delivery is None:
+        file_delivery = FileDeliveryConfig(directory=base_dir / "outbox")
+
+    db_sec = section("database") or _Section("database", {}, base_dir)
+    database_url = db_sec.string("url", f"sqlite:///{base_dir / 'dsr-mailbot.db'}")
+    database_url = _anchor_sqlite_url(database_url, base_dir)
+
+    policy_sec = section("policy") or _Section("policy", {}, base_dir)
+    policy = PolicyConfig(
+        erasure_delay_days=policy_sec.integer("erasure_delay_days", 30),
+        default_language=policy_sec.choice("default_language", LANGUAGES, "ru"),
+        operator_addresses=tuple(
+            a.strip().lower()
+            for a in policy_sec.string_list("operator_addresses", DEFAULT_OPERATOR_ADDRESSES)
+        ),
+        operator_name=policy_sec.string("operator_name", "SmartThings LLP"),
+        timezone=_timezone(policy_sec),
+    )
+
+    limits_sec = section("limits") or _Section("limits", {}, base_dir)
+    limits = LimitsConfig(
+        max_message_bytes=limits_sec.integer("max_message_bytes", 10 * 1024 * 1024, minimum=4096),
+        fetch_batch_size=limits_sec.integer("fetch_batch_size", 200, minimum=1),
+    )
+
+    secrets_sec = section("secrets") or _Section("secrets", {}, base_dir)
+    key_file = secrets_sec.path("key_file", "dsr-mailbot.key")
+
+    templates_sec = section("templates") or _Section("templates", {}, base_dir)
+    templates_dir = templates_sec.path("directory") if "directory" in templates_sec.table else None
+    templates_sec.used.add("directory")
+
+    for sec in sections:
+        sec.finish()
+
+    return Config(
+        path=path,
+        imap=imap,
+        maildir=maildir,
+        smtp=smtp,
+        file_delivery=file_delivery,
+        database_url=database_url,
+        policy=policy,
+        limits=limits,
+        key_file=key_file,
+        templates_dir=templates_dir,
+    )
+
+
+def _imap(sec: _Section) -> ImapConfig:
+    security, port = _security_port(sec, 993, 143)
+    password = sec.secret("password", required=True)
+    assert password is not None
+    return ImapConfig(
+        host=sec.string("host"),
+        port=port,
+        security=security,
+        username=sec.string("username"),
+        password=password,
+        folder=sec.string("folder", "INBOX"),
+        processed_folder=sec.string("processed_folder", "DSR-Processed"),
+        timeout_seconds=sec.integer("timeout_seconds", 60, minimum=1),
+    )
+
+
+def _smtp(sec: _Section) -> SmtpConfig:
+    security, port = _security_port(sec, 465, 587)
+    username = sec.string("username", None)
+    password = sec.secret("password", required=username is not None)
+    return SmtpConfig(
+        host=sec.string("host"),
+        port=port,
+        security=security,
+        from_address=sec.string("from_address"),
+        username=username,
+        password=password,
+        timeout_seconds=sec.integer("timeout_seconds", 30, minimum=1),
+    )
+
+
+def _timezone(sec: _Section) -> str:
+    name = sec.string("timezone", "Asia/Almaty")
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"[policy] timezone: unknown time zone {name!r}") from exc
+    return name
+
+
+def _anchor_sqlite_url(url: str, base_dir: Path) -> str:
+    """Make a relative SQLite path relative to the config file, not to the working directory."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+        return prefix + str(base_dir / url[len(prefix):])
+    return url

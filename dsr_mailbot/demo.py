@@ -1,0 +1,168 @@
+"""``dsr-mailbot demo``: the whole job on embedded defaults, in one directory.
+
+Builds a SQLite store with sample users, a local Maildir standing in for the
+support mailbox (requests in three languages mixed with ordinary support
+mail), runs the bot once, and prints what happened: the requests and their
+states, the changed user records, the replies (as .eml files, since no SMTP
+server is configured), and the ordinary mail left untouched.  The directory
+doubles as a starting point: its ``config.toml`` is a working configuration.
+"""
+
+from __future__ import annotations
+
+import shutil
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from dsr_mailbot.app import run_once_from_config
+from dsr_mailbot.config import load_config
+from dsr_mailbot.models import utcnow
+from dsr_mailbot.source_maildir import ensure_maildir
+from dsr_mailbot.store import Store, all_requests
+from dsr_mailbot.users import export_users, import_users, read_users_csv
+
+MARKER = ".dsr-demo"
+SUPPORT = "support@smarthings.kz"
+
+DEMO_CONFIG = """\
+# A working configuration for the demo: a local Maildir instead of IMAP,
+# replies written as .eml files instead of sent over SMTP, SQLite.
+# See config.example.toml in the repository for every key.
+
+[maildir]
+path = "mail/support"
+processed_folder = "DSR-Processed"
+
+[file_delivery]
+directory = "outbox"
+
+[database]
+url = "sqlite:///dsr-mailbot.db"
+
+[policy]
+default_language = "ru"
+erasure_delay_days = 30
+operator_addresses = ["support@smarthings.kz", "support@smarththings.kz"]
+"""
+
+SAMPLE_USERS_CSV = """\
+email,phone,surname,first_name,patronymic,marketing_consent
+aigerim.n@example.kz,+77011112233,Нурланова,Айгерим,Серикқызы,true
+ivan.petrov@example.ru,+79161234567,Петров,Иван,Сергеевич,true
+dana.k@example.kz,87055554433,Касымова,Дана,Ержановна,true
+john.smith@example.com,+77770001122,Smith,John,,true
+olga.s@example.kz,+77012223344,Сидорова,Ольга,Павловна,false
+"""
+
+
+def _message(sender: str, subject: str, body: str, html: bool = False, **extra: str) -> bytes:
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = sender
+    msg["To"] = SUPPORT
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(utcnow())
+    msg["Message-ID"] = make_msgid(domain="demo.example")
+    for name, value in extra.items():
+        msg[name.replace("_", "-")] = value
+    msg.set_content(body, subtype="html" if html else "plain")
+    return msg.as_bytes()
+
+
+def sample_messages() -> list[tuple[str, bytes]]:
+    """(label, message) pairs: the demo's inbox, requests and ordinary mail mixed."""
+    return [
+        ("update, Russian", _message(
+            "Иван Петров <ivan.petrov@example.ru>", "Обновление персональных данных",
+            "Здравствуйте!\n\nПрошу обновить мои данные:\nТелефон: 8 (916) 765-43-21\n"
+            "ФИО: Петров Иван Сергеевич\n\nСпасибо.\n")),
+        ("question about an order", _message(
+            "Buyer <buyer@example.org>", "Где мой заказ №1042?",
+            "Добрый день, заказ оплачен неделю назад, когда доставка?\n")),
+        ("withdrawal, Kazakh", _message(
+            "Айгерим <aigerim.n@example.kz>",
+            "Дербес деректерді өңдеуге келісімді кері қайтарып алу",
+            "Сәлеметсіз бе! Дербес деректерімді өңдеуге келісімімді қайтарып аламын.\n")),
+        ("opt-out, English", _message(
+            "John Smith <john.smith@example.com>", "Unsubscribe",
+            "Please stop sending me newsletters.\n")),
+        ("HTML-only update, reply to an old thread", _message(
+            "Dana <dana.k@example.kz>", "RE: Обновление персональных данных",
+            "<html><body><div>Новый номер:</div><div>Телефон: +7 (707) 123-45-67</div>"
+            "<div class=\"gmail_quote\">12.03.2025, 10:15, support@smarthings.kz:"
+            "<blockquote>Телефон: +7 700 000 00 00</blockquote></div></body></html>",
+            html=True)),
+        ("delivery complaint", _message(
+            "Client <client@example.net>", "Re: Доставка",
+            "Курьер не приехал.\n\n> Здравствуйте, ваш заказ передан курьеру.\n")),
+        ("update from an unknown address", _message(
+            "Stranger <stranger@example.org>", "Personal data update", "Phone: +7 701 999 88 77\n")),
+        ("update with an invalid phone", _message(
+            "Olga <olga.s@example.kz>", "Обновление персональных данных", "Телефон: 12345\n")),
+        ("supplier newsletter", _message(
+            "Supplier <news@supplier.example>", "Новинки сезона",
+            "Каталог новинок во вложении.\n", List_Id="<news.supplier.example>")),
+    ]
+
+
+def build_demo(directory: Path) -> Path:
+    """Create the demo directory from scratch; return its config path."""
+    if directory.exists():
+        if not (directory / MARKER).exists() and any(directory.iterdir()):
+            raise SystemExit(f"dsr-mailbot demo: {directory} exists and is not a demo directory")
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    (directory / MARKER).write_text("made by dsr-mailbot demo\n", encoding="utf-8")
+    config_path = directory / "config.toml"
+    config_path.write_text(DEMO_CONFIG, encoding="utf-8")
+    config = load_config(config_path)
+    assert config.maildir is not None
+    ensure_maildir(config.maildir.path)
+    for index, (_label, data) in enumerate(sample_messages()):
+        path = config.maildir.path / "new" / f"1700000{index:03d}.M{index}P1.demo"
+        path.write_bytes(data)
+    store = Store(config.database_url)
+    store.init_schema()
+    import_users(store, read_users_csv(SAMPLE_USERS_CSV), actor="demo")
+    store.dispose()
+    return config_path
+
+
+def run_demo(directory: Path, console: Console | None = None) -> None:
+    console = console or Console()
+    config_path = build_demo(directory)
+    config = load_config(config_path)
+    assert config.maildir is not None and config.file_delivery is not None
+    inbox_before = sorted(p.name for p in (config.maildir.path / "new").iterdir())
+    store = Store(config.database_url)
+    report = run_once_from_config(config, store)
+    console.print(f"[bold]Run 1:[/bold] {report.summary()}")
+
+    table = Table("id", "kind", "language", "state", "outcome", title="Requests")
+    with store.transaction() as session:
+        for r in all_requests(session):
+            table.add_row(str(r.id), r.kind, r.language, r.state, r.outcome or r.reason or "")
+    console.print(table)
+
+    users = Table("email", "phone", "name", "marketing", "processing", "erasure due", title="Users after the run")
+    for u in export_users(store):
+        name = " ".join(filter(None, (u["surname"], u["first_name"], u["patronymic"])))
+        users.add_row(u["email"], u["phone"] or "", name, str(u["marketing_consent"]),
+                      str(u["processing_consent"]), (u["erasure_due_at"] or "")[:10])
+    console.print(users)
+
+    inbox_after = sorted(p.name for p in (config.maildir.path / "new").iterdir())
+    untouched = [n for n in inbox_before if n in inbox_after]
+    console.print(f"Ordinary mail left untouched in {config.maildir.path / 'new'}: {len(untouched)} message(s)")
+    outbox = sorted(config.file_delivery.directory.glob("*.eml"))
+    console.print(f"Replies written to {config.file_delivery.directory}: {len(outbox)} .eml file(s)")
+    for path in outbox:
+        console.print(f"  {path}")
+    again = run_once_from_config(config, store)
+    console.print(f"[bold]Run 2:[/bold] {again.summary()}")
+    console.print(f"Configuration used: {config_path} (run it yourself: dsr-mailbot -c {config_path} run --once)")
+    store.dispose()

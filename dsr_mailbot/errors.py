@@ -1,0 +1,70 @@
+"""The one exception tree of dsr-mailbot.
+
+Expected outcomes of a request (not understood, unknown sender, ignored, …)
+are values, never exceptions.  Exceptions are for the edges: bad
+configuration, and the servers the bot talks to::
+
+    DsrMailbotError                 base of everything raised on purpose
+    ├── ConfigError                 the configuration file is missing, malformed or wrong;
+    │                               the message names the key (exit code 78)
+    ├── TemplateError               a reply template is missing or does not render
+    ├── StoreError                  the database failed
+    │   └── StoreUnavailable        … in a way that may pass (connection refused, locked)
+    ├── SourceError                 the mailbox (IMAP or Maildir) failed
+    │   └── SourceUnavailable       … in a way that may pass (connection lost, timeout)
+    └── SendError                   the SMTP server refused or failed
+        └── SendUnavailable         … in a way that may pass (4xx, connection refused)
+
+Library exceptions are translated at the adapter that called the library,
+with ``raise … from exc``.  Messages carry identifiers (a UID, a request id,
+a config key) and never personal data: they end up in logs and in cron mail.
+
+``temporary`` tells the caller whether retrying later can help; the
+command line maps it to exit code 75 (``EX_TEMPFAIL``).
+"""
+
+from __future__ import annotations
+
+
+class DsrMailbotError(Exception):
+    """Base class of every error dsr-mailbot raises on purpose."""
+
+    temporary: bool = False
+
+
+class ConfigError(DsrMailbotError):
+    """Raised when the configuration is missing, malformed or names a wrong key."""
+
+
+class TemplateError(DsrMailbotError):
+    """Raised when a reply template is missing or fails to render."""
+
+
+class StoreError(DsrMailbotError):
+    """Raised when a database operation fails for a reason a retry will not fix."""
+
+
+class StoreUnavailable(StoreError):
+    """Raised when the database cannot be reached or is locked; retry later."""
+
+    temporary = True
+
+
+class SourceError(DsrMailbotError):
+    """Raised when the mailbox refuses an operation (bad login, no such folder)."""
+
+
+class SourceUnavailable(SourceError):
+    """Raised when the mailbox cannot be reached or the connection drops; retry later."""
+
+    temporary = True
+
+
+class SendError(DsrMailbotError):
+    """Raised when the SMTP server permanently refuses a reply."""
+
+
+class SendUnavailable(SendError):
+    """Raised when the SMTP server is unreachable or answers 4xx; the reply stays queued."""
+
+    temporary = True

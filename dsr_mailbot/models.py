@@ -1,0 +1,160 @@
+"""The tables of the store (SQLModel).
+
+- ``users``: the personal data the operator holds (policy §3 and §4.1) and
+  the consent state.  This is the only table meant to hold personal data
+  beyond what an open request needs to be answered.
+- ``requests``: one row per inbound request message, with its lifecycle
+  ``state``.  States are stored so that a request can wait (for a
+  confirmation, for review) across runs and restarts.
+- ``audit_events``: what was done, when and why, linked to a person only
+  through ``subject_ref``, a keyed hash of their address.  No addresses,
+  names or phone numbers: the ``detail`` JSON holds field *names*, kinds and
+  outcomes, never values.
+- ``outbox``: replies written in the same transaction as the change they
+  report, sent afterwards, so a failed send is retried and never lost.
+- ``mailbox_cursors``: per watched mailbox, its UIDVALIDITY and the last
+  UID scanned.
+
+Times are stored as UTC and always returned timezone-aware.
+"""
+
+# No `from __future__ import annotations` here: SQLModel reads the
+# annotations at class creation time.
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, LargeBinary, TypeDecorator
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as naive UTC and read back as aware UTC, on every backend."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class RequestKind(enum.StrEnum):
+    UPDATE = "update"
+    WITHDRAW = "withdraw"
+    OPTOUT = "optout"
+
+
+class RequestState(enum.StrEnum):
+    RECEIVED = "received"
+    AWAITING_CONFIRMATION = "awaiting_confirmation"
+    REVIEW = "review"
+    COMPLETED = "completed"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    IGNORED = "ignored"
+
+
+FINAL_STATES = frozenset(
+    {RequestState.COMPLETED, RequestState.REJECTED, RequestState.EXPIRED, RequestState.IGNORED}
+)
+
+
+class OutboxState(enum.StrEnum):
+    QUEUED = "queued"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(index=True, unique=True, max_length=320)
+    phone: str | None = Field(default=None, max_length=32)
+    surname: str | None = Field(default=None, max_length=100)
+    first_name: str | None = Field(default=None, max_length=100)
+    patronymic: str | None = Field(default=None, max_length=100)
+    processing_consent: bool = True
+    marketing_consent: bool = False
+    consent_withdrawn_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    marketing_opted_out_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    erasure_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Request(SQLModel, table=True):
+    __tablename__ = "requests"
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(index=True, unique=True, max_length=998)
+    source: str = Field(max_length=500)
+    uidvalidity: int
+    uid: int
+    kind: str = Field(max_length=20)
+    state: str = Field(index=True, max_length=30)
+    outcome: str | None = Field(default=None, max_length=50)
+    reason: str | None = Field(default=None, max_length=500)
+    language: str = Field(max_length=5)
+    received_at: datetime = Field(sa_type=UTCDateTime)
+    due_at: datetime = Field(sa_type=UTCDateTime)
+    completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    archived_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    user_id: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    subject_ref: str = Field(max_length=64, index=True)
+    # The address a pending request answers to.  Operational, not audit data:
+    # it is what lets a request wait (for confirmation or review) and still be
+    # answered; erasure clears it with the rest of the person's data.
+    reply_address: str | None = Field(default=None, max_length=320)
+
+
+class AuditEvent(SQLModel, table=True):
+    __tablename__ = "audit_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    request_id: int | None = Field(default=None, index=True)
+    subject_ref: str | None = Field(default=None, max_length=64, index=True)
+    event: str = Field(max_length=50)
+    actor: str = Field(default="bot", max_length=100)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+
+
+class OutboxMessage(SQLModel, table=True):
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int | None = Field(default=None, foreign_key="requests.id", index=True)
+    purpose: str = Field(max_length=50)
+    message_id: str = Field(unique=True, max_length=255)
+    recipient: str = Field(max_length=320)
+    data: bytes = Field(sa_type=LargeBinary)
+    state: str = Field(default=OutboxState.QUEUED, index=True, max_length=20)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, max_length=500)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class MailboxCursor(SQLModel, table=True):
+    __tablename__ = "mailbox_cursors"
+
+    source: str = Field(primary_key=True, max_length=500)
+    uidvalidity: int
+    last_uid: int = 0
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,0 +1,181 @@
+"""Stage 6b: sending the outbox — over SMTP, or into a folder of .eml files.
+
+Replies are never sent straight from the pipeline: they are written to the
+``outbox`` table in the transaction that applies the change, and this
+module sends what is queued.  A reply is marked sent only after the server
+accepted it, in its own transaction.  A crash between the two re-sends the
+same bytes — the same Message-ID — on the next run: the one at-least-once
+window, which receiving systems can deduplicate (see the README).
+
+An SMTP 4xx answer or an unreachable server leaves the reply queued
+(:class:`~dsr_mailbot.errors.SendUnavailable`); a 5xx refusal of the
+recipient marks it ``failed`` with the SMTP code and stops retrying.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from dsr_mailbot.config import SmtpConfig
+from dsr_mailbot.errors import ConfigError, SendError, SendUnavailable
+from dsr_mailbot.models import OutboxMessage, OutboxState, utcnow
+from dsr_mailbot.store import Store, queued_outbox, record_event
+
+
+class Transport(Protocol):
+    def send(self, envelope_from: str, recipient: str, data: bytes) -> None:
+        """Hand one message over; raise SendUnavailable (retry) or SendError (give up)."""
+
+    def close(self) -> None:
+        """Release the connection, if any; never raises."""
+
+
+class SmtpTransport:
+    """One SMTP connection, opened on first use and reused for the rest of a drain."""
+
+    def __init__(self, config: SmtpConfig) -> None:
+        self.config = config
+        self.conn: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        cfg = self.config
+        try:
+            conn: smtplib.SMTP
+            if cfg.security == "ssl":
+                conn = smtplib.SMTP_SSL(
+                    cfg.host, cfg.port, timeout=cfg.timeout_seconds,
+                    context=ssl.create_default_context(),
+                )
+            else:
+                conn = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout_seconds)
+                if cfg.security == "starttls":
+                    conn.starttls(context=ssl.create_default_context())
+            if cfg.username and cfg.password:
+                conn.login(cfg.username, cfg.password)
+        except smtplib.SMTPAuthenticationError as exc:
+            # Not the message's fault: every reply would fail the same way until the config is fixed.
+            raise ConfigError(f"[smtp] username/password: login refused ({exc.smtp_code})") from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            raise SendUnavailable(f"SMTP connect: {type(exc).__name__}") from exc
+        return conn
+
+    def send(self, envelope_from: str, recipient: str, data: bytes) -> None:
+        if self.conn is None:
+            self.conn = self._connect()
+        try:
+            self.conn.sendmail(envelope_from, [recipient], data)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code = next(iter(exc.recipients.values()))[0]
+            if 400 <= code < 500:
+                raise SendUnavailable(f"SMTP recipient deferred ({code})") from exc
+            raise SendError(f"SMTP recipient refused ({code})") from exc
+        except smtplib.SMTPResponseException as exc:
+            self.close()
+            if 400 <= exc.smtp_code < 500:
+                raise SendUnavailable(f"SMTP deferred ({exc.smtp_code})") from exc
+            raise SendError(f"SMTP refused ({exc.smtp_code})") from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            self.close()
+            raise SendUnavailable(f"SMTP send: {type(exc).__name__}") from exc
+
+    def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is None:
+            return
+        try:
+            conn.quit()
+        except Exception:  # the connection may already be gone; nothing left to release
+            conn.close()
+
+
+class FileTransport:
+    """Writes each message as ``<directory>/<n>-<message-id>.eml`` (no SMTP configured)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def send(self, envelope_from: str, recipient: str, data: bytes) -> None:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            name = _file_name(data)
+            tmp = self.directory / f".{name}.tmp"
+            tmp.write_bytes(data)
+            tmp.replace(self.directory / name)
+        except OSError as exc:
+            raise SendUnavailable(f"cannot write to outbox directory ({exc.strerror})") from exc
+
+    def close(self) -> None:
+        return None
+
+
+def _file_name(data: bytes) -> str:
+    for line in data.split(b"\r\n"):
+        if line.lower().startswith(b"message-id:"):
+            mid = line.split(b":", 1)[1].strip().strip(b"<>").decode("ascii", "replace")
+            return "".join(c if c.isalnum() or c in ".-_@" else "_" for c in mid) + ".eml"
+        if not line:
+            break
+    return f"{utcnow().strftime('%Y%m%dT%H%M%S%f')}.eml"
+
+
+@dataclass
+class DrainResult:
+    sent: int = 0
+    failed: int = 0
+    unavailable: str | None = None  # why sending stopped early, if it did
+
+
+def drain_outbox(store: Store, transport: Transport, envelope_from: str, batch: int = 100) -> DrainResult:
+    """Send queued replies until none is left or the server stops taking them."""
+    result = DrainResult()
+    try:
+        while True:
+            with store.transaction() as session:
+                rows = list(queued_outbox(session, limit=batch))
+            if not rows:
+                return result
+            for row in rows:
+                if not _send_one(store, transport, envelope_from, row, result):
+                    return result
+    finally:
+        transport.close()
+
+
+def _send_one(
+    store: Store, transport: Transport, envelope_from: str, row: OutboxMessage, result: DrainResult
+) -> bool:
+    try:
+        transport.send(envelope_from, row.recipient, row.data)
+    except SendUnavailable as exc:
+        with store.transaction() as session:
+            fresh = session.get(OutboxMessage, row.id)
+            if fresh is not None:
+                fresh.attempts += 1
+                fresh.last_error = str(exc)[:500]
+        result.unavailable = str(exc)
+        return False
+    except SendError as exc:
+        with store.transaction() as session:
+            fresh = session.get(OutboxMessage, row.id)
+            if fresh is not None:
+                fresh.attempts += 1
+                fresh.state = OutboxState.FAILED
+                fresh.last_error = str(exc)[:500]
+                record_event(session, "reply_failed", request_id=fresh.request_id,
+                             purpose=fresh.purpose, error=str(exc)[:200])
+        result.failed += 1
+        return True
+    with store.transaction() as session:
+        fresh = session.get(OutboxMessage, row.id)
+        if fresh is not None:
+            fresh.state = OutboxState.SENT
+            fresh.attempts += 1
+            fresh.sent_at = utcnow()
+            fresh.last_error = None
+            record_event(session, "reply_sent", request_id=fresh.request_id, purpose=fresh.purpose)
+    result.sent += 1
+    return True

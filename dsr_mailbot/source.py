@@ -1,0 +1,71 @@
+"""Stage 1: where messages come from — the mailbox interface, and a factory for it.
+
+A :class:`MailSource` is a mailbox the bot may read without changing and
+from which it moves only request messages.  Two implementations:
+
+- :class:`~dsr_mailbot.source_imap.ImapSource`, the support mailbox over IMAP;
+- :class:`~dsr_mailbot.source_maildir.MaildirSource`, a local Maildir (the
+  demo, and operators whose MTA delivers to disk).
+
+Both give messages IMAP-style identities, (UIDVALIDITY, UID): UIDs only
+grow, and a new UIDVALIDITY means old UIDs mean nothing any more.  Reading
+never sets \\Seen (IMAP ``BODY.PEEK``; Maildir files are only opened).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from dsr_mailbot.config import Config
+
+
+@dataclass(frozen=True)
+class HeaderRecord:
+    """A message seen by the scanner: its UID, header block, size and arrival time."""
+
+    uid: int
+    header: bytes
+    size: int
+    internaldate: datetime | None
+
+
+@dataclass(frozen=True)
+class FetchedMessage:
+    uid: int
+    data: bytes
+    truncated: bool
+
+
+class MailSource(Protocol):
+    def open(self) -> int:
+        """Connect and select the watched folder; return its UIDVALIDITY."""
+
+    def scan(self, after_uid: int, batch_size: int) -> Iterator[list[HeaderRecord]]:
+        """Header records of messages with UID > ``after_uid``, in UID order, in batches."""
+
+    def fetch(self, uid: int, max_bytes: int) -> FetchedMessage | None:
+        """The whole message (at most ``max_bytes`` of it), or None when it is gone."""
+
+    def archive(self, uids: Sequence[int]) -> None:
+        """Move these messages to the processed folder (creating it when missing)."""
+
+    def find_by_message_id(self, message_id: str) -> list[int]:
+        """UIDs of messages in the watched folder with this Message-ID."""
+
+    def close(self) -> None:
+        """Disconnect; never raises."""
+
+
+def open_source(config: Config) -> MailSource:
+    """The mailbox the configuration names (not yet opened)."""
+    if config.imap is not None:
+        from dsr_mailbot.source_imap import ImapSource
+
+        return ImapSource(config.imap)
+    assert config.maildir is not None
+    from dsr_mailbot.source_maildir import MaildirSource
+
+    return MaildirSource(config.maildir)

@@ -1,0 +1,174 @@
+"""The support mailbox over IMAP (imapclient).
+
+What this adapter promises the shared mailbox:
+
+- scanning uses EXAMINE (read-only) and ``BODY.PEEK[HEADER]``: no flag of
+  any message changes, not even \\Recent;
+- whole bodies are fetched (``BODY.PEEK[]``, capped at ``max_bytes``) only
+  for messages the caller has recognised as requests;
+- only request messages are moved: with MOVE (RFC 6851) when offered,
+  otherwise COPY, then \\Deleted and ``UID EXPUNGE`` of exactly those UIDs
+  (UIDPLUS).  Without UIDPLUS the copy is left flagged \\Deleted rather than
+  issuing a plain EXPUNGE, which would remove other people's deleted mail.
+
+Every socket has a timeout (library-notes 1.3).  Library and socket errors
+become :class:`SourceUnavailable` (may pass) or :class:`SourceError`.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import ssl
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from imapclient import IMAPClient, SocketTimeout
+from imapclient.exceptions import IMAPClientError, LoginError
+
+from dsr_mailbot.config import ImapConfig
+from dsr_mailbot.errors import SourceError, SourceUnavailable
+from dsr_mailbot.source import FetchedMessage, HeaderRecord
+
+CONNECT_TIMEOUT_SECONDS = 15
+
+
+@contextmanager
+def _translated(operation: str) -> Iterator[None]:
+    try:
+        yield
+    except LoginError as exc:
+        raise SourceError(f"IMAP {operation}: login refused") from exc
+    except imaplib.IMAP4.abort as exc:
+        raise SourceUnavailable(f"IMAP {operation}: connection lost") from exc
+    except (IMAPClientError, imaplib.IMAP4.error) as exc:
+        raise SourceError(f"IMAP {operation}: server said no ({_short(exc)})") from exc
+    except (OSError, EOFError) as exc:
+        raise SourceUnavailable(f"IMAP {operation}: {type(exc).__name__}") from exc
+
+
+def _short(exc: Exception) -> str:
+    # Server answers name folders and commands, not people; still, keep it short.
+    return str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+
+
+class ImapSource:
+    def __init__(self, config: ImapConfig) -> None:
+        self.config = config
+        self.client: Any = None
+        self.read_write = False
+
+    def open(self) -> int:
+        cfg = self.config
+        with _translated("connect"):
+            client = IMAPClient(
+                cfg.host,
+                port=cfg.port,
+                ssl=cfg.security == "ssl",
+                ssl_context=ssl.create_default_context() if cfg.security == "ssl" else None,
+                timeout=SocketTimeout(connect=CONNECT_TIMEOUT_SECONDS, read=cfg.timeout_seconds),
+            )
+            client.normalise_times = False
+            self.client = client
+            if cfg.security == "starttls":
+                client.starttls(ssl.create_default_context())
+            client.login(cfg.username, cfg.password)
+        return self._select(read_write=False)
+
+    def _select(self, read_write: bool) -> int:
+        with _translated("select"):
+            info = self.client.select_folder(self.config.folder, readonly=not read_write)
+        self.read_write = read_write
+        return int(info[b"UIDVALIDITY"])
+
+    def scan(self, after_uid: int, batch_size: int) -> Iterator[list[HeaderRecord]]:
+        with _translated("search"):
+            uids = sorted(u for u in self.client.search(["UID", f"{after_uid + 1}:*"]) if u > after_uid)
+        for start in range(0, len(uids), batch_size):
+            batch = uids[start : start + batch_size]
+            with _translated("fetch headers"):
+                response = self.client.fetch(batch, ["BODY.PEEK[HEADER]", "RFC822.SIZE", "INTERNALDATE"])
+            records = []
+            for uid in batch:
+                item = response.get(uid)
+                if item is None:  # expunged meanwhile
+                    continue
+                records.append(
+                    HeaderRecord(
+                        uid=uid,
+                        header=item.get(b"BODY[HEADER]", b""),
+                        size=int(item.get(b"RFC822.SIZE", 0)),
+                        internaldate=_aware(item.get(b"INTERNALDATE")),
+                    )
+                )
+            yield records
+
+    def fetch(self, uid: int, max_bytes: int) -> FetchedMessage | None:
+        with _translated("fetch size"):
+            sized = self.client.fetch([uid], ["RFC822.SIZE"]).get(uid)
+        if sized is None:
+            return None
+        size = int(sized.get(b"RFC822.SIZE", 0))
+        truncated = size > max_bytes
+        # A partial fetch bounds memory for huge attachments; the text part comes first in practice.
+        item_name = f"BODY.PEEK[]<0.{max_bytes}>" if truncated else "BODY.PEEK[]"
+        with _translated("fetch body"):
+            item = self.client.fetch([uid], [item_name]).get(uid)
+        if item is None:
+            return None
+        data = next((v for k, v in item.items() if k.startswith(b"BODY[")), b"")
+        return FetchedMessage(uid=uid, data=data or b"", truncated=truncated)
+
+    def _ensure_folder(self, folder: str) -> None:
+        with _translated("create folder"):
+            if not self.client.folder_exists(folder):
+                try:
+                    self.client.create_folder(folder)
+                except IMAPClientError:
+                    # Another worker may have created it since we looked.
+                    if not self.client.folder_exists(folder):
+                        raise
+                try:
+                    self.client.subscribe_folder(folder)
+                except IMAPClientError:
+                    pass  # subscription is a courtesy to mail clients, not needed by the bot
+
+    def archive(self, uids: Sequence[int]) -> None:
+        if not uids:
+            return
+        target = self.config.processed_folder
+        self._ensure_folder(target)
+        if not self.read_write:
+            self._select(read_write=True)
+        with _translated("move"):
+            if self.client.has_capability("MOVE"):
+                self.client.move(list(uids), target)
+                return
+            self.client.copy(list(uids), target)
+            self.client.add_flags(list(uids), [b"\\Deleted"], silent=True)
+            if self.client.has_capability("UIDPLUS"):
+                self.client.uid_expunge(list(uids))
+
+    def find_by_message_id(self, message_id: str) -> list[int]:
+        with _translated("search"):
+            return sorted(self.client.search(["HEADER", "Message-ID", message_id]))
+
+    def close(self) -> None:
+        client, self.client = self.client, None
+        if client is None:
+            return
+        try:
+            client.logout()
+        except Exception:  # closing a dead connection must not mask the error that killed it
+            try:
+                client.shutdown()
+            except Exception:
+                pass
+
+
+def _aware(value: object) -> datetime | None:
+    if not isinstance(value, datetime):
+        return None
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+

@@ -1,0 +1,155 @@
+"""A local Maildir as the watched mailbox (the demo; also MTAs that deliver to disk).
+
+Maildir has no UIDs, so this adapter keeps them the way Dovecot does: a
+small list file in the Maildir's root (``dsr-mailbot-uidlist``) maps each
+message's unique file-name base to a UID, assigned in order of arrival and
+never reused; its UIDVALIDITY is fixed when the list is first created.
+The messages themselves are only opened for reading: a non-request message
+is never renamed (not even from ``new/`` to ``cur/``), so its flags stay as
+they were.  Request messages are moved into the Maildir++ subfolder
+``.<processed_folder>``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from dsr_mailbot.config import MaildirConfig
+from dsr_mailbot.errors import SourceError, SourceUnavailable
+from dsr_mailbot.parse import header_block, parse_headers
+from dsr_mailbot.source import FetchedMessage, HeaderRecord
+
+UIDLIST_NAME = "dsr-mailbot-uidlist"
+_HEADER_LIMIT = 1024 * 1024
+
+
+def _key(filename: str) -> str:
+    return filename.split(":", 1)[0]
+
+
+def ensure_maildir(path: Path) -> None:
+    for sub in ("new", "cur", "tmp"):
+        (path / sub).mkdir(parents=True, exist_ok=True)
+
+
+class MaildirSource:
+    def __init__(self, config: MaildirConfig) -> None:
+        self.config = config
+        self.root = config.path
+        self.uidvalidity = 0
+        self.next_uid = 1
+        self.uids: dict[str, int] = {}
+        self.paths: dict[int, Path] = {}
+
+    def open(self) -> int:
+        if not (self.root / "cur").is_dir() or not (self.root / "new").is_dir():
+            raise SourceError(f"Maildir {self.root}: not a Maildir (no cur/ and new/)")
+        list_path = self.root / UIDLIST_NAME
+        try:
+            state = json.loads(list_path.read_text(encoding="utf-8"))
+            self.uidvalidity = int(state["uidvalidity"])
+            self.next_uid = int(state["next_uid"])
+            self.uids = {str(k): int(v) for k, v in state["uids"].items()}
+        except FileNotFoundError:
+            self.uidvalidity = int(time.time())
+            self.next_uid, self.uids = 1, {}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SourceError(f"Maildir {self.root}: {UIDLIST_NAME} is damaged") from exc
+        except OSError as exc:
+            raise SourceUnavailable(f"Maildir {self.root}: {exc.strerror}") from exc
+        self._refresh()
+        return self.uidvalidity
+
+    def _refresh(self) -> None:
+        found: list[tuple[float, str, Path]] = []
+        for sub in ("new", "cur"):
+            try:
+                entries = list(os.scandir(self.root / sub))
+            except OSError as exc:
+                raise SourceUnavailable(f"Maildir {self.root}: {exc.strerror}") from exc
+            for entry in entries:
+                if entry.is_file() and not entry.name.startswith("."):
+                    found.append((entry.stat().st_mtime, entry.name, Path(entry.path)))
+        changed = False
+        self.paths = {}
+        for _mtime, name, path in sorted(found):
+            key = _key(name)
+            if key not in self.uids:
+                self.uids[key] = self.next_uid
+                self.next_uid += 1
+                changed = True
+            self.paths[self.uids[key]] = path
+        if changed or not (self.root / UIDLIST_NAME).exists():
+            self._save()
+
+    def _save(self) -> None:
+        state = {"uidvalidity": self.uidvalidity, "next_uid": self.next_uid, "uids": self.uids}
+        tmp = self.root / f".{UIDLIST_NAME}.tmp"
+        tmp.write_text(json.dumps(state), encoding="utf-8")
+        tmp.replace(self.root / UIDLIST_NAME)
+
+    def scan(self, after_uid: int, batch_size: int) -> Iterator[list[HeaderRecord]]:
+        uids = sorted(uid for uid in self.paths if uid > after_uid)
+        for start in range(0, len(uids), batch_size):
+            records = []
+            for uid in uids[start : start + batch_size]:
+                path = self.paths[uid]
+                try:
+                    with path.open("rb") as handle:
+                        header = header_block(handle.read(_HEADER_LIMIT))
+                    stat = path.stat()
+                except FileNotFoundError:
+                    continue
+                records.append(
+                    HeaderRecord(
+                        uid=uid,
+                        header=header,
+                        size=stat.st_size,
+                        internaldate=datetime.fromtimestamp(stat.st_mtime, UTC),
+                    )
+                )
+            yield records
+
+    def fetch(self, uid: int, max_bytes: int) -> FetchedMessage | None:
+        path = self.paths.get(uid)
+        if path is None:
+            return None
+        try:
+            with path.open("rb") as handle:
+                data = handle.read(max_bytes + 1)
+        except FileNotFoundError:
+            return None
+        return FetchedMessage(uid=uid, data=data[:max_bytes], truncated=len(data) > max_bytes)
+
+    def archive(self, uids: Sequence[int]) -> None:
+        folder = self.root / f".{self.config.processed_folder}"
+        ensure_maildir(folder)
+        (folder / "maildirfolder").touch()
+        for uid in uids:
+            path = self.paths.get(uid)
+            if path is None or not path.exists():
+                continue
+            name = path.name if ":" in path.name else f"{path.name}:2,"
+            path.replace(folder / "cur" / name)
+            del self.paths[uid]
+
+    def find_by_message_id(self, message_id: str) -> list[int]:
+        found = []
+        for uid, path in self.paths.items():
+            try:
+                with path.open("rb") as handle:
+                    headers = parse_headers(handle.read(_HEADER_LIMIT))
+            except FileNotFoundError:
+                continue
+            if headers.message_id == message_id:
+                found.append(uid)
+        return sorted(found)
+
+    def close(self) -> None:
+        self.paths = {}
+

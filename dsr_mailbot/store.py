@@ -1,0 +1,202 @@
+"""The database edge: engine set-up, transactions, and the queries the pipeline needs.
+
+SQLite (the default) is set up the way its documentation recommends for a
+small service: WAL, a busy timeout, ``secure_delete`` (erased rows are
+overwritten, not left in free pages), foreign keys on, and every transaction
+opened with ``BEGIN IMMEDIATE`` so that a read-then-write transaction takes
+the write lock up front instead of failing half-way with "database is
+locked".  PostgreSQL is reached through psycopg 3; a plain
+``postgresql://`` URL is read as ``postgresql+psycopg://``.
+
+Database failures are translated here into
+:class:`~dsr_mailbot.errors.StoreUnavailable` (may pass: connection refused,
+lock timeout) or :class:`~dsr_mailbot.errors.StoreError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, event, inspect
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlmodel import Session, SQLModel, create_engine, select
+
+from dsr_mailbot.errors import ConfigError, StoreError, StoreUnavailable
+from dsr_mailbot.models import (
+    AuditEvent,
+    MailboxCursor,
+    OutboxMessage,
+    OutboxState,
+    Request,
+    User,
+    utcnow,
+)
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def normalise_url(url: str) -> str:
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+    if url.startswith("postgresql"):
+        return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+    raise ConfigError(f"[database] url: unsupported database (use sqlite:/// or postgresql://), got scheme {url.split(':', 1)[0]!r}")
+
+
+def _sqlite_on_connect(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
+    # Let SQLAlchemy's "begin" event emit BEGIN IMMEDIATE instead of pysqlite's deferred BEGIN.
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA secure_delete=ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _translate(exc: Exception) -> StoreError:
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError) or (
+        isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+    ):
+        # The DBAPI text can quote SQL parameters (personal data); keep only the class.
+        return StoreUnavailable(f"database unavailable ({type(exc.orig or exc).__name__})")
+    if isinstance(exc, sa_exc.DBAPIError):
+        return StoreError(f"database error ({type(exc.orig or exc).__name__})")
+    return StoreError(f"database error ({type(exc).__name__})")
+
+
+class Store:
+    """Owns the engine; hands out sessions, each one transaction."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalise_url(url)
+        self.engine = make_engine(self.url)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def init_schema(self) -> None:
+        try:
+            SQLModel.metadata.create_all(self.engine)
+        except sa_exc.SQLAlchemyError as exc:
+            raise _translate(exc) from exc
+
+    def check_schema(self) -> None:
+        """Fail with a clear message when ``db init`` has not been run on this database."""
+        try:
+            present = set(inspect(self.engine).get_table_names())
+        except sa_exc.SQLAlchemyError as exc:
+            raise _translate(exc) from exc
+        missing = sorted(set(SQLModel.metadata.tables) - present)
+        if missing:
+            raise ConfigError(
+                f"[database] url: tables missing ({', '.join(missing)}); run 'dsr-mailbot db init'"
+            )
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work: commits on success, rolls back on any exception."""
+        try:
+            with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                yield session
+        except sa_exc.SQLAlchemyError as exc:
+            raise _translate(exc) from exc
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+# Queries.  Each takes the session of the caller's transaction.
+
+
+def find_user_by_email(session: Session, email: str) -> User | None:
+    return session.exec(select(User).where(User.email == email.strip().lower())).first()
+
+
+def find_request_by_message_id(session: Session, message_id: str) -> Request | None:
+    return session.exec(select(Request).where(Request.message_id == message_id)).first()
+
+
+def requests_awaiting_archive(session: Session, source: str) -> Sequence[Request]:
+    return session.exec(
+        select(Request)
+        .where(Request.source == source, Request.archived_at.is_(None))  # type: ignore[union-attr]
+        .order_by(Request.id)  # type: ignore[arg-type]
+    ).all()
+
+
+def all_requests(session: Session) -> Sequence[Request]:
+    return session.exec(select(Request).order_by(Request.id)).all()  # type: ignore[arg-type]
+
+
+def all_users(session: Session) -> Sequence[User]:
+    return session.exec(select(User).order_by(User.id)).all()  # type: ignore[arg-type]
+
+
+def queued_outbox(session: Session, limit: int = 100) -> Sequence[OutboxMessage]:
+    return session.exec(
+        select(OutboxMessage)
+        .where(OutboxMessage.state == OutboxState.QUEUED)
+        .order_by(OutboxMessage.id)  # type: ignore[arg-type]
+        .limit(limit)
+    ).all()
+
+
+def get_cursor(session: Session, source: str) -> MailboxCursor | None:
+    return session.get(MailboxCursor, source)
+
+
+def save_cursor(session: Session, source: str, uidvalidity: int, last_uid: int) -> None:
+    cursor = session.get(MailboxCursor, source)
+    if cursor is None:
+        cursor = MailboxCursor(source=source, uidvalidity=uidvalidity, last_uid=last_uid)
+    else:
+        cursor.uidvalidity = uidvalidity
+        cursor.last_uid = last_uid
+        cursor.updated_at = utcnow()
+    session.add(cursor)
+
+
+def record_event(
+    session: Session,
+    event_name: str,
+    *,
+    request_id: int | None = None,
+    subject_ref: str | None = None,
+    actor: str = "bot",
+    at: datetime | None = None,
+    **detail: Any,
+) -> None:
+    """Append an audit event.  ``detail`` must hold no personal data: names of fields, kinds, reasons."""
+    session.add(
+        AuditEvent(
+            at=at or utcnow(),
+            request_id=request_id,
+            subject_ref=subject_ref,
+            event=event_name,
+            actor=actor,
+            detail=detail,
+        )
+    )

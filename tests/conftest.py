@@ -1,0 +1,132 @@
+"""Fixtures: real servers, fresh databases, and the shared corpora.
+
+A test that needs a server it cannot find is skipped on a developer's
+machine with the reason, and *fails* under ``CI=true``: CI must never pass
+by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlmodel import SQLModel
+
+from tests.harness import Bot
+from tests.servers import Dovecot, ImapAccount, SmtpServer, dovecot_binary
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+PG_ADMIN_URLS = (
+    "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+    "postgresql+psycopg://root@127.0.0.1:5432/test",
+)
+
+
+def need(reason: str) -> None:
+    """Skip locally, fail loudly in CI."""
+    if IN_CI:
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        need(f"{SHARED} (the shared corpora) is not present")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[Dovecot]:
+    binary = dovecot_binary()
+    if binary is None:
+        need("dovecot is not installed (apt-get install dovecot-imapd)")
+    if os.geteuid() != 0:
+        need("the private Dovecot runs as root (mail_uid=mail)")
+    assert binary is not None
+    server = Dovecot(binary)
+    server.start()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
+def imap_account(dovecot: Dovecot) -> ImapAccount:
+    return dovecot.new_account()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run, dropped at the end."""
+    admin = None
+    for url in PG_ADMIN_URLS:
+        engine = create_engine(url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            admin = engine
+            admin_url = url
+            break
+        except Exception:
+            engine.dispose()
+    if admin is None:
+        need("PostgreSQL is not reachable at 127.0.0.1:5432")
+    assert admin is not None
+    name = f"dsr_test_{os.getpid()}_{secrets.token_hex(4)}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _fresh_tables(url: str) -> None:
+    engine = create_engine(url)
+    SQLModel.metadata.drop_all(engine)
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each store test runs on SQLite and on PostgreSQL, with empty tables."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    url: str = request.getfixturevalue("pg_database")
+    _fresh_tables(url)
+    return url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+@pytest.fixture
+def bot(tmp_path: Path, imap_account: ImapAccount, smtp_server: SmtpServer, sqlite_url: str) -> Iterator[Bot]:
+    """The bot configured against a fresh mailbox, the SMTP server and SQLite."""
+    harness = Bot(tmp_path, imap_account, smtp_server, sqlite_url)
+    yield harness
+    harness.close()
+
+
+@pytest.fixture
+def bot_any_db(tmp_path: Path, imap_account: ImapAccount, smtp_server: SmtpServer, db_url: str) -> Iterator[Bot]:
+    """As ``bot``, once on SQLite and once on PostgreSQL."""
+    harness = Bot(tmp_path, imap_account, smtp_server, db_url)
+    yield harness
+    harness.close()

@@ -1,0 +1,155 @@
+"""The bot, wired to real servers, with the helpers the end-to-end tests read like specifications with."""
+
+from __future__ import annotations
+
+import email
+import subprocess
+import sys
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.policy import default as default_policy
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from typing import Any, cast
+
+from sqlmodel import select
+
+from dsr_mailbot.app import run_once_from_config
+from dsr_mailbot.config import Config, load_config
+from dsr_mailbot.models import AuditEvent, OutboxMessage, Request, User, utcnow
+from dsr_mailbot.pipeline import RunReport
+from dsr_mailbot.store import Store
+from tests.servers import ImapAccount, SmtpServer
+
+REPO = Path(__file__).resolve().parents[1]
+PROCESSED = "DSR-Processed"
+
+
+def mail(
+    sender: str,
+    subject: str,
+    body: str = "",
+    *,
+    html: str | None = None,
+    message_id: str | None = None,
+    to: str = "support@smarthings.kz",
+    headers: dict[str, str] | None = None,
+) -> bytes:
+    """A well-formed message; non-ASCII headers come out RFC 2047-encoded, as mail clients send them."""
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(utcnow())
+    msg["Message-ID"] = message_id or make_msgid(domain="client.example")
+    for name, value in (headers or {}).items():
+        msg[name] = value
+    if html is not None and not body:
+        msg.set_content(html, subtype="html")
+    else:
+        msg.set_content(body)
+        if html is not None:
+            msg.add_alternative(html, subtype="html")
+    return msg.as_bytes()
+
+
+def message_id_of(data: bytes) -> str:
+    return str(email.message_from_bytes(data, policy=default_policy)["Message-ID"]).strip()
+
+
+class Bot:
+    def __init__(self, tmp_path: Path, account: ImapAccount, smtp: SmtpServer, db_url: str) -> None:
+        self.dir = tmp_path / "bot"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.account = account
+        self.smtp = smtp
+        self.db_url = db_url
+        self.config_path = self.dir / "config.toml"
+        self.write_config()
+        self.store = Store(db_url)
+        self.store.init_schema()
+
+    def write_config(self, extra: str = "", smtp_port: int | None = None) -> None:
+        self.config_path.write_text(
+            f"""
+[imap]
+host = "127.0.0.1"
+port = {self.account.port}
+security = "none"
+username = "{self.account.username}"
+password = "{self.account.password}"
+folder = "INBOX"
+processed_folder = "{PROCESSED}"
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port or self.smtp.port}
+security = "none"
+from_address = "support@smarthings.kz"
+
+[database]
+url = "{self.db_url}"
+
+[policy]
+default_language = "ru"
+erasure_delay_days = 30
+{extra}
+""",
+            encoding="utf-8",
+        )
+
+    @property
+    def config(self) -> Config:
+        return load_config(self.config_path)
+
+    def run(self) -> RunReport:
+        return run_once_from_config(self.config, self.store)
+
+    def cli(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "dsr_mailbot", "-c", str(self.config_path), *args],
+            capture_output=True, text=True, cwd=self.dir, env=env, timeout=120, check=False,
+        )
+
+    def add_user(self, email_address: str, **fields: Any) -> int:
+        fields.setdefault("marketing_consent", True)
+        with self.store.transaction() as session:
+            user = User(email=email_address.lower(), **fields)
+            session.add(user)
+            session.flush()
+            assert user.id is not None
+            return user.id
+
+    def user(self, email_address: str) -> User | None:
+        with self.store.transaction() as session:
+            return session.exec(select(User).where(User.email == email_address.lower())).first()
+
+    def requests(self) -> list[Request]:
+        with self.store.transaction() as session:
+            return list(session.exec(select(Request).order_by(Request.id)))  # type: ignore[arg-type]
+
+    def events(self) -> list[AuditEvent]:
+        with self.store.transaction() as session:
+            return list(session.exec(select(AuditEvent).order_by(AuditEvent.id)))  # type: ignore[arg-type]
+
+    def outbox(self) -> list[OutboxMessage]:
+        with self.store.transaction() as session:
+            return list(session.exec(select(OutboxMessage).order_by(OutboxMessage.id)))  # type: ignore[arg-type]
+
+    def replies(self) -> list[EmailMessage]:
+        """Messages the SMTP server accepted, parsed."""
+        return [
+            cast(EmailMessage, email.message_from_bytes(m.data, policy=default_policy))
+            for m in self.smtp.messages
+        ]
+
+    def reply_text(self, reply: EmailMessage) -> str:
+        part = reply.get_body(("plain",))
+        assert part is not None
+        return cast(str, cast(EmailMessage, part).get_content()).replace("\r\n", "\n")
+
+    def close(self) -> None:
+        self.store.dispose()
+
+
+__all__ = ["PROCESSED", "REPO", "Bot", "mail", "message_id_of"]

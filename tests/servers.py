@@ -1,0 +1,232 @@
+"""Real servers for the tests: a private Dovecot, an SMTP server (aiosmtpd), a fresh PostgreSQL database.
+
+Nothing here is a mock: the bot talks to these over TCP on 127.0.0.1 the
+way it talks to production servers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from imapclient import IMAPClient
+
+IMAP_PASSWORD = "test-password"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def dovecot_binary() -> str | None:
+    return shutil.which("dovecot") or (
+        "/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else None
+    )
+
+
+DOVECOT_CONF = """\
+listen = 127.0.0.1
+base_dir = {base}/run
+state_dir = {base}/state
+log_path = {base}/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+protocols = imap
+auth_mechanisms = plain login
+passdb {{
+  driver = static
+  args = password={password}
+}}
+userdb {{
+  driver = static
+  args = uid=mail gid=mail home={base}/mail/%u
+}}
+mail_location = maildir:{base}/mail/%u
+mail_uid = mail
+mail_gid = mail
+first_valid_uid = 8
+service imap-login {{
+  inet_listener imap {{
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+"""
+
+
+class Dovecot:
+    """A private Dovecot instance; every test gets its own account (mailbox) on it."""
+
+    def __init__(self, binary: str) -> None:
+        self.binary = binary
+        self.base = Path(tempfile.mkdtemp(prefix="dsr-dovecot-"))
+        self.base.chmod(0o755)
+        self.port = free_port()
+        self.conf = self.base / "dovecot.conf"
+
+    def start(self) -> None:
+        mail = self.base / "mail"
+        mail.mkdir(exist_ok=True)
+        entry = pwd.getpwnam("mail")
+        os.chown(mail, entry.pw_uid, entry.pw_gid)
+        # A static passdb takes any user name with the shared password, so each
+        # test gets a fresh, empty mailbox just by choosing a new name.
+        self.conf.write_text(
+            DOVECOT_CONF.format(base=self.base, port=self.port, password=IMAP_PASSWORD),
+            encoding="utf-8",
+        )
+        # Dovecot daemonises and its children inherit stdout/stderr: capture into a
+        # file, not a pipe, or waiting for the pipe to close waits for Dovecot to stop.
+        with (self.base / "start.log").open("wb") as out:
+            subprocess.run([self.binary, "-c", str(self.conf)], check=True,
+                           stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        if not wait_for_port(self.port):
+            log = (self.base / "dovecot.log").read_text(errors="replace") if (self.base / "dovecot.log").exists() else ""
+            raise RuntimeError(f"dovecot did not start on port {self.port}: {log[-2000:]}")
+
+    def stop(self) -> None:
+        pid_file = self.base / "run" / "master.pid"
+        if not pid_file.exists():
+            return
+        pid = int(pid_file.read_text().strip())
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, 15)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def new_account(self) -> ImapAccount:
+        return ImapAccount(port=self.port, username=f"u{secrets.token_hex(6)}", dovecot=self)
+
+
+@dataclass
+class Snapshot:
+    """What a folder holds: per Message-ID, the flags (without \\Recent) and the exact bytes."""
+
+    messages: dict[str, tuple[frozenset[bytes], bytes]]
+
+
+@dataclass
+class ImapAccount:
+    port: int
+    username: str
+    dovecot: Dovecot
+    password: str = IMAP_PASSWORD
+    host: str = "127.0.0.1"
+
+    @contextlib.contextmanager
+    def client(self) -> Iterator[Any]:
+        client = IMAPClient(self.host, port=self.port, ssl=False, timeout=10)
+        client.login(self.username, self.password)
+        try:
+            yield client
+        finally:
+            with contextlib.suppress(Exception):
+                client.logout()
+
+    def append(self, data: bytes, folder: str = "INBOX", flags: tuple[bytes, ...] = ()) -> int:
+        with self.client() as client:
+            if not client.folder_exists(folder):
+                client.create_folder(folder)
+            response = client.append(folder, data, flags=flags)
+        text = response.decode() if isinstance(response, bytes) else str(response)
+        return int(text.split("APPENDUID", 1)[1].split("]")[0].split()[1])
+
+    def folders(self) -> set[str]:
+        with self.client() as client:
+            return {name for _flags, _sep, name in client.list_folders()}
+
+    def snapshot(self, folder: str = "INBOX") -> dict[int, tuple[frozenset[bytes], bytes]]:
+        """Every message in ``folder``: UID → (flags without \\Recent, exact bytes), read with PEEK."""
+        with self.client() as client:
+            if not client.folder_exists(folder):
+                return {}
+            client.select_folder(folder, readonly=True)
+            uids = client.search(["ALL"])
+            if not uids:
+                return {}
+            fetched = client.fetch(uids, ["FLAGS", "BODY.PEEK[]"])
+        return {
+            uid: (frozenset(f for f in item[b"FLAGS"] if f != b"\\Recent"), item[b"BODY[]"])
+            for uid, item in fetched.items()
+        }
+
+    def uidvalidity(self, folder: str = "INBOX") -> int:
+        with self.client() as client:
+            return int(client.folder_status(folder, ["UIDVALIDITY"])[b"UIDVALIDITY"])
+
+
+@dataclass
+class ReceivedMail:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+
+@dataclass
+class RecordingHandler:
+    messages: list[ReceivedMail] = field(default_factory=list)
+    data_reply: str | None = None  # e.g. "451 try later" to defer every message
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.data_reply:
+            return self.data_reply
+        content = envelope.original_content or envelope.content
+        self.messages.append(ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos), bytes(content)))
+        return "250 Message accepted for delivery"
+
+
+class SmtpServer:
+    """An aiosmtpd server on a fixed free port, which tests can stop and start again."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.handler = RecordingHandler()
+        self.controller: Controller | None = None
+
+    @property
+    def messages(self) -> list[ReceivedMail]:
+        return self.handler.messages
+
+    def start(self) -> None:
+        if self.controller is None:
+            self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+            self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
