@@ -46,37 +46,37 @@ def _m(kind: RequestKind, language: Language, *phrases: str) -> list[Marker]:
     return [Marker(kind, language, p) for p in phrases]
 
 
-W, U, O = RequestKind.WITHDRAW, RequestKind.UPDATE, RequestKind.OPTOUT
+_W, _U, _O = RequestKind.WITHDRAW, RequestKind.UPDATE, RequestKind.OPTOUT
 
 MARKERS: tuple[Marker, ...] = tuple(
-    _m(W, "en",
+    _m(_W, "en",
        "withdrawal of consent to the processing of personal data",
        "withdrawal of consent to processing of personal data",
        "withdrawal of consent", "withdraw consent", "consent withdrawal")
-    + _m(W, "ru",
+    + _m(_W, "ru",
          "отзыв согласия на обработку персональных данных",
          "отзыв согласия на обработку персданных",
          "отзыв согласия", "отзываю согласие")
-    + _m(W, "kk",
+    + _m(_W, "kk",
          "дербес деректерді өңдеуге келісімді кері қайтарып алу",
          "дербес деректерді өңдеуге келісімді қайтарып алу",
          "дербес деректерді өңдеуге берілген келісімді қайтарып алу",
          "келісімді кері қайтарып алу", "келісімді қайтарып алу", "келісімді қайтару")
-    + _m(U, "en", "personal data update", "update of personal data", "update personal data")
-    + _m(U, "ru",
+    + _m(_U, "en", "personal data update", "update of personal data", "update personal data")
+    + _m(_U, "ru",
          "обновление персональных данных", "обновление персданных",
          "изменение персональных данных", "обновление личных данных",
          "исправление персональных данных")
-    + _m(U, "kk", "дербес деректерді жаңарту", "дербес деректерді өзгерту", "жеке деректерді жаңарту")
-    + _m(O, "en",
+    + _m(_U, "kk", "дербес деректерді жаңарту", "дербес деректерді өзгерту", "жеке деректерді жаңарту")
+    + _m(_O, "en",
          "unsubscribe", "opt out", "opt-out", "stop marketing", "refuse marketing",
          "refusal of marketing", "no more newsletters")
-    + _m(O, "ru",
+    + _m(_O, "ru",
          "отписаться", "отписка", "отпишите", "отказ от рассылки", "отказ от рассылок",
          "отказ от рекламы", "отказ от рекламных", "отказ от информационных",
          "отказ от получения рассылки", "отказ от получения рекламы",
          "отказ от получения информационных", "отказ от получения уведомлений")
-    + _m(O, "kk",
+    + _m(_O, "kk",
          "жазылымнан бас тарту", "таратылымнан бас тарту", "хабарламалардан бас тарту",
          "жарнамадан бас тарту", "жазылымды тоқтату")
 )

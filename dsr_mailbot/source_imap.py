@@ -20,7 +20,7 @@ from __future__ import annotations
 import imaplib
 import ssl
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -129,10 +129,9 @@ class ImapSource:
                     # Another worker may have created it since we looked.
                     if not self.client.folder_exists(folder):
                         raise
-                try:
+                # Subscribing is a courtesy to mail clients; the bot does not need it.
+                with suppress(IMAPClientError):
                     self.client.subscribe_folder(folder)
-                except IMAPClientError:
-                    pass  # subscription is a courtesy to mail clients, not needed by the bot
 
     def archive(self, uids: Sequence[int]) -> None:
         if not uids:
@@ -161,10 +160,8 @@ class ImapSource:
         try:
             client.logout()
         except Exception:  # closing a dead connection must not mask the error that killed it
-            try:
+            with suppress(Exception):
                 client.shutdown()
-            except Exception:
-                pass
 
 
 def _aware(value: object) -> datetime | None:

@@ -54,7 +54,8 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql"):
         return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
-    raise ConfigError(f"[database] url: unsupported database (use sqlite:/// or postgresql://), got scheme {url.split(':', 1)[0]!r}")
+    scheme = url.split(":", 1)[0]
+    raise ConfigError(f"[database] url: unsupported database {scheme!r} (use sqlite:/// or postgresql://)")
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:

@@ -146,7 +146,7 @@ erasure_delay_days = 30
     def reply_text(self, reply: EmailMessage) -> str:
         part = reply.get_body(("plain",))
         assert part is not None
-        return cast(str, cast(EmailMessage, part).get_content()).replace("\r\n", "\n")
+        return cast(str, part.get_content()).replace("\r\n", "\n")
 
     def close(self) -> None:
         self.store.dispose()

@@ -106,7 +106,8 @@ class Dovecot:
             subprocess.run([self.binary, "-c", str(self.conf)], check=True,
                            stdin=subprocess.DEVNULL, stdout=out, stderr=out)
         if not wait_for_port(self.port):
-            log = (self.base / "dovecot.log").read_text(errors="replace") if (self.base / "dovecot.log").exists() else ""
+            log_path = self.base / "dovecot.log"
+            log = log_path.read_text(errors="replace") if log_path.exists() else ""
             raise RuntimeError(f"dovecot did not start on port {self.port}: {log[-2000:]}")
 
     def stop(self) -> None:
@@ -201,7 +202,8 @@ class RecordingHandler:
     messages: list[ReceivedMail] = field(default_factory=list)
     data_reply: str | None = None  # e.g. "451 try later" to defer every message
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+    async def handle_DATA(  # noqa: N802 - the name aiosmtpd calls
+        self, server: Any, session: Any, envelope: Any) -> str:
         if self.data_reply:
             return self.data_reply
         content = envelope.original_content or envelope.content

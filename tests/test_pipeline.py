@@ -1,4 +1,5 @@
-"""End to end: mail APPENDed to a real Dovecot, the bot run once, the store, the SMTP server and the mailbox read back."""
+"""End to end: mail APPENDed to a real Dovecot, one run of the bot, then the store, the SMTP server
+and the mailbox read back."""
 
 from __future__ import annotations
 
