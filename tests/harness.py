@@ -138,10 +138,7 @@ erasure_delay_days = 30
 
     def replies(self) -> list[EmailMessage]:
         """Messages the SMTP server accepted, parsed."""
-        return [
-            cast(EmailMessage, email.message_from_bytes(m.data, policy=default_policy))
-            for m in self.smtp.messages
-        ]
+        return [email.message_from_bytes(m.data, policy=default_policy) for m in self.smtp.messages]
 
     def reply_text(self, reply: EmailMessage) -> str:
         part = reply.get_body(("plain",))
