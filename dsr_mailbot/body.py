@@ -24,14 +24,15 @@ _BLOCK_TAGS = (
     "pre", "section", "article", "header", "footer", "address", "hr", "dd", "dt",
 )
 # Quoted history that mail clients mark in HTML: Gmail, Yahoo, Apple Mail, Outlook, Mail.ru.
+# Siblings first: once the marker itself is gone, "marker ~ *" finds nothing.
 _HTML_QUOTE_SELECTORS = (
+    "div#divRplyFwdMsg ~ *",
+    "div#appendonsend ~ *",
+    "div#divRplyFwdMsg",
     "blockquote",
     "div.gmail_quote",
     "div.gmail_extra",
     "div.yahoo_quoted",
-    "div#divRplyFwdMsg",
-    "div#divRplyFwdMsg ~ *",
-    "div#appendonsend ~ *",
     "div.moz-cite-prefix",
 )
 
@@ -52,12 +53,13 @@ def html_to_text(html: str) -> str:
         block.insert_after("\n")
     text = soup.get_text()
     lines = [re.sub(r"[ \t\u00a0\u200b]+", " ", line).strip() for line in text.splitlines()]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    # Block boundaries leave runs of empty lines; the text is read line by line, so one newline is enough.
+    return "\n".join(line for line in lines if line)
 
 
 _WROTE_LINE = re.compile(
     r"""(
-        ^(on|am|le)\s.+\s(wrote|schrieb|a\ écrit)\s*:?$          # English and kin
+        ^(on|am|le)\s.+?(wrote|schrieb|a\ écrit)\s*:?$            # English and kin
       | (написал|написала|написал\(а\)|пишет|писал\(а\)|писал)\s*:$   # Russian
       | (жазды|жазған|деп\sжазды)\s*:$                             # Kazakh
       | г\.\s*(в|,)\s*\d{1,2}:\d{2}.*:$                            # Gmail in Russian
@@ -66,6 +68,8 @@ _WROTE_LINE = re.compile(
     )""",
     re.IGNORECASE | re.VERBOSE,
 )
+# A line that may start an attribution wrapped over two lines.
+_ATTRIBUTION_START = re.compile(r"@|\d{1,2}[./]\d{1,2}[./]\d{2,4}|^on\s", re.IGNORECASE)
 _SEPARATOR = re.compile(
     r"^\s*[-_=]{2,}\s*(original message|forwarded message|исходное сообщение|"
     r"пересылаемое сообщение|оригинальное сообщение|переадресованное сообщение|"
@@ -81,11 +85,14 @@ _OUTLOOK_NEXT = re.compile(
 )
 _SIGNATURE = re.compile(r"^--\s?$")
 _SENT_FROM = re.compile(
-    r"^\s*(sent from my|sent from mail|get outlook for|отправлено с|отправлено из|"
+    r"^\s*(sent from my|sent from mail|sent with|get outlook for|отправлено с|отправлено из|"
     r"отправлено через|с уважением,?$|best regards,?$|kind regards,?$|regards,?$|"
     r"құрметпен,?$|менің .*жіберілді)",
     re.IGNORECASE,
 )
+# "> Телефон:" — a label of our fill-in form, quoted with its value left empty.
+_QUOTED_EMPTY_LABEL = re.compile(r"^>[>\s]*([^\W\d][\w .\-]{0,40}?)\s*:\s*$")
+_ONLY_RULE = re.compile(r"^[\s\-_=*]*$")
 
 
 def _is_outlook_block(lines: list[str], index: int) -> bool:
@@ -95,24 +102,63 @@ def _is_outlook_block(lines: list[str], index: int) -> bool:
     return any(_OUTLOOK_NEXT.match(line) for line in following)
 
 
+def _attribution_length(lines: list[str], index: int) -> int:
+    """How many lines the attribution ("On … wrote:") starting here spans: 0, 1 or 2."""
+    line = lines[index].strip()
+    if _WROTE_LINE.search(line):
+        return 1
+    if index + 1 >= len(lines) or not _ATTRIBUTION_START.search(line):
+        return 0
+    following = lines[index + 1].strip()
+    return 2 if following and _WROTE_LINE.search(f"{line} {following}") else 0
+
+
+def _next_text_line(lines: list[str], start: int) -> str:
+    return next((line.strip() for line in lines[start:] if line.strip()), "")
+
+
 def reply_text(body: str) -> str:
-    """The part of ``body`` the sender wrote now, without quotes, history or signature."""
+    """The part of ``body`` the sender wrote now, without quotes, history or signature.
+
+    ``>``-quoted lines are dropped.  An attribution line ("On … wrote:")
+    followed by quoted lines is dropped too and reading goes on, so answers
+    written under or between quoted lines (bottom-posting, inline replies)
+    are kept; an attribution followed by unquoted text ends the reply, since
+    that text is history that was not marked as a quote.  An answer written
+    under a quoted, empty line of our fill-in form ("> Телефон:") is read as
+    that field.
+    """
     lines = body.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     kept: list[str] = []
+    pending_label: str | None = None
+    skip = 0
     for index, line in enumerate(lines):
+        if skip:
+            skip -= 1
+            continue
         stripped = line.strip()
         if stripped.startswith(">"):
+            label = _QUOTED_EMPTY_LABEL.match(stripped)
+            pending_label = label.group(1) if label else None
             continue
-        joined = f"{stripped} {lines[index + 1].strip()}" if index + 1 < len(lines) else stripped
+        attribution = _attribution_length(lines, index)
+        if attribution:
+            if not _next_text_line(lines, index + attribution).startswith(">"):
+                break
+            skip = attribution - 1
+            continue
         if (
-            _WROTE_LINE.search(stripped)
-            or (stripped and not stripped.endswith(":") and _WROTE_LINE.search(joined)
-                and len(stripped) > 15 and stripped.lower().startswith("on "))
-            or _SEPARATOR.match(stripped)
-            or _SIGNATURE.match(line.rstrip("\n"))
+            _SEPARATOR.match(stripped)
+            or _SIGNATURE.match(line)
             or _SENT_FROM.match(stripped)
             or _is_outlook_block(lines, index)
         ):
             break
+        if stripped and pending_label and ":" not in stripped:
+            line = f"{pending_label}: {stripped}"
+        if stripped:
+            pending_label = None
         kept.append(line.rstrip())
+    while kept and _ONLY_RULE.match(kept[-1]):
+        kept.pop()
     return "\n".join(kept).strip()

@@ -1,0 +1,110 @@
+"""Which subjects mark a request, of which kind, in which language."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dsr_mailbot.classify import classify_subject, detect_language, normalise_subject, request_language
+from dsr_mailbot.models import RequestKind
+from dsr_mailbot.parse import parse_headers, parse_message
+
+U, W, O = RequestKind.UPDATE, RequestKind.WITHDRAW, RequestKind.OPTOUT
+
+
+@pytest.mark.parametrize(
+    ("subject", "kind", "language"),
+    [
+        ("Personal data update", U, "en"),
+        ("PERSONAL DATA UPDATE", U, "en"),
+        ("Re: Personal data update", U, "en"),
+        ("Fwd: RE: Fw: Personal data update", U, "en"),
+        ("[SmartThings] Re: [#4512] Personal data update – order 1234", U, "en"),
+        ('"Personal data update"', U, "en"),
+        ("Обновление персональных данных", U, "ru"),
+        ("Отв: Обновление персональных данных", U, "ru"),
+        ("Пересл: «Обновление персональных данных»", U, "ru"),
+        ("RE[2]: обновление персональных данных", U, "ru"),
+        ("Дербес деректерді жаңарту", U, "kk"),
+        ("Жауап: Дербес деректерді жаңарту", U, "kk"),
+        ("Withdrawal of consent to the processing of personal data", W, "en"),
+        ("Withdrawal of consent", W, "en"),
+        ("withdrawal of consent to the processing of personal data: personal data update", W, "en"),
+        ("Отзыв согласия на обработку персональных данных", W, "ru"),
+        ("Отзыв согласия", W, "ru"),
+        ("Дербес деректерді өңдеуге келісімді кері қайтарып алу", W, "kk"),
+        ("Келісімді қайтарып алу", W, "kk"),
+        ("Unsubscribe", O, "en"),
+        ("Please unsubscribe me", O, "en"),
+        ("Opt-out", O, "en"),
+        ("Отписаться от рассылки", O, "ru"),
+        ("Отказ от рекламных рассылок", O, "ru"),
+        ("Отказ от получения рассылки", O, "ru"),
+        ("Жазылымнан бас тарту", O, "kk"),
+    ],
+)
+def test_marked_subjects_are_requests(subject: str, kind: RequestKind, language: str) -> None:
+    found = classify_subject(subject)
+    assert found is not None
+    assert (found.kind, found.language) == (kind, language)
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "",
+        "Где мой заказ?",
+        "Отказ от получения заказа",  # refusing a parcel is not refusing marketing
+        "Отзыв о товаре",
+        "Подписка на новости",
+        "Personal data",
+        "Update on your order",
+        "Automatic reply: Re: Personal data update",
+        "Автоответ: Обновление персональных данных",
+        "Out of Office: Withdrawal of consent",
+        "Re: Personal data updated successfully?",
+    ],
+)
+def test_other_subjects_are_not_requests(subject: str) -> None:
+    assert classify_subject(subject) is None
+
+
+def test_normalise_subject_strips_prefixes_tags_quotes_and_case() -> None:
+    assert normalise_subject("Fwd: [Tag] RE:  «Отзыв   Согласия»!") == "отзыв согласия"
+
+
+def test_language_of_text() -> None:
+    assert detect_language("Сәлеметсіз бе, телефонымды өзгертіңіз", "ru") == "kk"
+    assert detect_language("Здравствуйте, измените телефон", "en") == "ru"
+    assert detect_language("Hello, change my phone", "ru") == "en"
+    assert detect_language("+7 701 765 43 21", "ru") == "ru"
+
+
+def test_english_marker_with_russian_text_is_answered_in_russian() -> None:
+    found = classify_subject("Personal data update")
+    assert found is not None
+    assert request_language(found, "Телефон: +7 701 765 43 21, спасибо", "kk") == "ru"
+    assert request_language(found, "Phone: +7 701 765 43 21", "ru") == "en"
+    russian = classify_subject("Обновление персональных данных")
+    assert russian is not None
+    assert request_language(russian, "Phone please", "en") == "ru"
+
+
+def _corpus_messages(shared_dir: Path) -> list[Path]:
+    body_only = {"github-email-reply-parser", "zapier-email-reply-parser"}
+    return [
+        p for p in sorted((shared_dir / "corpora").rglob("*"))
+        if p.is_file() and p.name != "README.md" and p.suffix != ".html"
+        and not body_only & set(p.parts) and "sparrow_reply_text" not in p.name
+    ]
+
+
+def test_no_real_world_message_is_a_request(shared_dir: Path) -> None:
+    """The corpora hold ordinary mail, bounces, auto-replies and spam: none is a request."""
+    messages = _corpus_messages(shared_dir)
+    assert len(messages) > 150
+    for path in messages:
+        data = path.read_bytes()
+        assert classify_subject(parse_headers(data).subject) is None, path
+        assert classify_subject(parse_message(data).headers.subject) is None, path

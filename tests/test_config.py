@@ -1,0 +1,138 @@
+"""The configuration: every mistake is named by its key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dsr_mailbot.config import DEFAULT_OPERATOR_ADDRESSES, load_config
+from dsr_mailbot.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+IMAP = '[imap]\nhost = "imap.example.kz"\nusername = "support"\npassword = "pw"\n'
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_example_config_is_valid_and_documents_every_section(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DSR_IMAP_PASSWORD", "secret")
+    monkeypatch.setenv("DSR_SMTP_PASSWORD", "secret too")
+    example = (REPO / "config.example.toml").read_text(encoding="utf-8")
+    config = load_config(write(tmp_path, example))
+    assert config.imap is not None and config.imap.password == "secret"
+    assert config.smtp is not None
+    assert config.policy.operator_addresses == DEFAULT_OPERATOR_ADDRESSES
+
+
+def test_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, IMAP))
+    assert config.imap is not None
+    assert (config.imap.port, config.imap.security, config.imap.folder) == (993, "ssl", "INBOX")
+    assert config.database_url == f"sqlite:///{tmp_path / 'dsr-mailbot.db'}"
+    assert config.policy.erasure_delay_days == 30 and config.policy.default_language == "ru"
+    assert config.file_delivery is not None and config.file_delivery.directory == tmp_path / "outbox"
+    assert config.key_file == tmp_path / "dsr-mailbot.key"
+
+
+def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir("/")
+    config = load_config(write(tmp_path, IMAP + '[database]\nurl = "sqlite:///data/bot.db"\n'))
+    assert config.database_url == f"sqlite:///{tmp_path / 'data' / 'bot.db'}"
+
+
+def test_password_from_file_and_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "imap.secret").write_text("from-file\n", encoding="utf-8")
+    base = '[imap]\nhost = "h"\nusername = "u"\n'
+    config = load_config(write(tmp_path, base + 'password_file = "imap.secret"\n'))
+    assert config.imap is not None and config.imap.password == "from-file"
+    monkeypatch.setenv("IMAP_PW", "from-env")
+    config = load_config(write(tmp_path, base + 'password_env = "IMAP_PW"\n'))
+    assert config.imap is not None and config.imap.password == "from-env"
+
+
+def test_passwords_never_appear_in_repr(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, IMAP))
+    assert "pw" not in repr(config.imap).replace("password", "")
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("", "[imap] or [maildir]"),
+        ('[imap]\nhost = "h"\npassword = "p"\n', "[imap] username: missing"),
+        ('[imap]\nhost = "h"\nusername = "u"\n', "[imap] password: missing"),
+        (IMAP + "port = 'abc'\n", "[imap] port: expected an integer"),
+        (IMAP + "port = true\n", "[imap] port: expected an integer"),
+        (IMAP + 'security = "tls"\n', "[imap] security: must be one of"),
+        (IMAP + 'hots = "typo"\n', "[imap] hots: unknown key"),
+        (IMAP + 'password_env = "X"\n', "[imap] password: give only one of"),
+        ('[imap]\nhost = "h"\nusername = "u"\npassword_env = "NO_SUCH_VARIABLE_HERE"\n',
+         "[imap] password_env: environment variable NO_SUCH_VARIABLE_HERE is not set"),
+        ('[imap]\nhost = "h"\nusername = "u"\npassword_file = "missing.secret"\n', "[imap] password_file: cannot read"),
+        (IMAP + '[smtp]\nhost = "h"\n', "[smtp] from_address: missing"),
+        (IMAP + '[policy]\ndefault_language = "de"\n', "[policy] default_language: must be one of"),
+        (IMAP + "[policy]\nerasure_delay_days = -1\n", "[policy] erasure_delay_days: must be at least 0"),
+        (IMAP + "[policy]\noperator_addresses = []\n", "[policy] operator_addresses"),
+        (IMAP + '[policy]\ntimezone = "Mars/Olympus"\n', "[policy] timezone"),
+        (IMAP + '[datbase]\nurl = "x"\n', "[datbase]: unknown section"),
+        (IMAP + '[database]\nurl = "mysql://x"\n', None),
+        (IMAP + '[maildir]\npath = "m"\n', "exactly one mailbox section"),
+        (IMAP + '[smtp]\nhost = "h"\nfrom_address = "a@b"\n[file_delivery]\ndirectory = "o"\n', "only one way"),
+        ("[imap\n", "not valid TOML"),
+    ],
+)
+def test_mistakes_are_named(tmp_path: Path, text: str, named: str | None) -> None:
+    if named is None:  # checked when the store is opened, not when the file is read
+        from dsr_mailbot.store import Store
+
+        config = load_config(write(tmp_path, text))
+        with pytest.raises(ConfigError, match="database"):
+            Store(config.database_url)
+        return
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text))
+    assert named in str(caught.value)
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read configuration"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_every_key_the_loader_reads_is_in_the_example() -> None:
+    import re
+
+    source = (REPO / "dsr_mailbot" / "config.py").read_text(encoding="utf-8")
+    keys = set(re.findall(r'\.(?:string|integer|choice|string_list|path|secret)\(\s*"(\w+)"', source))
+    example = (REPO / "config.example.toml").read_text(encoding="utf-8")
+    assert len(keys) >= 20
+    for key in keys:
+        assert re.search(rf"^#?\s*{key}(_file|_env)?\s*=", example, re.MULTILINE), key
+
+
+def test_commented_alternatives_in_the_example_are_valid(tmp_path: Path) -> None:
+    """The [maildir], [file_delivery] and [templates] blocks, uncommented, load too."""
+    import re
+
+    example = (REPO / "config.example.toml").read_text(encoding="utf-8")
+    keep: list[str] = []
+    collecting = False
+    for line in example.splitlines():
+        header = re.match(r"^# (\[(?:maildir|file_delivery|templates)\])", line)
+        setting = re.match(r"^# (\w+ = \S+)", line)
+        if header:
+            keep.append(header.group(1))
+            collecting = True
+        elif collecting and setting:
+            keep.append(setting.group(1))
+        else:
+            collecting = False
+    (tmp_path / "templates").mkdir()
+    config = load_config(write(tmp_path, "\n".join(keep) + "\n"))
+    assert config.maildir is not None and config.file_delivery is not None
+    assert config.templates_dir == tmp_path / "templates"

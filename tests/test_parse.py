@@ -1,0 +1,126 @@
+"""Parsing real and broken mail: headers, text of the body, charsets; never an exception."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dsr_mailbot.decode import decode_bytes, decode_header_text, known_charset
+from dsr_mailbot.parse import parse_headers, parse_message
+
+RU = "Обновление персональных данных"
+
+
+@pytest.mark.parametrize("codec", ["cp1251", "koi8_r", "utf-8"])
+def test_unlabelled_cyrillic_bytes_are_decoded(codec: str) -> None:
+    assert decode_bytes(f"Телефон: {RU}".encode(codec)) == f"Телефон: {RU}"
+
+
+def test_a_lying_charset_label_is_overruled() -> None:
+    assert decode_bytes(RU.encode("cp1251"), "utf-8") == RU
+
+
+def test_an_unknown_charset_falls_back_to_detection() -> None:
+    assert known_charset("x-unknown") is None
+    assert decode_bytes(RU.encode("utf-8"), "x-unknown") == RU
+
+
+def test_header_words_in_several_charsets_and_raw_8bit() -> None:
+    assert decode_header_text("=?koi8-r?B?8NLJ18XU?= =?utf-8?B?0LzQuNGA?=") == "Приветмир"
+    raw = RU.encode("cp1251").decode("ascii", "surrogateescape")
+    assert decode_header_text(raw) == RU
+    assert decode_header_text("=?unknown-8bit?Q?=D0=9F=D1=80?=") == "Пр"
+
+
+def test_headers_give_sender_ids_and_threading() -> None:
+    headers = parse_headers(
+        b"From: =?utf-8?B?0JjQstCw0L0=?= <Ivan@Example.RU>\r\n"
+        b"Subject: =?utf-8?B?0J7RgtC30YvQsiDRgdC+0LPQu9Cw0YHQuNGP?=\r\n"
+        b"Message-ID:  <abc@x>\r\nIn-Reply-To: <p@x>\r\nReferences: <o@x>\r\n <p@x>\r\n"
+        b"Date: Wed, 25 Nov 2026 10:00:00 +0500\r\nContent-Language: ru-RU\r\n\r\nbody"
+    )
+    assert headers.sender == "ivan@example.ru"
+    assert headers.subject == "Отзыв согласия"
+    assert (headers.message_id, headers.has_message_id) == ("<abc@x>", True)
+    assert headers.in_reply_to == "<p@x>" and headers.references == ("<o@x>", "<p@x>")
+    assert headers.date is not None and headers.date.hour == 5
+    assert headers.content_language == "ru-ru"
+
+
+def test_missing_message_id_is_replaced_by_a_stable_hash() -> None:
+    raw = b"From: a@example.kz\r\nSubject: x\r\n\r\nbody"
+    first, second = parse_headers(raw), parse_headers(raw + b" more body")
+    assert not first.has_message_id
+    assert first.message_id == second.message_id
+    assert first.message_id != parse_headers(b"From: b@example.kz\r\nSubject: x\r\n\r\n").message_id
+
+
+def test_several_from_addresses_give_no_single_sender() -> None:
+    assert parse_headers(b"From: a@example.kz, b@example.kz\r\n\r\n").sender is None
+    assert parse_headers(b"Subject: no from\r\n\r\n").sender is None
+
+
+def test_body_prefers_plain_text_and_skips_attachments_and_forwarded_mail() -> None:
+    raw = (
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nPhone: 1\r\n"
+        b'--b\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename="a.txt"\r\n\r\nPhone: 2\r\n'
+        b"--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: old\r\n\r\nPhone: 3\r\n--b--\r\n"
+    )
+    parsed = parse_message(raw)
+    assert parsed.body_kind == "plain" and parsed.body_text.strip() == "Phone: 1"
+
+
+def test_html_only_body_is_turned_into_text() -> None:
+    parsed = parse_message(b"Content-Type: text/html; charset=utf-8\r\n\r\n<p>Phone: 1</p><p>Name: A</p>")
+    assert parsed.body_kind == "html" and parsed.body_text == "Phone: 1\nName: A"
+
+
+def test_mislabelled_cp1251_body_is_recovered() -> None:
+    raw = b"Content-Type: text/plain; charset=utf-8\r\n\r\n" + f"Телефон: {RU}".encode("cp1251")
+    assert parse_message(raw).body_text == f"Телефон: {RU}"
+
+
+def test_truncated_message_still_parses() -> None:
+    raw = b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nPhone: 1\r\n--b\r\nCont'
+    parsed = parse_message(raw, truncated=True)
+    assert parsed.truncated and "Phone: 1" in parsed.body_text
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"\x00\xff\xfe garbage",
+        b"Subject: =?utf-8?B?not base64!!?=\r\n\r\n",
+        b'Content-Type: multipart/alternative; boundary="x"\r\n\r\nno parts at all',
+        b"Content-Type: text/plain; charset=x-foo\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!",
+        b"From: <<<@@@>>>\r\nDate: not a date\r\nMessage-ID: no-brackets\r\n\r\n",
+    ],
+)
+def test_broken_mail_never_raises(raw: bytes) -> None:
+    parsed = parse_message(raw)
+    assert isinstance(parsed.body_text, str)
+    assert parse_headers(raw).message_id.startswith("<")
+
+
+def test_every_corpus_message_parses(shared_dir: Path) -> None:
+    """Real-world mail no one here wrote: bounces, auto-replies, spam, broken MIME, Cyrillic charsets."""
+    count = 0
+    for path in sorted((shared_dir / "corpora").rglob("*")):
+        if not path.is_file() or path.name == "README.md":
+            continue
+        data = path.read_bytes()
+        parsed = parse_message(data)
+        assert parsed.headers.message_id, path
+        assert "\ufffd" not in parsed.headers.subject, path
+        count += 1
+    assert count > 150
+
+
+def test_sendgrid_bounce_that_crashes_mail_parser_is_parsed_by_the_fallback(shared_dir: Path) -> None:
+    path = shared_dir / "corpora" / "sisimai-set-of-emails" / "bsd" / "lhost-sendgrid-01.eml"
+    parsed = parse_message(path.read_bytes())
+    assert "mailparser-failed" in parsed.defects
+    assert parsed.body_text
