@@ -123,14 +123,14 @@ def run_once(services: Services, source: MailSource) -> RunReport:
         if not exc.temporary:
             raise
         report.temporary_failure = str(exc)
-        log.warning("pass stopped early: %s", exc)
+        log.info("pass stopped early: %s", exc)
     finally:
         source.close()
     drained = drain_outbox(store, services.transport, services.config.reply_from)
     report.replies_sent, report.replies_failed = drained.sent, drained.failed
     if drained.unavailable and not report.temporary_failure:
         report.temporary_failure = drained.unavailable
-        log.warning("replies stay queued: %s", drained.unavailable)
+        log.info("replies stay queued: %s", drained.unavailable)
     return report
 
 

@@ -28,7 +28,7 @@ from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from dsr_mailbot.config import ImapConfig
-from dsr_mailbot.errors import SourceError, SourceUnavailable
+from dsr_mailbot.errors import ConfigError, SourceError, SourceUnavailable
 from dsr_mailbot.source import FetchedMessage, HeaderRecord
 
 CONNECT_TIMEOUT_SECONDS = 15
@@ -39,7 +39,8 @@ def _translated(operation: str) -> Iterator[None]:
     try:
         yield
     except LoginError as exc:
-        raise SourceError(f"IMAP {operation}: login refused") from exc
+        # Not a passing fault: every run fails the same way until the configuration is fixed.
+        raise ConfigError("[imap] username/password: login refused") from exc
     except imaplib.IMAP4.abort as exc:
         raise SourceUnavailable(f"IMAP {operation}: connection lost") from exc
     except (IMAPClientError, imaplib.IMAP4.error) as exc:

@@ -45,11 +45,15 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-        event.listen(engine, "connect", _sqlite_on_connect)
+        engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
+
+        def on_connect(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
+            _sqlite_on_connect(dbapi_conn, busy_timeout_ms)
+
+        event.listen(engine, "connect", on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
     if url.startswith("postgresql"):
@@ -58,13 +62,13 @@ def make_engine(url: str) -> Engine:
     raise ConfigError(f"[database] url: unsupported database {scheme!r} (use sqlite:/// or postgresql://)")
 
 
-def _sqlite_on_connect(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
+def _sqlite_on_connect(dbapi_conn: Any, busy_timeout_ms: int) -> None:
     # Let SQLAlchemy's "begin" event emit BEGIN IMMEDIATE instead of pysqlite's deferred BEGIN.
     dbapi_conn.isolation_level = None
     cursor = dbapi_conn.cursor()
     try:
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA secure_delete=ON")
@@ -90,9 +94,9 @@ def _translate(exc: Exception) -> StoreError:
 class Store:
     """Owns the engine; hands out sessions, each one transaction."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> None:
         self.url = normalise_url(url)
-        self.engine = make_engine(self.url)
+        self.engine = make_engine(self.url, busy_timeout_ms)
 
     @property
     def dialect(self) -> str:

@@ -201,6 +201,15 @@ class ReceivedMail:
 class RecordingHandler:
     messages: list[ReceivedMail] = field(default_factory=list)
     data_reply: str | None = None  # e.g. "451 try later" to defer every message
+    rcpt_reply: str | None = None  # e.g. "550 no such user" to refuse every recipient
+
+    async def handle_RCPT(  # noqa: N802 - the name aiosmtpd calls
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        if self.rcpt_reply:
+            return self.rcpt_reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(  # noqa: N802 - the name aiosmtpd calls
         self, server: Any, session: Any, envelope: Any) -> str:

@@ -99,7 +99,8 @@ def test_reply_bodies_from_real_clients(shared_dir: Path) -> None:
         assert text.startswith(start), name
         assert ">" not in text, name
     assert "wrote:" not in reply_text((folder / "email_1_3.txt").read_text(encoding="utf-8"))
-    assert not reply_text((folder / "greedy_on.txt").read_text(encoding="utf-8")).endswith("github.com/textmate/rmate/issues/29")
+    greedy = reply_text((folder / "greedy_on.txt").read_text(encoding="utf-8"))
+    assert "George Plymale" not in greedy and "rmate/issues/29" not in greedy
     zapier = shared_dir / "corpora" / "zapier-email-reply-parser" / "email_headers_no_delimiter.txt"
     assert reply_text(zapier.read_text(encoding="utf-8")) == "And another reply!"
 

@@ -83,7 +83,8 @@ def test_mislabelled_cp1251_body_is_recovered() -> None:
 
 
 def test_truncated_message_still_parses() -> None:
-    raw = b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nPhone: 1\r\n--b\r\nCont'
+    raw = (b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+           b"--b\r\nContent-Type: text/plain\r\n\r\nPhone: 1\r\n--b\r\nCont")
     parsed = parse_message(raw, truncated=True)
     assert parsed.truncated and "Phone: 1" in parsed.body_text
 

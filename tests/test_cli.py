@@ -1,0 +1,104 @@
+"""The command-line contract: names, formats and exit codes that scripts outside the repository rely on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.harness import Bot, mail
+from tests.servers import free_port
+
+HEADER = "email,phone,surname,first_name,patronymic,marketing_consent\n"
+
+
+def test_db_init_import_export(bot: Bot, tmp_path: Path) -> None:
+    good = tmp_path / "users.csv"
+    good.write_text(HEADER + "ivan@example.ru,8 701 765 43 21,Петров,Иван,Сергеевич,true\n", encoding="utf-8")
+
+    assert bot.cli("db", "init").returncode == 0
+    imported = bot.cli("users", "import", str(good))
+    exported = bot.cli("users", "export", "--format", "json")
+
+    assert imported.returncode == 0, imported.stderr
+    assert "imported 1 user(s)" in imported.stdout
+    assert exported.returncode == 0
+    [user] = json.loads(exported.stdout)
+    assert user["email"] == "ivan@example.ru" and user["phone"] == "+77017654321"
+    assert user["marketing_consent"] is True and user["processing_consent"] is True
+
+
+def test_a_bad_file_is_reported_by_line_and_nothing_is_imported(bot: Bot, tmp_path: Path) -> None:
+    bad = tmp_path / "users.csv"
+    bad.write_text(HEADER + "a@example.kz,,,,,true\nbroken,,,,,true\nb@example.kz,123,,,,true\n", encoding="utf-8")
+
+    result = bot.cli("users", "import", str(bad))
+
+    assert result.returncode == 65
+    assert "line 3: email" in result.stderr and "line 4: phone" in result.stderr
+    assert "nothing imported" in result.stderr
+    assert json.loads(bot.cli("users", "export", "--format", "json").stdout) == []
+
+
+def test_run_once_then_requests_list(bot: Bot) -> None:
+    bot.add_user("ivan@example.ru", marketing_consent=True)
+    bot.account.append(mail("ivan@example.ru", "Отписаться"))
+
+    run = bot.cli("run", "--once")
+    listed = bot.cli("requests", "list", "--format", "json")
+    table = bot.cli("requests", "list", "--format", "table")
+
+    assert run.returncode == 0, run.stderr
+    assert "1 request(s) (1 completed)" in run.stdout
+    [row] = json.loads(listed.stdout)
+    assert {"id", "kind", "state", "received_at", "due_at", "language", "message_id"} <= set(row)
+    assert (row["kind"], row["state"], row["language"]) == ("optout", "completed", "ru")
+    assert "optout" in table.stdout
+    quiet = bot.cli("run", "--once", "--quiet")
+    assert (quiet.returncode, quiet.stdout) == (0, "")
+
+
+def test_smtp_down_exits_75_with_one_line(bot: Bot) -> None:
+    bot.add_user("ivan@example.ru")
+    bot.account.append(mail("ivan@example.ru", "Unsubscribe"))
+    bot.write_config(smtp_port=free_port())
+
+    result = bot.cli("run", "--once")
+
+    assert result.returncode == 75
+    assert result.stderr.count("\n") == 1 and "will retry next run" in result.stderr
+
+
+def test_imap_unreachable_exits_75(bot: Bot) -> None:
+    bot.config_path.write_text(
+        bot.config_path.read_text(encoding="utf-8").replace(f"port = {bot.account.port}", f"port = {free_port()}"),
+        encoding="utf-8",
+    )
+    result = bot.cli("run", "--once")
+    assert result.returncode == 75 and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_wrong_imap_password_exits_78_naming_the_keys(bot: Bot) -> None:
+    bot.config_path.write_text(
+        bot.config_path.read_text(encoding="utf-8").replace(bot.account.password, "wrong"), encoding="utf-8"
+    )
+    result = bot.cli("run", "--once")
+    assert result.returncode == 78
+    assert "[imap] username/password" in result.stderr and "wrong" not in result.stderr
+
+
+def test_bad_configuration_exits_78_naming_the_key(bot: Bot) -> None:
+    bot.write_config(extra="colour = 'blue'\n")
+    result = bot.cli("run", "--once")
+    assert result.returncode == 78
+    assert result.stderr.strip() == "dsr-mailbot: configuration: [policy] colour: unknown key"
+
+
+def test_uninitialised_database_exits_78(bot: Bot, tmp_path: Path) -> None:
+    bot.db_url = f"sqlite:///{tmp_path / 'empty.db'}"
+    bot.write_config()
+    result = bot.cli("run", "--once")
+    assert result.returncode == 78 and "dsr-mailbot db init" in result.stderr
+
+
+def test_run_without_once_is_a_usage_error(bot: Bot) -> None:
+    assert bot.cli("run").returncode == 64

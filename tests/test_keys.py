@@ -1,0 +1,38 @@
+"""The secret key file and the keyed hashes made with it."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from dsr_mailbot.errors import ConfigError
+from dsr_mailbot.keys import Keyring, load_or_create_keyring
+
+
+def test_key_file_is_created_private_and_reused(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "bot.key"
+    first = load_or_create_keyring(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_or_create_keyring(path).secret == first.secret
+    assert len(first.secret) == 32
+
+
+def test_a_damaged_key_file_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "bot.key"
+    path.write_text("not hex", encoding="ascii")
+    with pytest.raises(ConfigError, match="key_file"):
+        load_or_create_keyring(path)
+    path.write_text("abcd", encoding="ascii")
+    with pytest.raises(ConfigError, match="shorter"):
+        load_or_create_keyring(path)
+
+
+def test_subject_refs_hide_the_address_and_ignore_case() -> None:
+    keys = Keyring(b"k" * 32)
+    ref = keys.subject_ref("Ivan@Example.RU ")
+    assert ref == keys.subject_ref("ivan@example.ru")
+    assert "ivan" not in ref and len(ref) == 32
+    assert ref != Keyring(b"j" * 32).subject_ref("ivan@example.ru")
+    assert keys.digest("a", "x") != keys.digest("b", "x")

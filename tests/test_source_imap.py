@@ -1,0 +1,99 @@
+"""The IMAP adapter against a real Dovecot: reading never changes a message; only archive moves one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from dsr_mailbot.config import ImapConfig
+from dsr_mailbot.source_imap import ImapSource
+from tests.harness import mail, message_id_of
+from tests.servers import ImapAccount
+
+
+def source_for(account: ImapAccount, processed: str = "Done") -> ImapSource:
+    return ImapSource(ImapConfig(host=account.host, port=account.port, security="none",
+                                 username=account.username, password=account.password, processed_folder=processed))
+
+
+def test_scan_reads_headers_in_batches_without_setting_any_flag(imap_account: ImapAccount) -> None:
+    for n in range(5):
+        imap_account.append(mail("a@example.kz", f"message {n}", "body " * 50))
+    before = imap_account.snapshot()
+    source = source_for(imap_account)
+    uidvalidity = source.open()
+
+    batches = list(source.scan(0, batch_size=2))
+
+    source.close()
+    assert uidvalidity == imap_account.uidvalidity()
+    assert [len(b) for b in batches] == [2, 2, 1]
+    records = [r for b in batches for r in b]
+    assert [r.uid for r in records] == sorted(before)
+    assert all(r.header.startswith(b"From:") and b"body body" not in r.header for r in records)
+    assert all(r.size > 250 and r.internaldate is not None for r in records)
+    assert imap_account.snapshot() == before
+
+
+def test_scan_after_the_last_uid_finds_nothing(imap_account: ImapAccount) -> None:
+    last = imap_account.append(mail("a@example.kz", "only one"))
+    source = source_for(imap_account)
+    source.open()
+    assert [r.uid for b in source.scan(last, 10) for r in b] == []
+    assert [r.uid for b in source.scan(last - 1, 10) for r in b] == [last]
+    source.close()
+
+
+def test_fetch_is_a_peek_and_is_capped(imap_account: ImapAccount) -> None:
+    data = mail("a@example.kz", "big", "x" * 20_000)
+    uid = imap_account.append(data)
+    source = source_for(imap_account)
+    source.open()
+
+    whole = source.fetch(uid, max_bytes=1_000_000)
+    part = source.fetch(uid, max_bytes=5_000)
+    missing = source.fetch(uid + 100, max_bytes=5_000)
+
+    source.close()
+    assert whole is not None and whole.data == data and not whole.truncated
+    assert part is not None and part.truncated and part.data == data[:5_000]
+    assert missing is None
+    [(flags, _body)] = imap_account.snapshot().values()
+    assert b"\\Seen" not in flags
+
+
+@pytest.mark.parametrize("has_move", [True, False], ids=["MOVE", "COPY+EXPUNGE"])
+def test_archive_moves_only_the_given_messages(imap_account: ImapAccount, has_move: bool,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    keep = imap_account.append(mail("a@example.kz", "keep"), flags=(b"\\Deleted",))
+    move = imap_account.append(mail("b@example.kz", "move"))
+    source = source_for(imap_account)
+    source.open()
+    if not has_move:
+        real = source.client.has_capability
+
+        def without_move(name: Any) -> bool:
+            return False if str(name).upper() == "MOVE" else bool(real(name))
+
+        monkeypatch.setattr(source.client, "has_capability", without_move)
+
+    source.archive([move])
+    source.archive([move])  # again, as after a crash before the move was recorded: a no-op
+
+    source.close()
+    assert list(imap_account.snapshot("INBOX")) == [keep]  # someone else's \Deleted mail survives
+    [(flags, body)] = imap_account.snapshot("Done").values()
+    assert b"\\Deleted" not in flags and b"Subject: move" in body
+    assert "Done" in imap_account.folders()
+
+
+def test_find_by_message_id(imap_account: ImapAccount) -> None:
+    data = mail("a@example.kz", "x")
+    uid = imap_account.append(data)
+    imap_account.append(mail("a@example.kz", "y"))
+    source = source_for(imap_account)
+    source.open()
+    assert source.find_by_message_id(message_id_of(data)) == [uid]
+    assert source.find_by_message_id("<nothing@here>") == []
+    source.close()
