@@ -113,19 +113,23 @@ def is_auto_reply_subject(subject: str) -> bool:
     return bool(_AUTO_REPLY_PREFIX.match(subject))
 
 
-def _contains_phrase(text: str, phrase: str) -> bool:
-    return re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", text) is not None
+def _phrase_pattern(phrase: str) -> str:
+    return rf"(?<!\w){re.escape(phrase.replace('ё', 'е'))}(?!\w)"
+
+
+_MARKER_PATTERNS = tuple(re.compile(_phrase_pattern(m.phrase)) for m in MARKERS)
+# One pass over the subject rules out the common case (not a request) before
+# the ordered table decides between markers.
+_ANY_MARKER = re.compile("|".join(_phrase_pattern(m.phrase) for m in MARKERS))
 
 
 def classify_subject(subject: str) -> Classification | None:
     """The request a subject marks, or None when it marks none."""
-    if is_auto_reply_subject(subject):
-        return None
     text = normalise_subject(subject)
-    if not text:
+    if not text or not _ANY_MARKER.search(text) or is_auto_reply_subject(subject):
         return None
-    for marker in MARKERS:
-        if _contains_phrase(text, marker.phrase.replace("ё", "е")):
+    for marker, pattern in zip(MARKERS, _MARKER_PATTERNS, strict=True):
+        if pattern.search(text):
             return Classification(marker.kind, marker.language, marker.phrase)
     return None
 

@@ -86,6 +86,8 @@ def decode_header_text(value: str) -> str:
     charset is unknown or lies.
     """
     value = _FOLD.sub(" ", value)
+    if "=?" not in value and value.isascii():
+        return value.strip()  # the common case: nothing to decode
     raw = value.encode("ascii", "surrogateescape")
     if any(b > 127 for b in raw):
         value = decode_bytes(raw)
