@@ -9,6 +9,7 @@ configuration, and the servers the bot talks to::
     │                               the message names the key (exit code 78)
     ├── TemplateError               a reply template is missing or does not render
     ├── StoreError                  the database failed
+    │   ├── StoreConflict           … a unique key was taken (another process recorded it first)
     │   └── StoreUnavailable        … in a way that may pass (connection refused, locked)
     ├── SourceError                 the mailbox (IMAP or Maildir) failed
     │   └── SourceUnavailable       … in a way that may pass (connection lost, timeout)
@@ -42,6 +43,10 @@ class TemplateError(DsrMailbotError):
 
 class StoreError(DsrMailbotError):
     """Raised when a database operation fails for a reason a retry will not fix."""
+
+
+class StoreConflict(StoreError):
+    """Raised when a row with the same unique key exists (e.g. another process recorded the request)."""
 
 
 class StoreUnavailable(StoreError):

@@ -43,7 +43,7 @@ from dsr_mailbot.body import reply_text
 from dsr_mailbot.classify import Classification, classify_subject, request_language
 from dsr_mailbot.config import Config
 from dsr_mailbot.deadlines import due_at
-from dsr_mailbot.errors import DsrMailbotError
+from dsr_mailbot.errors import DsrMailbotError, StoreConflict
 from dsr_mailbot.extract import extract_update
 from dsr_mailbot.keys import Keyring
 from dsr_mailbot.models import OutboxMessage, Request, RequestKind, RequestState, User, utcnow
@@ -178,6 +178,10 @@ def _handle_request(
         stage = "apply"
         with store.transaction() as session:
             request = _record_and_apply(services, session, record, parsed, classification, uidvalidity)
+    except StoreConflict:
+        # Another process recorded this Message-ID since we looked: it owns the request.
+        log.info("request at uid %s was recorded by another process; skipped", record.uid)
+        return
     except DsrMailbotError as exc:
         if exc.temporary:
             raise

@@ -25,7 +25,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session, SQLModel, create_engine, select
 
-from dsr_mailbot.errors import ConfigError, StoreError, StoreUnavailable
+from dsr_mailbot.errors import ConfigError, StoreConflict, StoreError, StoreUnavailable
 from dsr_mailbot.models import (
     AuditEvent,
     MailboxCursor,
@@ -86,6 +86,8 @@ def _translate(exc: Exception) -> StoreError:
     ):
         # The DBAPI text can quote SQL parameters (personal data); keep only the class.
         return StoreUnavailable(f"database unavailable ({type(exc.orig or exc).__name__})")
+    if isinstance(exc, sa_exc.IntegrityError):
+        return StoreConflict(f"database conflict ({type(exc.orig or exc).__name__})")
     if isinstance(exc, sa_exc.DBAPIError):
         return StoreError(f"database error ({type(exc.orig or exc).__name__})")
     return StoreError(f"database error ({type(exc).__name__})")

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from dsr_mailbot.models import RequestState
+from dsr_mailbot.models import Request, RequestState, utcnow
 from dsr_mailbot.source_imap import ImapSource
 from tests.harness import PROCESSED, Bot, mail, message_id_of
 
@@ -346,3 +346,28 @@ def test_processed_folder_is_created_when_missing(bot: Bot) -> None:
 
     assert PROCESSED in bot.account.folders()
 
+
+
+def test_a_request_recorded_meanwhile_by_another_process_is_left_to_it(
+    bot_any_db: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two overlapping runs: the database's unique Message-ID decides who handles the request."""
+    from dsr_mailbot import pipeline
+
+    bot = bot_any_db
+    bot.add_user(IVAN, marketing_consent=True)
+    data = mail(IVAN, "Unsubscribe")
+    bot.account.append(data)
+    with bot.store.transaction() as session:  # the other process got there first
+        session.add(Request(message_id=message_id_of(data), source="other", uidvalidity=1, uid=1, kind="optout",
+                            state="completed", language="en", received_at=utcnow(), due_at=utcnow(),
+                            subject_ref="x"))
+    # ... but only after this process looked for it.
+    monkeypatch.setattr(pipeline, "find_request_by_message_id", lambda _session, _mid: None)
+
+    report = bot.run()
+
+    assert report.requests == 0 and report.temporary_failure is None
+    assert len(bot.requests()) == 1 and bot.smtp.messages == []
+    user = bot.user(IVAN)
+    assert user is not None and user.marketing_consent  # not applied by this process
