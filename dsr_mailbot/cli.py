@@ -62,9 +62,20 @@ pass_state = click.make_pass_decorator(CliState)
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path, verbose: int) -> None:
     """Answer data-subject requests that arrive in the support mailbox."""
-    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(verbose)
     ctx.obj = CliState(config_path)
+
+
+# Libraries whose debug output quotes mail, addresses or SQL parameters.
+QUIET_LIBRARIES = ("imapclient", "mailparser", "sqlalchemy", "aiosmtpd", "charset_normalizer")
+
+
+def configure_logging(verbosity: int) -> None:
+    """Log to stderr; -v info, -vv debug for dsr-mailbot's own (personal-data-free) messages only."""
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 @cli.group()

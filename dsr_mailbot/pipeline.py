@@ -46,7 +46,7 @@ from dsr_mailbot.deadlines import due_at
 from dsr_mailbot.errors import DsrMailbotError, StoreConflict
 from dsr_mailbot.extract import extract_update
 from dsr_mailbot.keys import Keyring
-from dsr_mailbot.models import OutboxMessage, Request, RequestKind, RequestState, User, utcnow
+from dsr_mailbot.models import FINAL_STATES, OutboxMessage, Request, RequestKind, RequestState, User, utcnow
 from dsr_mailbot.parse import Headers, ParsedMessage, parse_headers, parse_message
 from dsr_mailbot.reply import Renderer, build_message, format_date, reply_message_id, reply_subject
 from dsr_mailbot.send import Transport, drain_outbox
@@ -271,8 +271,10 @@ def _record_and_apply(
     request.state = outcome.state
     request.outcome = outcome.template
     request.reason = outcome.reason
-    if outcome.state in (RequestState.COMPLETED, RequestState.REJECTED, RequestState.IGNORED):
+    if outcome.state in FINAL_STATES:
         request.completed_at = now
+        # A closed request needs no address: the reply, if any, carries its own recipient.
+        request.reply_address = None
     record_event(
         session, f"request_{outcome.state}", request_id=request.id, subject_ref=request.subject_ref,
         outcome=outcome.template, reason=outcome.reason, changed=list(outcome.changed_fields),

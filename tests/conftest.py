@@ -20,7 +20,8 @@ from tests.harness import Bot
 from tests.servers import Dovecot, ImapAccount, SmtpServer, dovecot_binary
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+# The shared material sits beside the checkout; DSR_SHARED_DIR points elsewhere when it does not.
+SHARED = Path(os.environ.get("DSR_SHARED_DIR", REPO.parent / "shared"))
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_ADMIN_URLS = (
     "postgresql+psycopg://postgres@127.0.0.1:5432/test",

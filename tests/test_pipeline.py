@@ -43,6 +43,7 @@ def test_russian_update_is_applied_answered_and_archived(bot_any_db: Bot) -> Non
     assert len(bot.account.snapshot(PROCESSED)) == 1
     [row] = bot.requests()
     assert (row.kind, row.state, row.language, row.outcome) == ("update", "completed", "ru", "update_applied")
+    assert row.reply_address is None  # a closed request keeps no address
     assert report.replies_sent == 1 and report.temporary_failure is None
 
 
@@ -371,3 +372,38 @@ def test_a_request_recorded_meanwhile_by_another_process_is_left_to_it(
     assert len(bot.requests()) == 1 and bot.smtp.messages == []
     user = bot.user(IVAN)
     assert user is not None and user.marketing_consent  # not applied by this process
+
+
+def test_logs_at_the_highest_verbosity_carry_no_personal_data(bot: Bot) -> None:
+    """What -vv prints: no address, phone, name or message text, from the bot or the libraries it uses."""
+    import logging
+
+    from dsr_mailbot.cli import configure_logging
+
+    records: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    configure_logging(2)
+    handler = Collect(level=logging.DEBUG)
+    logging.getLogger().addHandler(handler)
+    try:
+        bot.add_user(IVAN, phone="+77011112233")
+        bot.account.append(mail(f"Иван Петров <{IVAN}>", "Обновление персональных данных",
+                                "Телефон: 8 701 765 43 21\nФИО: Петров Иван Сергеевич"))
+        bot.account.append(mail("stranger@example.org", "Personal data update", "Phone: +7 702 111 22 33"))
+        bot.account.append(mail("broken@example.org", "Unsubscribe", "x"))
+        bot.smtp.stop()
+        bot.run()
+        bot.smtp.start()
+        bot.run()
+    finally:
+        logging.getLogger().removeHandler(handler)
+        configure_logging(0)
+    # "mail.log" is the test's own SMTP server (aiosmtpd), a peer, not part of the bot.
+    text = "\n".join(r.getMessage() for r in records if r.name != "mail.log")
+    assert records, "the run should have logged something at debug level"
+    for secret in ("ivan", "example", "7017654321", "701 765", "Петров", "Иван", "Телефон", "stranger"):
+        assert secret not in text, secret
