@@ -14,8 +14,8 @@ be read as the weaker request.  Markers match whole words inside the
 subject, so "Personal data update – order 1234" is still a request.
 
 Out-of-office answers ("Automatic reply: Re: Personal data update") carry
-our own marker back; a subject that starts with an auto-reply prefix is not
-a request.
+our own marker back; :func:`is_auto_reply_subject` recognises their prefixes
+for the loop rules (:mod:`loops`), which record such mail as ``ignored``.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ _ANY_MARKER = re.compile("|".join(_phrase_pattern(m.phrase) for m in MARKERS))
 def classify_subject(subject: str) -> Classification | None:
     """The request a subject marks, or None when it marks none."""
     text = normalise_subject(subject)
-    if not text or not _ANY_MARKER.search(text) or is_auto_reply_subject(subject):
+    if not text or not _ANY_MARKER.search(text):
         return None
     for marker, pattern in zip(MARKERS, _MARKER_PATTERNS, strict=True):
         if pattern.search(text):

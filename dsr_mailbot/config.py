@@ -74,6 +74,19 @@ class PolicyConfig:
     timezone: str = "Asia/Almaty"
 
 
+Verification = Literal["auto", "always", "never"]
+
+
+@dataclass(frozen=True)
+class TrustConfig:
+    """How far a request's From line is believed (see verify.py and the README)."""
+
+    authserv_id: str | None = None
+    verification: Verification = "auto"
+    confirm_expiry_days: int = 7
+    max_replies_per_sender_per_day: int = 10
+
+
 @dataclass(frozen=True)
 class LimitsConfig:
     max_message_bytes: int = 10 * 1024 * 1024
@@ -91,6 +104,7 @@ class Config:
     file_delivery: FileDeliveryConfig | None
     database_url: str
     policy: PolicyConfig
+    trust: TrustConfig
     limits: LimitsConfig
     key_file: Path
     templates_dir: Path | None
@@ -210,7 +224,7 @@ def _table(data: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
 
 _KNOWN_SECTIONS = (
     "imap", "maildir", "smtp", "file_delivery", "database",
-    "policy", "limits", "secrets", "templates",
+    "policy", "trust", "limits", "secrets", "templates",
 )
 
 
@@ -281,6 +295,15 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         timezone=_timezone(policy_sec),
     )
 
+    trust_sec = section("trust") or _Section("trust", {}, base_dir)
+    authserv_id = trust_sec.string("authserv_id", None)
+    trust = TrustConfig(
+        authserv_id=authserv_id.strip().lower() if authserv_id and authserv_id.strip() else None,
+        verification=trust_sec.choice("verification", ("auto", "always", "never"), "auto"),  # type: ignore[arg-type]
+        confirm_expiry_days=trust_sec.integer("confirm_expiry_days", 7, minimum=1),
+        max_replies_per_sender_per_day=trust_sec.integer("max_replies_per_sender_per_day", 10, minimum=1),
+    )
+
     limits_sec = section("limits") or _Section("limits", {}, base_dir)
     limits = LimitsConfig(
         max_message_bytes=limits_sec.integer("max_message_bytes", 10 * 1024 * 1024, minimum=4096),
@@ -305,6 +328,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         file_delivery=file_delivery,
         database_url=database_url,
         policy=policy,
+        trust=trust,
         limits=limits,
         key_file=key_file,
         templates_dir=templates_dir,

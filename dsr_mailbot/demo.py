@@ -2,17 +2,29 @@
 
 Builds a SQLite store with sample users, a local Maildir standing in for the
 support mailbox (requests in three languages mixed with ordinary support
-mail), runs the bot once, and prints what happened: the requests and their
-states, the changed user records, the replies (as .eml files, since no SMTP
-server is configured), and the ordinary mail left untouched.  The directory
-doubles as a starting point: its ``config.toml`` is a working configuration.
+mail), and runs the bot:
+
+1. requests that the operator's mail server authenticated (a trusted
+   ``Authentication-Results: mx.smarthings.kz; dmarc=pass``) are applied at
+   once; an unauthenticated withdrawal waits for confirmation, and the person
+   gets a challenge at the address on file;
+2. the person replies to the challenge (the demo writes that reply into the
+   Maildir), and the next run applies the withdrawal;
+3. a third run finds nothing to do.
+
+It prints the requests and their states, the user records after the runs,
+the replies (as .eml files, since no SMTP server is configured), and the
+ordinary mail left untouched.  The directory doubles as a starting point:
+its ``config.toml`` is a working configuration.
 """
 
 from __future__ import annotations
 
+import email
 import shutil
 from email.message import EmailMessage
 from email.policy import SMTP
+from email.policy import default as default_policy
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
@@ -44,6 +56,10 @@ directory = "outbox"
 [database]
 url = "sqlite:///dsr-mailbot.db"
 
+[trust]
+authserv_id = "mx.smarthings.kz"
+verification = "auto"
+
 [policy]
 default_language = "ru"
 erasure_delay_days = 30
@@ -60,13 +76,21 @@ olga.s@example.kz,+77012223344,Сидорова,Ольга,Павловна,fals
 """
 
 
-def _message(sender: str, subject: str, body: str, html: bool = False, **extra: str) -> bytes:
+def _message(sender: str, subject: str, body: str, html: bool = False, dmarc: str | None = None,
+             in_reply_to: str | None = None, **extra: str) -> bytes:
     msg = EmailMessage(policy=SMTP)
+    domain = sender.rsplit("@", 1)[-1].rstrip(">")
+    if dmarc:
+        # What the operator's mail server adds on arrival, above its own Received line.
+        msg["Authentication-Results"] = f"mx.smarthings.kz; dmarc={dmarc} header.from={domain}"
+    msg["Received"] = f"from mail.{domain} by mx.smarthings.kz with ESMTPS; {format_datetime(utcnow())}"
     msg["From"] = sender
     msg["To"] = SUPPORT
     msg["Subject"] = subject
     msg["Date"] = format_datetime(utcnow())
     msg["Message-ID"] = make_msgid(domain="demo.example")
+    if in_reply_to:
+        msg["In-Reply-To"] = msg["References"] = in_reply_to
     for name, value in extra.items():
         msg[name.replace("_", "-")] = value
     msg.set_content(body, subtype="html" if html else "plain")
@@ -79,7 +103,7 @@ def sample_messages() -> list[tuple[str, bytes]]:
         ("update, Russian", _message(
             "Иван Петров <ivan.petrov@example.ru>", "Обновление персональных данных",
             "Здравствуйте!\n\nПрошу обновить мои данные:\nТелефон: 8 (916) 765-43-21\n"
-            "ФИО: Петров Иван Сергеевич\n\nСпасибо.\n")),
+            "ФИО: Петров Иван Сергеевич\n\nСпасибо.\n", dmarc="pass")),
         ("question about an order", _message(
             "Buyer <buyer@example.org>", "Где мой заказ №1042?",
             "Добрый день, заказ оплачен неделю назад, когда доставка?\n")),
@@ -95,7 +119,7 @@ def sample_messages() -> list[tuple[str, bytes]]:
             "<html><body><div>Новый номер:</div><div>Телефон: +7 (707) 123-45-67</div>"
             "<div class=\"gmail_quote\">12.03.2025, 10:15, support@smarthings.kz:"
             "<blockquote>Телефон: +7 700 000 00 00</blockquote></div></body></html>",
-            html=True)),
+            html=True, dmarc="pass")),
         ("delivery complaint", _message(
             "Client <client@example.net>", "Re: Доставка",
             "Курьер не приехал.\n\n> Здравствуйте, ваш заказ передан курьеру.\n")),
@@ -123,13 +147,38 @@ def build_demo(directory: Path) -> Path:
     assert config.maildir is not None
     ensure_maildir(config.maildir.path)
     for index, (_label, data) in enumerate(sample_messages()):
-        path = config.maildir.path / "new" / f"1700000{index:03d}.M{index}P1.demo"
-        path.write_bytes(data)
+        _deliver(config.maildir.path, f"1700000{index:03d}.M{index}P1.demo", data)
     store = Store(config.database_url)
     store.init_schema()
     import_users(store, read_users_csv(SAMPLE_USERS_CSV), actor="demo")
     store.dispose()
     return config_path
+
+
+def _deliver(maildir: Path, name: str, data: bytes) -> None:
+    tmp = maildir / "tmp" / name
+    tmp.write_bytes(data)
+    tmp.replace(maildir / "new" / name)
+
+
+def _answer_challenges(outbox: Path, maildir: Path) -> int:
+    """Play the people who reply to their challenges: one plain reply each, from the address written to."""
+    answered = 0
+    for path in sorted(outbox.glob("dsr.*.challenge_*.eml")):
+        challenge = email.message_from_bytes(path.read_bytes(), policy=default_policy)
+        reply = _message(str(challenge["To"]), f"Re: {challenge['Subject']}", "Да, подтверждаю.\n",
+                         in_reply_to=str(challenge["Message-ID"]))
+        _deliver(maildir, f"1800000{answered:03d}.R{answered}P1.demo", reply)
+        answered += 1
+    return answered
+
+
+def _requests_table(store: Store, title: str) -> Table:
+    table = Table("id", "kind", "language", "state", "outcome / reason", title=title)
+    with store.transaction() as session:
+        for r in all_requests(session):
+            table.add_row(str(r.id), r.kind, r.language, r.state, r.outcome or r.reason or "")
+    return table
 
 
 def run_demo(directory: Path, console: Console | None = None) -> None:
@@ -139,16 +188,17 @@ def run_demo(directory: Path, console: Console | None = None) -> None:
     assert config.maildir is not None and config.file_delivery is not None
     inbox_before = sorted(p.name for p in (config.maildir.path / "new").iterdir())
     store = Store(config.database_url)
+
     report = run_once_from_config(config, store)
     console.print(f"[bold]Run 1:[/bold] {report.summary()}")
+    console.print(_requests_table(store, "Requests after run 1"))
+    answered = _answer_challenges(config.file_delivery.directory, config.maildir.path)
+    console.print(f"{answered} person(s) replied to the confirmation challenge they got at the address on file.")
+    report = run_once_from_config(config, store)
+    console.print(f"[bold]Run 2:[/bold] {report.summary()}")
+    console.print(_requests_table(store, "Requests after run 2"))
 
-    table = Table("id", "kind", "language", "state", "outcome", title="Requests")
-    with store.transaction() as session:
-        for r in all_requests(session):
-            table.add_row(str(r.id), r.kind, r.language, r.state, r.outcome or r.reason or "")
-    console.print(table)
-
-    users = Table("email", "phone", "name", "marketing", "processing", "erasure due", title="Users after the run")
+    users = Table("email", "phone", "name", "marketing", "processing", "erasure due", title="Users after the runs")
     for u in export_users(store):
         name = " ".join(filter(None, (u["surname"], u["first_name"], u["patronymic"])))
         users.add_row(u["email"], u["phone"] or "", name, str(u["marketing_consent"]),
@@ -163,6 +213,6 @@ def run_demo(directory: Path, console: Console | None = None) -> None:
     for path in outbox:
         console.print(f"  {path}")
     again = run_once_from_config(config, store)
-    console.print(f"[bold]Run 2:[/bold] {again.summary()}")
+    console.print(f"[bold]Run 3:[/bold] {again.summary()}")
     console.print(f"Configuration used: {config_path} (run it yourself: dsr-mailbot -c {config_path} run --once)")
     store.dispose()

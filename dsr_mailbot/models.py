@@ -57,6 +57,8 @@ class RequestKind(enum.StrEnum):
     UPDATE = "update"
     WITHDRAW = "withdraw"
     OPTOUT = "optout"
+    # A reply to one of our confirmation challenges; it points at the request it confirms.
+    CONFIRM = "confirm"
 
 
 class RequestState(enum.StrEnum):
@@ -117,10 +119,17 @@ class Request(SQLModel, table=True):
     archived_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     user_id: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     subject_ref: str = Field(max_length=64, index=True)
-    # The address a pending request answers to.  Operational, not audit data:
-    # it is what lets a request wait (for confirmation or review) and still be
-    # answered; erasure clears it with the rest of the person's data.
+    # What an open request needs to be finished later (after a confirmation or a
+    # review decision): where to answer, the thread to answer in, and what was asked.
+    # Personal data, so all three are cleared when the request closes.
     reply_address: str | None = Field(default=None, max_length=320)
+    subject: str | None = Field(default=None, max_length=998)
+    intent: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    authenticated: bool = False
+    # Whose confirmation the request waits for: "o" (the address on file) or "n" (a new address).
+    awaiting: str | None = Field(default=None, max_length=1)
+    confirm_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    related_request_id: int | None = Field(default=None, index=True)
 
 
 class AuditEvent(SQLModel, table=True):

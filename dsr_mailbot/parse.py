@@ -51,6 +51,8 @@ class Headers:
     references: tuple[str, ...]
     content_language: str | None
     all: Mapping[str, tuple[str, ...]] = field(repr=False)
+    # Every header in order, top first: where a header stands matters (Authentication-Results).
+    items: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     @property
     def sender(self) -> str | None:
@@ -80,9 +82,11 @@ def header_block(raw: bytes) -> bytes:
 
 def _headers_from(msg: Message, raw: bytes) -> Headers:
     decoded: dict[str, list[str]] = {}
+    items: list[tuple[str, str]] = []
     for name, value in msg.raw_items():
         text = decode_header_text(value) if isinstance(value, str) else str(value)
         decoded.setdefault(name.lower(), []).append(text)
+        items.append((name.lower(), text))
     all_headers = {name: tuple(values) for name, values in decoded.items()}
 
     def first(name: str) -> str | None:
@@ -126,6 +130,7 @@ def _headers_from(msg: Message, raw: bytes) -> Headers:
         references=references,
         content_language=language,
         all=all_headers,
+        items=tuple(items),
     )
 
 

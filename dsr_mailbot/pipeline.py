@@ -2,27 +2,34 @@
 
 How the stages connect, top to bottom (:func:`run_once`):
 
-1. **source** — open the mailbox, read the cursor (UIDVALIDITY, last UID).
-   A new UIDVALIDITY restarts the scan from UID 1; requests already handled
+1. **expire** — requests whose confirmation did not come in time are closed,
+   with a short notice.
+2. **source** — open the mailbox, read the cursor (UIDVALIDITY, last UID).
+   A new UIDVALIDITY restarts the scan from UID 1; messages already handled
    are recognised by Message-ID and not handled again.
-2. **archive** (retry) — requests committed earlier whose message has not
+3. **archive** (retry) — requests committed earlier whose message has not
    been moved yet are moved now.
-3. **scan** — header blocks of new messages only.  :mod:`classify` decides
-   from the subject which are requests; nothing else is fetched whole,
-   flagged or moved.
-4. per request: **parse** the whole message, find the person's own words
-   (:mod:`body`), **verify** whose request it is, **apply** it, render the
-   **reply** into the outbox — all in one database transaction with the
-   request row and its audit events.
-5. the cursor advances past each batch once every request in it is
-   committed; then **archive** moves the new request messages.
-6. **send** — the outbox is drained (SMTP or .eml files).
+4. **scan** — header blocks of new messages only.  From the headers alone:
+   a delivery report (:mod:`bounces`) is read to see whether it reports one
+   of our replies, and is otherwise left alone; a reply to one of our
+   challenges carries a token (:mod:`tokens`); a request carries a subject
+   marker (:mod:`classify`).  Everything else is ordinary support mail and is
+   never fetched whole, flagged or moved.
+5. per request or confirmation: the loop rules (:mod:`loops`) decide from
+   the headers whether it must stay unanswered (``ignored``); a confirmation
+   is checked against its request; a request is fetched whole, **parsed**,
+   its sender **verified**, and it is **applied** or made to wait, with its
+   **reply** put into the outbox — one database transaction per message
+   (:mod:`lifecycle`).
+6. the cursor advances past each batch once every message in it is
+   committed; then **archive** moves the new request messages (ignored
+   ones stay where they are).
+7. **send** — the outbox is drained (SMTP or .eml files).
 
-Outcomes of requests are values (:class:`~dsr_mailbot.apply.Outcome`).  A
-server that cannot be reached stops the pass: what was committed stays
+A server that cannot be reached stops the pass: what was committed stays
 committed, the rest is picked up by the next run (``temporary_failure``).
-Any other exception while handling one request puts that request into
-``review`` with the failing stage as its reason, and the pass goes on.
+Any other exception while handling one message puts it into ``review``
+with the failing stage as its reason, and the pass goes on.
 """
 
 from __future__ import annotations
@@ -32,36 +39,28 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
-from zoneinfo import ZoneInfo
 
-from sqlmodel import Session
+from sqlmodel import select
 
-from dsr_mailbot import apply as apply_stage
 from dsr_mailbot.archive import archive_pending
 from dsr_mailbot.body import reply_text
-from dsr_mailbot.classify import Classification, classify_subject, request_language
+from dsr_mailbot.bounces import find_bounced_reply, is_delivery_report
+from dsr_mailbot.classify import Classification, classify_subject
 from dsr_mailbot.config import Config
-from dsr_mailbot.deadlines import due_at
 from dsr_mailbot.errors import DsrMailbotError, StoreConflict
-from dsr_mailbot.extract import extract_update
 from dsr_mailbot.keys import Keyring
-from dsr_mailbot.models import FINAL_STATES, OutboxMessage, Request, RequestKind, RequestState, User, utcnow
-from dsr_mailbot.parse import Headers, ParsedMessage, parse_headers, parse_message
-from dsr_mailbot.reply import Renderer, build_message, format_date, reply_message_id, reply_subject
+from dsr_mailbot.lifecycle import Arrival, Context, confirm, expire_overdue, intake, record_ignored
+from dsr_mailbot.loops import loop_reason
+from dsr_mailbot.models import AuditEvent, Request, RequestKind, RequestState, utcnow
+from dsr_mailbot.parse import Headers, parse_headers, parse_message
+from dsr_mailbot.reply import Renderer
 from dsr_mailbot.send import Transport, drain_outbox
 from dsr_mailbot.source import HeaderRecord, MailSource
-from dsr_mailbot.store import (
-    Store,
-    find_request_by_message_id,
-    find_user_by_email,
-    get_cursor,
-    record_event,
-    save_cursor,
-)
-from dsr_mailbot.verify import Identity, Verdict, identify
+from dsr_mailbot.store import Store, find_request_by_message_id, get_cursor, record_event, save_cursor
+from dsr_mailbot.tokens import Token, find_token
 
 log = logging.getLogger("dsr_mailbot")
+BOUNCE_FETCH_BYTES = 256 * 1024  # a delivery report names the bounced message near its top
 
 
 @dataclass
@@ -75,12 +74,17 @@ class Services:
     transport: Transport
     clock: Callable[[], datetime] = utcnow
 
+    def context(self) -> Context:
+        return Context(self.config, self.keyring, self.renderer, self.clock())
+
 
 @dataclass
 class RunReport:
     scanned: int = 0
     requests: int = 0
     duplicates: int = 0
+    bounces: int = 0
+    expired: int = 0
     states: Counter[str] = field(default_factory=Counter)
     request_ids: list[int] = field(default_factory=list)
     archived: int = 0
@@ -95,6 +99,10 @@ class RunReport:
             f"{self.duplicates} duplicate(s); {self.archived} archived; "
             f"{self.replies_sent} reply(ies) sent, {self.replies_failed} failed"
         )
+        if self.bounces:
+            text += f"; {self.bounces} bounce(s) of our replies"
+        if self.expired:
+            text += f"; {self.expired} expired unconfirmed"
         if self.temporary_failure:
             text += f"; stopped early: {self.temporary_failure}"
         return text
@@ -105,16 +113,15 @@ def run_once(services: Services, source: MailSource) -> RunReport:
     report = RunReport()
     cfg, store = services.config, services.store
     try:
+        with store.transaction() as session:
+            report.expired = expire_overdue(services.context(), session)
         uidvalidity = source.open()
         last_uid = _start_cursor(store, cfg.source_name, uidvalidity)
         report.archived += archive_pending(store, source, cfg.source_name, uidvalidity).moved
         for batch in source.scan(last_uid, cfg.limits.fetch_batch_size):
             for record in batch:
                 report.scanned += 1
-                headers = parse_headers(record.header)
-                classification = classify_subject(headers.subject)
-                if classification is not None:
-                    _handle_request(services, source, record, headers, classification, uidvalidity, report)
+                _triage(services, source, record, uidvalidity, report)
             if batch:
                 with store.transaction() as session:
                     save_cursor(session, cfg.source_name, uidvalidity, batch[-1].uid)
@@ -149,45 +156,94 @@ def _start_cursor(store: Store, source_name: str, uidvalidity: int) -> int:
         return cursor.last_uid
 
 
-def _handle_request(
-    services: Services,
-    source: MailSource,
-    record: HeaderRecord,
-    headers: Headers,
-    classification: Classification,
-    uidvalidity: int,
-    report: RunReport,
-) -> None:
-    store = services.store
+def _triage(services: Services, source: MailSource, record: HeaderRecord, uidvalidity: int,
+            report: RunReport) -> None:
+    """Decide from the header block what a message is, and hand it on."""
+    headers = parse_headers(record.header)
+    if is_delivery_report(headers):
+        _note_bounce(services, source, record, headers, report)
+        return
+    token = find_token(headers)
+    classification = classify_subject(headers.subject)
+    if token is None and classification is None:
+        return  # ordinary support mail: never touched
+    _handle(services, source, record, headers, token, classification, uidvalidity, report)
+
+
+def _note_bounce(services: Services, source: MailSource, record: HeaderRecord, headers: Headers,
+                 report: RunReport) -> None:
+    fetched = source.fetch(record.uid, BOUNCE_FETCH_BYTES)
+    if fetched is None:
+        return
+    bounced = find_bounced_reply(fetched.data.decode("utf-8", "replace"), services.keyring)
+    if bounced is None:
+        return  # someone else's bounce: ordinary support mail
+    report_ref = services.keyring.digest("dsn", headers.message_id)[:16]
+    with services.store.transaction() as session:
+        if session.get(Request, bounced.request_id) is None:
+            return
+        seen = session.exec(select(AuditEvent).where(
+            AuditEvent.event == "reply_bounced", AuditEvent.request_id == bounced.request_id)).all()
+        if any(e.detail.get("report") == report_ref for e in seen):
+            return
+        record_event(session, "reply_bounced", request_id=bounced.request_id, purpose=bounced.purpose,
+                     status=bounced.status, report=report_ref)
+    report.bounces += 1
+    log.info("a reply to request %s bounced (%s)", bounced.request_id, bounced.status or "no status")
+
+
+def _handle(services: Services, source: MailSource, record: HeaderRecord, headers: Headers, token: Token | None,
+            classification: Classification | None, uidvalidity: int, report: RunReport) -> None:
+    store, cfg = services.store, services.config
     with store.transaction() as session:
         existing = find_request_by_message_id(session, headers.message_id)
-        existing_id = existing.id if existing else None
+        existing_id, existing_state = (existing.id, existing.state) if existing else (None, None)
     if existing_id is not None:
-        # A redelivered or copied request: already handled once; move the copy out of the way.
-        source.archive([record.uid])
-        with store.transaction() as session:
-            record_event(session, "duplicate_archived", request_id=existing_id)
+        if existing_state != RequestState.IGNORED:
+            # A redelivered or copied message: handled once already; move the copy out of the way.
+            source.archive([record.uid])
+            with store.transaction() as session:
+                record_event(session, "duplicate_archived", request_id=existing_id)
         report.duplicates += 1
         return
-    fetched = source.fetch(record.uid, services.config.limits.max_message_bytes)
-    if fetched is None:
-        return  # expunged by someone else since the scan
-    stage = "parse"
+    ctx = services.context()
+    arrival = Arrival(cfg.source_name, uidvalidity, record.uid, record.internaldate or headers.date or ctx.now)
+    kind = RequestKind.CONFIRM if token else classification.kind if classification else RequestKind.CONFIRM
+    language = classification.language if classification else cfg.policy.default_language
+    stage = "loops"
     try:
-        parsed = parse_message(fetched.data, truncated=fetched.truncated)
-        stage = "apply"
-        with store.transaction() as session:
-            request = _record_and_apply(services, session, record, parsed, classification, uidvalidity)
+        reason = loop_reason(headers, cfg.policy.operator_addresses)
+        if reason is not None:
+            with store.transaction() as session:
+                request = record_ignored(ctx, session, arrival, headers, kind, language, reason)
+        elif token is not None:
+            stage = "confirm"
+            with store.transaction() as session:
+                request = confirm(ctx, session, arrival, headers, token)
+        else:
+            assert classification is not None
+            stage = "fetch"
+            fetched = source.fetch(record.uid, cfg.limits.max_message_bytes)
+            if fetched is None:
+                return  # expunged by someone else since the scan
+            stage = "parse"
+            parsed = parse_message(fetched.data, truncated=fetched.truncated)
+            stage = "intake"
+            with store.transaction() as session:
+                request = intake(ctx, session, arrival, parsed.headers, reply_text(parsed.body_text), classification)
+                record_event(session, "message_parsed", request_id=request.id, body=parsed.body_kind,
+                             defects=sorted(parsed.defects), truncated=parsed.truncated,
+                             has_message_id=parsed.headers.has_message_id)
     except StoreConflict:
-        # Another process recorded this Message-ID since we looked: it owns the request.
-        log.info("request at uid %s was recorded by another process; skipped", record.uid)
+        # Another process recorded this Message-ID since we looked: it owns the message.
+        log.info("message at uid %s was recorded by another process; skipped", record.uid)
         return
     except DsrMailbotError as exc:
         if exc.temporary:
             raise
-        request = _set_aside(services, record, headers, classification, uidvalidity, f"{stage}:{type(exc).__name__}")
+        request = _set_aside(services, arrival, headers, kind, language, f"{stage}:{type(exc).__name__}")
     except Exception as exc:  # one bad message must not stop the others
-        request = _set_aside(services, record, headers, classification, uidvalidity, f"{stage}:{type(exc).__name__}")
+        request = _set_aside(services, arrival, headers, kind, language, f"{stage}:{type(exc).__name__}")
     report.requests += 1
     report.states[request.state] += 1
     assert request.id is not None
@@ -195,165 +251,28 @@ def _handle_request(
     log.info("request %s (%s, %s): %s", request.id, request.kind, request.language, request.state)
 
 
-def _set_aside(
-    services: Services,
-    record: HeaderRecord,
-    headers: Headers,
-    classification: Classification,
-    uidvalidity: int,
-    reason: str,
-) -> Request:
-    """Record a request that failed unexpectedly, in ``review``, without a reply."""
-    log.error("request could not be handled (uid %s, %s); set aside for review", record.uid, reason)
-    now = services.clock()
-    received = record.internaldate or now
+def _set_aside(services: Services, arrival: Arrival, headers: Headers, kind: str, language: str,
+               reason: str) -> Request:
+    """Record a message that failed unexpectedly, in ``review``, without a reply."""
+    log.error("message at uid %s could not be handled (%s); set aside for review", arrival.uid, reason)
     with services.store.transaction() as session:
         request = Request(
             message_id=headers.message_id,
-            source=services.config.source_name,
-            uidvalidity=uidvalidity,
-            uid=record.uid,
-            kind=classification.kind,
+            source=arrival.source,
+            uidvalidity=arrival.uidvalidity,
+            uid=arrival.uid,
+            kind=kind,
             state=RequestState.REVIEW,
             reason=reason[:500],
-            language=classification.language,
-            received_at=received,
-            due_at=due_at(classification.kind, received),
-            subject_ref=_subject_ref(services.keyring, headers.sender),
+            language=language,
+            received_at=arrival.received_at,
+            due_at=arrival.received_at,
+            subject_ref=services.keyring.subject_ref(headers.sender) if headers.sender else "-",
             reply_address=headers.sender,
+            subject=headers.subject[:998],
         )
         session.add(request)
         session.flush()
         record_event(session, "request_review", request_id=request.id,
                      subject_ref=request.subject_ref, reason=request.reason)
     return request
-
-
-def _subject_ref(keyring: Keyring, sender: str | None) -> str:
-    return keyring.subject_ref(sender) if sender else "-"
-
-
-def _record_and_apply(
-    services: Services,
-    session: Session,
-    record: HeaderRecord,
-    parsed: ParsedMessage,
-    classification: Classification,
-    uidvalidity: int,
-) -> Request:
-    cfg, now = services.config, services.clock()
-    headers = parsed.headers
-    own_words = reply_text(parsed.body_text)
-    received = record.internaldate or headers.date or now
-    identity = identify(headers, lambda email: find_user_by_email(session, email), cfg.policy.operator_addresses)
-    request = Request(
-        message_id=headers.message_id,
-        source=cfg.source_name,
-        uidvalidity=uidvalidity,
-        uid=record.uid,
-        kind=classification.kind,
-        state=RequestState.RECEIVED,
-        language=request_language(classification, own_words, cfg.policy.default_language),
-        received_at=received,
-        due_at=due_at(classification.kind, received),
-        user_id=identity.user.id if identity.user else None,
-        subject_ref=_subject_ref(services.keyring, identity.sender),
-        reply_address=identity.sender,
-    )
-    session.add(request)
-    session.flush()
-    record_event(
-        session, "request_received", request_id=request.id, subject_ref=request.subject_ref,
-        kind=request.kind, language=request.language, body=parsed.body_kind,
-        defects=sorted(parsed.defects), truncated=parsed.truncated, has_message_id=headers.has_message_id,
-    )
-    outcome = _decide(services, session, identity, classification.kind, own_words, received, now)
-    request.state = outcome.state
-    request.outcome = outcome.template
-    request.reason = outcome.reason
-    if outcome.state in FINAL_STATES:
-        request.completed_at = now
-        # A closed request needs no address: the reply, if any, carries its own recipient.
-        request.reply_address = None
-    record_event(
-        session, f"request_{outcome.state}", request_id=request.id, subject_ref=request.subject_ref,
-        outcome=outcome.template, reason=outcome.reason, changed=list(outcome.changed_fields),
-        unchanged=list(outcome.unchanged_fields),
-        problems=[f"{p.field}:{p.code}" for p in outcome.problems],
-    )
-    if outcome.template and identity.sender:
-        recipient = identity.user.email if identity.user else identity.sender
-        _queue_reply(services, session, request, outcome, headers, recipient)
-    return request
-
-
-def _decide(
-    services: Services,
-    session: Session,
-    identity: Identity,
-    kind: RequestKind,
-    own_words: str,
-    received: datetime,
-    now: datetime,
-) -> apply_stage.Outcome:
-    if identity.verdict is Verdict.NO_SENDER:
-        return apply_stage.Outcome(RequestState.REVIEW, None, reason="no_single_from_address")
-    if identity.verdict is Verdict.OWN_ADDRESS:
-        return apply_stage.Outcome(RequestState.IGNORED, None, reason="from_operator_address")
-    if identity.user is None:
-        return apply_stage.unknown_sender()
-    user: User = identity.user
-    if kind is RequestKind.UPDATE:
-        intent = extract_update(own_words)
-
-        def email_taken(email: str) -> bool:
-            other = find_user_by_email(session, email)
-            return other is not None and other.id != user.id
-
-        return apply_stage.apply_update(user, intent, email_taken, now)
-    if kind is RequestKind.WITHDRAW:
-        return apply_stage.apply_withdrawal(user, received, services.config.policy.erasure_delay_days, now)
-    return apply_stage.apply_optout(user, received, now)
-
-
-def template_context(outcome: apply_stage.Outcome, language: str, timezone: str) -> dict[str, Any]:
-    erasure = outcome.context.get("erasure_due_at")
-    return {
-        "changes": dict(outcome.context.get("changes", {})),
-        "unchanged": list(outcome.unchanged_fields),
-        "problems": [{"field": p.field, "code": p.code} for p in outcome.problems],
-        "erasure_date": format_date(erasure.astimezone(ZoneInfo(timezone)), language) if erasure else "",
-    }
-
-
-def _queue_reply(
-    services: Services,
-    session: Session,
-    request: Request,
-    outcome: apply_stage.Outcome,
-    headers: Headers,
-    recipient: str,
-) -> None:
-    assert outcome.template is not None and request.id is not None
-    cfg = services.config
-    body = services.renderer.render(
-        outcome.template, request.language, template_context(outcome, request.language, cfg.policy.timezone)
-    )
-    from_address = cfg.reply_from
-    message_id = reply_message_id(services.keyring, request.id, "reply", from_address.rsplit("@", 1)[-1])
-    data = build_message(
-        from_address=from_address,
-        from_name=cfg.policy.operator_name,
-        to_address=recipient,
-        subject=reply_subject(headers.subject),
-        body=body,
-        message_id=message_id,
-        language=request.language,
-        in_reply_to=headers.message_id if headers.has_message_id else None,
-        references=headers.references,
-        now=services.clock(),
-    )
-    session.add(
-        OutboxMessage(request_id=request.id, purpose="reply", message_id=message_id,
-                      recipient=recipient, data=data)
-    )

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -43,6 +44,11 @@ OUTCOME_TEMPLATES = (
     "withdrawal_applied",
     "optout_applied",
     "unknown_sender",
+    "challenge",
+    "challenge_new_address",
+    "confirmation_expired",
+    "email_changed_notice",
+    "request_rejected",
 )
 LOOP_MARKER_HEADER = "X-DSR-Mailbot"
 
@@ -65,6 +71,12 @@ def format_date(value: date | datetime, language: str) -> str:
     return value.strftime("%d.%m.%Y")
 
 
+@dataclass(frozen=True)
+class Rendered:
+    subject: str | None  # None: answer in the thread ("Re: <the request's subject>")
+    body: str
+
+
 class Renderer:
     """Loads and renders reply templates for every outcome and language."""
 
@@ -80,7 +92,8 @@ class Renderer:
             keep_trailing_newline=True,
         )
 
-    def render(self, outcome: str, language: str, context: Mapping[str, Any]) -> str:
+    def render(self, outcome: str, language: str, context: Mapping[str, Any]) -> Rendered:
+        """The reply text; a first line ``Subject: …`` in the template sets the subject."""
         name = f"{language}/{outcome}.txt"
         values = {"operator_name": self.operator_name, "language": language, **context}
         try:
@@ -89,7 +102,13 @@ class Renderer:
             raise TemplateError(f"template {name} not found in {self.directory}") from exc
         except jinja2.TemplateError as exc:
             raise TemplateError(f"template {name} failed to render: {exc}") from exc
-        return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+        text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+        subject = None
+        if text.startswith("Subject:"):
+            first, _, text = text.partition("\n")
+            subject = first[len("Subject:"):].strip()
+            text = text.strip() + "\n"
+        return Rendered(subject, text)
 
     def check(self, outcomes: Sequence[str] = OUTCOME_TEMPLATES) -> None:
         """Render every outcome in every language with sample values; raise on the first failure."""
@@ -100,11 +119,18 @@ class Renderer:
 
 
 def sample_context() -> dict[str, Any]:
+    """Values for every name a template may use; the start-up check renders with these."""
     return {
+        "kind": "update",
         "changes": {"phone": "+77011234567", "surname": "Иванов"},
         "unchanged": ["email"],
         "problems": [{"field": "patronymic", "code": "invalid"}],
         "erasure_date": "01.01.2030",
+        "expiry_date": "01.01.2030",
+        "received_date": "01.01.2030",
+        "token": "DSR-1-o-1893456000-0123456789abcdef0123",
+        "new_address": "n***@example.kz",
+        "reason": "sample reason",
     }
 
 
@@ -115,9 +141,15 @@ def reply_subject(original: str) -> str:
     return f"Re: {subject}" if subject else "Re:"
 
 
-def reply_message_id(keyring: Keyring, request_id: int, purpose: str, domain: str) -> str:
-    tag = keyring.digest("message-id", f"{request_id}:{purpose}")[:20]
-    return f"<dsr.{request_id}.{purpose}.{tag}@{domain}>"
+def reply_message_tag(keyring: Keyring, request_id: int, purpose: str) -> str:
+    return keyring.digest("message-id", f"{request_id}:{purpose}")[:20]
+
+
+def reply_message_id(keyring: Keyring, request_id: int, purpose: str, domain: str, token: str | None = None) -> str:
+    """``<dsr.<request>.<purpose>.<tag>[.<token>]@domain>``: the same for the same request and purpose."""
+    tag = reply_message_tag(keyring, request_id, purpose)
+    suffix = f".{token}" if token else ""
+    return f"<dsr.{request_id}.{purpose}.{tag}{suffix}@{domain}>"
 
 
 def build_message(

@@ -32,6 +32,7 @@ from dsr_mailbot.models import (
     OutboxMessage,
     OutboxState,
     Request,
+    RequestState,
     User,
     utcnow,
 )
@@ -149,7 +150,12 @@ def find_request_by_message_id(session: Session, message_id: str) -> Request | N
 def requests_awaiting_archive(session: Session, source: str) -> Sequence[Request]:
     return session.exec(
         select(Request)
-        .where(Request.source == source, Request.archived_at.is_(None))  # type: ignore[union-attr]
+        .where(
+            Request.source == source,
+            Request.archived_at.is_(None),  # type: ignore[union-attr]
+            # Ignored mail is not a request: like all ordinary mail, it stays where it is.
+            Request.state != RequestState.IGNORED,
+        )
         .order_by(Request.id)  # type: ignore[arg-type]
     ).all()
 

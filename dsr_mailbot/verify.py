@@ -7,9 +7,10 @@ nothing is created.  Mail without exactly one From address cannot be
 answered and goes to review; mail from the operator's own addresses is
 never a request (it would make the bot answer itself).
 
-Sender authentication (Authentication-Results, confirmation by reply) is a
-later stage of this module; the request lifecycle already stores states so
-that a request can wait.
+Whether a request may change data at once, or must first be confirmed by a
+reply from the address on file, is :func:`needs_owner_confirmation`; the
+Authentication-Results check is :mod:`authresults`, the confirmation loop
+:mod:`lifecycle` and :mod:`tokens`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import enum
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-from dsr_mailbot.models import User
+from dsr_mailbot.models import RequestKind, User
 from dsr_mailbot.parse import Headers
 
 
@@ -50,3 +51,18 @@ def identify(
     if user is None:
         return Identity(Verdict.UNKNOWN_SENDER, sender, None)
     return Identity(Verdict.KNOWN_USER, sender, user)
+
+
+def needs_owner_confirmation(kind: RequestKind, authenticated: bool, verification: str) -> bool:
+    """Must the owner confirm by reply before this request changes anything?
+
+    An opt-out never does: a forged one only stops advertising.  Otherwise
+    ``never`` trusts the From line (closed deployments only), ``always``
+    confirms everything, and ``auto`` confirms what the operator's mail
+    server did not authenticate.
+    """
+    if kind is RequestKind.OPTOUT or verification == "never":
+        return False
+    if verification == "always":
+        return True
+    return not authenticated

@@ -69,7 +69,10 @@ class Bot:
         self.store = Store(db_url)
         self.store.init_schema()
 
-    def write_config(self, extra: str = "", smtp_port: int | None = None) -> None:
+    def write_config(
+        self, extra: str = "", smtp_port: int | None = None, trust: str = 'verification = "never"'
+    ) -> None:
+        """The bot's configuration; by default without confirmations, which tests/test_trust.py covers."""
         self.config_path.write_text(
             f"""
 [imap]
@@ -89,6 +92,9 @@ from_address = "support@smarthings.kz"
 
 [database]
 url = "{self.db_url}"
+
+[trust]
+{trust}
 
 [policy]
 default_language = "ru"

@@ -29,6 +29,7 @@ def test_demo_applies_requests_answers_them_and_leaves_other_mail(tmp_path: Path
     assert states == sorted([
         ("update", "ru", "completed"), ("withdraw", "kk", "completed"), ("optout", "en", "completed"),
         ("update", "ru", "completed"), ("update", "en", "rejected"), ("update", "ru", "rejected"),
+        ("confirm", "kk", "completed"),
     ])
     assert users["ivan.petrov@example.ru"]["phone"] == "+79167654321"
     assert users["dana.k@example.kz"]["phone"] == "+77071234567"
@@ -36,9 +37,11 @@ def test_demo_applies_requests_answers_them_and_leaves_other_mail(tmp_path: Path
     assert users["john.smith@example.com"]["marketing_consent"] is False
     assert config.maildir is not None and config.file_delivery is not None
     assert len(list((config.maildir.path / "new").iterdir())) == len(sample_messages()) - 6
-    assert len(list(config.file_delivery.directory.glob("*.eml"))) == 6
+    outbox = sorted(p.name for p in config.file_delivery.directory.glob("*.eml"))
+    assert len(outbox) == 7 and len([n for n in outbox if ".challenge_o." in n]) == 1
     text = out.getvalue()
-    assert "Run 2: scanned 0 new message(s); 0 request(s)" in text
+    assert "Run 1:" in text and "(1 awaiting_confirmation, 3 completed, 2 rejected)" in text
+    assert "Run 3: scanned 0 new message(s); 0 request(s)" in text
     assert "Ordinary mail left untouched" in text
 
 

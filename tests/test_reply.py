@@ -37,7 +37,9 @@ def test_every_outcome_has_a_template_in_every_language() -> None:
 
 
 def test_rendered_reply_uses_the_language_labels() -> None:
-    text = Renderer(operator_name="SmartThings LLP").render("update_applied", "kk", sample_context())
+    rendered = Renderer(operator_name="SmartThings LLP").render("update_applied", "kk", sample_context())
+    assert rendered.subject is None  # answered in the thread of the request
+    text = rendered.body
     assert "Телефон: +77011234567" in text and "Тегі: Иванов" in text
     assert "Әкесінің аты: мәнді тану мүмкін болмады" in text
     assert text.rstrip().endswith("автоматты түрде жіберілді.")

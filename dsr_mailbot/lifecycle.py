@@ -1,0 +1,362 @@
+"""The request lifecycle: every change of a request's state, each inside the caller's transaction.
+
+::
+
+    received ─┬─► completed | rejected           applied, or nothing to apply; answered either way
+              ├─► awaiting_confirmation ─┬─► completed       the address on file (and a new address) confirmed
+              │                          ├─► review          a "confirmation" came from another address
+              │                          └─► expired         nobody confirmed in time; a short notice
+              ├─► review ─► completed | rejected             an operator decided (approve / reject)
+              └─► ignored                                    auto-replies, bulk mail, loops: never answered
+
+Who may change what (see verify.py and the README, "How requests are
+verified"): an opt-out needs no confirmation (harmless if forged); an update
+or a withdrawal is applied at once only when ``[trust] verification`` allows
+it — ``never``, or ``auto`` with a trusted Authentication-Results pass —
+and otherwise waits for the owner's reply to a challenge sent **to the
+address on file**.  A change of the e-mail address also waits for a reply
+from the new address, and the old address is told once it is done.
+
+Anything that cannot be decided automatically goes to ``review`` with a
+reason: conflicting values, a letter naming another user's address, a
+confirmation from the wrong address, a sender past the daily reply limit.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, select
+
+from dsr_mailbot import apply as apply_stage
+from dsr_mailbot.authresults import check_authentication
+from dsr_mailbot.classify import Classification, request_language
+from dsr_mailbot.config import Config
+from dsr_mailbot.deadlines import due_at, erasure_due_at
+from dsr_mailbot.extract import Problem, UpdateIntent, extract_update
+from dsr_mailbot.keys import Keyring
+from dsr_mailbot.models import FINAL_STATES, Request, RequestKind, RequestState, User
+from dsr_mailbot.outbox import ReplyContent, mask_address, queue_reply, replies_in_last_day
+from dsr_mailbot.parse import Headers
+from dsr_mailbot.reply import Renderer
+from dsr_mailbot.store import find_user_by_email, record_event
+from dsr_mailbot.tokens import NEW_ADDRESS, OWNER, Token, TokenStatus, check_token, make_token
+from dsr_mailbot.verify import Verdict, identify, needs_owner_confirmation
+
+_ADDRESS = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+@dataclass(frozen=True)
+class Context:
+    config: Config
+    keyring: Keyring
+    renderer: Renderer
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """Where a message was found: enough to record it and to move it later."""
+
+    source: str
+    uidvalidity: int
+    uid: int
+    received_at: datetime
+
+
+# Recording
+
+
+def _new_request(ctx: Context, arrival: Arrival, headers: Headers, kind: str, language: str) -> Request:
+    return Request(
+        message_id=headers.message_id,
+        source=arrival.source,
+        uidvalidity=arrival.uidvalidity,
+        uid=arrival.uid,
+        kind=kind,
+        state=RequestState.RECEIVED,
+        language=language,
+        received_at=arrival.received_at,
+        due_at=due_at(RequestKind(kind), arrival.received_at) if kind != RequestKind.CONFIRM else arrival.received_at,
+        subject_ref=ctx.keyring.subject_ref(headers.sender) if headers.sender else "-",
+        reply_address=headers.sender,
+        subject=headers.subject[:998],
+    )
+
+
+def _transition(ctx: Context, session: Session, request: Request, state: RequestState, *, outcome: str | None = None,
+           reason: str | None = None, actor: str = "bot", **detail: object) -> None:
+    request.state = state
+    request.outcome = outcome
+    request.reason = reason
+    if state in FINAL_STATES:
+        request.completed_at = ctx.now
+        # A closed request needs none of the person's data: the reply, if any, carries its own recipient.
+        request.reply_address = None
+        request.subject = None
+        request.intent = {}
+        request.awaiting = None
+        request.confirm_expires_at = None
+    record_event(session, f"request_{state}", request_id=request.id, subject_ref=request.subject_ref,
+                 actor=actor, at=ctx.now, outcome=outcome, reason=reason, **detail)
+
+
+def _reply(ctx: Context, session: Session, request: Request, template: str, purpose: str, recipient: str,
+           content: ReplyContent | None = None) -> None:
+    queue_reply(session, config=ctx.config, keyring=ctx.keyring, renderer=ctx.renderer, request=request,
+                template=template, purpose=purpose, recipient=recipient, content=content or ReplyContent(),
+                now=ctx.now)
+
+
+def record_ignored(ctx: Context, session: Session, arrival: Arrival, headers: Headers, kind: str, language: str,
+                   reason: str) -> Request:
+    """Mail that looks like a request or a confirmation but must never be answered."""
+    request = _new_request(ctx, arrival, headers, kind, language)
+    session.add(request)
+    session.flush()
+    _transition(ctx, session, request, RequestState.IGNORED, reason=reason)
+    return request
+
+
+# New requests
+
+
+def _intent_of(request: Request) -> UpdateIntent:
+    stored = request.intent or {}
+    return UpdateIntent(
+        changes=dict(stored.get("changes", {})),
+        problems=tuple(Problem(f, c) for f, c in stored.get("problems", [])),
+    )
+
+
+def _other_users_named(session: Session, text: str, user: User | None) -> bool:
+    """Does the letter name the address of a user other than the sender?"""
+    for address in {a.lower() for a in _ADDRESS.findall(text)}:
+        other = find_user_by_email(session, address)
+        if other is not None and (user is None or other.id != user.id):
+            return True
+    return False
+
+
+def intake(ctx: Context, session: Session, arrival: Arrival, headers: Headers, own_words: str,
+           classification: Classification) -> Request:
+    """Record a new request and take it as far as it can go now."""
+    cfg = ctx.config
+    language = request_language(classification, own_words, cfg.policy.default_language)
+    request = _new_request(ctx, arrival, headers, classification.kind, language)
+    identity = identify(headers, lambda email: find_user_by_email(session, email), cfg.policy.operator_addresses)
+    auth = check_authentication(headers.items, cfg.trust.authserv_id, identity.sender)
+    request.authenticated = auth.authenticated
+    request.user_id = identity.user.id if identity.user else None
+    intent = extract_update(own_words) if classification.kind is RequestKind.UPDATE else UpdateIntent({}, ())
+    request.intent = {"changes": intent.changes, "problems": [[p.field, p.code] for p in intent.problems]}
+    session.add(request)
+    session.flush()
+    record_event(session, "request_received", request_id=request.id, subject_ref=request.subject_ref, at=ctx.now,
+                 kind=request.kind, language=language, authentication=auth.summary,
+                 fields=sorted(intent.changes), problems=[f"{p.field}:{p.code}" for p in intent.problems])
+
+    if identity.verdict is Verdict.NO_SENDER:
+        _transition(ctx, session, request, RequestState.REVIEW, reason="no_single_from_address")
+        return request
+    if identity.verdict is Verdict.OWN_ADDRESS:
+        _transition(ctx, session, request, RequestState.IGNORED, reason="from_operator_address")
+        return request
+    user = identity.user
+    recipient = user.email if user else identity.sender
+    assert recipient is not None
+    if replies_in_last_day(session, recipient, ctx.now) >= cfg.trust.max_replies_per_sender_per_day:
+        _transition(ctx, session, request, RequestState.REVIEW, reason="sender_daily_limit")
+        return request
+    if _other_users_named(session, own_words, user):
+        _transition(ctx, session, request, RequestState.REVIEW, reason="names_another_user")
+        return request
+    if user is None:
+        _reply(ctx, session, request, "unknown_sender", "reply", recipient)
+        _transition(ctx, session, request, RequestState.REJECTED, outcome="unknown_sender", reason="no_such_user")
+        return request
+    if any(p.code == "conflict" for p in intent.problems):
+        _transition(ctx, session, request, RequestState.REVIEW, reason="conflicting_values")
+        return request
+    if classification.kind is RequestKind.UPDATE and not intent.understood:
+        _reply(ctx, session, request, "update_not_understood", "reply", recipient,
+               ReplyContent(problems=tuple((p.field, p.code) for p in intent.problems)))
+        _transition(ctx, session, request, RequestState.REJECTED, outcome="update_not_understood",
+                    reason="no_valid_field")
+        return request
+    if needs_owner_confirmation(RequestKind(request.kind), auth.authenticated, cfg.trust.verification):
+        _await(ctx, session, request, user, OWNER)
+        return request
+    _after_owner(ctx, session, request, user)
+    return request
+
+
+def _await(ctx: Context, session: Session, request: Request, user: User, audience: str) -> None:
+    """Send a challenge and wait for its reply."""
+    assert request.id is not None
+    expires = ctx.now + timedelta(days=ctx.config.trust.confirm_expiry_days)
+    token = make_token(ctx.keyring, request.id, audience, expires)
+    request.state = RequestState.AWAITING_CONFIRMATION
+    request.awaiting = audience
+    request.confirm_expires_at = token.expires_at
+    intent = _intent_of(request)
+    if audience == OWNER:
+        recipient = user.email
+        template, purpose = "challenge", "challenge_o"
+        content = ReplyContent(
+            kind=request.kind, changes=intent.changes, token=str(token), expires_at=token.expires_at,
+            erasure_due_at=erasure_due_at(request.received_at, ctx.config.policy.erasure_delay_days),
+        )
+    else:
+        recipient = intent.changes["email"]
+        template, purpose = "challenge_new_address", "challenge_n"
+        content = ReplyContent(kind=request.kind, token=str(token), expires_at=token.expires_at)
+    _reply(ctx, session, request, template, purpose, recipient, content)
+    record_event(session, "confirmation_requested", request_id=request.id, subject_ref=request.subject_ref,
+                 at=ctx.now, audience=audience)
+
+
+def _after_owner(ctx: Context, session: Session, request: Request, user: User) -> None:
+    """The owner is verified: confirm a new address if there is one, else finish."""
+    intent = _intent_of(request)
+    new_email = intent.changes.get("email")
+    if (request.kind == RequestKind.UPDATE and new_email and new_email != user.email
+            and ctx.config.trust.verification != "never"):
+        _await(ctx, session, request, user, NEW_ADDRESS)
+        return
+    complete(ctx, session, request, user)
+
+
+def complete(ctx: Context, session: Session, request: Request, user: User, actor: str = "bot") -> None:
+    """Apply what the request asked and queue the reply (and, for a new e-mail address, a notice to the old one)."""
+    kind = RequestKind(request.kind)
+    old_email = user.email
+    if kind is RequestKind.UPDATE:
+        def email_taken(email: str) -> bool:
+            other = find_user_by_email(session, email)
+            return other is not None and other.id != user.id
+
+        outcome = apply_stage.apply_update(user, _intent_of(request), email_taken, ctx.now)
+    elif kind is RequestKind.WITHDRAW:
+        outcome = apply_stage.apply_withdrawal(user, request.received_at, ctx.config.policy.erasure_delay_days,
+                                               ctx.now)
+    else:
+        outcome = apply_stage.apply_optout(user, request.received_at, ctx.now)
+    session.add(user)
+    if outcome.template:
+        _reply(ctx, session, request, outcome.template, "reply", user.email, ReplyContent(
+            kind=request.kind, changes=dict(outcome.context.get("changes", {})),
+            unchanged=outcome.unchanged_fields, problems=tuple((p.field, p.code) for p in outcome.problems),
+            erasure_due_at=outcome.context.get("erasure_due_at"),
+        ))
+    if user.email != old_email:
+        _reply(ctx, session, request, "email_changed_notice", "notice_old_address", old_email,
+               ReplyContent(new_address=mask_address(user.email)))
+    # Replies first: closing the request forgets the thread they answer in.
+    _transition(ctx, session, request, outcome.state, outcome=outcome.template, reason=outcome.reason, actor=actor,
+           changed=list(outcome.changed_fields), unchanged=list(outcome.unchanged_fields),
+           problems=[f"{p.field}:{p.code}" for p in outcome.problems])
+
+
+# Confirmations
+
+
+def confirm(ctx: Context, session: Session, arrival: Arrival, headers: Headers, token: Token) -> Request:
+    """Record a reply to a challenge and, when it is the right person's, move its request on."""
+    target = session.get(Request, token.request_id)
+    language = target.language if target else ctx.config.policy.default_language
+    row = _new_request(ctx, arrival, headers, RequestKind.CONFIRM, language)
+    row.related_request_id = token.request_id
+    row.subject = None
+    session.add(row)
+    session.flush()
+    status = check_token(ctx.keyring, token, ctx.now)
+    if status is TokenStatus.TAMPERED or target is None:
+        _transition(ctx, session, row, RequestState.REJECTED, reason="bad_token")
+        return row
+    if target.state != RequestState.AWAITING_CONFIRMATION or target.awaiting != token.audience:
+        _transition(ctx, session, row, RequestState.REJECTED, reason="token_used")
+        return row
+    if status is TokenStatus.EXPIRED:
+        expire(ctx, session, target)
+        _transition(ctx, session, row, RequestState.REJECTED, reason="token_expired")
+        return row
+    user = session.get(User, target.user_id) if target.user_id is not None else None
+    if user is None:  # the user was erased while the request waited
+        _transition(ctx, session, target, RequestState.REJECTED, reason="user_gone")
+        _transition(ctx, session, row, RequestState.REJECTED, reason="user_gone")
+        return row
+    expected = user.email if token.audience == OWNER else _intent_of(target).changes.get("email")
+    if headers.sender is None or headers.sender != expected:
+        _transition(ctx, session, target, RequestState.REVIEW, reason="confirmation_from_other_address")
+        _transition(ctx, session, row, RequestState.REJECTED, reason="other_address")
+        return row
+    _transition(ctx, session, row, RequestState.COMPLETED, outcome="confirmed")
+    record_event(session, "confirmed", request_id=target.id, subject_ref=target.subject_ref, at=ctx.now,
+                 audience=token.audience, confirmation_request_id=row.id)
+    if token.audience == OWNER:
+        _after_owner(ctx, session, target, user)
+    else:
+        complete(ctx, session, target, user)
+    return row
+
+
+def expire(ctx: Context, session: Session, request: Request) -> None:
+    """Close an unconfirmed request with a short notice to the address on file."""
+    user = session.get(User, request.user_id) if request.user_id is not None else None
+    if user is not None:
+        _reply(ctx, session, request, "confirmation_expired", "expired", user.email)
+    _transition(ctx, session, request, RequestState.EXPIRED, outcome="confirmation_expired" if user else None,
+           reason="not_confirmed_in_time")
+
+
+def expire_overdue(ctx: Context, session: Session) -> int:
+    overdue: Sequence[Request] = session.exec(
+        select(Request).where(
+            Request.state == RequestState.AWAITING_CONFIRMATION,
+            Request.confirm_expires_at <= ctx.now,  # type: ignore[operator]
+        )
+    ).all()
+    for request in overdue:
+        expire(ctx, session, request)
+    return len(overdue)
+
+
+# Operator decisions
+
+
+class DecisionError(Exception):
+    """The request is not in a state an operator can decide on."""
+
+
+def approve(ctx: Context, session: Session, request: Request, actor: str) -> None:
+    """Apply and answer the request exactly as the automatic path would, without further checks."""
+    if request.kind == RequestKind.CONFIRM or request.state not in (
+        RequestState.REVIEW, RequestState.AWAITING_CONFIRMATION
+    ):
+        raise DecisionError(f"request {request.id} is {request.state}; only review or waiting requests can be approved")
+    record_event(session, "operator_approved", request_id=request.id, subject_ref=request.subject_ref,
+                 actor=actor, at=ctx.now)
+    user = session.get(User, request.user_id) if request.user_id is not None else None
+    if user is None:
+        recipient = request.reply_address
+        if recipient:
+            _reply(ctx, session, request, "unknown_sender", "reply", recipient)
+        _transition(ctx, session, request, RequestState.REJECTED, outcome="unknown_sender" if recipient else None,
+               reason="no_such_user", actor=actor)
+        return
+    complete(ctx, session, request, user, actor=actor)
+
+
+def reject(ctx: Context, session: Session, request: Request, reason: str, actor: str) -> None:
+    """Close the request unapplied and tell the sender why, in their language."""
+    if request.kind == RequestKind.CONFIRM or request.state in FINAL_STATES:
+        raise DecisionError(f"request {request.id} is {request.state}; it cannot be rejected")
+    recipient = request.reply_address
+    if recipient:
+        _reply(ctx, session, request, "request_rejected", "reply", recipient, ReplyContent(reason=reason))
+    _transition(ctx, session, request, RequestState.REJECTED, outcome="request_rejected" if recipient else None,
+           reason="operator_rejected", actor=actor)
