@@ -7,6 +7,9 @@ renders in every language.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 from dsr_mailbot.config import Config
 from dsr_mailbot.keys import load_or_create_keyring
 from dsr_mailbot.pipeline import RunReport, Services, run_once
@@ -37,6 +40,10 @@ def build_services(config: Config, store: Store | None = None) -> Services:
     )
 
 
-def run_once_from_config(config: Config, store: Store | None = None) -> RunReport:
+def run_once_from_config(
+    config: Config, store: Store | None = None, clock: Callable[[], datetime] | None = None
+) -> RunReport:
     services = build_services(config, store)
+    if clock is not None:
+        services.clock = clock
     return run_once(services, open_source(config))

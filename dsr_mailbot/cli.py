@@ -21,14 +21,18 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+from sqlmodel import select
 
 from dsr_mailbot.config import Config, load_config
 from dsr_mailbot.errors import ConfigError, DsrMailbotError
+from dsr_mailbot.models import AuditEvent, Request, RequestState
 from dsr_mailbot.store import Store, all_requests
 
 EX_OK, EX_SOFTWARE, EX_USAGE, EX_DATAERR, EX_TEMPFAIL, EX_CONFIG = 0, 1, 64, 65, 75, 78
@@ -159,29 +163,30 @@ def requests_group() -> None:
 
 
 @requests_group.command("list")
+@click.option("--state", "wanted", type=click.Choice([s.value for s in RequestState]), help="Only this state.")
 @click.option("--format", "fmt", type=click.Choice(["json", "table"]), default="table", show_default=True)
 @pass_state
-def requests_list(state: CliState, fmt: str) -> int:
-    """Every request: id, kind, state, received, due, language."""
+def requests_list(state: CliState, wanted: str | None, fmt: str) -> int:
+    """Every request: id, message_id, kind, state, received, due, language."""
     store = state.store()
     store.check_schema()
     with store.transaction() as session:
-        rows = [_request_dict(r) for r in all_requests(session)]
+        rows = [_request_dict(r) for r in all_requests(session) if wanted is None or r.state == wanted]
     if fmt == "json":
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return EX_OK
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("id", "kind", "state", "received_at", "due_at", "language", "outcome")
+    table = Table("id", "kind", "state", "received_at", "due_at", "language", "outcome / reason", "message_id")
     for row in rows:
-        table.add_row(str(row["id"]), row["kind"], row["state"], row["received_at"], row["due_at"],
-                      row["language"], row["outcome"] or "")
+        table.add_row(str(row["id"]), row["kind"], row["state"], row["received_at"][:19], row["due_at"][:19],
+                      row["language"], row["outcome"] or row["reason"] or "", row["message_id"])
     Console().print(table)
     return EX_OK
 
 
-def _request_dict(request: Any) -> dict[str, Any]:
+def _request_dict(request: Request) -> dict[str, Any]:
     return {
         "id": request.id,
         "message_id": request.message_id,
@@ -193,6 +198,101 @@ def _request_dict(request: Any) -> dict[str, Any]:
         "due_at": request.due_at.isoformat(),
         "language": request.language,
     }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+@requests_group.command("show")
+@click.argument("request_id", type=int)
+@click.option("--format", "fmt", type=click.Choice(["json", "text"]), default="text", show_default=True)
+@pass_state
+def requests_show(state: CliState, request_id: int, fmt: str) -> int:
+    """One request with its events: what a review decision needs, and no more personal data than that."""
+    from dsr_mailbot.outbox import mask_address
+
+    store = state.store()
+    store.check_schema()
+    with store.transaction() as session:
+        request = session.get(Request, request_id)
+        if request is None:
+            raise click.ClickException(f"no request {request_id}")
+        events = session.exec(
+            select(AuditEvent).where(AuditEvent.request_id == request_id).order_by(AuditEvent.id)  # type: ignore[arg-type]
+        ).all()
+        intent = request.intent or {}
+        shown = {
+            **_request_dict(request),
+            "completed_at": _iso(request.completed_at),
+            "authenticated": request.authenticated,
+            "awaiting": {"o": "address on file", "n": "new address"}.get(request.awaiting or ""),
+            "confirm_expires_at": _iso(request.confirm_expires_at),
+            "related_request_id": request.related_request_id,
+            "sender": mask_address(request.reply_address) if request.reply_address else None,
+            "fields_asked": sorted(intent.get("changes", {})),
+            "problems": [f"{f}:{c}" for f, c in intent.get("problems", [])],
+            "events": [
+                {"at": e.at.isoformat(), "event": e.event, "actor": e.actor, "detail": e.detail} for e in events
+            ],
+        }
+    if fmt == "json":
+        click.echo(json.dumps(shown, ensure_ascii=False, indent=2))
+        return EX_OK
+    for key, value in shown.items():
+        if key != "events":
+            click.echo(f"{key:>19}: {value if value is not None else '-'}")
+    click.echo("             events:")
+    for event in shown["events"]:
+        detail = ", ".join(f"{k}={v}" for k, v in event["detail"].items() if v not in (None, [], ""))
+        click.echo(f"  {event['at'][:19]}  {event['event']:<24} {event['actor']:<16} {detail}")
+    return EX_OK
+
+
+def _decide(state: CliState, request_id: int, decision: Callable[..., None], *args: str) -> int:
+    from dsr_mailbot.app import build_services
+    from dsr_mailbot.lifecycle import DecisionError
+    from dsr_mailbot.send import drain_outbox
+
+    services = build_services(state.config)
+    with services.store.transaction() as session:
+        request = session.get(Request, request_id)
+        if request is None:
+            raise click.ClickException(f"no request {request_id}")
+        try:
+            decision(services.context(), session, request, *args, _actor())
+        except DecisionError as exc:
+            raise click.ClickException(str(exc)) from exc
+        result = f"request {request_id}: {request.state}" + (f" ({request.outcome})" if request.outcome else "")
+    drained = drain_outbox(services.store, services.transport, services.config.reply_from)
+    click.echo(result + f"; {drained.sent} reply(ies) sent")
+    if drained.unavailable:
+        click.echo(f"dsr-mailbot: reply queued, will be sent by the next run: {drained.unavailable}", err=True)
+        return EX_TEMPFAIL
+    return EX_OK
+
+
+@requests_group.command("approve")
+@click.argument("request_id", type=int)
+@pass_state
+def requests_approve(state: CliState, request_id: int) -> int:
+    """Apply a request in review (or waiting for confirmation) and answer it, as the automatic path would."""
+    from dsr_mailbot.lifecycle import approve
+
+    return _decide(state, request_id, approve)
+
+
+@requests_group.command("reject")
+@click.argument("request_id", type=int)
+@click.option("--reason", required=True, help="Told to the sender, in the reply (write it in their language).")
+@pass_state
+def requests_reject(state: CliState, request_id: int, reason: str) -> int:
+    """Close a request unapplied and tell the sender why."""
+    from dsr_mailbot.lifecycle import reject
+
+    if not reason.strip():
+        raise click.UsageError("--reason must not be empty")
+    return _decide(state, request_id, reject, reason.strip())
 
 
 @cli.command()
@@ -207,10 +307,12 @@ def demo(directory: Path) -> int:
 
 
 def _actor() -> str:
+    """Who ran the command: the login behind sudo if there is one, else the current user."""
     import getpass
+    import os
 
     try:
-        return f"cli:{getpass.getuser()}"
+        return f"cli:{os.environ.get('SUDO_USER') or getpass.getuser()}"
     except (KeyError, OSError):
         return "cli"
 

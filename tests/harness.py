@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import subprocess
 import sys
+from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.policy import default as default_policy
@@ -108,8 +109,9 @@ erasure_delay_days = 30
     def config(self) -> Config:
         return load_config(self.config_path)
 
-    def run(self) -> RunReport:
-        return run_once_from_config(self.config, self.store)
+    def run(self, now: datetime | None = None) -> RunReport:
+        """One pass; ``now`` sets the bot's clock (for expiry), else the real time."""
+        return run_once_from_config(self.config, self.store, clock=(lambda: now) if now else None)
 
     def cli(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

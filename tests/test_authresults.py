@@ -1,0 +1,80 @@
+"""Authentication-Results: only the operator's own, placed where only it can write, is believed."""
+
+from __future__ import annotations
+
+import pytest
+
+from dsr_mailbot.authresults import check_authentication, trusted_results
+from dsr_mailbot.parse import parse_headers
+
+MX = "mx.smarthings.kz"
+OUR_RECEIVED = ("Received: from mail.example.kz (mail.example.kz [192.0.2.1]) by mx.smarthings.kz with ESMTPS id X;"
+                " Wed, 25 Nov 2026 10:00:00 +0500")
+
+
+def items(*lines: str) -> tuple[tuple[str, str], ...]:
+    raw = "\r\n".join(lines).encode() + b"\r\nFrom: a@example.kz\r\nSubject: x\r\n\r\n"
+    return parse_headers(raw).items
+
+
+def check(*lines: str, sender: str = "a@example.kz", authserv_id: str | None = MX) -> tuple[bool, str]:
+    result = check_authentication(items(*lines), authserv_id, sender)
+    return result.authenticated, result.summary
+
+
+def test_dmarc_pass_from_the_operators_server_is_believed() -> None:
+    assert check(f"Authentication-Results: {MX}; dmarc=pass header.from=example.kz", OUR_RECEIVED) == (
+        True, "dmarc=pass")
+
+
+def test_aligned_dkim_pass_is_enough() -> None:
+    auth = f"Authentication-Results: {MX}; dkim=pass header.d=example.kz; dmarc=none"
+    assert check(auth, OUR_RECEIVED)[0]
+    assert check(auth, OUR_RECEIVED, sender="a@mail.example.kz")[0]  # a parent domain signs for its subdomain
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        "dmarc=fail header.from=example.kz",
+        "dkim=pass header.d=attacker.example; spf=pass smtp.mailfrom=attacker.example",
+        "dmarc=pass header.from=attacker.example",
+        "spf=pass smtp.mailfrom=example.kz",
+        "none",
+    ],
+)
+def test_anything_else_is_not_authenticated(result: str) -> None:
+    assert not check(f"Authentication-Results: {MX}; {result}", OUR_RECEIVED)[0]
+
+
+def test_a_foreign_authserv_id_is_ignored() -> None:
+    authenticated, summary = check("Authentication-Results: mx.google.com; dmarc=pass header.from=example.kz",
+                                   OUR_RECEIVED)
+    assert not authenticated and summary == "no trusted header"
+
+
+def test_a_header_below_the_operators_received_line_is_ignored() -> None:
+    """The sender wrote it: everything below our server's own Received line came from outside."""
+    forged = f"Authentication-Results: {MX}; dmarc=pass header.from=example.kz"
+    assert not check(f"Authentication-Results: {MX}; dmarc=fail header.from=example.kz", OUR_RECEIVED, forged)[0]
+    assert not check(OUR_RECEIVED, forged)[0]
+
+
+def test_internal_hops_above_the_mx_do_not_hide_its_header() -> None:
+    lmtp = "Received: from mx.smarthings.kz by imap.smarthings.kz with LMTP; Wed, 25 Nov 2026 10:00:01 +0500"
+    assert check(lmtp, f"Authentication-Results: {MX}; dmarc=pass header.from=example.kz", OUR_RECEIVED)[0]
+
+
+def test_without_any_received_line_nothing_counts() -> None:
+    assert not check(f"Authentication-Results: {MX}; dmarc=pass header.from=example.kz")[0]
+
+
+def test_without_a_configured_authserv_id_nothing_counts() -> None:
+    auth = f"Authentication-Results: {MX}; dmarc=pass header.from=example.kz"
+    assert check(auth, OUR_RECEIVED, authserv_id=None) == (False, "no trusted authserv-id configured")
+
+
+def test_unparseable_headers_are_skipped_not_trusted() -> None:
+    lines = ("Authentication-Results: dmarc=pass", f"Authentication-Results: {MX}; dkim=pass header.d=example.kz",
+             OUR_RECEIVED)
+    assert [r[:2] for r in trusted_results(items(*lines), MX)] == [("dkim", "pass")]

@@ -1,0 +1,40 @@
+"""Delivery reports of our own replies are linked to their request; others are left alone."""
+
+from __future__ import annotations
+
+from dsr_mailbot.bounces import find_bounced_reply, is_delivery_report
+from dsr_mailbot.keys import Keyring
+from dsr_mailbot.parse import parse_headers
+from dsr_mailbot.reply import reply_message_id
+
+KEYS = Keyring(b"k" * 32)
+
+
+def dsn(original_message_id: str) -> str:
+    return (
+        "From: MAILER-DAEMON@mx.example.ru\r\nSubject: Undeliverable: Re: Personal data update\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n"
+        "--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.ru\r\n\r\n"
+        "Final-Recipient: rfc822; ivan@example.ru\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        f"--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: {original_message_id}\r\n--b--\r\n"
+    )
+
+
+def test_a_report_of_our_reply_names_its_request() -> None:
+    text = dsn(reply_message_id(KEYS, 7, "reply", "smarthings.kz"))
+    assert is_delivery_report(parse_headers(text.encode()))
+    bounced = find_bounced_reply(text, KEYS)
+    assert bounced is not None and (bounced.request_id, bounced.purpose, bounced.status) == (7, "reply", "5.1.1")
+
+
+def test_a_report_of_a_challenge_names_its_request() -> None:
+    mid = reply_message_id(KEYS, 9, "challenge_o", "smarthings.kz", "DSR-9-o-1893456000-0123456789abcdef0123")
+    bounced = find_bounced_reply(dsn(mid), KEYS)
+    assert bounced is not None and (bounced.request_id, bounced.purpose) == (9, "challenge_o")
+
+
+def test_a_forged_or_foreign_report_is_not_linked() -> None:
+    assert find_bounced_reply(dsn("<dsr.7.reply.0123456789abcdef0123@smarthings.kz>"), KEYS) is None
+    assert find_bounced_reply(dsn("<CAF00@mail.gmail.com>"), KEYS) is None
+    assert not is_delivery_report(parse_headers(b"Content-Type: multipart/mixed; boundary=x\r\n\r\n"))
