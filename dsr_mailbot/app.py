@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from dsr_mailbot.config import Config
-from dsr_mailbot.keys import load_or_create_keyring
+from dsr_mailbot.keys import keyring_for
 from dsr_mailbot.pipeline import RunReport, Services, run_once
 from dsr_mailbot.reply import Renderer
 from dsr_mailbot.send import FileTransport, SmtpTransport, Transport
@@ -34,7 +34,7 @@ def build_services(config: Config, store: Store | None = None) -> Services:
     return Services(
         config=config,
         store=store,
-        keyring=load_or_create_keyring(config.key_file),
+        keyring=keyring_for(config.secret_key, config.key_file),
         renderer=renderer,
         transport=make_transport(config),
     )

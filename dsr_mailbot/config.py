@@ -108,6 +108,7 @@ class Config:
     limits: LimitsConfig
     key_file: Path
     templates_dir: Path | None
+    secret_key: str | None = field(default=None, repr=False)  # hex; when given, key_file is not used
 
     @property
     def reply_from(self) -> str:
@@ -312,6 +313,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
 
     secrets_sec = section("secrets") or _Section("secrets", {}, base_dir)
     key_file = secrets_sec.path("key_file", "dsr-mailbot.key")
+    secret_key = _secret_key(secrets_sec)
 
     templates_sec = section("templates") or _Section("templates", {}, base_dir)
     templates_dir = templates_sec.path("directory") if "directory" in templates_sec.table else None
@@ -332,6 +334,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         limits=limits,
         key_file=key_file,
         templates_dir=templates_dir,
+        secret_key=secret_key,
     )
 
 
@@ -364,6 +367,29 @@ def _smtp(sec: _Section) -> SmtpConfig:
         password=password,
         timeout_seconds=sec.integer("timeout_seconds", 30, minimum=1),
     )
+
+
+def _secret_key(sec: _Section) -> str | None:
+    """The key inline (``key``) or from the environment (``key_env``); else the key file is used."""
+    given = [k for k in ("key", "key_env") if k in sec.table]
+    sec.used.update(("key", "key_env"))
+    if len(given) > 1:
+        raise ConfigError("[secrets] key: give only one of key, key_env")
+    if not given:
+        return None
+    value = sec.table[given[0]]
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"[secrets] {given[0]}: expected a non-empty string")
+    if given[0] == "key_env":
+        if value not in os.environ:
+            raise ConfigError(f"[secrets] key_env: environment variable {value} is not set")
+        value = os.environ[value]
+    try:
+        if len(bytes.fromhex(value.strip())) < 16:
+            raise ValueError
+    except ValueError as exc:
+        raise ConfigError(f"[secrets] {given[0]}: expected at least 32 hex digits") from exc
+    return value.strip()
 
 
 def _timezone(sec: _Section) -> str:

@@ -43,6 +43,13 @@ class Keyring:
         return self.digest("subject-ref", email.strip().lower())[:32]
 
 
+def keyring_for(secret_key: str | None, key_file: Path) -> Keyring:
+    """The configured key (``[secrets] key`` / ``key_env``), else the key file, created when missing."""
+    if secret_key is not None:
+        return Keyring(bytes.fromhex(secret_key))
+    return load_or_create_keyring(key_file)
+
+
 def load_or_create_keyring(path: Path) -> Keyring:
     """Read the key at ``path``; create it (mode 0600) when it does not exist yet."""
     try:

@@ -36,3 +36,18 @@ def test_subject_refs_hide_the_address_and_ignore_case() -> None:
     assert "ivan" not in ref and len(ref) == 32
     assert ref != Keyring(b"j" * 32).subject_ref("ivan@example.ru")
     assert keys.digest("a", "x") != keys.digest("b", "x")
+
+
+def test_a_key_given_in_the_configuration_replaces_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dsr_mailbot.config import load_config
+    from dsr_mailbot.keys import keyring_for
+
+    monkeypatch.setenv("DSR_KEY", "ab" * 32)
+    config_path = tmp_path / "c.toml"
+    config_path.write_text('[maildir]\npath = "m"\n[secrets]\nkey_env = "DSR_KEY"\n', encoding="utf-8")
+    config = load_config(config_path)
+    assert keyring_for(config.secret_key, config.key_file).secret == bytes.fromhex("ab" * 32)
+    assert not config.key_file.exists()
+    config_path.write_text('[maildir]\npath = "m"\n[secrets]\nkey = "abcd"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="32 hex digits"):
+        load_config(config_path)
