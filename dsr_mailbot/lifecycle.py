@@ -28,6 +28,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlmodel import Session, select
 
@@ -121,6 +122,22 @@ def record_ignored(ctx: Context, session: Session, arrival: Arrival, headers: He
     return request
 
 
+def record_received(ctx: Context, session: Session, arrival: Arrival, headers: Headers, kind: str,
+                    language: str) -> Request:
+    """The first transition: the message is ours to handle.  Committed before any work on it."""
+    request = _new_request(ctx, arrival, headers, kind, language)
+    session.add(request)
+    session.flush()
+    record_event(session, "request_received", request_id=request.id, subject_ref=request.subject_ref, at=ctx.now,
+                 kind=kind)
+    return request
+
+
+def set_aside(ctx: Context, session: Session, request: Request, reason: str) -> None:
+    """A message the bot failed on: to review, unanswered, with the failing stage as the reason."""
+    _transition(ctx, session, request, RequestState.REVIEW, reason=reason[:500])
+
+
 # New requests
 
 
@@ -141,12 +158,12 @@ def _other_users_named(session: Session, text: str, user: User | None) -> bool:
     return False
 
 
-def intake(ctx: Context, session: Session, arrival: Arrival, headers: Headers, own_words: str,
-           classification: Classification) -> Request:
-    """Record a new request and take it as far as it can go now."""
+def intake(ctx: Context, session: Session, request: Request, headers: Headers, own_words: str,
+           classification: Classification, **read_detail: Any) -> Request:
+    """Take a received request (its message read in full) as far as it can go now."""
     cfg = ctx.config
     language = request_language(classification, own_words, cfg.policy.default_language)
-    request = _new_request(ctx, arrival, headers, classification.kind, language)
+    request.language = language
     identity = identify(headers, lambda email: find_user_by_email(session, email), cfg.policy.operator_addresses)
     auth = check_authentication(headers.items, cfg.trust.authserv_id, identity.sender)
     request.authenticated = auth.authenticated
@@ -154,10 +171,9 @@ def intake(ctx: Context, session: Session, arrival: Arrival, headers: Headers, o
     intent = extract_update(own_words) if classification.kind is RequestKind.UPDATE else UpdateIntent({}, ())
     request.intent = {"changes": intent.changes, "problems": [[p.field, p.code] for p in intent.problems]}
     session.add(request)
-    session.flush()
-    record_event(session, "request_received", request_id=request.id, subject_ref=request.subject_ref, at=ctx.now,
-                 kind=request.kind, language=language, authentication=auth.summary,
-                 fields=sorted(intent.changes), problems=[f"{p.field}:{p.code}" for p in intent.problems])
+    record_event(session, "request_read", request_id=request.id, subject_ref=request.subject_ref, at=ctx.now,
+                 language=language, authentication=auth.summary, fields=sorted(intent.changes),
+                 problems=[f"{p.field}:{p.code}" for p in intent.problems], **read_detail)
 
     if identity.verdict is Verdict.NO_SENDER:
         _transition(ctx, session, request, RequestState.REVIEW, reason="no_single_from_address")
@@ -264,15 +280,12 @@ def complete(ctx: Context, session: Session, request: Request, user: User, actor
 # Confirmations
 
 
-def confirm(ctx: Context, session: Session, arrival: Arrival, headers: Headers, token: Token) -> Request:
-    """Record a reply to a challenge and, when it is the right person's, move its request on."""
+def confirm(ctx: Context, session: Session, row: Request, headers: Headers, token: Token) -> Request:
+    """Check a received reply to a challenge and, when it is the right person's, move its request on."""
     target = session.get(Request, token.request_id)
-    language = target.language if target else ctx.config.policy.default_language
-    row = _new_request(ctx, arrival, headers, RequestKind.CONFIRM, language)
+    row.language = target.language if target else ctx.config.policy.default_language
     row.related_request_id = token.request_id
-    row.subject = None
     session.add(row)
-    session.flush()
     status = check_token(ctx.keyring, token, ctx.now)
     if status is TokenStatus.TAMPERED or target is None:
         _transition(ctx, session, row, RequestState.REJECTED, reason="bad_token")

@@ -130,6 +130,9 @@ class Request(SQLModel, table=True):
     awaiting: str | None = Field(default=None, max_length=1)
     confirm_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
     related_request_id: int | None = Field(default=None, index=True)
+    # How many times handling this message started; a message that keeps killing
+    # the worker is set aside after MAX_ATTEMPTS (see pipeline.py).
+    attempts: int = 0
 
 
 class AuditEvent(SQLModel, table=True):

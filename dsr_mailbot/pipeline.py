@@ -39,8 +39,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from threading import Event
 
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from dsr_mailbot.archive import archive_pending
 from dsr_mailbot.body import reply_text
@@ -48,8 +49,18 @@ from dsr_mailbot.bounces import find_bounced_reply, is_delivery_report
 from dsr_mailbot.classify import Classification, classify_subject
 from dsr_mailbot.config import Config
 from dsr_mailbot.errors import DsrMailbotError, StoreConflict
+from dsr_mailbot.faults import crash_point
 from dsr_mailbot.keys import Keyring
-from dsr_mailbot.lifecycle import Arrival, Context, confirm, expire_overdue, intake, record_ignored
+from dsr_mailbot.lifecycle import (
+    Arrival,
+    Context,
+    confirm,
+    expire_overdue,
+    intake,
+    record_ignored,
+    record_received,
+    set_aside,
+)
 from dsr_mailbot.loops import loop_reason
 from dsr_mailbot.models import AuditEvent, Request, RequestKind, RequestState, utcnow
 from dsr_mailbot.parse import Headers, parse_headers, parse_message
@@ -61,6 +72,7 @@ from dsr_mailbot.tokens import Token, find_token
 
 log = logging.getLogger("dsr_mailbot")
 BOUNCE_FETCH_BYTES = 256 * 1024  # a delivery report names the bounced message near its top
+MAX_ATTEMPTS = 3  # handling a message that killed the worker this many times is not tried again
 
 
 @dataclass
@@ -109,23 +121,12 @@ class RunReport:
 
 
 def run_once(services: Services, source: MailSource) -> RunReport:
-    """Process what is new in the mailbox, then send what is queued."""
+    """One pass for cron: expire, process what is new in the mailbox, then send what is queued."""
     report = RunReport()
-    cfg, store = services.config, services.store
     try:
-        with store.transaction() as session:
-            report.expired = expire_overdue(services.context(), session)
+        expire_unconfirmed(services, report)
         uidvalidity = source.open()
-        last_uid = _start_cursor(store, cfg.source_name, uidvalidity)
-        report.archived += archive_pending(store, source, cfg.source_name, uidvalidity).moved
-        for batch in source.scan(last_uid, cfg.limits.fetch_batch_size):
-            for record in batch:
-                report.scanned += 1
-                _triage(services, source, record, uidvalidity, report)
-            if batch:
-                with store.transaction() as session:
-                    save_cursor(session, cfg.source_name, uidvalidity, batch[-1].uid)
-        report.archived += archive_pending(store, source, cfg.source_name, uidvalidity).moved
+        process_mailbox(services, source, uidvalidity, report)
     except DsrMailbotError as exc:
         if not exc.temporary:
             raise
@@ -133,12 +134,44 @@ def run_once(services: Services, source: MailSource) -> RunReport:
         log.info("pass stopped early: %s", exc)
     finally:
         source.close()
-    drained = drain_outbox(store, services.transport, services.config.reply_from)
-    report.replies_sent, report.replies_failed = drained.sent, drained.failed
+    send_queued(services, report)
+    return report
+
+
+def expire_unconfirmed(services: Services, report: RunReport) -> None:
+    with services.store.transaction() as session:
+        report.expired += expire_overdue(services.context(), session)
+
+
+def send_queued(services: Services, report: RunReport, stop: Event | None = None) -> None:
+    drained = drain_outbox(services.store, services.transport, services.config.reply_from, stop=stop)
+    report.replies_sent += drained.sent
+    report.replies_failed += drained.failed
     if drained.unavailable and not report.temporary_failure:
         report.temporary_failure = drained.unavailable
         log.info("replies stay queued: %s", drained.unavailable)
-    return report
+
+
+def process_mailbox(services: Services, source: MailSource, uidvalidity: int, report: RunReport,
+                    stop: Event | None = None) -> None:
+    """Archive what is pending, then handle every new message; stop between messages when asked to."""
+    cfg, store = services.config, services.store
+    last_uid = _start_cursor(store, cfg.source_name, uidvalidity)
+    report.archived += archive_pending(store, source, cfg.source_name, uidvalidity).moved
+    for batch in source.scan(last_uid, cfg.limits.fetch_batch_size):
+        done = 0
+        for record in batch:
+            if stop is not None and stop.is_set():
+                break
+            report.scanned += 1
+            _triage(services, source, record, uidvalidity, report)
+            done += 1
+        if done:
+            with store.transaction() as session:
+                save_cursor(session, cfg.source_name, uidvalidity, batch[done - 1].uid)
+        if stop is not None and stop.is_set():
+            break
+    report.archived += archive_pending(store, source, cfg.source_name, uidvalidity).moved
 
 
 def _start_cursor(store: Store, source_name: str, uidvalidity: int) -> int:
@@ -198,7 +231,7 @@ def _handle(services: Services, source: MailSource, record: HeaderRecord, header
     with store.transaction() as session:
         existing = find_request_by_message_id(session, headers.message_id)
         existing_id, existing_state = (existing.id, existing.state) if existing else (None, None)
-    if existing_id is not None:
+    if existing_id is not None and existing_state != RequestState.RECEIVED:
         if existing_state != RequestState.IGNORED:
             # A redelivered or copied message: handled once already; move the copy out of the way.
             source.archive([record.uid])
@@ -210,69 +243,101 @@ def _handle(services: Services, source: MailSource, record: HeaderRecord, header
     arrival = Arrival(cfg.source_name, uidvalidity, record.uid, record.internaldate or headers.date or ctx.now)
     kind = RequestKind.CONFIRM if token else classification.kind if classification else RequestKind.CONFIRM
     language = classification.language if classification else cfg.policy.default_language
-    stage = "loops"
     try:
-        reason = loop_reason(headers, cfg.policy.operator_addresses)
-        if reason is not None:
-            with store.transaction() as session:
-                request = record_ignored(ctx, session, arrival, headers, kind, language, reason)
-        elif token is not None:
+        request_id, go_on = _begin(services, ctx, arrival, headers, kind, language, existing_id)
+    except StoreConflict:
+        # Another process recorded this Message-ID since we looked: it owns the message.
+        log.info("message at uid %s was recorded by another process; skipped", record.uid)
+        return
+    if not go_on:
+        _count(services, request_id, report)
+        return
+    stage = "read"
+    try:
+        if token is not None:
             stage = "confirm"
             with store.transaction() as session:
-                request = confirm(ctx, session, arrival, headers, token)
+                row = _received(session, request_id)
+                if row is not None:
+                    confirm(ctx, session, row, headers, token)
         else:
             assert classification is not None
             stage = "fetch"
             fetched = source.fetch(record.uid, cfg.limits.max_message_bytes)
             if fetched is None:
-                return  # expunged by someone else since the scan
+                return  # expunged by someone else since the scan; the row stays received for a later copy
+            crash_point("after_fetch", headers.message_id)
             stage = "parse"
             parsed = parse_message(fetched.data, truncated=fetched.truncated)
             stage = "intake"
             with store.transaction() as session:
-                request = intake(ctx, session, arrival, parsed.headers, reply_text(parsed.body_text), classification)
-                record_event(session, "message_parsed", request_id=request.id, body=parsed.body_kind,
-                             defects=sorted(parsed.defects), truncated=parsed.truncated,
-                             has_message_id=parsed.headers.has_message_id)
-    except StoreConflict:
-        # Another process recorded this Message-ID since we looked: it owns the message.
-        log.info("message at uid %s was recorded by another process; skipped", record.uid)
-        return
+                row = _received(session, request_id)
+                if row is not None:
+                    intake(ctx, session, row, parsed.headers, reply_text(parsed.body_text), classification,
+                           body=parsed.body_kind, defects=sorted(parsed.defects), truncated=parsed.truncated,
+                           has_message_id=parsed.headers.has_message_id)
+        crash_point("after_apply_commit", headers.message_id)
     except DsrMailbotError as exc:
         if exc.temporary:
             raise
-        request = _set_aside(services, arrival, headers, kind, language, f"{stage}:{type(exc).__name__}")
+        _set_aside(services, request_id, f"{stage}:{type(exc).__name__}")
     except Exception as exc:  # one bad message must not stop the others
-        request = _set_aside(services, arrival, headers, kind, language, f"{stage}:{type(exc).__name__}")
-    report.requests += 1
-    report.states[request.state] += 1
-    assert request.id is not None
-    report.request_ids.append(request.id)
-    log.info("request %s (%s, %s): %s", request.id, request.kind, request.language, request.state)
+        _set_aside(services, request_id, f"{stage}:{type(exc).__name__}")
+    _count(services, request_id, report)
 
 
-def _set_aside(services: Services, arrival: Arrival, headers: Headers, kind: str, language: str,
-               reason: str) -> Request:
-    """Record a message that failed unexpectedly, in ``review``, without a reply."""
-    log.error("message at uid %s could not be handled (%s); set aside for review", arrival.uid, reason)
+def _begin(services: Services, ctx: Context, arrival: Arrival, headers: Headers, kind: str, language: str,
+           existing_id: int | None) -> tuple[int, bool]:
+    """Record the message (or one more attempt at it) before any work on it, in its own transaction.
+
+    Returns the request id and whether to work on it: not when the message was
+    recorded as ignored, nor when it already made :data:`MAX_ATTEMPTS` attempts
+    without finishing — the worker died each time — and was set aside for review.
+    """
+    cfg = services.config
     with services.store.transaction() as session:
-        request = Request(
-            message_id=headers.message_id,
-            source=arrival.source,
-            uidvalidity=arrival.uidvalidity,
-            uid=arrival.uid,
-            kind=kind,
-            state=RequestState.REVIEW,
-            reason=reason[:500],
-            language=language,
-            received_at=arrival.received_at,
-            due_at=arrival.received_at,
-            subject_ref=services.keyring.subject_ref(headers.sender) if headers.sender else "-",
-            reply_address=headers.sender,
-            subject=headers.subject[:998],
-        )
-        session.add(request)
-        session.flush()
-        record_event(session, "request_review", request_id=request.id,
-                     subject_ref=request.subject_ref, reason=request.reason)
-    return request
+        if existing_id is None:
+            reason = loop_reason(headers, cfg.policy.operator_addresses)
+            if reason is not None:
+                ignored = record_ignored(ctx, session, arrival, headers, kind, language, reason)
+                assert ignored.id is not None
+                return ignored.id, False
+            row = record_received(ctx, session, arrival, headers, kind, language)
+        else:
+            found = session.get(Request, existing_id)
+            assert found is not None
+            row = found
+            row.uidvalidity, row.uid = arrival.uidvalidity, arrival.uid  # the copy we have now
+        assert row.id is not None
+        if row.attempts >= MAX_ATTEMPTS:
+            log.error("request %s stopped the worker %s times; set aside for review", row.id, row.attempts)
+            set_aside(ctx, session, row, f"poison: the worker stopped {row.attempts} times while handling it")
+            return row.id, False
+        row.attempts += 1
+        return row.id, True
+
+
+def _received(session: Session, request_id: int) -> Request | None:
+    """The request, if it is still ours to work on (not set aside or decided meanwhile)."""
+    row = session.get(Request, request_id)
+    return row if row is not None and row.state == RequestState.RECEIVED else None
+
+
+def _count(services: Services, request_id: int, report: RunReport) -> None:
+    with services.store.transaction() as session:
+        request = session.get(Request, request_id)
+        assert request is not None
+        kind, language, state = request.kind, request.language, request.state
+    report.requests += 1
+    report.states[state] += 1
+    report.request_ids.append(request_id)
+    log.info("request %s (%s, %s): %s", request_id, kind, language, state)
+
+
+def _set_aside(services: Services, request_id: int, reason: str) -> None:
+    """A message that failed unexpectedly: to review, without a reply; the others go on."""
+    log.error("request %s could not be handled (%s); set aside for review", request_id, reason)
+    with services.store.transaction() as session:
+        row = session.get(Request, request_id)
+        if row is not None and row.state == RequestState.RECEIVED:
+            set_aside(services.context(), session, row, reason)

@@ -18,10 +18,14 @@ import smtplib
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from threading import Event
 from typing import Protocol
+
+from sqlmodel import Session, select
 
 from dsr_mailbot.config import SmtpConfig
 from dsr_mailbot.errors import ConfigError, SendError, SendUnavailable
+from dsr_mailbot.faults import crash_point
 from dsr_mailbot.models import OutboxMessage, OutboxState, utcnow
 from dsr_mailbot.store import Store, queued_outbox, record_event
 
@@ -129,53 +133,81 @@ class DrainResult:
     unavailable: str | None = None  # why sending stopped early, if it did
 
 
-def drain_outbox(store: Store, transport: Transport, envelope_from: str, batch: int = 100) -> DrainResult:
-    """Send queued replies until none is left or the server stops taking them."""
+def drain_outbox(store: Store, transport: Transport, envelope_from: str, stop: Event | None = None) -> DrainResult:
+    """Send queued replies until none is left, the server stops taking them, or ``stop`` is set.
+
+    Several workers may drain one outbox.  On PostgreSQL each reply is claimed
+    with ``SELECT … FOR UPDATE SKIP LOCKED`` and its row stays locked while it is
+    sent, so two workers never send the same row, and a worker that dies mid-send
+    releases it with its connection.  SQLite allows one process (the run lock,
+    :mod:`locks`), whose threads take turns through ``store.send_lock``.
+    """
     result = DrainResult()
     try:
-        while True:
-            with store.transaction() as session:
-                rows = list(queued_outbox(session, limit=batch))
-            if not rows:
-                return result
-            for row in rows:
-                if not _send_one(store, transport, envelope_from, row, result):
-                    return result
+        if store.dialect == "postgresql":
+            while not (stop and stop.is_set()) and _send_claimed(store, transport, envelope_from, result):
+                pass
+        else:
+            with store.send_lock:
+                while not (stop and stop.is_set()) and _send_next(store, transport, envelope_from, result):
+                    pass
     finally:
         transport.close()
+    return result
 
 
-def _send_one(
-    store: Store, transport: Transport, envelope_from: str, row: OutboxMessage, result: DrainResult
-) -> bool:
+def _send_claimed(store: Store, transport: Transport, envelope_from: str, result: DrainResult) -> bool:
+    with store.transaction() as session:
+        row = session.exec(
+            select(OutboxMessage)
+            .where(OutboxMessage.state == OutboxState.QUEUED)
+            .order_by(OutboxMessage.id)  # type: ignore[arg-type]
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        ).first()
+        if row is None:
+            return False
+        error = _try_send(transport, envelope_from, row)
+        return _record(session, row, error, result)
+
+
+def _send_next(store: Store, transport: Transport, envelope_from: str, result: DrainResult) -> bool:
+    with store.transaction() as session:
+        rows = list(queued_outbox(session, limit=1))
+    if not rows:
+        return False
+    error = _try_send(transport, envelope_from, rows[0])
+    with store.transaction() as session:
+        fresh = session.get(OutboxMessage, rows[0].id)
+        if fresh is None:
+            return True
+        return _record(session, fresh, error, result)
+
+
+def _try_send(transport: Transport, envelope_from: str, row: OutboxMessage) -> SendError | None:
     try:
         transport.send(envelope_from, row.recipient, row.data)
-    except SendUnavailable as exc:
-        with store.transaction() as session:
-            fresh = session.get(OutboxMessage, row.id)
-            if fresh is not None:
-                fresh.attempts += 1
-                fresh.last_error = str(exc)[:500]
-        result.unavailable = str(exc)
-        return False
     except SendError as exc:
-        with store.transaction() as session:
-            fresh = session.get(OutboxMessage, row.id)
-            if fresh is not None:
-                fresh.attempts += 1
-                fresh.state = OutboxState.FAILED
-                fresh.last_error = str(exc)[:500]
-                record_event(session, "reply_failed", request_id=fresh.request_id,
-                             purpose=fresh.purpose, error=str(exc)[:200])
-        result.failed += 1
+        return exc
+    crash_point("after_smtp_accept", row.message_id)
+    return None
+
+
+def _record(session: Session, row: OutboxMessage, error: SendError | None, result: DrainResult) -> bool:
+    """Write down what happened to one reply; False when sending should stop for now."""
+    row.attempts += 1
+    if error is None:
+        row.state = OutboxState.SENT
+        row.sent_at = utcnow()
+        row.last_error = None
+        record_event(session, "reply_sent", request_id=row.request_id, purpose=row.purpose)
+        result.sent += 1
         return True
-    with store.transaction() as session:
-        fresh = session.get(OutboxMessage, row.id)
-        if fresh is not None:
-            fresh.state = OutboxState.SENT
-            fresh.attempts += 1
-            fresh.sent_at = utcnow()
-            fresh.last_error = None
-            record_event(session, "reply_sent", request_id=fresh.request_id, purpose=fresh.purpose)
-    result.sent += 1
+    row.last_error = str(error)[:500]
+    if error.temporary:
+        result.unavailable = str(error)
+        return False
+    row.state = OutboxState.FAILED
+    record_event(session, "reply_failed", request_id=row.request_id, purpose=row.purpose, error=str(error)[:200])
+    result.failed += 1
     return True

@@ -15,6 +15,7 @@ lock timeout) or :class:`~dsr_mailbot.errors.StoreError`.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -100,6 +101,8 @@ class Store:
     def __init__(self, url: str, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> None:
         self.url = normalise_url(url)
         self.engine = make_engine(self.url, busy_timeout_ms)
+        # Threads of one process take turns sending the outbox (see send.drain_outbox).
+        self.send_lock = threading.Lock()
 
     @property
     def dialect(self) -> str:

@@ -309,7 +309,7 @@ def test_huge_attachment_is_not_fetched_whole(bot: Bot) -> None:
 
     user = bot.user(IVAN)
     assert user is not None and user.phone == "+77017654321"
-    [parsed] = [e for e in bot.events() if e.event == "message_parsed"]
+    [parsed] = [e for e in bot.events() if e.event == "request_read"]
     assert parsed.detail["truncated"] is True
 
 
