@@ -27,7 +27,7 @@ def make_transport(config: Config) -> Transport:
 
 
 def build_services(config: Config, store: Store | None = None) -> Services:
-    store = store or Store(config.database_url)
+    store = store or config.open_store()
     store.check_schema()
     renderer = Renderer(config.templates_dir, operator_name=config.policy.operator_name)
     renderer.check()

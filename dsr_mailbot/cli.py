@@ -51,7 +51,7 @@ class CliState:
         return self._config
 
     def store(self) -> Store:
-        return Store(self.config.database_url)
+        return self.config.open_store()
 
 
 pass_state = click.make_pass_decorator(CliState)
@@ -80,6 +80,8 @@ def configure_logging(verbosity: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(logging.ERROR)
+    # APScheduler reports every job run at INFO; its warnings (a skipped or late run) matter.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 @cli.group()
@@ -139,16 +141,30 @@ def users_export(state: CliState, fmt: str) -> int:
 
 
 @cli.command()
-@click.option("--once", is_flag=True, help="One pass, then exit (for cron).")
+@click.option("--once", is_flag=True, help="One pass, then exit (for cron); without it, run as a daemon.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing when all went well.")
 @pass_state
 def run(state: CliState, once: bool, quiet: bool) -> int:
     """Process new mail in the support mailbox and send the replies."""
     from dsr_mailbot.app import run_once_from_config
+    from dsr_mailbot.locks import run_lock_for
 
+    config = state.config
     if not once:
-        raise click.UsageError("only one-shot runs exist yet: use 'run --once'")
-    report = run_once_from_config(state.config)
+        from dsr_mailbot.daemon import run_daemon
+
+        if logging.getLogger().level > logging.INFO:
+            configure_logging(1)  # a daemon reports outages and recoveries; cron runs stay quiet
+        return run_daemon(state.config_path, config)
+    store = config.open_store()
+    lock = run_lock_for(store, config.source_name)
+    if not lock.try_acquire():
+        click.echo(f"dsr-mailbot: another run holds the mailbox ({lock.description}); nothing done", err=True)
+        return EX_OK
+    try:
+        report = run_once_from_config(config, store)
+    finally:
+        lock.release()
     if report.temporary_failure:
         click.echo(f"dsr-mailbot: will retry next run: {report.temporary_failure}", err=True)
         return EX_TEMPFAIL

@@ -18,10 +18,13 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dsr_mailbot.errors import ConfigError
+
+if TYPE_CHECKING:
+    from dsr_mailbot.store import Store
 
 Security = Literal["ssl", "starttls", "none"]
 LANGUAGES = ("ru", "kk", "en")
@@ -88,6 +91,12 @@ class TrustConfig:
 
 
 @dataclass(frozen=True)
+class DaemonConfig:
+    idle: bool = True  # use IMAP IDLE when the server offers it
+    poll_interval_seconds: int = 60  # fallback polling, IDLE renewal, and the outbox retry interval
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     max_message_bytes: int = 10 * 1024 * 1024
     fetch_batch_size: int = 200
@@ -103,8 +112,10 @@ class Config:
     smtp: SmtpConfig | None
     file_delivery: FileDeliveryConfig | None
     database_url: str
+    database_busy_timeout_ms: int
     policy: PolicyConfig
     trust: TrustConfig
+    daemon: DaemonConfig
     limits: LimitsConfig
     key_file: Path
     templates_dir: Path | None
@@ -116,6 +127,12 @@ class Config:
         if self.smtp is not None:
             return self.smtp.from_address
         return self.policy.operator_addresses[0]
+
+    def open_store(self) -> Store:
+        """The store this configuration names (the engine connects lazily)."""
+        from dsr_mailbot.store import Store
+
+        return Store(self.database_url, busy_timeout_ms=self.database_busy_timeout_ms)
 
     @property
     def source_name(self) -> str:
@@ -158,6 +175,9 @@ class _Section:
         if value < minimum:
             raise ConfigError(f"[{self.name}] {key}: must be at least {minimum}, got {value}")
         return value
+
+    def boolean(self, key: str, default: Any = _REQUIRED) -> bool:
+        return self._get(key, default, bool, "true or false")
 
     def choice(self, key: str, options: tuple[str, ...], default: Any = _REQUIRED) -> str:
         value = self.string(key, default)
@@ -225,7 +245,7 @@ def _table(data: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
 
 _KNOWN_SECTIONS = (
     "imap", "maildir", "smtp", "file_delivery", "database",
-    "policy", "trust", "limits", "secrets", "templates",
+    "policy", "trust", "daemon", "limits", "secrets", "templates",
 )
 
 
@@ -283,6 +303,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     db_sec = section("database") or _Section("database", {}, base_dir)
     database_url = db_sec.string("url", f"sqlite:///{base_dir / 'dsr-mailbot.db'}")
     database_url = _anchor_sqlite_url(database_url, base_dir)
+    busy_timeout_ms = db_sec.integer("busy_timeout_ms", 10_000, minimum=1)
 
     policy_sec = section("policy") or _Section("policy", {}, base_dir)
     policy = PolicyConfig(
@@ -304,6 +325,15 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         confirm_expiry_days=trust_sec.integer("confirm_expiry_days", 7, minimum=1),
         max_replies_per_sender_per_day=trust_sec.integer("max_replies_per_sender_per_day", 10, minimum=1),
     )
+
+    daemon_sec = section("daemon") or _Section("daemon", {}, base_dir)
+    daemon = DaemonConfig(
+        idle=daemon_sec.boolean("idle", True),
+        # IDLE is renewed every interval: well inside RFC 2177's 29 minutes and NAT timeouts.
+        poll_interval_seconds=daemon_sec.integer("poll_interval_seconds", 60, minimum=1),
+    )
+    if daemon.poll_interval_seconds > 25 * 60:
+        raise ConfigError("[daemon] poll_interval_seconds: at most 1500 (IDLE must be renewed within 29 minutes)")
 
     limits_sec = section("limits") or _Section("limits", {}, base_dir)
     limits = LimitsConfig(
@@ -329,8 +359,10 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         smtp=smtp,
         file_delivery=file_delivery,
         database_url=database_url,
+        database_busy_timeout_ms=busy_timeout_ms,
         policy=policy,
         trust=trust,
+        daemon=daemon,
         limits=limits,
         key_file=key_file,
         templates_dir=templates_dir,

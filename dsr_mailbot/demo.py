@@ -148,7 +148,7 @@ def build_demo(directory: Path) -> Path:
     ensure_maildir(config.maildir.path)
     for index, (_label, data) in enumerate(sample_messages()):
         _deliver(config.maildir.path, f"1700000{index:03d}.M{index}P1.demo", data)
-    store = Store(config.database_url)
+    store = config.open_store()
     store.init_schema()
     import_users(store, read_users_csv(SAMPLE_USERS_CSV), actor="demo")
     store.dispose()
@@ -187,7 +187,7 @@ def run_demo(directory: Path, console: Console | None = None) -> None:
     config = load_config(config_path)
     assert config.maildir is not None and config.file_delivery is not None
     inbox_before = sorted(p.name for p in (config.maildir.path / "new").iterdir())
-    store = Store(config.database_url)
+    store = config.open_store()
 
     report = run_once_from_config(config, store)
     console.print(f"[bold]Run 1:[/bold] {report.summary()}")

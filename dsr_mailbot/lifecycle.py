@@ -328,10 +328,12 @@ def expire(ctx: Context, session: Session, request: Request) -> None:
 
 def expire_overdue(ctx: Context, session: Session) -> int:
     overdue: Sequence[Request] = session.exec(
-        select(Request).where(
+        select(Request)
+        .where(
             Request.state == RequestState.AWAITING_CONFIRMATION,
             Request.confirm_expires_at <= ctx.now,  # type: ignore[operator]
         )
+        .with_for_update(skip_locked=True)  # on PostgreSQL, two workers never send the same notice
     ).all()
     for request in overdue:
         expire(ctx, session, request)

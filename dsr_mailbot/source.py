@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from threading import Event
 from typing import Protocol
 
 from dsr_mailbot.config import Config
@@ -54,6 +55,13 @@ class MailSource(Protocol):
 
     def find_by_message_id(self, message_id: str) -> list[int]:
         """UIDs of messages in the watched folder with this Message-ID."""
+
+    def wait_for_change(self, timeout: float, stop: Event, use_idle: bool = True) -> None:
+        """Return when the folder may have changed, after ``timeout`` seconds, or soon after ``stop`` is set.
+
+        IMAP waits in IDLE when the server offers it (and ``use_idle``);
+        otherwise this is a plain wait, and the caller's next pass is the poll.
+        """
 
     def close(self) -> None:
         """Disconnect; never raises."""

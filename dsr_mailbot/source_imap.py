@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import imaplib
 import ssl
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
+from threading import Event
 from typing import Any
 
 from imapclient import IMAPClient, SocketTimeout
@@ -32,6 +34,7 @@ from dsr_mailbot.errors import ConfigError, SourceError, SourceUnavailable
 from dsr_mailbot.source import FetchedMessage, HeaderRecord
 
 CONNECT_TIMEOUT_SECONDS = 15
+IDLE_CHECK_SECONDS = 1.0
 
 
 @contextmanager
@@ -150,6 +153,29 @@ class ImapSource:
             if self.client.has_capability("UIDPLUS"):
                 self.client.uid_expunge(list(uids))
 
+    def wait_for_change(self, timeout: float, stop: Event, use_idle: bool = True) -> None:
+        if not use_idle or not self.client.has_capability("IDLE"):
+            stop.wait(timeout)
+            return
+        deadline = time.monotonic() + timeout
+        with _translated("idle"):
+            self.client.idle()
+            try:
+                while not stop.is_set() and time.monotonic() < deadline:
+                    started = time.monotonic()
+                    # Short checks keep SIGTERM responsive; they cost no traffic.
+                    responses = self.client.idle_check(timeout=IDLE_CHECK_SECONDS)
+                    if responses:
+                        if any(_is_bye(r) for r in responses):
+                            raise SourceUnavailable("IMAP idle: server said BYE")
+                        if any(_is_change(r) for r in responses):
+                            return
+                    elif time.monotonic() - started < IDLE_CHECK_SECONDS / 2:
+                        # imapclient swallows EOF in idle_check and returns [] at once (library-notes 1.2).
+                        raise SourceUnavailable("IMAP idle: connection lost")
+            finally:
+                self.client.idle_done()
+
     def find_by_message_id(self, message_id: str) -> list[int]:
         with _translated("search"):
             return sorted(self.client.search(["HEADER", "Message-ID", message_id]))
@@ -163,6 +189,14 @@ class ImapSource:
         except Exception:  # closing a dead connection must not mask the error that killed it
             with suppress(Exception):
                 client.shutdown()
+
+
+def _is_bye(response: object) -> bool:
+    return isinstance(response, tuple) and len(response) > 0 and response[0] == b"BYE"
+
+
+def _is_change(response: object) -> bool:
+    return isinstance(response, tuple) and len(response) > 1 and response[1] in (b"EXISTS", b"RECENT", b"EXPUNGE")
 
 
 def _aware(value: object) -> datetime | None:

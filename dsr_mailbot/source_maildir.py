@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from threading import Event
 
 from dsr_mailbot.config import MaildirConfig
 from dsr_mailbot.errors import SourceError, SourceUnavailable
@@ -94,6 +95,7 @@ class MaildirSource:
         tmp.replace(self.root / UIDLIST_NAME)
 
     def scan(self, after_uid: int, batch_size: int) -> Iterator[list[HeaderRecord]]:
+        self._refresh()  # pick up what was delivered since the last scan
         uids = sorted(uid for uid in self.paths if uid > after_uid)
         for start in range(0, len(uids), batch_size):
             records = []
@@ -149,6 +151,19 @@ class MaildirSource:
             if headers.message_id == message_id:
                 found.append(uid)
         return sorted(found)
+
+    def wait_for_change(self, timeout: float, stop: Event, use_idle: bool = True) -> None:
+        """Watch the mtimes of new/ and cur/ (a delivery renames a file into new/)."""
+        def stamp() -> tuple[float, float]:
+            try:
+                return (self.root / "new").stat().st_mtime, (self.root / "cur").stat().st_mtime
+            except OSError:
+                return (0.0, 0.0)
+
+        before, deadline = stamp(), time.monotonic() + timeout
+        while not stop.wait(min(0.2, max(0.0, deadline - time.monotonic()))):
+            if stamp() != before or time.monotonic() >= deadline:
+                return
 
     def close(self) -> None:
         self.paths = {}

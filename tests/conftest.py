@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlmodel import SQLModel
 
-from tests.harness import Bot
+from tests.harness import Bot, DaemonProcess
 from tests.servers import Dovecot, ImapAccount, SmtpServer, dovecot_binary
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,6 +34,17 @@ def need(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"CI=true and {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _no_daemon_outlives_its_test() -> Iterator[None]:
+    yield
+    while DaemonProcess.started:
+        daemon = DaemonProcess.started.pop()
+        if daemon.process.poll() is None:
+            daemon.process.kill()
+            daemon.process.wait(timeout=10)
+        daemon.log_file.close()
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -157,4 +158,65 @@ erasure_delay_days = 30
         self.store.dispose()
 
 
-__all__ = ["PROCESSED", "REPO", "Bot", "mail", "message_id_of"]
+
+
+class DaemonProcess:
+    """`dsr-mailbot run` as a real process, with its log in a file the test can wait on."""
+
+    started: list[DaemonProcess] = []  # noqa: RUF012 - killed after each test by a conftest fixture
+
+    def __init__(self, bot: Bot, name: str = "daemon", env: dict[str, str] | None = None) -> None:
+        import os
+
+        self.log_path = bot.dir / f"{name}.log"
+        self.log_file = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "dsr_mailbot", "-c", str(bot.config_path), "run"],
+            stdout=self.log_file, stderr=subprocess.STDOUT, cwd=bot.dir, env={**os.environ, **(env or {})},
+        )
+        DaemonProcess.started.append(self)
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def wait_for_log(self, text: str, timeout: float = 20.0) -> None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log:
+                return
+            if self.process.poll() is not None:
+                raise AssertionError(f"daemon exited ({self.process.returncode}) before logging {text!r}:\n{self.log}")
+            time.sleep(0.05)
+        raise AssertionError(f"daemon did not log {text!r} within {timeout} s:\n{self.log}")
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGTERM, then the exit code (raises if it takes longer than ``timeout``)."""
+        import signal as signals
+
+        if self.process.poll() is None:
+            self.process.send_signal(signals.SIGTERM)
+        code = self.process.wait(timeout=timeout)
+        self.log_file.close()
+        return code
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=10)
+        self.log_file.close()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

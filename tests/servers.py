@@ -111,6 +111,7 @@ class Dovecot:
             raise RuntimeError(f"dovecot did not start on port {self.port}: {log[-2000:]}")
 
     def stop(self) -> None:
+        """Stop the master and every process it started: open IMAP sessions drop, as in a real outage."""
         pid_file = self.base / "run" / "master.pid"
         if not pid_file.exists():
             return
@@ -124,6 +125,12 @@ class Dovecot:
             except ProcessLookupError:
                 break
             time.sleep(0.05)
+        # The master is a session leader; its imap, log and stats processes can outlive it.
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                if int(fields[3]) == pid:  # field 6 of stat: the session id
+                    os.kill(int(stat.parent.name), 9)
 
     def destroy(self) -> None:
         self.stop()

@@ -100,5 +100,20 @@ def test_uninitialised_database_exits_78(bot: Bot, tmp_path: Path) -> None:
     assert result.returncode == 78 and "dsr-mailbot db init" in result.stderr
 
 
-def test_run_without_once_is_a_usage_error(bot: Bot) -> None:
-    assert bot.cli("run").returncode == 64
+
+def test_a_second_cron_run_exits_0_while_the_first_holds_the_lock(bot: Bot) -> None:
+    from dsr_mailbot.locks import run_lock_for
+
+    bot.add_user("ivan@example.ru", marketing_consent=True)
+    bot.account.append(mail("ivan@example.ru", "Unsubscribe"))
+    config = bot.config
+    lock = run_lock_for(bot.store, config.source_name)
+    assert lock.try_acquire()
+    try:
+        second = bot.cli("run", "--once")
+    finally:
+        lock.release()
+    assert second.returncode == 0 and second.stdout == ""
+    assert second.stderr.count("\n") == 1 and "another run holds the mailbox" in second.stderr
+    assert bot.requests() == []
+    assert bot.cli("run", "--once").returncode == 0 and len(bot.requests()) == 1

@@ -108,7 +108,7 @@ def test_every_key_the_loader_reads_is_in_the_example() -> None:
     import re
 
     source = (REPO / "dsr_mailbot" / "config.py").read_text(encoding="utf-8")
-    keys = set(re.findall(r'\.(?:string|integer|choice|string_list|path|secret)\(\s*"(\w+)"', source))
+    keys = set(re.findall(r'\.(?:string|integer|boolean|choice|string_list|path|secret)\(\s*"(\w+)"', source))
     example = (REPO / "config.example.toml").read_text(encoding="utf-8")
     assert len(keys) >= 20
     for key in keys:

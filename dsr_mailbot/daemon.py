@@ -1,0 +1,244 @@
+"""``dsr-mailbot run``: the always-on worker.
+
+Threads, each owning what it uses (an IMAP connection is never shared,
+library-notes 1.5):
+
+- the **mailbox watcher** (its own thread, not a scheduler job: it lives as
+  long as the process).  It takes the run lock (:mod:`locks`), connects, and
+  loops: one pass over new mail, then the replies it produced are sent at
+  once (that is what makes a reply arrive about a second after the request),
+  then it waits in IMAP IDLE — renewed every ``poll_interval_seconds``, which
+  is also the polling fallback when IDLE is off or not offered.  A lost
+  connection is retried with backoff and jitter, logged once when it breaks
+  and once when it is back.  Without the lock (another worker on the same
+  PostgreSQL store has the mailbox) it keeps trying, and takes over when the
+  holder dies.
+- **APScheduler** (3.x, in-memory job store, ``max_instances=1``,
+  coalescing) runs the periodic jobs: sending the outbox (every worker; this
+  is the retry after an SMTP outage), expiring unconfirmed requests, and
+  erasing withdrawn users whose date has come.
+
+Signals: SIGTERM and SIGINT finish the message in hand, commit, close the
+connections and exit 0 within seconds; SIGHUP reloads the configuration and
+the templates (a broken new configuration is logged and the old one kept).
+A permanent error — a refused login, a missing folder that cannot be created,
+a configuration error — is logged and the process exits non-zero (78 for
+configuration, 1 otherwise) so that systemd notices.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from dsr_mailbot.app import build_services
+from dsr_mailbot.backoff import Backoff, Outages, server_of
+from dsr_mailbot.config import Config, load_config
+from dsr_mailbot.erasure import erase_due_users
+from dsr_mailbot.errors import ConfigError, DsrMailbotError
+from dsr_mailbot.locks import RunLock, run_lock_for
+from dsr_mailbot.pipeline import RunReport, Services, expire_unconfirmed, process_mailbox, send_queued
+from dsr_mailbot.source import open_source
+
+log = logging.getLogger("dsr_mailbot")
+EX_OK, EX_SOFTWARE, EX_TEMPFAIL, EX_CONFIG = 0, 1, 75, 78
+
+
+@dataclass
+class Daemon:
+    config_path: Path
+    services: Services
+    stop: threading.Event = field(default_factory=threading.Event)
+    reload_requested: threading.Event = field(default_factory=threading.Event)
+    # Set by every signal: cuts a wait in IDLE short, whether to stop or to reload.
+    wake: threading.Event = field(default_factory=threading.Event)
+    fatal: BaseException | None = None
+    lock: RunLock | None = None
+    outages: Outages = field(default_factory=Outages)
+
+    @property
+    def config(self) -> Config:
+        return self.services.config
+
+    def run(self) -> int:
+        self.lock = run_lock_for(self.services.store, self.config.source_name)
+        if self.services.store.dialect != "postgresql" and not self.lock.try_acquire():
+            # SQLite serves one process: a second worker could only get in the way.
+            log.error("another dsr-mailbot holds the %s; exiting", self.lock.description)
+            return EX_TEMPFAIL
+        self._install_signals()
+        scheduler = self._scheduler()
+        scheduler.start()
+        watcher = threading.Thread(target=self._watch, name="mailbox-watcher", daemon=True)
+        watcher.start()
+        log.info("dsr-mailbot running (idle=%s, poll every %s s)", self.config.daemon.idle,
+                 self.config.daemon.poll_interval_seconds)
+        while not self.stop.wait(0.5):
+            pass
+        log.info("stopping")
+        watcher.join(timeout=15)
+        scheduler.shutdown(wait=True)
+        self.lock.release()
+        self.services.store.dispose()
+        if isinstance(self.fatal, ConfigError):
+            log.error("stopped: configuration: %s", self.fatal)
+            return EX_CONFIG
+        if self.fatal is not None:
+            log.error("stopped: %s", self.fatal)
+            return EX_SOFTWARE
+        return EX_OK
+
+    # Signals
+
+    def _install_signals(self) -> None:
+        def stop(signum: int, _frame: FrameType | None) -> None:
+            self.stop.set()
+            self.wake.set()
+
+        def reload(signum: int, _frame: FrameType | None) -> None:
+            self.reload_requested.set()
+            self.wake.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, reload)
+
+    def _reload(self) -> None:
+        self.reload_requested.clear()
+        try:
+            config = load_config(self.config_path)
+            services = build_services(config, self.services.store)
+        except DsrMailbotError as exc:
+            log.error("reload refused, keeping the running configuration: %s", exc)
+            return
+        services.clock = self.services.clock
+        self.services = services
+        log.warning("configuration and templates reloaded")
+
+    # The mailbox watcher
+
+    def _watch(self) -> None:
+        backoff = Backoff(cap=max(5.0, float(self.config.daemon.poll_interval_seconds)))
+        waiting_for_lock_logged = False
+        while not self.stop.is_set():
+            if self.reload_requested.is_set():
+                self._reload()
+            assert self.lock is not None
+            try:
+                if not self.lock.try_acquire():
+                    if not waiting_for_lock_logged:
+                        log.info("another worker holds the mailbox (%s); sending replies only",
+                                 self.lock.description)
+                        waiting_for_lock_logged = True
+                    self.stop.wait(self.config.daemon.poll_interval_seconds)
+                    continue
+                waiting_for_lock_logged = False
+                self._watch_mailbox(backoff)
+            except ConfigError as exc:
+                self._die(exc)
+                return
+            except DsrMailbotError as exc:
+                if not exc.temporary:
+                    self._die(exc)
+                    return
+                self.outages.failed(server_of(exc), str(exc))
+                self.stop.wait(backoff.next_delay())
+            except Exception as exc:  # a bug must not kill the watcher; it is retried like an outage
+                self.outages.failed("worker", f"{type(exc).__name__} in the mailbox watcher")
+                self.stop.wait(backoff.next_delay())
+
+    def _watch_mailbox(self, backoff: Backoff) -> None:
+        source = open_source(self.config)
+        try:
+            uidvalidity = source.open()
+            while not self.stop.is_set():
+                if self.reload_requested.is_set():
+                    return  # reconnect with the new configuration
+                assert self.lock is not None
+                if not self.lock.still_held():
+                    log.warning("lost the mailbox lock; will try to take it again")
+                    return
+                report = RunReport()
+                process_mailbox(self.services, source, uidvalidity, report, self.stop)
+                self.outages.recovered("mailbox", "database", "worker")
+                backoff.reset()
+                if report.requests or report.expired:
+                    self._send()
+                source.wait_for_change(self.config.daemon.poll_interval_seconds, self.wake, self.config.daemon.idle)
+                if not self.stop.is_set():
+                    self.wake.clear()
+        finally:
+            source.close()
+
+    def _die(self, exc: BaseException) -> None:
+        self.fatal = exc
+        self.stop.set()
+        self.wake.set()
+
+    # Scheduled jobs
+
+    def _scheduler(self) -> BackgroundScheduler:
+        interval = self.config.daemon.poll_interval_seconds
+        scheduler = BackgroundScheduler(
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": max(30, interval)},
+            timezone="UTC",
+        )
+        scheduler.add_job(self._send, "interval", seconds=interval, id="outbox", replace_existing=True)
+        scheduler.add_job(self._expire, "interval", seconds=interval, id="expiry", replace_existing=True)
+        scheduler.add_job(self._erase, "interval", seconds=max(interval, 300), id="erasure", replace_existing=True)
+        return scheduler
+
+    def _send(self) -> None:
+        report = RunReport()
+        try:
+            send_queued(self.services, report, self.stop)
+        except ConfigError as exc:  # a refused SMTP login: every reply would fail the same way
+            self._die(exc)
+            return
+        except DsrMailbotError as exc:
+            self.outages.failed(server_of(exc), str(exc))
+            return
+        except Exception as exc:  # keep the scheduler alive; the next run retries
+            self.outages.failed("worker", f"{type(exc).__name__} while sending")
+            return
+        if report.temporary_failure:
+            self.outages.failed("SMTP server", report.temporary_failure)
+        else:
+            self.outages.recovered("SMTP server", "database")
+
+    def _expire(self) -> None:
+        self._job(lambda: expire_unconfirmed(self.services, RunReport()))
+
+    def _erase(self) -> None:
+        def erase() -> None:
+            with self.services.store.transaction() as session:
+                erased = erase_due_users(session, self.services.keyring, self.services.clock())
+            if erased:
+                log.info("erased %s user(s) whose erasure date had come", erased)
+
+        self._job(erase)
+
+    def _job(self, work: Callable[[], None]) -> None:
+        try:
+            work()
+            self.outages.recovered("database")
+        except DsrMailbotError as exc:
+            self.outages.failed(server_of(exc), str(exc))
+        except Exception as exc:  # keep the scheduler alive; the next run retries
+            self.outages.failed("worker", f"{type(exc).__name__} in a scheduled job")
+
+
+def run_daemon(config_path: Path, config: Config) -> int:
+    services = build_services(config)
+    started = time.monotonic()
+    code = Daemon(config_path, services).run()
+    log.info("exited with %s after %.0f s", code, time.monotonic() - started)
+    return code
