@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dsr_mailbot.faults import crash_point
 from dsr_mailbot.models import Request, utcnow
 from dsr_mailbot.source import MailSource
 from dsr_mailbot.store import Store, requests_awaiting_archive
@@ -27,6 +28,8 @@ def archive_pending(store: Store, source: MailSource, source_name: str, uidvalid
         pending = list(requests_awaiting_archive(session, source_name))
     if not pending:
         return ArchiveResult()
+    for request in pending:
+        crash_point("before_archive", request.message_id)
     current = [r for r in pending if r.uidvalidity == uidvalidity]
     if current:
         source.archive([r.uid for r in current])

@@ -56,17 +56,24 @@ def load_or_create_keyring(path: Path) -> Keyring:
         return Keyring(_read_key(path))
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_bytes(_KEY_BYTES)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     try:
-        # O_EXCL: when two processes start at once, only one key is ever written.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(key.hex() + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        # link() publishes the finished file or fails: when two processes start at once,
+        # one key wins and nobody ever reads a half-written file.
+        os.link(tmp, path)
     except FileExistsError:
         return Keyring(_read_key(path))
     except OSError as exc:
         raise ConfigError(f"[secrets] key_file: cannot create {path} ({exc.strerror})") from exc
-    with os.fdopen(fd, "w", encoding="ascii") as out:
-        out.write(key.hex() + "\n")
+    finally:
+        tmp.unlink(missing_ok=True)
     return Keyring(key)
 
 

@@ -159,14 +159,19 @@ def process_mailbox(services: Services, source: MailSource, uidvalidity: int, re
     last_uid = _start_cursor(store, cfg.source_name, uidvalidity)
     report.archived += archive_pending(store, source, cfg.source_name, uidvalidity).moved
     for batch in source.scan(last_uid, cfg.limits.fetch_batch_size):
-        done = 0
+        done = saved = 0
         for record in batch:
             if stop is not None and stop.is_set():
                 break
             report.scanned += 1
-            _triage(services, source, record, uidvalidity, report)
+            if _triage(services, source, record, uidvalidity, report):
+                # Past a handled request the cursor moves at once, so a crash later in the
+                # batch does not make the next run look at this message again.
+                with store.transaction() as session:
+                    save_cursor(session, cfg.source_name, uidvalidity, record.uid)
+                saved = done + 1
             done += 1
-        if done:
+        if done > saved:
             with store.transaction() as session:
                 save_cursor(session, cfg.source_name, uidvalidity, batch[done - 1].uid)
         if stop is not None and stop.is_set():
@@ -190,17 +195,18 @@ def _start_cursor(store: Store, source_name: str, uidvalidity: int) -> int:
 
 
 def _triage(services: Services, source: MailSource, record: HeaderRecord, uidvalidity: int,
-            report: RunReport) -> None:
-    """Decide from the header block what a message is, and hand it on."""
+            report: RunReport) -> bool:
+    """Decide from the header block what a message is, and hand it on; True when it was the bot's business."""
     headers = parse_headers(record.header)
     if is_delivery_report(headers):
         _note_bounce(services, source, record, headers, report)
-        return
+        return False
     token = find_token(headers)
     classification = classify_subject(headers.subject)
     if token is None and classification is None:
-        return  # ordinary support mail: never touched
+        return False  # ordinary support mail: never touched
     _handle(services, source, record, headers, token, classification, uidvalidity, report)
+    return True
 
 
 def _note_bounce(services: Services, source: MailSource, record: HeaderRecord, headers: Headers,
@@ -231,7 +237,10 @@ def _handle(services: Services, source: MailSource, record: HeaderRecord, header
     with store.transaction() as session:
         existing = find_request_by_message_id(session, headers.message_id)
         existing_id, existing_state = (existing.id, existing.state) if existing else (None, None)
+        same_copy = existing is not None and (existing.uidvalidity, existing.uid) == (uidvalidity, record.uid)
     if existing_id is not None and existing_state != RequestState.RECEIVED:
+        if same_copy:
+            return  # this very message, seen again after a crash; archive_pending moves it if need be
         if existing_state != RequestState.IGNORED:
             # A redelivered or copied message: handled once already; move the copy out of the way.
             source.archive([record.uid])

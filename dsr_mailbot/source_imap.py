@@ -62,6 +62,7 @@ class ImapSource:
         self.config = config
         self.client: Any = None
         self.read_write = False
+        self.highest_seen_uid = 0
 
     def open(self) -> int:
         cfg = self.config
@@ -89,6 +90,7 @@ class ImapSource:
     def scan(self, after_uid: int, batch_size: int) -> Iterator[list[HeaderRecord]]:
         with _translated("search"):
             uids = sorted(u for u in self.client.search(["UID", f"{after_uid + 1}:*"]) if u > after_uid)
+        self.highest_seen_uid = max([self.highest_seen_uid, after_uid, *uids])
         for start in range(0, len(uids), batch_size):
             batch = uids[start : start + batch_size]
             with _translated("fetch headers"):
@@ -158,6 +160,12 @@ class ImapSource:
             stop.wait(timeout)
             return
         deadline = time.monotonic() + timeout
+        with _translated("search"):
+            # A message that arrived during the last scan may have been announced (EXISTS) in the
+            # answer to one of its commands, where imaplib keeps it: IDLE would not announce it again.
+            newer = self.client.search(["UID", f"{self.highest_seen_uid + 1}:*"])
+        if any(uid > self.highest_seen_uid for uid in newer):
+            return
         with _translated("idle"):
             self.client.idle()
             try:

@@ -156,8 +156,9 @@ def requests_awaiting_archive(session: Session, source: str) -> Sequence[Request
         .where(
             Request.source == source,
             Request.archived_at.is_(None),  # type: ignore[union-attr]
-            # Ignored mail is not a request: like all ordinary mail, it stays where it is.
-            Request.state != RequestState.IGNORED,
+            # Ignored mail is not a request: like all ordinary mail, it stays where it is.  A request
+            # still "received" is not handled yet: moving it now would hide it from the next attempt.
+            Request.state.not_in([RequestState.IGNORED, RequestState.RECEIVED]),  # type: ignore[attr-defined]
         )
         .order_by(Request.id)  # type: ignore[arg-type]
     ).all()

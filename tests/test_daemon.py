@@ -279,3 +279,32 @@ def test_threads_of_one_daemon_never_send_one_reply_twice(bot: Bot) -> None:
         thread.join()
     assert sum(r.sent for r in results) == 200
     assert len(list(out.iterdir())) == 200
+
+
+def test_withdrawn_users_are_erased_when_their_date_comes(bot: Bot) -> None:
+    """The erasure job: the user row goes, the audit trail keeps only that it happened and why."""
+    from datetime import timedelta
+
+    from dsr_mailbot.erasure import erase_due_users
+    from dsr_mailbot.keys import keyring_for
+    from dsr_mailbot.models import utcnow
+
+    bot.add_user(IVAN, marketing_consent=True, phone="+77011112233")
+    bot.add_user("anna@example.kz", marketing_consent=True)
+    bot.account.append(mail(IVAN, "Withdrawal of consent"))
+    bot.run()
+    config = bot.config
+    keyring = keyring_for(config.secret_key, config.key_file)
+
+    with bot.store.transaction() as session:
+        assert erase_due_users(session, keyring, utcnow()) == 0  # not due yet
+    with bot.store.transaction() as session:
+        assert erase_due_users(session, keyring, utcnow() + timedelta(days=31)) == 1
+
+    assert bot.user(IVAN) is None and bot.user("anna@example.kz") is not None
+    [erased] = [e for e in bot.events() if e.event == "user_erased"]
+    assert erased.subject_ref == keyring.subject_ref(IVAN)
+    assert erased.detail == {"fields": ["email", "phone", "surname", "first_name", "patronymic"],
+                             "reason": "consent_withdrawn"}
+    assert all(row.recipient == "erased" and row.data == b"" for row in bot.outbox())
+    assert all(r.user_id is None for r in bot.requests())

@@ -51,3 +51,18 @@ def test_a_key_given_in_the_configuration_replaces_the_file(tmp_path: Path, monk
     config_path.write_text('[maildir]\npath = "m"\n[secrets]\nkey = "abcd"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="32 hex digits"):
         load_config(config_path)
+
+
+def test_processes_starting_together_agree_on_one_key(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "bot.key"
+    probe = (
+        "from pathlib import Path; from dsr_mailbot.keys import load_or_create_keyring as k; "
+        f"print(k(Path({str(path)!r})).secret.hex())"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", probe], stdout=subprocess.PIPE, text=True) for _ in range(8)]
+    keys = {p.communicate(timeout=60)[0].strip() for p in procs}
+    assert len(keys) == 1 and len(next(iter(keys))) == 64
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bot.key"]
