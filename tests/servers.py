@@ -202,6 +202,7 @@ class ReceivedMail:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
+    accepted_at: float = field(default_factory=time.monotonic)  # when the server accepted it
 
 
 @dataclass

@@ -308,3 +308,24 @@ def test_withdrawn_users_are_erased_when_their_date_comes(bot: Bot) -> None:
                              "reason": "consent_withdrawn"}
     assert all(row.recipient == "erased" and row.data == b"" for row in bot.outbox())
     assert all(r.user_id is None for r in bot.requests())
+
+
+def test_a_missing_folder_stops_it_with_a_clear_error(bot: Bot) -> None:
+    daemon_config(bot)
+    bot.config_path.write_text(bot.config_path.read_text(encoding="utf-8").replace(
+        'folder = "INBOX"', 'folder = "No-Such-Folder"'), encoding="utf-8")
+    daemon = DaemonProcess(bot)
+    code = daemon.process.wait(timeout=20)
+    daemon.log_file.close()
+    assert code == 1
+    assert "stopped: IMAP select: server said no" in daemon.log
+
+
+def test_contrib_unit_is_hardened_and_runs_the_daemon() -> None:
+    from tests.harness import REPO
+
+    unit = (REPO / "contrib" / "dsr-mailbot.service").read_text(encoding="utf-8")
+    for line in ("ExecStart=/opt/dsr-mailbot/.venv/bin/dsr-mailbot -c /etc/dsr-mailbot/config.toml run",
+                 "ExecReload=/bin/kill -HUP $MAINPID", "RestartPreventExitStatus=78", "NoNewPrivileges=yes",
+                 "ProtectSystem=strict", "PrivateTmp=yes"):
+        assert line in unit.splitlines()
