@@ -42,10 +42,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from dsr_mailbot.app import build_services
 from dsr_mailbot.backoff import Backoff, Outages, server_of
 from dsr_mailbot.config import Config, load_config
-from dsr_mailbot.erasure import erase_due_users
 from dsr_mailbot.errors import ConfigError, DsrMailbotError
 from dsr_mailbot.locks import RunLock, run_lock_for
-from dsr_mailbot.pipeline import RunReport, Services, expire_unconfirmed, process_mailbox, send_queued
+from dsr_mailbot.pipeline import RunReport, Services, erase_due, expire_unconfirmed, process_mailbox, send_queued
 from dsr_mailbot.source import open_source
 
 log = logging.getLogger("dsr_mailbot")
@@ -219,10 +218,10 @@ class Daemon:
 
     def _erase(self) -> None:
         def erase() -> None:
-            with self.services.store.transaction() as session:
-                erased = erase_due_users(session, self.services.keyring, self.services.clock())
-            if erased:
-                log.info("erased %s user(s) whose erasure date had come", erased)
+            report = RunReport()
+            erase_due(self.services, report)
+            if report.erased:
+                log.info("erased %s user(s) whose erasure date had come", report.erased)
 
         self._job(erase)
 

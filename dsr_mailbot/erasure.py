@@ -11,6 +11,8 @@ already runs with ``secure_delete``.)
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlmodel import Session, select
 
 from dsr_mailbot.keys import Keyring
@@ -20,7 +22,7 @@ from dsr_mailbot.store import record_event
 ERASED_FIELDS = ("email", "phone", "surname", "first_name", "patronymic")
 
 
-def erase_due_users(session: Session, keyring: Keyring, now: object) -> int:
+def erase_due_users(session: Session, keyring: Keyring, now: datetime) -> int:
     due = session.exec(
         select(User)
         .where(User.erasure_due_at <= now)  # type: ignore[operator]

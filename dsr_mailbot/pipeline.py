@@ -3,7 +3,7 @@
 How the stages connect, top to bottom (:func:`run_once`):
 
 1. **expire** — requests whose confirmation did not come in time are closed,
-   with a short notice.
+   with a short notice; users whose erasure date has come are erased.
 2. **source** — open the mailbox, read the cursor (UIDVALIDITY, last UID).
    A new UIDVALIDITY restarts the scan from UID 1; messages already handled
    are recognised by Message-ID and not handled again.
@@ -48,6 +48,7 @@ from dsr_mailbot.body import reply_text
 from dsr_mailbot.bounces import find_bounced_reply, is_delivery_report
 from dsr_mailbot.classify import Classification, classify_subject
 from dsr_mailbot.config import Config
+from dsr_mailbot.erasure import erase_due_users
 from dsr_mailbot.errors import DsrMailbotError, StoreConflict
 from dsr_mailbot.faults import crash_point
 from dsr_mailbot.keys import Keyring
@@ -97,6 +98,7 @@ class RunReport:
     duplicates: int = 0
     bounces: int = 0
     expired: int = 0
+    erased: int = 0
     states: Counter[str] = field(default_factory=Counter)
     request_ids: list[int] = field(default_factory=list)
     archived: int = 0
@@ -115,6 +117,8 @@ class RunReport:
             text += f"; {self.bounces} bounce(s) of our replies"
         if self.expired:
             text += f"; {self.expired} expired unconfirmed"
+        if self.erased:
+            text += f"; {self.erased} user(s) erased"
         if self.temporary_failure:
             text += f"; stopped early: {self.temporary_failure}"
         return text
@@ -125,6 +129,7 @@ def run_once(services: Services, source: MailSource) -> RunReport:
     report = RunReport()
     try:
         expire_unconfirmed(services, report)
+        erase_due(services, report)
         uidvalidity = source.open()
         process_mailbox(services, source, uidvalidity, report)
     except DsrMailbotError as exc:
@@ -141,6 +146,11 @@ def run_once(services: Services, source: MailSource) -> RunReport:
 def expire_unconfirmed(services: Services, report: RunReport) -> None:
     with services.store.transaction() as session:
         report.expired += expire_overdue(services.context(), session)
+
+
+def erase_due(services: Services, report: RunReport) -> None:
+    with services.store.transaction() as session:
+        report.erased += erase_due_users(session, services.keyring, services.clock())
 
 
 def send_queued(services: Services, report: RunReport, stop: Event | None = None) -> None:

@@ -409,3 +409,19 @@ def test_logs_at_the_highest_verbosity_carry_no_personal_data(bot: Bot) -> None:
     assert records, "the run should have logged something at debug level"
     for secret in ("ivan", "example", "7017654321", "701 765", "Петров", "Иван", "Телефон", "stranger"):
         assert secret not in text, secret
+
+
+def test_a_cron_run_erases_users_whose_date_has_come(bot: Bot) -> None:
+    from datetime import timedelta
+
+    bot.add_user(IVAN, marketing_consent=True)
+    bot.account.append(mail(IVAN, "Withdrawal of consent"))
+    bot.run()
+    assert bot.user(IVAN) is not None
+
+    early = bot.run(now=utcnow() + timedelta(days=29))
+    late = bot.run(now=utcnow() + timedelta(days=31))
+
+    assert (early.erased, late.erased) == (0, 1)
+    assert bot.user(IVAN) is None
+    assert [e.event for e in bot.events()].count("user_erased") == 1
