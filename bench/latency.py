@@ -18,9 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import started_dovecot
 from dsr_mailbot.models import User
 from tests.harness import Bot, DaemonProcess, mail, wait_until
-from tests.servers import Dovecot, SmtpServer, dovecot_binary
+from tests.servers import SmtpServer
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -33,11 +34,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=60)
     parser.add_argument("--gap", type=float, default=0.3)
     args = parser.parse_args()
-    binary = dovecot_binary()
-    if binary is None:
-        raise SystemExit("dovecot is not installed (apt-get install dovecot-imapd)")
-    dovecot, smtp = Dovecot(binary), SmtpServer()
-    dovecot.start()
+    dovecot, smtp = started_dovecot(), SmtpServer()
     smtp.start()
     work = Path(tempfile.mkdtemp(prefix="dsr-latency-"))
     bot = Bot(work, dovecot.new_account(), smtp, f"sqlite:///{work / 'store.db'}")

@@ -21,12 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import started_dovecot
 from dsr_mailbot.app import run_once_from_config
 from dsr_mailbot.config import load_config
 from dsr_mailbot.models import User
 from dsr_mailbot.store import Store
 from tests.harness import mail
-from tests.servers import Dovecot, dovecot_binary
 
 
 def fill(account_client: object, ordinary: int, requests: int) -> None:
@@ -51,11 +51,7 @@ def main() -> None:
     parser.add_argument("--ordinary", type=int, default=5000)
     parser.add_argument("--requests", type=int, default=100)
     args = parser.parse_args()
-    binary = dovecot_binary()
-    if binary is None:
-        raise SystemExit("dovecot is not installed (apt-get install dovecot-imapd)")
-    dovecot = Dovecot(binary)
-    dovecot.start()
+    dovecot = started_dovecot()
     try:
         account = dovecot.new_account()
         with account.client() as client:

@@ -45,6 +45,15 @@ def answer(challenge: EmailMessage, sender: str, text: str = "Да, подтве
     return via_mx(mail(sender, f"Re: {challenge['Subject']}", text, headers={"In-Reply-To": mid, "References": mid}))
 
 
+def pending_withdrawal(bot: Bot) -> EmailMessage:
+    """An unauthenticated withdrawal from IVAN, run once: it waits, and its challenge is at the SMTP server."""
+    bot.add_user(IVAN, marketing_consent=True)
+    bot.account.append(via_mx(mail(IVAN, "Withdrawal of consent")))
+    bot.run()
+    [challenge] = challenges(bot, IVAN)
+    return challenge
+
+
 def completed_events(bot: Bot, request_id: int) -> int:
     return sum(1 for e in bot.events() if e.event == "request_completed" and e.request_id == request_id)
 
@@ -136,10 +145,7 @@ def test_an_optout_needs_no_confirmation(trusting: Bot) -> None:
 
 def test_a_confirmation_from_another_address_is_refused_and_goes_to_review(trusting: Bot) -> None:
     bot = trusting
-    bot.add_user(IVAN, marketing_consent=True)
-    bot.account.append(via_mx(mail(IVAN, "Withdrawal of consent")))
-    bot.run()
-    [challenge] = challenges(bot, IVAN)
+    challenge = pending_withdrawal(bot)
 
     bot.account.append(answer(challenge, "attacker@evil.example"))
     bot.run()
@@ -154,10 +160,7 @@ def test_a_confirmation_from_another_address_is_refused_and_goes_to_review(trust
 
 def test_a_token_is_single_use(trusting: Bot) -> None:
     bot = trusting
-    bot.add_user(IVAN, marketing_consent=True)
-    bot.account.append(via_mx(mail(IVAN, "Withdrawal of consent")))
-    bot.run()
-    [challenge] = challenges(bot, IVAN)
+    challenge = pending_withdrawal(bot)
     bot.account.append(answer(challenge, IVAN, "да"))
     bot.account.append(answer(challenge, IVAN, "да, ещё раз"))
 
@@ -171,10 +174,7 @@ def test_a_token_is_single_use(trusting: Bot) -> None:
 
 def test_a_tampered_token_is_refused(trusting: Bot) -> None:
     bot = trusting
-    bot.add_user(IVAN, marketing_consent=True)
-    bot.account.append(via_mx(mail(IVAN, "Withdrawal of consent")))
-    bot.run()
-    [challenge] = challenges(bot, IVAN)
+    challenge = pending_withdrawal(bot)
     subject = str(challenge["Subject"])
     mac = subject.rsplit("-", 1)[1].rstrip("]")
     forged = subject.replace(mac, ("0" if mac[0] != "0" else "1") + mac[1:])
@@ -299,10 +299,7 @@ def test_loop_and_bulk_mail_is_recorded_never_answered_and_never_applied(
 
 def test_an_auto_reply_to_a_challenge_does_not_confirm_it(trusting: Bot) -> None:
     bot = trusting
-    bot.add_user(IVAN, marketing_consent=True)
-    bot.account.append(via_mx(mail(IVAN, "Withdrawal of consent")))
-    bot.run()
-    [challenge] = challenges(bot, IVAN)
+    challenge = pending_withdrawal(bot)
     mid = str(challenge["Message-ID"])
     bot.account.append(via_mx(mail(IVAN, f"Automatic reply: {challenge['Subject']}", "I am away",
                                    headers={"In-Reply-To": mid, "Auto-Submitted": "auto-replied"})))
