@@ -169,7 +169,7 @@ class Daemon:
                 process_mailbox(self.services, source, uidvalidity, report, self.stop)
                 self.outages.recovered("mailbox", "database", "worker")
                 backoff.reset()
-                if report.requests or report.expired:
+                if report.requests:
                     self._send()
                 source.wait_for_change(self.config.daemon.poll_interval_seconds, self.wake, self.config.daemon.idle)
                 if not self.stop.is_set():

@@ -40,9 +40,9 @@ from dsr_mailbot.deadlines import due_at, erasure_due_at
 from dsr_mailbot.extract import Problem, UpdateIntent, extract_update
 from dsr_mailbot.keys import Keyring
 from dsr_mailbot.models import FINAL_STATES, Request, RequestKind, RequestState, User
-from dsr_mailbot.outbox import ReplyContent, mask_address, queue_reply, replies_in_last_day
+from dsr_mailbot.outbox import mask_address, queue_reply, replies_in_last_day
 from dsr_mailbot.parse import Headers
-from dsr_mailbot.reply import Renderer
+from dsr_mailbot.reply import Renderer, ReplyContent
 from dsr_mailbot.store import find_user_by_email, record_event
 from dsr_mailbot.tokens import NEW_ADDRESS, OWNER, Token, TokenStatus, check_token, make_token
 from dsr_mailbot.verify import Verdict, identify, needs_owner_confirmation
@@ -164,7 +164,7 @@ def intake(ctx: Context, session: Session, request: Request, headers: Headers, o
     cfg = ctx.config
     language = request_language(classification, own_words, cfg.policy.default_language)
     request.language = language
-    identity = identify(headers, lambda email: find_user_by_email(session, email), cfg.policy.operator_addresses)
+    identity = identify(headers, lambda email: find_user_by_email(session, email))
     auth = check_authentication(headers.items, cfg.trust.authserv_id, identity.sender)
     request.authenticated = auth.authenticated
     request.user_id = identity.user.id if identity.user else None
@@ -177,9 +177,6 @@ def intake(ctx: Context, session: Session, request: Request, headers: Headers, o
 
     if identity.verdict is Verdict.NO_SENDER:
         _transition(ctx, session, request, RequestState.REVIEW, reason="no_single_from_address")
-        return request
-    if identity.verdict is Verdict.OWN_ADDRESS:
-        _transition(ctx, session, request, RequestState.IGNORED, reason="from_operator_address")
         return request
     user = identity.user
     recipient = user.email if user else identity.sender

@@ -12,10 +12,7 @@ day, so a burst just before midnight does not double the limit).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
 from sqlmodel import Session, select
@@ -23,41 +20,7 @@ from sqlmodel import Session, select
 from dsr_mailbot.config import Config
 from dsr_mailbot.keys import Keyring
 from dsr_mailbot.models import OutboxMessage, Request
-from dsr_mailbot.reply import Renderer, build_message, format_date, reply_message_id, reply_subject
-
-
-@dataclass(frozen=True)
-class ReplyContent:
-    """Everything a template may show; what a reply does not need stays empty."""
-
-    kind: str = ""
-    changes: dict[str, str] = field(default_factory=dict)
-    unchanged: tuple[str, ...] = ()
-    problems: tuple[tuple[str, str], ...] = ()
-    erasure_due_at: datetime | None = None
-    expires_at: datetime | None = None
-    token: str = ""
-    new_address: str = ""
-    reason: str = ""
-
-    def as_context(self, language: str, timezone: str, received_at: datetime) -> dict[str, Any]:
-        zone = ZoneInfo(timezone)
-
-        def day(value: datetime | None) -> str:
-            return format_date(value.astimezone(zone), language) if value else ""
-
-        return {
-            "kind": self.kind,
-            "changes": dict(self.changes),
-            "unchanged": list(self.unchanged),
-            "problems": [{"field": f, "code": c} for f, c in self.problems],
-            "erasure_date": day(self.erasure_due_at),
-            "expiry_date": day(self.expires_at),
-            "received_date": day(received_at),
-            "token": self.token,
-            "new_address": self.new_address,
-            "reason": self.reason,
-        }
+from dsr_mailbot.reply import Renderer, ReplyContent, build_message, reply_message_id, reply_subject
 
 
 def mask_address(address: str) -> str:

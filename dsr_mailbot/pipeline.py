@@ -260,18 +260,19 @@ def _handle(services: Services, source: MailSource, record: HeaderRecord, header
         return
     ctx = services.context()
     arrival = Arrival(cfg.source_name, uidvalidity, record.uid, record.internaldate or headers.date or ctx.now)
-    kind = RequestKind.CONFIRM if token else classification.kind if classification else RequestKind.CONFIRM
+    # A token makes it a confirmation, whatever its subject says.
+    kind = classification.kind if token is None and classification else RequestKind.CONFIRM
     language = classification.language if classification else cfg.policy.default_language
     try:
-        request_id, go_on = _begin(services, ctx, arrival, headers, kind, language, existing_id)
+        seen, go_on = _begin(services, ctx, arrival, headers, kind, language, existing_id)
     except StoreConflict:
         # Another process recorded this Message-ID since we looked: it owns the message.
         log.info("message at uid %s was recorded by another process; skipped", record.uid)
         return
     if not go_on:
-        _count(services, request_id, report)
+        _count(seen, report)
         return
-    stage = "read"
+    request_id = seen.id
     try:
         if token is not None:
             stage = "confirm"
@@ -279,6 +280,7 @@ def _handle(services: Services, source: MailSource, record: HeaderRecord, header
                 row = _received(session, request_id)
                 if row is not None:
                     confirm(ctx, session, row, headers, token)
+                    seen = _Seen.of(row)
         else:
             assert classification is not None
             stage = "fetch"
@@ -295,21 +297,37 @@ def _handle(services: Services, source: MailSource, record: HeaderRecord, header
                     intake(ctx, session, row, parsed.headers, reply_text(parsed.body_text), classification,
                            body=parsed.body_kind, defects=sorted(parsed.defects), truncated=parsed.truncated,
                            has_message_id=parsed.headers.has_message_id)
+                    seen = _Seen.of(row)
         crash_point("after_apply_commit", headers.message_id)
     except DsrMailbotError as exc:
         if exc.temporary:
             raise
-        _set_aside(services, request_id, f"{stage}:{type(exc).__name__}")
+        seen = _set_aside(services, seen, f"{stage}:{type(exc).__name__}")
     except Exception as exc:  # one bad message must not stop the others
-        _set_aside(services, request_id, f"{stage}:{type(exc).__name__}")
-    _count(services, request_id, report)
+        seen = _set_aside(services, seen, f"{stage}:{type(exc).__name__}")
+    _count(seen, report)
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """What the run report needs of a request, taken in the transaction that last changed it."""
+
+    id: int
+    kind: str
+    language: str
+    state: str
+
+    @classmethod
+    def of(cls, row: Request) -> _Seen:
+        assert row.id is not None
+        return cls(row.id, row.kind, row.language, row.state)
 
 
 def _begin(services: Services, ctx: Context, arrival: Arrival, headers: Headers, kind: str, language: str,
-           existing_id: int | None) -> tuple[int, bool]:
+           existing_id: int | None) -> tuple[_Seen, bool]:
     """Record the message (or one more attempt at it) before any work on it, in its own transaction.
 
-    Returns the request id and whether to work on it: not when the message was
+    Returns the request and whether to work on it: not when the message was
     recorded as ignored, nor when it already made :data:`MAX_ATTEMPTS` attempts
     without finishing — the worker died each time — and was set aside for review.
     """
@@ -318,22 +336,19 @@ def _begin(services: Services, ctx: Context, arrival: Arrival, headers: Headers,
         if existing_id is None:
             reason = loop_reason(headers, cfg.policy.operator_addresses)
             if reason is not None:
-                ignored = record_ignored(ctx, session, arrival, headers, kind, language, reason)
-                assert ignored.id is not None
-                return ignored.id, False
+                return _Seen.of(record_ignored(ctx, session, arrival, headers, kind, language, reason)), False
             row = record_received(ctx, session, arrival, headers, kind, language)
         else:
             found = session.get(Request, existing_id)
             assert found is not None
             row = found
             row.uidvalidity, row.uid = arrival.uidvalidity, arrival.uid  # the copy we have now
-        assert row.id is not None
         if row.attempts >= MAX_ATTEMPTS:
             log.error("request %s stopped the worker %s times; set aside for review", row.id, row.attempts)
             set_aside(ctx, session, row, f"poison: the worker stopped {row.attempts} times while handling it")
-            return row.id, False
+            return _Seen.of(row), False
         row.attempts += 1
-        return row.id, True
+        return _Seen.of(row), True
 
 
 def _received(session: Session, request_id: int) -> Request | None:
@@ -342,21 +357,20 @@ def _received(session: Session, request_id: int) -> Request | None:
     return row if row is not None and row.state == RequestState.RECEIVED else None
 
 
-def _count(services: Services, request_id: int, report: RunReport) -> None:
-    with services.store.transaction() as session:
-        request = session.get(Request, request_id)
-        assert request is not None
-        kind, language, state = request.kind, request.language, request.state
+def _count(seen: _Seen, report: RunReport) -> None:
     report.requests += 1
-    report.states[state] += 1
-    report.request_ids.append(request_id)
-    log.info("request %s (%s, %s): %s", request_id, kind, language, state)
+    report.states[seen.state] += 1
+    report.request_ids.append(seen.id)
+    log.info("request %s (%s, %s): %s", seen.id, seen.kind, seen.language, seen.state)
 
 
-def _set_aside(services: Services, request_id: int, reason: str) -> None:
+def _set_aside(services: Services, seen: _Seen, reason: str) -> _Seen:
     """A message that failed unexpectedly: to review, without a reply; the others go on."""
-    log.error("request %s could not be handled (%s); set aside for review", request_id, reason)
+    log.error("request %s could not be handled (%s); set aside for review", seen.id, reason)
     with services.store.transaction() as session:
-        row = session.get(Request, request_id)
-        if row is not None and row.state == RequestState.RECEIVED:
+        row = session.get(Request, seen.id)
+        if row is None:
+            return seen
+        if row.state == RequestState.RECEIVED:
             set_aside(services.context(), session, row, reason)
+        return _Seen.of(row)

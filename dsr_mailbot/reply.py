@@ -23,14 +23,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jinja2
 
@@ -69,6 +70,40 @@ def format_date(value: date | datetime, language: str) -> str:
     if language == "en":
         return f"{value.day} {_EN_MONTHS[value.month - 1]} {value.year}"
     return value.strftime("%d.%m.%Y")
+
+
+@dataclass(frozen=True)
+class ReplyContent:
+    """Everything a template may show; what a reply does not need stays empty."""
+
+    kind: str = ""
+    changes: dict[str, str] = field(default_factory=dict)
+    unchanged: tuple[str, ...] = ()
+    problems: tuple[tuple[str, str], ...] = ()
+    erasure_due_at: datetime | None = None
+    expires_at: datetime | None = None
+    token: str = ""
+    new_address: str = ""
+    reason: str = ""
+
+    def as_context(self, language: str, timezone: str, received_at: datetime) -> dict[str, Any]:
+        zone = ZoneInfo(timezone)
+
+        def day(value: datetime | None) -> str:
+            return format_date(value.astimezone(zone), language) if value else ""
+
+        return {
+            "kind": self.kind,
+            "changes": dict(self.changes),
+            "unchanged": list(self.unchanged),
+            "problems": [{"field": f, "code": c} for f, c in self.problems],
+            "erasure_date": day(self.erasure_due_at),
+            "expiry_date": day(self.expires_at),
+            "received_date": day(received_at),
+            "token": self.token,
+            "new_address": self.new_address,
+            "reason": self.reason,
+        }
 
 
 @dataclass(frozen=True)
@@ -119,19 +154,19 @@ class Renderer:
 
 
 def sample_context() -> dict[str, Any]:
-    """Values for every name a template may use; the start-up check renders with these."""
-    return {
-        "kind": "update",
-        "changes": {"phone": "+77011234567", "surname": "Иванов"},
-        "unchanged": ["email"],
-        "problems": [{"field": "patronymic", "code": "invalid"}],
-        "erasure_date": "01.01.2030",
-        "expiry_date": "01.01.2030",
-        "received_date": "01.01.2030",
-        "token": "DSR-1-o-1893456000-0123456789abcdef0123",
-        "new_address": "n***@example.kz",
-        "reason": "sample reason",
-    }
+    """Sample values for exactly the names replies get (:meth:`ReplyContent.as_context`): the start-up check."""
+    day = datetime(2030, 1, 1, tzinfo=UTC)
+    return ReplyContent(
+        kind="update",
+        changes={"phone": "+77011234567", "surname": "Иванов"},
+        unchanged=("email",),
+        problems=(("patronymic", "invalid"),),
+        erasure_due_at=day,
+        expires_at=day,
+        token="DSR-1-o-1893456000-0123456789abcdef0123",  # noqa: S106 - a sample confirmation token, not a secret
+        new_address="n***@example.kz",
+        reason="sample reason",
+    ).as_context("ru", "UTC", day)
 
 
 def reply_subject(original: str) -> str:

@@ -4,8 +4,8 @@ The skeleton's rule: a request may change only the user whose stored
 address equals the sender's From address (both normalised to lower case).
 An unknown sender gets a reply that nothing is held for their address, and
 nothing is created.  Mail without exactly one From address cannot be
-answered and goes to review; mail from the operator's own addresses is
-never a request (it would make the bot answer itself).
+answered and goes to review.  (Mail from the operator's own addresses never
+gets here: the loop rules in :mod:`loops` record it as ignored.)
 
 Whether a request may change data at once, or must first be confirmed by a
 reply from the address on file, is :func:`needs_owner_confirmation`; the
@@ -16,7 +16,7 @@ Authentication-Results check is :mod:`authresults`, the confirmation loop
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from dsr_mailbot.models import RequestKind, User
@@ -27,7 +27,6 @@ class Verdict(enum.StrEnum):
     KNOWN_USER = "known_user"
     UNKNOWN_SENDER = "unknown_sender"
     NO_SENDER = "no_sender"
-    OWN_ADDRESS = "own_address"
 
 
 @dataclass(frozen=True)
@@ -37,16 +36,10 @@ class Identity:
     user: User | None
 
 
-def identify(
-    headers: Headers,
-    find_user: Callable[[str], User | None],
-    operator_addresses: Collection[str],
-) -> Identity:
+def identify(headers: Headers, find_user: Callable[[str], User | None]) -> Identity:
     sender = headers.sender
     if sender is None:
         return Identity(Verdict.NO_SENDER, None, None)
-    if sender in operator_addresses:
-        return Identity(Verdict.OWN_ADDRESS, sender, None)
     user = find_user(sender)
     if user is None:
         return Identity(Verdict.UNKNOWN_SENDER, sender, None)
