@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dsr_mailbot.addresses import normalise_address
 from dsr_mailbot.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -88,6 +89,8 @@ class TrustConfig:
     verification: Verification = "auto"
     confirm_expiry_days: int = 7
     max_replies_per_sender_per_day: int = 10
+    # Received lines the operator's own delivery chain adds above the MX's (e.g. 1 for Dovecot LMTP).
+    own_received_lines: int = 0
 
 
 @dataclass(frozen=True)
@@ -309,10 +312,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     policy = PolicyConfig(
         erasure_delay_days=policy_sec.integer("erasure_delay_days", 30),
         default_language=policy_sec.choice("default_language", LANGUAGES, "ru"),
-        operator_addresses=tuple(
-            a.strip().lower()
-            for a in policy_sec.string_list("operator_addresses", DEFAULT_OPERATOR_ADDRESSES)
-        ),
+        operator_addresses=_addresses(policy_sec, "operator_addresses", DEFAULT_OPERATOR_ADDRESSES),
         operator_name=policy_sec.string("operator_name", "SmartThings LLP"),
         timezone=_timezone(policy_sec),
     )
@@ -324,6 +324,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         verification=trust_sec.choice("verification", ("auto", "always", "never"), "auto"),  # type: ignore[arg-type]
         confirm_expiry_days=trust_sec.integer("confirm_expiry_days", 7, minimum=1),
         max_replies_per_sender_per_day=trust_sec.integer("max_replies_per_sender_per_day", 10, minimum=1),
+        own_received_lines=trust_sec.integer("own_received_lines", 0),
     )
 
     daemon_sec = section("daemon") or _Section("daemon", {}, base_dir)
@@ -431,6 +432,17 @@ def _timezone(sec: _Section) -> str:
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(f"[policy] timezone: unknown time zone {name!r}") from exc
     return name
+
+
+def _addresses(section: _Section, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """Addresses in the normal form the bot compares senders in (see addresses.py)."""
+    found: list[str] = []
+    for value in section.string_list(key, default):
+        address = normalise_address(value.strip())
+        if address is None:
+            raise ConfigError(f"[{section.name}] {key}: {value!r} is not an e-mail address")
+        found.append(address)
+    return tuple(found)
 
 
 def _anchor_sqlite_url(url: str, base_dir: Path) -> str:

@@ -26,19 +26,39 @@ from charset_normalizer import from_bytes
 _CYRILLIC = re.compile(r"[\u0400-\u04FF]")
 _CYRILLIC_LOWER = re.compile(r"[\u0430-\u045F\u04D9\u0493\u049B\u04A3\u04E9\u04B1\u04AF\u04BB\u0456]")
 _FOLD = re.compile(r"\r?\n[ \t]+")
+MAX_HEADER_TEXT = 4096  # a Subject longer than this is cut before decoding; markers stand at its start
 
 
 def known_charset(name: str | None) -> str | None:
-    """The Python codec for a MIME charset label, or None when Python knows no such codec."""
+    """The Python text codec for a MIME charset label, or None when there is none.
+
+    ``codecs.lookup`` also knows ``rot13``, ``base64``, ``hex``, ``zlib`` and
+    other codecs that are not character sets, and decoding text with them
+    raises.  A label is a charset only if ``bytes.decode`` accepts it, and
+    the IDNA codecs are refused too: they decode host names, not text.
+    """
     if not name:
         return None
-    label = name.strip().strip('"').lower()
+    label = name.strip().strip('"').lower()[:40]
     aliases = {"cp-1251": "cp1251", "win-1251": "cp1251", "x-cp1251": "cp1251", "utf8": "utf-8"}
     label = aliases.get(label, label)
     try:
-        return codecs.lookup(label).name
-    except LookupError:
+        codec = codecs.lookup(label).name
+        b"a".decode(codec)
+    except (LookupError, UnicodeError, ValueError, TypeError):
         return None
+    return None if codec in _NOT_CHARSETS else codec
+
+
+_NOT_CHARSETS = frozenset({"idna", "punycode", "raw-unicode-escape", "unicode-escape", "undefined"})
+# Controls (C0 but tab, DEL, C1) and lone surrogates: what no stored or displayed text may carry.
+_CONTROLS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+_SURROGATES = re.compile(r"[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """``text`` fit to store and show: controls (NUL, newlines, …) become spaces, lone surrogates U+FFFD."""
+    return _SURROGATES.sub("\ufffd", _CONTROLS.sub(" ", text))
 
 
 def _cyrillic_guess(data: bytes) -> str | None:
@@ -60,7 +80,7 @@ def decode_bytes(data: bytes, declared: str | None = None) -> str:
     if codec is not None:
         try:
             return data.decode(codec)
-        except UnicodeDecodeError:
+        except (UnicodeError, LookupError, ValueError):  # a codec may refuse bytes in ways of its own
             pass
     if all(b < 128 for b in data):
         return data.decode("ascii")
@@ -85,16 +105,16 @@ def decode_header_text(value: str) -> str:
     are decoded with their charset, falling back the same way when the
     charset is unknown or lies.
     """
-    value = _FOLD.sub(" ", value)
+    value = _FOLD.sub(" ", value)[:MAX_HEADER_TEXT]
     if "=?" not in value and value.isascii():
-        return value.strip()  # the common case: nothing to decode
+        return clean_text(value).strip()  # the common case: nothing to decode
     raw = value.encode("ascii", "surrogateescape")
     if any(b > 127 for b in raw):
         value = decode_bytes(raw)
     try:
         parts = decode_header(value)
     except Exception:  # a malformed encoded word must not lose the rest of the header
-        return value.strip()
+        return clean_text(value).strip()
     out: list[str] = []
     for chunk, charset in parts:
         if isinstance(chunk, str):
@@ -104,4 +124,4 @@ def decode_header_text(value: str) -> str:
             out.append(chunk.decode("raw-unicode-escape"))
         else:
             out.append(decode_bytes(chunk, charset))
-    return "".join(out).strip()
+    return clean_text("".join(out)).strip()

@@ -7,7 +7,9 @@ for one use is useless for another:
 - ``subject_ref``: links audit events to one person without storing their
   address (an HMAC cannot be reversed or looked up in a table of known
   addresses without the key);
-- ``message_id``: the deterministic Message-ID of each reply.
+- ``message_id``: the deterministic Message-ID of each reply;
+- ``message_ref``: the dedup key of each inbound request, kept after the
+  Message-ID itself (which often holds an address) is erased.
 
 Losing the key breaks the link between old audit events and people (which
 is harmless to privacy but loses history); the README says to back it up.
@@ -22,6 +24,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dsr_mailbot.addresses import normalise_address
 from dsr_mailbot.errors import ConfigError
 
 _KEY_BYTES = 32
@@ -39,8 +42,12 @@ class Keyring:
         return mac.hexdigest()
 
     def subject_ref(self, email: str) -> str:
-        """The pseudonymous reference of a person, made from their normalised address."""
-        return self.digest("subject-ref", email.strip().lower())[:32]
+        """The pseudonymous reference of a person, made from their address in its normal form."""
+        return self.digest("subject-ref", normalise_address(email.strip()) or email.strip().lower())[:32]
+
+    def message_ref(self, message_id: str) -> str:
+        """The keyed hash of an inbound Message-ID: the dedup key that survives the person's erasure."""
+        return self.digest("message-ref", message_id)[:40]
 
 
 def keyring_for(secret_key: str | None, key_file: Path) -> Keyring:

@@ -11,8 +11,17 @@ message is a request and fetches whole bodies only for requests:
 The message is parsed with mail-parser, which recovers text from some broken
 multiparts that the standard library gives up on; mail-parser itself raises
 on some real bounces (library-notes 2.7), so the standard library's parser is
-the fallback and a parse never fails.  Header text is decoded here, not by
-either library, because both lose raw 8-bit Cyrillic subjects.
+the fallback and a parse never fails.
+
+Headers are read in the order RFC 5322 and RFC 2047 set: **parse first,
+then decode only what is text.**  Every header is kept as its raw, unfolded
+value (8-bit bytes read as UTF-8, RFC 6532, and never as anything that could
+become ASCII structure).  Only the Subject is RFC 2047-decoded, here rather
+than by either library, because both lose raw 8-bit Cyrillic subjects.  The
+From address is parsed from the raw value (:mod:`addresses`), and
+``Authentication-Results``, ``Received`` and every other structured header
+stay exactly as the servers wrote them: an encoded word inside them is text,
+never structure.
 """
 
 from __future__ import annotations
@@ -31,16 +40,24 @@ from typing import Literal
 
 import mailparser
 
+from dsr_mailbot.addresses import sender_address
 from dsr_mailbot.body import html_to_text
-from dsr_mailbot.decode import decode_bytes, decode_header_text
+from dsr_mailbot.decode import clean_text, decode_bytes, decode_header_text
 
 BodyKind = Literal["plain", "html", "none"]
 _MSGID = re.compile(r"<[^<>\s]+>")
+MAX_MESSAGE_ID_CHARS = 250  # longer ones are stored as their hash (the column and the logs stay bounded)
+MAX_REFERENCES = 30  # the newest ones; older history adds nothing to threading
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
 
 
 @dataclass(frozen=True)
 class Headers:
-    """The decoded headers the pipeline needs, plus all of them by lower-case name."""
+    """What the pipeline needs of a header block.
+
+    ``all`` and ``items`` hold raw, unfolded values: structure is read from
+    them, never from decoded text.  ``subject`` is the one decoded header.
+    """
 
     message_id: str
     has_message_id: bool
@@ -53,6 +70,8 @@ class Headers:
     all: Mapping[str, tuple[str, ...]] = field(repr=False)
     # Every header in order, top first: where a header stands matters (Authentication-Results).
     items: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    content_type: str = "text/plain"
+    report_type: str | None = None  # the report-type parameter of a multipart/report
 
     @property
     def sender(self) -> str | None:
@@ -80,33 +99,56 @@ def header_block(raw: bytes) -> bytes:
     return raw
 
 
+def raw_header_text(value: object) -> str:
+    """A header value as the parser kept it, unfolded, with 8-bit bytes read as UTF-8.
+
+    compat32 keeps 8-bit bytes as surrogate escapes.  They are read as UTF-8
+    (RFC 6532), and bytes that are not UTF-8 become U+FFFD: never ASCII, so
+    no charset guess can put a ``<``, ``@`` or ``;`` where the sender wrote
+    none.  Nothing is RFC 2047-decoded here.
+    """
+    text = value if isinstance(value, str) else str(value)
+    text = _FOLD.sub("", text)
+    if not text.isascii():
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text.strip()
+
+
+def clean_message_id(value: str | None) -> str | None:
+    """The first ``<…>`` of a Message-ID header, if it is one the store can keep as it is."""
+    found = _MSGID.search(value or "")
+    if not found:
+        return None
+    message_id = found.group(0)
+    if len(message_id) > MAX_MESSAGE_ID_CHARS or clean_text(message_id) != message_id or not message_id.isprintable():
+        # Too long, or with controls, NUL or broken characters: identified by its hash instead.
+        digest = hashlib.sha256(message_id.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+        return f"<sha256-{digest}@long-id.dsr-mailbot.invalid>"
+    return message_id
+
+
 def _headers_from(msg: Message, raw: bytes) -> Headers:
-    decoded: dict[str, list[str]] = {}
+    raw_values: dict[str, list[str]] = {}
     items: list[tuple[str, str]] = []
     for name, value in msg.raw_items():
-        text = decode_header_text(value) if isinstance(value, str) else str(value)
-        decoded.setdefault(name.lower(), []).append(text)
-        items.append((name.lower(), text))
-    all_headers = {name: tuple(values) for name, values in decoded.items()}
+        key = str(name).lower()
+        text = raw_header_text(value)
+        raw_values.setdefault(key, []).append(text)
+        items.append((key, text))
+    all_headers = {name: tuple(values) for name, values in raw_values.items()}
 
     def first(name: str) -> str | None:
         values = all_headers.get(name)
         return values[0] if values else None
 
-    found = _MSGID.findall(first("message-id") or "")
-    if found:
-        message_id, has_id = found[0], True
+    cleaned = clean_message_id(first("message-id"))
+    if cleaned is not None:
+        message_id, has_id = cleaned, True
     else:
         # Without a Message-ID the header block identifies the message; a copy
         # of it in another folder still hashes the same.
         digest = hashlib.sha256(header_block(raw)).hexdigest()[:40]
         message_id, has_id = f"<sha256-{digest}@dsr-mailbot.invalid>", False
-
-    addresses: list[str] = []
-    for _name, addr in email.utils.getaddresses(list(all_headers.get("from", ()))):
-        addr = addr.strip().lower()
-        if "@" in addr and addr not in addresses:
-            addresses.append(addr)
 
     date: datetime | None = None
     raw_date = first("date")
@@ -114,31 +156,62 @@ def _headers_from(msg: Message, raw: bytes) -> Headers:
         try:
             date = email.utils.parsedate_to_datetime(raw_date)
             date = date.astimezone(UTC) if date.tzinfo else date.replace(tzinfo=UTC)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             date = None
 
-    in_reply_to = _MSGID.findall(first("in-reply-to") or "")
-    references = tuple(_MSGID.findall(" ".join(all_headers.get("references", ()))))
-    language = (first("content-language") or "").split(",")[0].strip().lower() or None
+    in_reply_to = [m for m in (clean_message_id(x) for x in _MSGID.findall(first("in-reply-to") or "")) if m]
+    references = [m for m in (clean_message_id(x) for x in _MSGID.findall(" ".join(all_headers.get("references", ()))))
+                  if m]
+    language = (first("content-language") or "").split(",")[0].strip().lower()[:20] or None
+    content_type, report_type = _content_type(msg)
+    subject_values = all_headers.get("subject", ())
+    subject = decode_header_text(_raw_subject(msg)) if subject_values else ""
     return Headers(
         message_id=message_id,
         has_message_id=has_id,
-        subject=first("subject") or "",
-        from_addresses=tuple(addresses),
+        subject=subject,
+        from_addresses=sender_address(all_headers.get("from", ())),
         date=date,
         in_reply_to=in_reply_to[0] if in_reply_to else None,
-        references=references,
+        references=tuple(references[-MAX_REFERENCES:]),
         content_language=language,
+        content_type=content_type,
+        report_type=report_type,
         all=all_headers,
         items=tuple(items),
     )
 
 
+def _raw_subject(msg: Message) -> str:
+    for name, value in msg.raw_items():
+        if str(name).lower() == "subject":
+            return value if isinstance(value, str) else str(value)
+    return ""
+
+
+def _content_type(msg: Message) -> tuple[str, str | None]:
+    """The top-level content type and, for a report, its report-type (RFC 6522), from the raw header."""
+    try:
+        content_type = msg.get_content_type()
+        report_type = msg.get_param("report-type") if content_type == "multipart/report" else None
+    except Exception:  # a malformed Content-Type is read as RFC 2045 says: text/plain
+        return "text/plain", None
+    if isinstance(report_type, tuple):  # an RFC 2231-encoded parameter
+        report_type = report_type[2]
+    return content_type, str(report_type).strip().lower()[:100] if report_type else None
+
+
 def parse_headers(raw: bytes) -> Headers:
-    """Decode a header block (or a whole message; the body is ignored)."""
+    """Read a header block (or a whole message; the body is ignored).  Never raises."""
     header_bytes = header_block(raw)
-    msg = BytesHeaderParser(policy=compat32).parsebytes(header_bytes)
-    return _headers_from(msg, header_bytes)
+    try:
+        msg = BytesHeaderParser(policy=compat32).parsebytes(header_bytes)
+        return _headers_from(msg, header_bytes)
+    except Exception:  # whatever the bytes are, the message is still identified, and is nobody's
+        digest = hashlib.sha256(header_bytes).hexdigest()[:40]
+        return Headers(message_id=f"<sha256-{digest}@dsr-mailbot.invalid>", has_message_id=False, subject="",
+                       from_addresses=(), date=None, in_reply_to=None, references=(), content_language=None,
+                       all={}, items=())
 
 
 def _is_attachment(part: Message) -> bool:

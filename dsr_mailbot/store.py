@@ -26,6 +26,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session, SQLModel, create_engine, select
 
+from dsr_mailbot.addresses import normalise_address
 from dsr_mailbot.errors import ConfigError, StoreConflict, StoreError, StoreUnavailable
 from dsr_mailbot.models import (
     AuditEvent,
@@ -143,11 +144,16 @@ class Store:
 
 
 def find_user_by_email(session: Session, email: str) -> User | None:
-    return session.exec(select(User).where(User.email == email.strip().lower())).first()
+    """The user whose stored address is ``email`` in the normal form of :mod:`~dsr_mailbot.addresses`."""
+    address = normalise_address(email.strip())
+    if address is None:
+        return None
+    return session.exec(select(User).where(User.email == address)).first()
 
 
-def find_request_by_message_id(session: Session, message_id: str) -> Request | None:
-    return session.exec(select(Request).where(Request.message_id == message_id)).first()
+def find_request_by_ref(session: Session, message_ref: str) -> Request | None:
+    """The request recorded for a Message-ID, by its keyed hash (see ``Keyring.message_ref``)."""
+    return session.exec(select(Request).where(Request.message_ref == message_ref)).first()
 
 
 def requests_awaiting_archive(session: Session, source: str) -> Sequence[Request]:

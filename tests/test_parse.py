@@ -125,3 +125,48 @@ def test_sendgrid_bounce_that_crashes_mail_parser_is_parsed_by_the_fallback(shar
     parsed = parse_message(path.read_bytes())
     assert "mailparser-failed" in parsed.defects
     assert parsed.body_text
+
+
+@pytest.mark.parametrize("codec", ["rot13", "base64", "hex", "zlib", "bz2", "uu", "quopri", "idna", "punycode"])
+def test_codecs_that_are_not_charsets_are_unknown(codec: str) -> None:
+    """codecs.lookup knows them; decoding text with them raises, so they are no charset."""
+    assert known_charset(codec) is None
+    assert decode_header_text(f"=?{codec}?q?uryyb?=")  # falls back, never raises
+
+
+def test_structured_headers_are_never_decoded() -> None:
+    headers = parse_headers(
+        b"Received: =?utf-8?q?by_mx.smarthings.kz?=\r\n"
+        b"Authentication-Results: =?utf-8?q?mx.smarthings.kz=3B_dmarc=3Dpass?=\r\n"
+        b"X-Note: =?rot13?q?uryyb?=\r\nFrom: a@example.kz\r\n\r\n"
+    )
+    assert headers.get("received") == ("=?utf-8?q?by_mx.smarthings.kz?=",)
+    assert headers.items[1] == ("authentication-results", "=?utf-8?q?mx.smarthings.kz=3B_dmarc=3Dpass?=")
+    assert headers.get("x-note") == ("=?rot13?q?uryyb?=",)
+
+
+def test_subject_text_is_clean_enough_to_store() -> None:
+    headers = parse_headers(b"Subject: Personal data update\x00\x01 =?utf-8?b?7aCA?=\r\n\r\n")
+    assert "\x00" not in headers.subject and "\x01" not in headers.subject
+    assert headers.subject.encode("utf-8")  # no lone surrogate: it encodes
+
+
+def test_an_overlong_or_dirty_message_id_is_replaced_by_its_hash() -> None:
+    long_id = b"<" + b"a" * 2000 + b"@example.kz>"
+    headers = parse_headers(b"Message-ID: " + long_id + b"\r\n\r\n")
+    assert headers.has_message_id and len(headers.message_id) < 100 and headers.message_id.startswith("<sha256-")
+    assert headers.message_id == parse_headers(b"Message-ID: " + long_id + b"\r\nX: y\r\n\r\n").message_id
+    assert parse_headers(b"Message-ID: <a\x00b@example.kz>\r\n\r\n").message_id.startswith("<sha256-")
+
+
+def test_report_type_is_read_from_the_content_type_parameter() -> None:
+    headers = parse_headers(b'Content-Type: Multipart/Report; boundary="b"; Report-Type="Disposition-Notification"'
+                            b"\r\n\r\n")
+    assert (headers.content_type, headers.report_type) == ("multipart/report", "disposition-notification")
+    fake = parse_headers(b'Content-Type: text/plain; x="multipart/report; report-type=delivery-status"\r\n\r\n')
+    assert (fake.content_type, fake.report_type) == ("text/plain", None)
+
+
+@pytest.mark.parametrize("junk", [b"\xff\xfe\x00" * 1000, b":\r\n" * 500, b"From: \x80\x81\r\n\t\r\n\r\n", b""])
+def test_header_parsing_never_raises(junk: bytes) -> None:
+    assert parse_headers(junk).message_id
