@@ -11,7 +11,9 @@ Values are checked and normalised:
 - phone → E.164 with the phonenumbers library, national numbers read in the
   Kazakh numbering plan by default (``8 701 …`` and ``+7 (701) …`` both give
   ``+7701…``); an impossible number is a problem, not a change;
-- e-mail → validated (syntax only; no DNS) and lower-cased;
+- e-mail → validated (syntax only; no DNS) and put in the bot's one normal
+  form (:func:`~dsr_mailbot.addresses.normalise_address`: case, IDNA, no
+  look-alikes);
 - ФИО (full name) → split as surname, first name, patronymic when written in
   Cyrillic (the Russian and Kazakh order); a full name in Latin letters is
   read in the English order: first name [patronymic] surname;
@@ -25,6 +27,8 @@ from dataclasses import dataclass
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
+
+from dsr_mailbot.addresses import normalise_address
 
 FIELDS = ("email", "phone", "surname", "first_name", "patronymic")
 
@@ -52,10 +56,13 @@ for _field, _labels in {
     for _label in _labels:
         LABELS[_label] = _field
 
+# The value is everything after the separator, stripped in Python: "(?P<value>.*?)\s*$" tried every split
+# of a run of spaces between two words, quadratic in the run.
 _LINE = re.compile(
     r"^\s*(?:[-*•·]\s*|\d{1,2}[.)]\s*)?(?P<label>[^\W\d][\w .\-]{0,40}?)\s*"
-    r"(?::|=|—|–|\s-\s)\s*(?P<value>.*?)\s*$"
+    r"(?::|=|—|–|\s-\s)(?P<value>.*)$"
 )
+MAX_FIELD_LINE_CHARS = 500  # a "Field: value" line is short; longer lines are never read as fields
 _LABEL_PREFIX = re.compile(r"^(?:новый|новая|новое|новые|мой|моя|моё|мое|new|my|жаңа|менің)\s+")
 _NAME_WORD = re.compile(r"^[^\W\d_](?:[^\W\d_]|['’\-][^\W\d_])*$")
 _CYRILLIC = re.compile(r"[\u0400-\u04FF]")
@@ -103,10 +110,12 @@ def normalise_email(value: str) -> str | None:
     if candidate.lower().startswith("mailto:"):
         candidate = candidate[7:]
     try:
-        result = validate_email(candidate, check_deliverability=False)
+        validate_email(candidate, check_deliverability=False)
     except EmailNotValidError:
         return None
-    return result.normalized.lower()
+    # email-validator folds look-alikes (UTS 46 maps a full-width dot to a dot); the bot's own
+    # normal form refuses them instead, so the value stored is the one that was written.
+    return normalise_address(candidate)
 
 
 def normalise_name(value: str) -> str | None:
@@ -152,6 +161,8 @@ def extract_update(text: str, phone_region: str = "KZ") -> UpdateIntent:
     found: dict[str, set[str]] = {}
     invalid: set[str] = set()
     for line in text.splitlines():
+        if len(line) > MAX_FIELD_LINE_CHARS:
+            continue
         match = _LINE.match(line)
         if not match:
             continue

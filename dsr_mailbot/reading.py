@@ -1,0 +1,82 @@
+"""Reading a request's message: all the work on the sender's text, done before any transaction opens (pure).
+
+Sender text can be crafted to be slow, and a write transaction holds the
+store's lock (SQLite: for every other writer) for as long as it is open.
+So everything that reads the message — the person's own words, the fields
+they ask for, the language, the Authentication-Results check, the addresses
+they name — happens here, and :func:`~dsr_mailbot.lifecycle.intake` only
+looks things up in the store and decides.  Every step is linear in the
+text, and the text itself is bounded (:data:`MAX_OWN_WORDS_CHARS`).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+from dsr_mailbot.addresses import normalise_address
+from dsr_mailbot.authresults import AuthCheck, check_authentication
+from dsr_mailbot.body import reply_text
+from dsr_mailbot.classify import Classification, request_language
+from dsr_mailbot.config import Config
+from dsr_mailbot.extract import UpdateIntent, extract_update
+from dsr_mailbot.models import RequestKind
+from dsr_mailbot.parse import Headers, ParsedMessage
+
+MAX_BODY_CHARS = 256 * 1024  # a person's request is a few lines; the rest of a huge body is never read
+MAX_OWN_WORDS_CHARS = 32 * 1024
+_TOKEN_SEPARATORS = str.maketrans({c: " " for c in "<>()[]{},;:\"'`|"})
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the message says, ready for a decision."""
+
+    language: str
+    sender: str | None
+    auth: AuthCheck
+    intent: UpdateIntent
+    # Every address the person's own words name, in the normal form, with look-alikes folded: a letter
+    # that names another user's address goes to review, and folding here only makes that more cautious.
+    named_addresses: frozenset[str]
+    detail: dict[str, Any] = field(default_factory=dict)  # for the audit trail: names and flags, no values
+
+
+def read_request(config: Config, parsed: ParsedMessage, classification: Classification) -> Reading:
+    headers: Headers = parsed.headers
+    own_words = reply_text(parsed.body_text[:MAX_BODY_CHARS])[:MAX_OWN_WORDS_CHARS]
+    language = request_language(classification, own_words, config.policy.default_language)
+    trust = config.trust
+    auth = check_authentication(headers.items, trust.authserv_id, headers.sender, trust.own_received_lines)
+    intent = extract_update(own_words) if classification.kind is RequestKind.UPDATE else UpdateIntent({}, ())
+    named = set(named_addresses(own_words))
+    if "email" in intent.changes:
+        named.add(intent.changes["email"])
+    return Reading(
+        language=language,
+        sender=headers.sender,
+        auth=auth,
+        intent=intent,
+        named_addresses=frozenset(named),
+        detail={"body": parsed.body_kind, "defects": sorted(parsed.defects)[:20], "truncated": parsed.truncated,
+                "has_message_id": headers.has_message_id},
+    )
+
+
+def named_addresses(text: str) -> list[str]:
+    """Address-like words of ``text``, look-alikes folded (NFKC: a full-width dot becomes a dot), normalised.
+
+    A split on white space and brackets, so linear in the text, whatever it holds.
+    """
+    found: list[str] = []
+    for word in text.translate(_TOKEN_SEPARATORS).split():
+        if "@" not in word and "\uff20" not in word:
+            continue
+        folded = unicodedata.normalize("NFKC", word).strip(".!?*_-")
+        if folded.lower().startswith("mailto"):
+            folded = folded[6:]
+        address = normalise_address(folded)
+        if address is not None and address not in found:
+            found.append(address)
+    return found

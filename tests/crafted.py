@@ -1,0 +1,75 @@
+"""Crafted request messages that made sender-text processing super-linear, at any size (issue 8, class 3).
+
+Each builder returns a whole request message of about ``size`` bytes of
+body from ``sender``: the tests feed them through a full pass at 1 MB, and
+``bench/crafted.py`` times them against a plain message of the same size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tests.harness import mail
+
+SUBJECT = "Обновление персональных данных"
+
+
+def _repeat(unit: str, size: int) -> str:
+    return unit * max(1, size // len(unit.encode("utf-8")))
+
+
+def ru_attribution(sender: str, size: int) -> bytes:
+    """One line of « от <@» repeated: the Mail.ru attribution pattern was about n⁴ on it."""
+    return mail(sender, SUBJECT, _repeat(" от <@", size) + ":\n")
+
+
+def padded_field(sender: str, size: int) -> bytes:
+    """A field line whose value is two words a megabyte of spaces apart: the field pattern was quadratic."""
+    return mail(sender, SUBJECT, "Телефон: 8 701" + " " * size + "765 43 21\n")
+
+
+def padded_outlook_header(sender: str, size: int) -> bytes:
+    """Spaces before a word: the Outlook header pattern split the run between two white-space groups."""
+    return mail(sender, SUBJECT, " " * size + "x\n" + _repeat("От: \n", size // 4))
+
+
+def html_divs(sender: str, size: int) -> bytes:
+    """An HTML-only body of unclosed <div>s: the HTML conversion was quadratic in their number."""
+    return mail(sender, SUBJECT, html=_repeat("<div>", size))
+
+
+def html_broken_tags(sender: str, size: int) -> bytes:
+    """``<a<a<a…``: the standard library's HTML parser is quadratic on it."""
+    return mail(sender, SUBJECT, html=_repeat("<a", size))
+
+
+def wrote_lines(sender: str, size: int) -> bytes:
+    """Many lines that almost end an attribution (« г. в 10:00 … » without the colon, « пишет » …)."""
+    return mail(sender, SUBJECT, _repeat("12.11.2026, в 10:00 г. в 1:11 пишет    написал   от <a@b> x\n", size))
+
+
+def quoted_form_labels(sender: str, size: int) -> bytes:
+    """Quoted lines of spaces and '>' with a label-like start: the quoted fill-in form rule."""
+    return mail(sender, SUBJECT, _repeat("> " + "Телефон " * 5 + " " * 200 + "x\n", size))
+
+
+def encoded_word_subject(sender: str, size: int) -> bytes:
+    """A subject of unterminated encoded words (the subject is cut before decoding)."""
+    return mail(sender, SUBJECT + " " + _repeat("=?utf-8?q?a ", min(size, 60_000)), "Телефон: 8 701 765 43 21\n")
+
+
+CRAFTED: dict[str, Callable[[str, int], bytes]] = {
+    "ru_attribution": ru_attribution,
+    "padded_field": padded_field,
+    "padded_outlook_header": padded_outlook_header,
+    "html_divs": html_divs,
+    "html_broken_tags": html_broken_tags,
+    "wrote_lines": wrote_lines,
+    "quoted_form_labels": quoted_form_labels,
+    "encoded_word_subject": encoded_word_subject,
+}
+
+
+def plain_reference(sender: str, size: int) -> bytes:
+    """An ordinary request of the same size: the reference the crafted ones are measured against."""
+    return mail(sender, SUBJECT, "Телефон: 8 701 765 43 21\n" + _repeat("Обычный текст письма без подвоха.\n", size))
