@@ -12,6 +12,7 @@ day, so a burst just before midnight does not double the limit).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import func
@@ -20,7 +21,14 @@ from sqlmodel import Session, select
 from dsr_mailbot.config import Config
 from dsr_mailbot.keys import Keyring
 from dsr_mailbot.models import OutboxMessage, Request
-from dsr_mailbot.reply import Renderer, ReplyContent, build_message, reply_message_id, reply_subject
+from dsr_mailbot.reply import (
+    TEMPLATE_SPECS,
+    Renderer,
+    ReplyContent,
+    build_message,
+    reply_message_id,
+    thread_references,
+)
 
 
 def mask_address(address: str) -> str:
@@ -29,13 +37,19 @@ def mask_address(address: str) -> str:
     return f"{local[:1]}***@{domain}" if domain else "***"
 
 
-def replies_in_last_day(session: Session, recipient: str, now: datetime) -> int:
-    count = session.exec(
-        select(func.count()).select_from(OutboxMessage).where(
-            OutboxMessage.recipient == recipient, OutboxMessage.created_at >= now - timedelta(days=1)
-        )
-    ).one()
-    return int(count)
+def replies_in_last_day(session: Session, recipient: str, now: datetime, verified_only: bool = False) -> int:
+    """Replies queued to ``recipient`` in the last 24 hours; with ``verified_only``, only answers to verified mail.
+
+    An authenticated request is measured with ``verified_only``: replies that
+    answered unauthenticated mail (a stranger can send any amount of it in
+    the owner's name) must not use up the owner's own allowance.
+    """
+    query = select(func.count()).select_from(OutboxMessage).where(
+        OutboxMessage.recipient == recipient, OutboxMessage.created_at >= now - timedelta(days=1)
+    )
+    if verified_only:
+        query = query.where(OutboxMessage.for_verified == True)  # noqa: E712 - SQL, not Python truthiness
+    return int(session.exec(query).one())
 
 
 def queue_reply(
@@ -50,27 +64,32 @@ def queue_reply(
     recipient: str,
     content: ReplyContent,
     now: datetime,
+    for_verified: bool = False,
 ) -> str:
     """Render ``template`` for ``request`` and queue it to ``recipient``; return its Message-ID."""
     assert request.id is not None
+    content = replace(content, reference=str(request.id))
     rendered = renderer.render(
         template, request.language, content.as_context(request.language, config.policy.timezone, request.received_at)
     )
+    spec = TEMPLATE_SPECS[template]
     from_address = config.reply_from
     message_id = reply_message_id(keyring, request.id, purpose, from_address.rsplit("@", 1)[-1], content.token or None)
-    in_reply_to = request.message_id if not request.message_id.startswith("<sha256-") else None
+    parent = request.message_id if request.message_id and not request.message_id.startswith("<sha256-") else None
+    in_reply_to = parent if spec.answers_recipient else None
     data = build_message(
         from_address=from_address,
         from_name=config.policy.operator_name,
         to_address=recipient,
-        subject=rendered.subject or reply_subject(request.subject or ""),
+        subject=rendered.subject,
         body=rendered.body,
         message_id=message_id,
         language=request.language,
         in_reply_to=in_reply_to,
-        references=[in_reply_to] if in_reply_to else [],
+        references=thread_references(in_reply_to, (request.thread or "").split()),
+        auto_submitted="auto-replied" if spec.answers_recipient else "auto-generated",
         now=now,
     )
     session.add(OutboxMessage(request_id=request.id, purpose=purpose, message_id=message_id,
-                              recipient=recipient, data=data, created_at=now))
+                              recipient=recipient, data=data, created_at=now, for_verified=for_verified))
     return message_id

@@ -12,19 +12,33 @@ Where templates are looked for, first hit wins:
    the repository's ``templates/`` there);
 3. ``templates/`` beside the package (a source checkout or editable install).
 
-Replies are threaded (In-Reply-To, References), marked
-``Auto-Submitted: auto-replied`` (RFC 3834) and carry ``X-DSR-Mailbot`` so
-the bot can recognise its own mail coming back.  Their Message-ID is
-derived from the request and the reply's purpose, so a reply re-sent after
-a crash is the same message.
+Every template begins with its own ``Subject:`` line, fixed per template
+and language: the request's reference may appear in it, the sender's words
+never do (otherwise anyone could make the shop's address send their text to
+anyone on file).  :data:`TEMPLATES` says, per template, whether the message
+answers mail from its recipient: such replies are threaded (In-Reply-To, and
+References as RFC 5322 §3.6.4 asks: the parent's References, then the
+parent's Message-ID) and marked ``Auto-Submitted: auto-replied``; notices
+that answer nothing their recipient sent (an expiry notice, the challenge to
+a new address, the notice to an old address) are ``auto-generated`` and
+stand alone (RFC 3834 §5).  All carry ``X-DSR-Mailbot`` so the bot
+recognises its own mail coming back.  A Message-ID is derived from the
+request and the reply's purpose, so a reply re-sent after a crash is the
+same message, and :func:`our_message` recognises it by its keyed tag.
+
+Headers are written here, not by the standard library's folder, which
+writes RFC 2047 words of 76 characters (RFC 2047 §2 allows 75).
 """
 
 from __future__ import annotations
 
+import base64
+import hmac
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
@@ -39,19 +53,30 @@ from dsr_mailbot.config import LANGUAGES
 from dsr_mailbot.errors import TemplateError
 from dsr_mailbot.keys import Keyring
 
-OUTCOME_TEMPLATES = (
-    "update_applied",
-    "update_not_understood",
-    "withdrawal_applied",
-    "optout_applied",
-    "unknown_sender",
-    "challenge",
-    "challenge_new_address",
-    "confirmation_expired",
-    "email_changed_notice",
-    "request_rejected",
+
+@dataclass(frozen=True)
+class TemplateSpec:
+    name: str
+    answers_recipient: bool  # a reply to mail from its recipient (threaded, auto-replied), or a notice
+
+
+TEMPLATES: tuple[TemplateSpec, ...] = (
+    TemplateSpec("update_applied", answers_recipient=True),
+    TemplateSpec("update_not_understood", answers_recipient=True),
+    TemplateSpec("withdrawal_applied", answers_recipient=True),
+    TemplateSpec("optout_applied", answers_recipient=True),
+    TemplateSpec("unknown_sender", answers_recipient=True),
+    TemplateSpec("challenge", answers_recipient=True),
+    TemplateSpec("request_rejected", answers_recipient=True),
+    TemplateSpec("challenge_new_address", answers_recipient=False),
+    TemplateSpec("confirmation_expired", answers_recipient=False),
+    TemplateSpec("email_changed_notice", answers_recipient=False),
 )
+TEMPLATE_SPECS = {spec.name: spec for spec in TEMPLATES}
+OUTCOME_TEMPLATES = tuple(spec.name for spec in TEMPLATES)
 LOOP_MARKER_HEADER = "X-DSR-Mailbot"
+_OUR_ID = re.compile(r"<dsr\.(\d{1,12})\.([a-z_]{1,30})\.([0-9a-f]{20})(?:\.DSR-[\w-]{1,80})?@[^<>\s]{1,255}>")
+MAX_WORD_BYTES = 42  # UTF-8 bytes per encoded word: 56 base64 characters, 68 with =?utf-8?b?…?=
 
 _EN_MONTHS = (
     "January", "February", "March", "April", "May", "June",
@@ -85,6 +110,7 @@ class ReplyContent:
     token: str = ""
     new_address: str = ""
     reason: str = ""
+    reference: str = ""  # the request's number, the one thing of the request a subject may show
 
     def as_context(self, language: str, timezone: str, received_at: datetime) -> dict[str, Any]:
         zone = ZoneInfo(timezone)
@@ -103,12 +129,13 @@ class ReplyContent:
             "token": self.token,
             "new_address": self.new_address,
             "reason": self.reason,
+            "reference": self.reference,
         }
 
 
 @dataclass(frozen=True)
 class Rendered:
-    subject: str | None  # None: answer in the thread ("Re: <the request's subject>")
+    subject: str
     body: str
 
 
@@ -128,7 +155,7 @@ class Renderer:
         )
 
     def render(self, outcome: str, language: str, context: Mapping[str, Any]) -> Rendered:
-        """The reply text; a first line ``Subject: …`` in the template sets the subject."""
+        """The reply text and its subject, the template's first line ``Subject: …``."""
         name = f"{language}/{outcome}.txt"
         values = {"operator_name": self.operator_name, "language": language, **context}
         try:
@@ -138,12 +165,13 @@ class Renderer:
         except jinja2.TemplateError as exc:
             raise TemplateError(f"template {name} failed to render: {exc}") from exc
         text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
-        subject = None
-        if text.startswith("Subject:"):
-            first, _, text = text.partition("\n")
-            subject = first[len("Subject:"):].strip()
-            text = text.strip() + "\n"
-        return Rendered(subject, text)
+        if not text.startswith("Subject:"):
+            raise TemplateError(f"template {name} must begin with a 'Subject:' line (replies never reuse the sender's)")
+        first, _, text = text.partition("\n")
+        subject = " ".join(first[len("Subject:"):].split())
+        if not subject:
+            raise TemplateError(f"template {name} has an empty subject")
+        return Rendered(subject, text.strip() + "\n")
 
     def check(self, outcomes: Sequence[str] = OUTCOME_TEMPLATES) -> None:
         """Render every outcome in every language with sample values; raise on the first failure."""
@@ -166,14 +194,8 @@ def sample_context() -> dict[str, Any]:
         token="DSR-1-o-1893456000-0123456789abcdef0123",  # noqa: S106 - a sample confirmation token, not a secret
         new_address="n***@example.kz",
         reason="sample reason",
+        reference="42",
     ).as_context("ru", "UTC", day)
-
-
-def reply_subject(original: str) -> str:
-    subject = " ".join(original.split())
-    if re.match(r"^(re|отв|жауап)\s*:", subject, re.IGNORECASE):
-        return subject
-    return f"Re: {subject}" if subject else "Re:"
 
 
 def reply_message_tag(keyring: Keyring, request_id: int, purpose: str) -> str:
@@ -187,6 +209,72 @@ def reply_message_id(keyring: Keyring, request_id: int, purpose: str, domain: st
     return f"<dsr.{request_id}.{purpose}.{tag}{suffix}@{domain}>"
 
 
+@dataclass(frozen=True)
+class OurMessage:
+    request_id: int
+    purpose: str
+
+
+def our_messages(keyring: Keyring, text: str) -> list[OurMessage]:
+    """The bot's own messages named in ``text`` (Message-IDs whose keyed tag checks out; forged ones are not)."""
+    found: list[OurMessage] = []
+    for request_id, purpose, tag in _OUR_ID.findall(text):
+        if hmac.compare_digest(reply_message_tag(keyring, int(request_id), purpose), tag):
+            found.append(OurMessage(int(request_id), purpose))
+    return found
+
+
+def encoded_words(text: str, max_bytes: int = MAX_WORD_BYTES) -> list[str]:
+    """``text`` as RFC 2047 B-encoded words of at most 75 characters, never splitting a character.
+
+    A word ends after a space where it can, with the space inside it: decoders
+    drop the white space between encoded words (RFC 2047 §6.2), and a few
+    add a space there instead, which then falls between two words, never
+    inside one.
+    """
+    chunks: list[bytes] = []
+    chunk = b""
+    last_space = -1
+    for char in text:
+        encoded = char.encode("utf-8")
+        if chunk and len(chunk) + len(encoded) > max_bytes:
+            cut = last_space + 1 if last_space > 0 else len(chunk)
+            chunks.append(chunk[:cut])
+            chunk = chunk[cut:]
+            last_space = -1
+        chunk += encoded
+        if char == " ":
+            last_space = len(chunk) - 1
+    if chunk:
+        chunks.append(chunk)
+    return [f"=?utf-8?b?{base64.b64encode(c).decode('ascii')}?=" for c in chunks]
+
+
+def header_text(text: str) -> str:
+    """An unstructured header value: as it is when it is short plain ASCII, else encoded words, folded."""
+    text = " ".join(text.split())
+    if text.isascii() and "=?" not in text and len(text) <= 60:
+        return text
+    return "\r\n ".join(encoded_words(text))
+
+
+def mailbox_header(display_name: str, address: str) -> str:
+    """``Name <address>``: an ASCII name quoted as RFC 5322 needs (a comma stays inside it), else encoded words."""
+    name = " ".join(display_name.split())
+    if not name:
+        return address
+    if name.isascii() and "=?" not in name:
+        return str(Address(display_name=name, addr_spec=address))
+    return "\r\n ".join(encoded_words(name)) + f"\r\n <{address}>"
+
+
+def thread_references(parent_id: str | None, parent_references: Sequence[str]) -> list[str]:
+    """References of a reply (RFC 5322 §3.6.4): the parent's References, then the parent's own Message-ID."""
+    if not parent_id:
+        return []
+    return [*[r for r in parent_references if r != parent_id], parent_id]
+
+
 def build_message(
     *,
     from_address: str,
@@ -198,20 +286,30 @@ def build_message(
     language: str,
     in_reply_to: str | None,
     references: Sequence[str],
+    auto_submitted: str,
     now: datetime,
 ) -> bytes:
-    msg = EmailMessage(policy=SMTP)
-    msg["From"] = f"{from_name} <{from_address}>" if from_name else from_address
-    msg["To"] = to_address
-    msg["Subject"] = subject
-    msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = message_id
+    """The reply as bytes ready for SMTP: CRLF, 7-bit headers unless the recipient's local part is not ASCII."""
+    content = EmailMessage(policy=SMTP)
+    content.set_content(body, charset="utf-8", cte="quoted-printable")
+    lines = [
+        f"From: {mailbox_header(from_name, from_address)}",
+        f"To: {to_address}",  # already in the normal form; UTF-8 only for an SMTPUTF8 recipient
+        f"Subject: {header_text(subject)}",
+        f"Date: {format_datetime(now)}",
+        f"Message-ID: {message_id}",
+    ]
     if in_reply_to:
-        msg["In-Reply-To"] = in_reply_to
-        msg["References"] = " ".join([*[r for r in references if r != in_reply_to], in_reply_to])
-    msg["Auto-Submitted"] = "auto-replied"
-    msg["X-Auto-Response-Suppress"] = "All"
-    msg[LOOP_MARKER_HEADER] = "reply"
-    msg.set_content(body, charset="utf-8", cte="quoted-printable")
-    msg["Content-Language"] = language  # after set_content, which clears Content-* headers
-    return msg.as_bytes()
+        lines.append(f"In-Reply-To: {in_reply_to}")
+        lines.append("References: " + "\r\n ".join(references or [in_reply_to]))
+    lines += [
+        f"Auto-Submitted: {auto_submitted}",
+        "X-Auto-Response-Suppress: All",
+        f"{LOOP_MARKER_HEADER}: reply",
+        "MIME-Version: 1.0",
+        f"Content-Language: {language}",
+    ]
+    for name in ("Content-Type", "Content-Transfer-Encoding"):
+        lines.append(f"{name}: {content[name]}")
+    payload = str(content.get_payload()).replace("\r\n", "\n").replace("\n", "\r\n")
+    return ("\r\n".join(lines) + "\r\n\r\n" + payload).encode("utf-8")

@@ -20,10 +20,13 @@ from dsr_mailbot.reply import (
     OUTCOME_TEMPLATES,
     Renderer,
     build_message,
+    encoded_words,
     format_date,
+    mailbox_header,
+    our_messages,
     reply_message_id,
-    reply_subject,
     sample_context,
+    thread_references,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +41,7 @@ def test_every_outcome_has_a_template_in_every_language() -> None:
 
 def test_rendered_reply_uses_the_language_labels() -> None:
     rendered = Renderer(operator_name="SmartThings LLP").render("update_applied", "kk", sample_context())
-    assert rendered.subject is None  # answered in the thread of the request
+    assert rendered.subject == "Дербес деректеріңіз жаңартылды (сұрау № 42)"  # fixed; the sender's never
     text = rendered.body
     assert "Телефон: +77011234567" in text and "Тегі: Иванов" in text
     assert "Әкесінің аты: мәнді тану мүмкін болмады" in text
@@ -65,9 +68,53 @@ def test_dates_are_written_the_local_way() -> None:
     assert format_date(day, "en") == "25 December 2026"
 
 
-def test_reply_subject_keeps_the_thread() -> None:
-    assert reply_subject("Personal data update") == "Re: Personal data update"
-    assert reply_subject("RE: Обновление\r\n персональных данных") == "RE: Обновление персональных данных"
+def test_every_template_sets_its_own_subject_and_no_subject_is_a_request_marker() -> None:
+    """A reply keeps our subject; it must never read as a new request (nor quote the sender's words)."""
+    from dsr_mailbot.classify import classify_subject
+
+    renderer = Renderer(operator_name="Shop")
+    for language in LANGUAGES:
+        for outcome in OUTCOME_TEMPLATES:
+            subject = renderer.render(outcome, language, sample_context()).subject
+            assert subject and classify_subject(subject) is None and classify_subject(f"Re: {subject}") is None
+
+
+def test_a_template_without_a_subject_line_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "ru").mkdir()
+    (tmp_path / "ru" / "update_applied.txt").write_text("Здравствуйте!\n", encoding="utf-8")
+    with pytest.raises(TemplateError, match="Subject"):
+        Renderer(tmp_path).render("update_applied", "ru", sample_context())
+
+
+def test_references_keep_the_parents_thread() -> None:
+    assert thread_references("<p@x>", ["<a@x>", "<b@x>"]) == ["<a@x>", "<b@x>", "<p@x>"]
+    assert thread_references("<p@x>", []) == ["<p@x>"]
+    assert thread_references(None, ["<a@x>"]) == []
+
+
+def test_encoded_words_stay_within_75_characters_and_never_split_a_letter() -> None:
+    text = "Дербес деректерді өңдеуге келісімді қайтарып алу 😀" * 5
+    words = encoded_words(text)
+    assert max(len(w) for w in words) <= 75
+    assert "".join(__import__("email.header").header.decode_header(" ".join(words))[0][0].decode()
+                   for _ in [0]) == text
+
+
+def test_an_operator_name_with_a_comma_stays_one_mailbox() -> None:
+    assert mailbox_header("SmartThings, LLP", "support@smarthings.kz") == '"SmartThings, LLP" <support@smarthings.kz>'
+    header = f"From: {mailbox_header('ТОО «Умные вещи», Алматы', 'support@smarthings.kz')}\r\n\r\n"
+    msg = email.message_from_bytes(header.encode(), policy=default_policy)
+    [address] = msg["From"].addresses
+    assert address.addr_spec == "support@smarthings.kz"
+    assert " ".join(address.display_name.split()) == "ТОО «Умные вещи», Алматы"
+
+
+def test_our_messages_are_recognised_by_their_keyed_tag_only() -> None:
+    keys = Keyring(b"k" * 32)
+    ours = reply_message_id(keys, 7, "reply", "smarthings.kz")
+    assert our_messages(keys, f"<x@client> {ours}")[0].request_id == 7
+    forged = ours.replace(ours[-30:-16], "0" * 14)
+    assert our_messages(keys, forged) == [] and our_messages(Keyring(b"j" * 32), ours) == []
 
 
 def test_reply_message_ids_are_deterministic_per_request_and_purpose() -> None:
@@ -80,8 +127,9 @@ def test_reply_message_ids_are_deterministic_per_request_and_purpose() -> None:
 def test_reply_message_is_threaded_and_marked_automatic() -> None:
     data = build_message(
         from_address="support@smarthings.kz", from_name="SmartThings LLP", to_address="a@example.kz",
-        subject="Re: Отзыв согласия", body="Текст ответа\n", message_id="<dsr.1.reply.x@smarthings.kz>",
-        language="ru", in_reply_to="<in@client>", references=["<old@client>", "<in@client>"],
+        subject="Ваше согласие отозвано (запрос № 1)", body="Текст ответа\n",
+        message_id="<dsr.1.reply.x@smarthings.kz>", language="ru", in_reply_to="<in@client>",
+        references=["<old@client>", "<in@client>"], auto_submitted="auto-replied",
         now=datetime(2026, 11, 25, tzinfo=UTC),
     )
     msg = email.message_from_bytes(data, policy=default_policy)
@@ -89,7 +137,7 @@ def test_reply_message_is_threaded_and_marked_automatic() -> None:
     assert msg["References"] == "<old@client> <in@client>"
     assert msg["Auto-Submitted"] == "auto-replied"
     assert msg["X-DSR-Mailbot"] == "reply"
-    assert msg["Subject"] == "Re: Отзыв согласия"
+    assert msg["Subject"] == "Ваше согласие отозвано (запрос № 1)"
     assert msg.get_content().replace("\r\n", "\n") == "Текст ответа\n"
     assert all(b < 128 for b in data)  # 7-bit clean for any MTA
 
