@@ -29,12 +29,12 @@ def archive_pending(store: Store, source: MailSource, source_name: str, uidvalid
     if not pending:
         return ArchiveResult()
     for request in pending:
-        crash_point("before_archive", request.message_id)
+        crash_point("before_archive", request.message_id or "")
     current = [r for r in pending if r.uidvalidity == uidvalidity]
     if current:
         source.archive([r.uid for r in current])
     for request in pending:
-        if request.uidvalidity != uidvalidity:
+        if request.uidvalidity != uidvalidity and request.message_id:
             source.archive(source.find_by_message_id(request.message_id))
     now = utcnow()
     with store.transaction() as session:

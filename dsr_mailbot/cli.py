@@ -205,7 +205,8 @@ def requests_list(state: CliState, wanted: str | None, fmt: str) -> int:
 def _request_dict(request: Request) -> dict[str, Any]:
     return {
         "id": request.id,
-        "message_id": request.message_id,
+        # Once the person is erased only the keyed hash is left (the Message-ID often holds their address).
+        "message_id": request.message_id or f"erased (ref {request.message_ref[:12]})",
         "kind": request.kind,
         "state": request.state,
         "outcome": request.outcome,

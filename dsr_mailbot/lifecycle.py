@@ -19,35 +19,44 @@ from the new address, and the old address is told once it is done.
 
 Anything that cannot be decided automatically goes to ``review`` with a
 reason: conflicting values, a letter naming another user's address, a
-confirmation from the wrong address, a sender past the daily reply limit.
+confirmation from the wrong address, a sender past the daily reply limit,
+a second unverified update while the owner's challenge for one is open.
+
+**One open challenge per user and intent.**  A forger can send any number
+of letters in the owner's name; each one sending a challenge would flood
+the owner and use up their daily allowance.  While a challenge for the same
+user and kind is open, a further unverified withdrawal is closed without a
+reply (the open challenge already asks the owner), and a further unverified
+update goes to review (its fields may differ, and the owner must confirm
+exactly what they saw).  Replies to unverified mail never count against an
+authenticated request's daily limit (``for_verified`` in the outbox).
+
+The message's text is read before the transaction opens
+(:mod:`reading`); the functions here only look up and decide.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlmodel import Session, select
 
 from dsr_mailbot import apply as apply_stage
-from dsr_mailbot.authresults import check_authentication
-from dsr_mailbot.classify import Classification, request_language
+from dsr_mailbot.classify import Classification
 from dsr_mailbot.config import Config
 from dsr_mailbot.deadlines import due_at, erasure_due_at
-from dsr_mailbot.extract import Problem, UpdateIntent, extract_update
+from dsr_mailbot.extract import Problem, UpdateIntent
 from dsr_mailbot.keys import Keyring
 from dsr_mailbot.models import FINAL_STATES, Request, RequestKind, RequestState, User
 from dsr_mailbot.outbox import mask_address, queue_reply, replies_in_last_day
 from dsr_mailbot.parse import Headers
+from dsr_mailbot.reading import Reading
 from dsr_mailbot.reply import Renderer, ReplyContent
 from dsr_mailbot.store import find_user_by_email, record_event
 from dsr_mailbot.tokens import NEW_ADDRESS, OWNER, Token, TokenStatus, check_token, make_token
 from dsr_mailbot.verify import Verdict, identify, needs_owner_confirmation
-
-_ADDRESS = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,7 @@ class Arrival:
 
 def _new_request(ctx: Context, arrival: Arrival, headers: Headers, kind: str, language: str) -> Request:
     return Request(
+        message_ref=ctx.keyring.message_ref(headers.message_id),
         message_id=headers.message_id,
         source=arrival.source,
         uidvalidity=arrival.uidvalidity,
@@ -84,7 +94,7 @@ def _new_request(ctx: Context, arrival: Arrival, headers: Headers, kind: str, la
         due_at=due_at(RequestKind(kind), arrival.received_at) if kind != RequestKind.CONFIRM else arrival.received_at,
         subject_ref=ctx.keyring.subject_ref(headers.sender) if headers.sender else "-",
         reply_address=headers.sender,
-        subject=headers.subject[:998],
+        thread=" ".join(headers.references) or None,
     )
 
 
@@ -97,7 +107,7 @@ def _transition(ctx: Context, session: Session, request: Request, state: Request
         request.completed_at = ctx.now
         # A closed request needs none of the person's data: the reply, if any, carries its own recipient.
         request.reply_address = None
-        request.subject = None
+        request.thread = None
         request.intent = {}
         request.awaiting = None
         request.confirm_expires_at = None
@@ -106,10 +116,11 @@ def _transition(ctx: Context, session: Session, request: Request, state: Request
 
 
 def _reply(ctx: Context, session: Session, request: Request, template: str, purpose: str, recipient: str,
-           content: ReplyContent | None = None) -> None:
+           content: ReplyContent | None = None, *, verified: bool) -> None:
+    """Queue a reply; ``verified``: it answers mail whose sender was authenticated or confirmed."""
     queue_reply(session, config=ctx.config, keyring=ctx.keyring, renderer=ctx.renderer, request=request,
                 template=template, purpose=purpose, recipient=recipient, content=content or ReplyContent(),
-                now=ctx.now)
+                now=ctx.now, for_verified=verified)
 
 
 def record_ignored(ctx: Context, session: Session, arrival: Arrival, headers: Headers, kind: str, language: str,
@@ -149,46 +160,68 @@ def _intent_of(request: Request) -> UpdateIntent:
     )
 
 
-def _other_users_named(session: Session, text: str, user: User | None) -> bool:
+def _other_users_named(session: Session, addresses: frozenset[str], user: User | None) -> bool:
     """Does the letter name the address of a user other than the sender?"""
-    for address in {a.lower() for a in _ADDRESS.findall(text)}:
+    for address in sorted(addresses):
         other = find_user_by_email(session, address)
         if other is not None and (user is None or other.id != user.id):
             return True
     return False
 
 
-def intake(ctx: Context, session: Session, request: Request, headers: Headers, own_words: str,
-           classification: Classification, **read_detail: Any) -> Request:
-    """Take a received request (its message read in full) as far as it can go now."""
+def _open_challenge(session: Session, request: Request, user: User) -> Request | None:
+    """Another request of the same kind from this user that already waits for the owner's confirmation."""
+    return session.exec(
+        select(Request).where(
+            Request.state == RequestState.AWAITING_CONFIRMATION,
+            Request.user_id == user.id,
+            Request.kind == request.kind,
+            Request.awaiting == OWNER,
+            Request.id != request.id,
+        )
+    ).first()
+
+
+def intake(ctx: Context, session: Session, request: Request, headers: Headers, reading: Reading,
+           classification: Classification, replied_to: int | None = None) -> Request:
+    """Take a received request (its message read in full, before this transaction) as far as it can go now.
+
+    ``replied_to``: the request one of whose messages this mail answers.  Such
+    mail is a person talking to us ("I did not send this!"), never a new
+    request, whatever its subject says: it is read, and goes to review.
+    """
     cfg = ctx.config
-    language = request_language(classification, own_words, cfg.policy.default_language)
-    request.language = language
+    request.language = reading.language
     identity = identify(headers, lambda email: find_user_by_email(session, email))
-    auth = check_authentication(headers.items, cfg.trust.authserv_id, identity.sender)
+    auth, intent = reading.auth, reading.intent
     request.authenticated = auth.authenticated
     request.user_id = identity.user.id if identity.user else None
-    intent = extract_update(own_words) if classification.kind is RequestKind.UPDATE else UpdateIntent({}, ())
     request.intent = {"changes": intent.changes, "problems": [[p.field, p.code] for p in intent.problems]}
     session.add(request)
     record_event(session, "request_read", request_id=request.id, subject_ref=request.subject_ref, at=ctx.now,
-                 language=language, authentication=auth.summary, fields=sorted(intent.changes),
-                 problems=[f"{p.field}:{p.code}" for p in intent.problems], **read_detail)
+                 language=reading.language, authentication=auth.summary, fields=sorted(intent.changes),
+                 problems=[f"{p.field}:{p.code}" for p in intent.problems], **reading.detail)
 
+    if replied_to is not None:
+        request.related_request_id = replied_to
+        _transition(ctx, session, request, RequestState.REVIEW, reason="reply_to_our_message")
+        return request
     if identity.verdict is Verdict.NO_SENDER:
         _transition(ctx, session, request, RequestState.REVIEW, reason="no_single_from_address")
         return request
     user = identity.user
     recipient = user.email if user else identity.sender
     assert recipient is not None
-    if replies_in_last_day(session, recipient, ctx.now) >= cfg.trust.max_replies_per_sender_per_day:
+    verified = auth.authenticated
+    if replies_in_last_day(session, recipient, ctx.now, verified_only=verified) \
+            >= cfg.trust.max_replies_per_sender_per_day:
         _transition(ctx, session, request, RequestState.REVIEW, reason="sender_daily_limit")
         return request
-    if _other_users_named(session, own_words, user):
+    if _other_users_named(session, reading.named_addresses, user):
         _transition(ctx, session, request, RequestState.REVIEW, reason="names_another_user")
         return request
     if user is None:
-        _reply(ctx, session, request, "unknown_sender", "reply", recipient)
+        _reply(ctx, session, request, "unknown_sender", "reply", recipient, verified=verified)
         _transition(ctx, session, request, RequestState.REJECTED, outcome="unknown_sender", reason="no_such_user")
         return request
     if any(p.code == "conflict" for p in intent.problems):
@@ -196,14 +229,22 @@ def intake(ctx: Context, session: Session, request: Request, headers: Headers, o
         return request
     if classification.kind is RequestKind.UPDATE and not intent.understood:
         _reply(ctx, session, request, "update_not_understood", "reply", recipient,
-               ReplyContent(problems=tuple((p.field, p.code) for p in intent.problems)))
+               ReplyContent(problems=tuple((p.field, p.code) for p in intent.problems)), verified=verified)
         _transition(ctx, session, request, RequestState.REJECTED, outcome="update_not_understood",
                     reason="no_valid_field")
         return request
     if needs_owner_confirmation(RequestKind(request.kind), auth.authenticated, cfg.trust.verification):
+        waiting = _open_challenge(session, request, user)
+        if waiting is not None:
+            request.related_request_id = waiting.id
+            if request.kind == RequestKind.UPDATE:
+                _transition(ctx, session, request, RequestState.REVIEW, reason="challenge_already_open")
+            else:
+                _transition(ctx, session, request, RequestState.REJECTED, reason="challenge_already_open")
+            return request
         _await(ctx, session, request, user, OWNER)
         return request
-    _after_owner(ctx, session, request, user)
+    _after_owner(ctx, session, request, user, verified=verified)
     return request
 
 
@@ -227,23 +268,26 @@ def _await(ctx: Context, session: Session, request: Request, user: User, audienc
         recipient = intent.changes["email"]
         template, purpose = "challenge_new_address", "challenge_n"
         content = ReplyContent(kind=request.kind, token=str(token), expires_at=token.expires_at)
-    _reply(ctx, session, request, template, purpose, recipient, content)
+    # A challenge to the owner answers whatever came in their name; one to a new address follows a verified owner.
+    _reply(ctx, session, request, template, purpose, recipient, content,
+           verified=audience == NEW_ADDRESS or request.authenticated)
     record_event(session, "confirmation_requested", request_id=request.id, subject_ref=request.subject_ref,
                  at=ctx.now, audience=audience)
 
 
-def _after_owner(ctx: Context, session: Session, request: Request, user: User) -> None:
-    """The owner is verified: confirm a new address if there is one, else finish."""
+def _after_owner(ctx: Context, session: Session, request: Request, user: User, *, verified: bool) -> None:
+    """The owner is verified (or ``verification = never`` believes them): confirm a new address, else finish."""
     intent = _intent_of(request)
     new_email = intent.changes.get("email")
     if (request.kind == RequestKind.UPDATE and new_email and new_email != user.email
             and ctx.config.trust.verification != "never"):
         _await(ctx, session, request, user, NEW_ADDRESS)
         return
-    complete(ctx, session, request, user)
+    complete(ctx, session, request, user, verified=verified)
 
 
-def complete(ctx: Context, session: Session, request: Request, user: User, actor: str = "bot") -> None:
+def complete(ctx: Context, session: Session, request: Request, user: User, actor: str = "bot", *,
+             verified: bool = True) -> None:
     """Apply what the request asked and queue the reply (and, for a new e-mail address, a notice to the old one)."""
     kind = RequestKind(request.kind)
     old_email = user.email
@@ -264,10 +308,10 @@ def complete(ctx: Context, session: Session, request: Request, user: User, actor
             kind=request.kind, changes=dict(outcome.context.get("changes", {})),
             unchanged=outcome.unchanged_fields, problems=tuple((p.field, p.code) for p in outcome.problems),
             erasure_due_at=outcome.context.get("erasure_due_at"),
-        ))
+        ), verified=verified)
     if user.email != old_email:
         _reply(ctx, session, request, "email_changed_notice", "notice_old_address", old_email,
-               ReplyContent(new_address=mask_address(user.email)))
+               ReplyContent(new_address=mask_address(user.email)), verified=verified)
     # Replies first: closing the request forgets the thread they answer in.
     _transition(ctx, session, request, outcome.state, outcome=outcome.template, reason=outcome.reason, actor=actor,
            changed=list(outcome.changed_fields), unchanged=list(outcome.unchanged_fields),
@@ -308,9 +352,9 @@ def confirm(ctx: Context, session: Session, row: Request, headers: Headers, toke
     record_event(session, "confirmed", request_id=target.id, subject_ref=target.subject_ref, at=ctx.now,
                  audience=token.audience, confirmation_request_id=row.id)
     if token.audience == OWNER:
-        _after_owner(ctx, session, target, user)
+        _after_owner(ctx, session, target, user, verified=True)
     else:
-        complete(ctx, session, target, user)
+        complete(ctx, session, target, user, verified=True)
     return row
 
 
@@ -318,7 +362,7 @@ def expire(ctx: Context, session: Session, request: Request) -> None:
     """Close an unconfirmed request with a short notice to the address on file."""
     user = session.get(User, request.user_id) if request.user_id is not None else None
     if user is not None:
-        _reply(ctx, session, request, "confirmation_expired", "expired", user.email)
+        _reply(ctx, session, request, "confirmation_expired", "expired", user.email, verified=False)
     _transition(ctx, session, request, RequestState.EXPIRED, outcome="confirmation_expired" if user else None,
            reason="not_confirmed_in_time")
 
@@ -356,7 +400,7 @@ def approve(ctx: Context, session: Session, request: Request, actor: str) -> Non
     if user is None:
         recipient = request.reply_address
         if recipient:
-            _reply(ctx, session, request, "unknown_sender", "reply", recipient)
+            _reply(ctx, session, request, "unknown_sender", "reply", recipient, verified=True)
         _transition(ctx, session, request, RequestState.REJECTED, outcome="unknown_sender" if recipient else None,
                reason="no_such_user", actor=actor)
         return
@@ -369,6 +413,7 @@ def reject(ctx: Context, session: Session, request: Request, reason: str, actor:
         raise DecisionError(f"request {request.id} is {request.state}; it cannot be rejected")
     recipient = request.reply_address
     if recipient:
-        _reply(ctx, session, request, "request_rejected", "reply", recipient, ReplyContent(reason=reason))
+        _reply(ctx, session, request, "request_rejected", "reply", recipient, ReplyContent(reason=reason),
+               verified=True)
     _transition(ctx, session, request, RequestState.REJECTED, outcome="request_rejected" if recipient else None,
            reason="operator_rejected", actor=actor)

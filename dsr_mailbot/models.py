@@ -104,7 +104,10 @@ class Request(SQLModel, table=True):
     __tablename__ = "requests"
 
     id: int | None = Field(default=None, primary_key=True)
-    message_id: str = Field(index=True, unique=True, max_length=998)
+    # The dedup key: a keyed hash of the inbound Message-ID.  It outlives the person's data; the
+    # Message-ID itself (which often holds an address) is kept only while their data is.
+    message_ref: str = Field(index=True, unique=True, max_length=64)
+    message_id: str | None = Field(default=None, index=True, max_length=998)
     source: str = Field(max_length=500)
     uidvalidity: int
     uid: int
@@ -120,10 +123,11 @@ class Request(SQLModel, table=True):
     user_id: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     subject_ref: str = Field(max_length=64, index=True)
     # What an open request needs to be finished later (after a confirmation or a
-    # review decision): where to answer, the thread to answer in, and what was asked.
-    # Personal data, so all three are cleared when the request closes.
+    # review decision): where to answer, the thread to answer in (its References,
+    # RFC 5322 §3.6.4), and what was asked.  Personal data (Message-IDs often
+    # contain addresses), so all three are cleared when the request closes.
     reply_address: str | None = Field(default=None, max_length=320)
-    subject: str | None = Field(default=None, max_length=998)
+    thread: str | None = Field(default=None, max_length=8000)
     intent: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     authenticated: bool = False
     # Whose confirmation the request waits for: "o" (the address on file) or "n" (a new address).
@@ -160,6 +164,9 @@ class OutboxMessage(SQLModel, table=True):
     attempts: int = 0
     last_error: str | None = Field(default=None, max_length=500)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Does it answer mail whose sender was verified (authenticated, or confirmed)?  Only such replies
+    # count against an authenticated sender's daily limit (see outbox.replies_in_last_day).
+    for_verified: bool = False
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 

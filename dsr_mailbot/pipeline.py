@@ -10,15 +10,20 @@ How the stages connect, top to bottom (:func:`run_once`):
 3. **archive** (retry) — requests committed earlier whose message has not
    been moved yet are moved now.
 4. **scan** — header blocks of new messages only.  From the headers alone:
-   a delivery report (:mod:`bounces`) is read to see whether it reports one
-   of our replies, and is otherwise left alone; a reply to one of our
-   challenges carries a token (:mod:`tokens`); a request carries a subject
-   marker (:mod:`classify`).  Everything else is ordinary support mail and is
-   never fetched whole, flagged or moved.
+   every ``multipart/report`` (delivery status, feedback/abuse reports, read
+   receipts) is automated mail and never a request; a delivery report
+   (:mod:`bounces`) is read to see whether it reports one of our replies.
+   A reply to one of our challenges carries a token (:mod:`tokens`); a
+   request carries a subject marker (:mod:`classify`); a reply to any other
+   message of ours (In-Reply-To or References naming it, checked by its
+   keyed tag) is a person talking to us and goes to review, never in as a
+   new request.  Everything else is ordinary support mail and is never
+   fetched whole, flagged or moved.
 5. per request or confirmation: the loop rules (:mod:`loops`) decide from
    the headers whether it must stay unanswered (``ignored``); a confirmation
    is checked against its request; a request is fetched whole, **parsed**,
-   its sender **verified**, and it is **applied** or made to wait, with its
+   its text **read** (:mod:`reading`, before any transaction opens), its
+   sender **verified**, and it is **applied** or made to wait, with its
    **reply** put into the outbox — one database transaction per message
    (:mod:`lifecycle`).
 6. the cursor advances past each batch once every message in it is
@@ -28,8 +33,12 @@ How the stages connect, top to bottom (:func:`run_once`):
 
 A server that cannot be reached stops the pass: what was committed stays
 committed, the rest is picked up by the next run (``temporary_failure``).
-Any other exception while handling one message puts it into ``review``
-with the failing stage as its reason, and the pass goes on.
+**No single message can stop the pass.**  Any other exception while
+handling one message puts it into ``review`` with the failing stage and the
+exception's class as its reason; when even recording it fails, a minimal
+row (its hashed identity, no text) goes to review instead, and when that
+fails too, an audit event names its UID and the message stays in the inbox
+for a person.  The cursor moves on either way.
 """
 
 from __future__ import annotations
@@ -44,8 +53,7 @@ from threading import Event
 from sqlmodel import Session, select
 
 from dsr_mailbot.archive import archive_pending
-from dsr_mailbot.body import reply_text
-from dsr_mailbot.bounces import find_bounced_reply, is_delivery_report
+from dsr_mailbot.bounces import find_bounced_reply, is_delivery_report, is_report
 from dsr_mailbot.classify import Classification, classify_subject
 from dsr_mailbot.config import Config
 from dsr_mailbot.erasure import erase_due_users
@@ -65,10 +73,11 @@ from dsr_mailbot.lifecycle import (
 from dsr_mailbot.loops import loop_reason
 from dsr_mailbot.models import AuditEvent, Request, RequestKind, RequestState, utcnow
 from dsr_mailbot.parse import Headers, parse_headers, parse_message
-from dsr_mailbot.reply import Renderer
+from dsr_mailbot.reading import read_request
+from dsr_mailbot.reply import Renderer, our_messages
 from dsr_mailbot.send import Transport, drain_outbox
 from dsr_mailbot.source import HeaderRecord, MailSource
-from dsr_mailbot.store import Store, find_request_by_message_id, get_cursor, record_event, save_cursor
+from dsr_mailbot.store import Store, find_request_by_ref, get_cursor, record_event, save_cursor
 from dsr_mailbot.tokens import Token, find_token
 
 log = logging.getLogger("dsr_mailbot")
@@ -174,7 +183,7 @@ def process_mailbox(services: Services, source: MailSource, uidvalidity: int, re
             if stop is not None and stop.is_set():
                 break
             report.scanned += 1
-            if _triage(services, source, record, uidvalidity, report):
+            if _triage_isolated(services, source, record, uidvalidity, report):
                 # Past a handled request the cursor moves at once, so a crash later in the
                 # batch does not make the next run look at this message again.
                 with store.transaction() as session:
@@ -204,18 +213,74 @@ def _start_cursor(store: Store, source_name: str, uidvalidity: int) -> int:
         return cursor.last_uid
 
 
+def _triage_isolated(services: Services, source: MailSource, record: HeaderRecord, uidvalidity: int,
+                     report: RunReport) -> bool:
+    """:func:`_triage`, with whatever one message does to it contained: the pass goes on."""
+    try:
+        return _triage(services, source, record, uidvalidity, report)
+    except DsrMailbotError as exc:
+        if exc.temporary:
+            raise  # a server is down: stop the pass, retry this message next time
+        return _unrecordable(services, record, uidvalidity, "triage", exc, report)
+    except Exception as exc:  # one bad message must not stop the others
+        return _unrecordable(services, record, uidvalidity, "triage", exc, report)
+
+
 def _triage(services: Services, source: MailSource, record: HeaderRecord, uidvalidity: int,
             report: RunReport) -> bool:
     """Decide from the header block what a message is, and hand it on; True when it was the bot's business."""
     headers = parse_headers(record.header)
-    if is_delivery_report(headers):
-        _note_bounce(services, source, record, headers, report)
+    if is_report(headers):
+        # Delivery reports, abuse (ARF) reports, read receipts: automated, never answered, never applied.
+        if is_delivery_report(headers):
+            _note_bounce(services, source, record, headers, report)
         return False
     token = find_token(headers)
     classification = classify_subject(headers.subject)
-    if token is None and classification is None:
+    replied_to = None
+    if token is None:
+        ours = our_messages(services.keyring, " ".join([headers.in_reply_to or "", *headers.references]))
+        replied_to = ours[-1].request_id if ours else None
+    if token is None and classification is None and replied_to is None:
         return False  # ordinary support mail: never touched
-    _handle(services, source, record, headers, token, classification, uidvalidity, report)
+    _handle(services, source, record, headers, token, classification, replied_to, uidvalidity, report)
+    return True
+
+
+def _unrecordable(services: Services, record: HeaderRecord, uidvalidity: int, stage: str, exc: Exception,
+                  report: RunReport) -> bool:
+    """A message that failed before its request was recorded: a minimal row to review, or at least an event.
+
+    The minimal row holds nothing read from the message but its hashed
+    identity, so whatever made the first attempt fail cannot make this one
+    fail; it goes to review (and is moved out of the inbox like any request).
+    """
+    reason = f"{stage}:{type(exc).__name__}"
+    log.error("message at uid %s could not be recorded (%s); set aside for review", record.uid, reason)
+    digest = services.keyring.digest("unrecordable", record.header.hex())[:40]
+    ctx = services.context()
+    try:
+        with services.store.transaction() as session:
+            message_id = f"<unreadable-{digest}@dsr-mailbot.invalid>"
+            message_ref = services.keyring.message_ref(message_id)
+            if find_request_by_ref(session, message_ref) is not None:
+                return True
+            row = Request(message_ref=message_ref, message_id=message_id, source=services.config.source_name,
+                          uidvalidity=uidvalidity, uid=record.uid, kind=RequestKind.UPDATE, state=RequestState.RECEIVED,
+                          language=services.config.policy.default_language, received_at=ctx.now, due_at=ctx.now,
+                          subject_ref="-")
+            session.add(row)
+            session.flush()
+            set_aside(ctx, session, row, reason)
+            seen = _Seen.of(row)
+    except DsrMailbotError as store_exc:
+        if store_exc.temporary:
+            raise
+        with services.store.transaction() as session:
+            record_event(session, "message_unrecordable", uid=record.uid, uidvalidity=uidvalidity, stage=stage,
+                         error=type(exc).__name__)
+        return False
+    _count(seen, report)
     return True
 
 
@@ -242,12 +307,19 @@ def _note_bounce(services: Services, source: MailSource, record: HeaderRecord, h
 
 
 def _handle(services: Services, source: MailSource, record: HeaderRecord, headers: Headers, token: Token | None,
-            classification: Classification | None, uidvalidity: int, report: RunReport) -> None:
+            classification: Classification | None, replied_to: int | None, uidvalidity: int,
+            report: RunReport) -> None:
     store, cfg = services.store, services.config
     with store.transaction() as session:
-        existing = find_request_by_message_id(session, headers.message_id)
+        existing = find_request_by_ref(session, services.keyring.message_ref(headers.message_id))
         existing_id, existing_state = (existing.id, existing.state) if existing else (None, None)
         same_copy = existing is not None and (existing.uidvalidity, existing.uid) == (uidvalidity, record.uid)
+        replied_kind = None
+        if replied_to is not None:
+            parent = session.get(Request, replied_to)
+            replied_kind = parent.kind if parent is not None and parent.kind != RequestKind.CONFIRM else None
+    if token is None and classification is None and replied_kind is None:
+        return  # names a message of ours whose request is gone: ordinary mail
     if existing_id is not None and existing_state != RequestState.RECEIVED:
         if same_copy:
             return  # this very message, seen again after a crash; archive_pending moves it if need be
@@ -260,14 +332,30 @@ def _handle(services: Services, source: MailSource, record: HeaderRecord, header
         return
     ctx = services.context()
     arrival = Arrival(cfg.source_name, uidvalidity, record.uid, record.internaldate or headers.date or ctx.now)
-    # A token makes it a confirmation, whatever its subject says.
-    kind = classification.kind if token is None and classification else RequestKind.CONFIRM
+    # A token makes it a confirmation, whatever its subject says; a reply to our message keeps its marker's
+    # kind, else the kind of the request we wrote about.
+    if token is not None:
+        kind: str = RequestKind.CONFIRM
+    elif classification is not None:
+        kind = classification.kind
+    else:
+        assert replied_kind is not None
+        kind = replied_kind
+        classification = Classification(RequestKind(kind), cfg.policy.default_language, "")
     language = classification.language if classification else cfg.policy.default_language
     try:
         seen, go_on = _begin(services, ctx, arrival, headers, kind, language, existing_id)
     except StoreConflict:
         # Another process recorded this Message-ID since we looked: it owns the message.
         log.info("message at uid %s was recorded by another process; skipped", record.uid)
+        return
+    except DsrMailbotError as exc:
+        if exc.temporary:
+            raise
+        _unrecordable(services, record, uidvalidity, "record", exc, report)
+        return
+    except Exception as exc:  # e.g. a value the database refuses: the minimal row takes its place
+        _unrecordable(services, record, uidvalidity, "record", exc, report)
         return
     if not go_on:
         _count(seen, report)
@@ -290,13 +378,13 @@ def _handle(services: Services, source: MailSource, record: HeaderRecord, header
             crash_point("after_fetch", headers.message_id)
             stage = "parse"
             parsed = parse_message(fetched.data, truncated=fetched.truncated)
+            stage = "read"
+            reading = read_request(cfg, parsed, classification)  # all sender text is read before the transaction
             stage = "intake"
             with store.transaction() as session:
                 row = _received(session, request_id)
                 if row is not None:
-                    intake(ctx, session, row, parsed.headers, reply_text(parsed.body_text), classification,
-                           body=parsed.body_kind, defects=sorted(parsed.defects), truncated=parsed.truncated,
-                           has_message_id=parsed.headers.has_message_id)
+                    intake(ctx, session, row, parsed.headers, reading, classification, replied_to=replied_to)
                     seen = _Seen.of(row)
         crash_point("after_apply_commit", headers.message_id)
     except DsrMailbotError as exc:

@@ -10,6 +10,13 @@ window, which receiving systems can deduplicate (see the README).
 An SMTP 4xx answer or an unreachable server leaves the reply queued
 (:class:`~dsr_mailbot.errors.SendUnavailable`); a 5xx refusal of the
 recipient marks it ``failed`` with the SMTP code and stops retrying.
+
+A recipient with a non-ASCII local part (``иван@xn--e1afmkfd.xn--p1ai``;
+domains are stored in IDNA A-labels already) is sent with SMTPUTF8
+(RFC 6531) when the server offers it, and is marked ``failed`` with a clear
+reason when it does not.  Whatever else goes wrong with one row is recorded
+on that row (``failed``, with the exception's class), and the drain goes on
+with the next: one reply never blocks the queue.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from typing import Protocol
 from sqlmodel import Session, select
 
 from dsr_mailbot.config import SmtpConfig
-from dsr_mailbot.errors import ConfigError, SendError, SendUnavailable
+from dsr_mailbot.errors import ConfigError, DsrMailbotError, SendError, SendUnavailable
 from dsr_mailbot.faults import crash_point
 from dsr_mailbot.models import OutboxMessage, OutboxState, utcnow
 from dsr_mailbot.store import Store, queued_outbox, record_event
@@ -70,8 +77,18 @@ class SmtpTransport:
     def send(self, envelope_from: str, recipient: str, data: bytes) -> None:
         if self.conn is None:
             self.conn = self._connect()
+        options: list[str] = []
+        if not (recipient.isascii() and envelope_from.isascii() and _ascii_headers(data)):
+            try:
+                self.conn.ehlo_or_helo_if_needed()
+            except (smtplib.SMTPException, OSError) as exc:
+                self.close()
+                raise SendUnavailable(f"SMTP EHLO: {type(exc).__name__}") from exc
+            if not self.conn.has_extn("smtputf8"):
+                raise SendError("the recipient's address needs SMTPUTF8, which the SMTP server does not offer")
+            options = ["SMTPUTF8"]
         try:
-            self.conn.sendmail(envelope_from, [recipient], data)
+            self.conn.sendmail(envelope_from, [recipient], data, mail_options=options)
         except smtplib.SMTPRecipientsRefused as exc:
             code = next(iter(exc.recipients.values()))[0]
             if 400 <= code < 500:
@@ -94,6 +111,11 @@ class SmtpTransport:
             conn.quit()
         except Exception:  # the connection may already be gone; nothing left to release
             conn.close()
+
+
+def _ascii_headers(data: bytes) -> bool:
+    end = data.find(b"\r\n\r\n")
+    return (data if end < 0 else data[:end]).isascii()
 
 
 class FileTransport:
@@ -189,6 +211,11 @@ def _try_send(transport: Transport, envelope_from: str, row: OutboxMessage) -> S
         transport.send(envelope_from, row.recipient, row.data)
     except SendError as exc:
         return exc
+    except DsrMailbotError:
+        raise  # not this row's fault (a refused login): every row would fail the same way
+    except Exception as exc:  # a bug or a library surprise with this one row: it fails, the queue goes on
+        transport.close()  # the connection may be in any state now
+        return SendError(f"unexpected {type(exc).__name__} while sending")
     crash_point("after_smtp_accept", row.message_id)
     return None
 

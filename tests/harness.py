@@ -18,6 +18,7 @@ from sqlmodel import select
 
 from dsr_mailbot.app import run_once_from_config
 from dsr_mailbot.config import Config, load_config
+from dsr_mailbot.keys import Keyring, keyring_for
 from dsr_mailbot.models import AuditEvent, OutboxMessage, Request, User, utcnow
 from dsr_mailbot.pipeline import RunReport
 from dsr_mailbot.store import Store
@@ -109,6 +110,11 @@ erasure_delay_days = 30
     @property
     def config(self) -> Config:
         return load_config(self.config_path)
+
+    @property
+    def keyring(self) -> Keyring:
+        config = self.config
+        return keyring_for(config.secret_key, config.key_file)
 
     def run(self, now: datetime | None = None) -> RunReport:
         """One pass; ``now`` sets the bot's clock (for expiry), else the real time."""

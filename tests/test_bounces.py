@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dsr_mailbot.bounces import find_bounced_reply, is_delivery_report
+from dsr_mailbot.bounces import find_bounced_reply
 from dsr_mailbot.keys import Keyring
 from dsr_mailbot.parse import parse_headers
 from dsr_mailbot.reply import reply_message_id
@@ -23,7 +23,8 @@ def dsn(original_message_id: str) -> str:
 
 def test_a_report_of_our_reply_names_its_request() -> None:
     text = dsn(reply_message_id(KEYS, 7, "reply", "smarthings.kz"))
-    assert is_delivery_report(parse_headers(text.encode()))
+    headers = parse_headers(text.encode())
+    assert (headers.content_type, headers.report_type) == ("multipart/report", "delivery-status")
     bounced = find_bounced_reply(text, KEYS)
     assert bounced is not None and (bounced.request_id, bounced.purpose, bounced.status) == (7, "reply", "5.1.1")
 
@@ -37,4 +38,4 @@ def test_a_report_of_a_challenge_names_its_request() -> None:
 def test_a_forged_or_foreign_report_is_not_linked() -> None:
     assert find_bounced_reply(dsn("<dsr.7.reply.0123456789abcdef0123@smarthings.kz>"), KEYS) is None
     assert find_bounced_reply(dsn("<CAF00@mail.gmail.com>"), KEYS) is None
-    assert not is_delivery_report(parse_headers(b"Content-Type: multipart/mixed; boundary=x\r\n\r\n"))
+    assert parse_headers(b"Content-Type: multipart/mixed; boundary=x\r\n\r\n").report_type is None

@@ -305,9 +305,9 @@ def test_withdrawn_users_are_erased_when_their_date_comes(bot: Bot) -> None:
     [erased] = [e for e in bot.events() if e.event == "user_erased"]
     assert erased.subject_ref == keyring.subject_ref(IVAN)
     assert erased.detail == {"fields": ["email", "phone", "surname", "first_name", "patronymic"],
-                             "reason": "consent_withdrawn"}
+                             "reason": "consent_withdrawn", "requests": 1, "replies": 1}
     assert all(row.recipient == "erased" and row.data == b"" for row in bot.outbox())
-    assert all(r.user_id is None for r in bot.requests())
+    assert all(r.user_id is None and r.message_id is None and r.message_ref for r in bot.requests())
 
 
 def test_a_missing_folder_stops_it_with_a_clear_error(bot: Bot) -> None:

@@ -32,7 +32,8 @@ def test_russian_update_is_applied_answered_and_archived(bot_any_db: Bot) -> Non
     assert bot.smtp.messages[0].rcpt_tos == [IVAN]
     assert reply["To"] == IVAN
     assert "support@smarthings.kz" in reply["From"]
-    assert reply["Subject"] == "Re: Обновление персональных данных"
+    [row] = bot.requests()
+    assert reply["Subject"] == f"Ваши персональные данные обновлены (запрос № {row.id})"  # never the sender's words
     assert reply["In-Reply-To"] == message_id_of(request)
     assert message_id_of(request) in reply["References"]
     assert reply["Auto-Submitted"] == "auto-replied"
@@ -288,7 +289,7 @@ def test_message_without_message_id_is_handled_once(bot: Bot) -> None:
     again = bot.run()
 
     [row] = bot.requests()
-    assert row.message_id.startswith("<sha256-")
+    assert row.message_id is not None and row.message_id.startswith("<sha256-")
     assert again.duplicates == 1 and len(bot.smtp.messages) == 1
 
 
@@ -362,11 +363,12 @@ def test_a_request_recorded_meanwhile_by_another_process_is_left_to_it(
     data = mail(IVAN, "Unsubscribe")
     bot.account.append(data)
     with bot.store.transaction() as session:  # the other process got there first
-        session.add(Request(message_id=message_id_of(data), source="other", uidvalidity=1, uid=1, kind="optout",
+        session.add(Request(message_ref=bot.keyring.message_ref(message_id_of(data)), message_id=message_id_of(data),
+                            source="other", uidvalidity=1, uid=1, kind="optout",
                             state="completed", language="en", received_at=utcnow(), due_at=utcnow(),
                             subject_ref="x"))
     # ... but only after this process looked for it.
-    monkeypatch.setattr(pipeline, "find_request_by_message_id", lambda _session, _mid: None)
+    monkeypatch.setattr(pipeline, "find_request_by_ref", lambda _session, _ref: None)
 
     report = bot.run()
 

@@ -13,7 +13,7 @@ from dsr_mailbot.errors import ConfigError, StoreError, StoreUnavailable
 from dsr_mailbot.models import AuditEvent, Request, User
 from dsr_mailbot.store import (
     Store,
-    find_request_by_message_id,
+    find_request_by_ref,
     find_user_by_email,
     get_cursor,
     record_event,
@@ -23,7 +23,8 @@ from dsr_mailbot.store import (
 
 def make_request(message_id: str = "<m@x>") -> Request:
     now = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
-    return Request(message_id=message_id, source="s", uidvalidity=1, uid=1, kind="update", state="received",
+    return Request(message_ref=f"ref-{message_id}", message_id=message_id, source="s", uidvalidity=1, uid=1,
+                   kind="update", state="received",
                    language="ru", received_at=now, due_at=now, subject_ref="ref")
 
 
@@ -71,7 +72,7 @@ def test_one_request_per_message_id(db_url: str) -> None:
     with pytest.raises(StoreError), store.transaction() as session:
         session.add(make_request())
     with store.transaction() as session:
-        found = find_request_by_message_id(session, "<m@x>")
+        found = find_request_by_ref(session, "ref-<m@x>")
         assert found is not None and found.kind == "update"
     store.dispose()
 
