@@ -30,7 +30,10 @@ bot stores, looks up or compares:
   sign ``K`` is not ``K``), full-width or ideographic dots (``mail．ru`` is
   not ``mail.ru``), controls, spaces and NUL make the address invalid rather
   than equal to another one.  A Cyrillic ``і`` stays a Cyrillic ``і``: a
-  different address, which matches no one on file.
+  different address, which matches no one on file;
+- a local part that holds an RFC 2047 encoded word (``=?utf-8?q?ivan?=``)
+  is no address: RFC 2047 §5 forbids it there, and software that decodes it
+  anyway would deliver to someone else.
 """
 
 from __future__ import annotations
@@ -233,6 +236,8 @@ def normalise_address(address: str) -> str | None:
     local, _, domain = address.rpartition("@")
     if not local or any(c.isspace() or unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") for c in local):
         return None
+    if "=?" in local and "?=" in local:
+        return None  # an encoded word is never an address (some software would decode it, RFC 2047 §5 forbids it)
     if not local.isascii():
         if not unicodedata.is_normalized("NFC", local):
             return None

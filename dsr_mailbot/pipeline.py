@@ -327,7 +327,8 @@ def _handle(services: Services, source: MailSource, record: HeaderRecord, header
             # A redelivered or copied message: handled once already; move the copy out of the way.
             source.archive([record.uid])
             with store.transaction() as session:
-                record_event(session, "duplicate_archived", request_id=existing_id)
+                record_event(session, "duplicate_archived", request_id=existing_id, uid=record.uid,
+                             uidvalidity=uidvalidity)
         report.duplicates += 1
         return
     ctx = services.context()

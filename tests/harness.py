@@ -16,16 +16,31 @@ from typing import Any, cast
 
 from sqlmodel import select
 
+from dsr_mailbot.addresses import normalise_address
 from dsr_mailbot.app import run_once_from_config
 from dsr_mailbot.config import Config, load_config
 from dsr_mailbot.keys import Keyring, keyring_for
 from dsr_mailbot.models import AuditEvent, OutboxMessage, Request, User, utcnow
 from dsr_mailbot.pipeline import RunReport
-from dsr_mailbot.store import Store
+from dsr_mailbot.store import Store, find_user_by_email
 from tests.servers import ImapAccount, SmtpServer
 
 REPO = Path(__file__).resolve().parents[1]
 PROCESSED = "DSR-Processed"
+MX = "mx.smarthings.kz"
+TRUST = f'authserv_id = "{MX}"\nverification = "auto"'
+RECEIVED = f"Received: from mail.example.ru by {MX} with ESMTPS id 1; Wed, 25 Nov 2026 10:00:00 +0500\r\n"
+
+
+def via_mx(data: bytes, result: str | None = None) -> bytes:
+    """As the operator's server delivers it: its Authentication-Results (if any) above its Received line."""
+    auth = f"Authentication-Results: {MX}; {result}\r\n" if result else ""
+    return (auth + RECEIVED).encode() + data
+
+
+def authenticated(data: bytes, domain: str = "example.ru") -> bytes:
+    results = f"dkim=pass header.d={domain}; spf=pass smtp.mailfrom={domain}; dmarc=pass header.from={domain}"
+    return via_mx(data, results)
 
 
 def mail(
@@ -73,7 +88,8 @@ class Bot:
         self.store.init_schema()
 
     def write_config(
-        self, extra: str = "", smtp_port: int | None = None, trust: str = 'verification = "never"'
+        self, extra: str = "", smtp_port: int | None = None, trust: str = 'verification = "never"',
+        erasure_delay_days: int = 30,
     ) -> None:
         """The bot's configuration; by default without confirmations, which tests/test_trust.py covers."""
         self.config_path.write_text(
@@ -101,7 +117,7 @@ url = "{self.db_url}"
 
 [policy]
 default_language = "ru"
-erasure_delay_days = 30
+erasure_delay_days = {erasure_delay_days}
 {extra}
 """,
             encoding="utf-8",
@@ -129,7 +145,7 @@ erasure_delay_days = 30
     def add_user(self, email_address: str, **fields: Any) -> int:
         fields.setdefault("marketing_consent", True)
         with self.store.transaction() as session:
-            user = User(email=email_address.lower(), **fields)
+            user = User(email=normalise_address(email_address) or email_address.lower(), **fields)
             session.add(user)
             session.flush()
             assert user.id is not None
@@ -137,7 +153,7 @@ erasure_delay_days = 30
 
     def user(self, email_address: str) -> User | None:
         with self.store.transaction() as session:
-            return session.exec(select(User).where(User.email == email_address.lower())).first()
+            return find_user_by_email(session, email_address)
 
     def requests(self) -> list[Request]:
         with self.store.transaction() as session:

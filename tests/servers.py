@@ -231,10 +231,11 @@ class RecordingHandler:
 class SmtpServer:
     """An aiosmtpd server on a fixed free port, which tests can stop and start again."""
 
-    def __init__(self) -> None:
+    def __init__(self, smtputf8: bool = True) -> None:
         self.port = free_port()
         self.handler = RecordingHandler()
         self.controller: Controller | None = None
+        self.smtputf8 = smtputf8  # offer SMTPUTF8 (RFC 6531), as Postfix does by default
 
     @property
     def messages(self) -> list[ReceivedMail]:
@@ -242,7 +243,8 @@ class SmtpServer:
 
     def start(self) -> None:
         if self.controller is None:
-            self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+            self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
+                                         enable_SMTPUTF8=self.smtputf8)
             self.controller.start()
 
     def stop(self) -> None:

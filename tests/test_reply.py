@@ -168,3 +168,38 @@ def test_templates_ship_inside_the_wheel_and_are_found_after_a_normal_install(tm
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=env,
                             check=False, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_every_template_output_passes_a_strict_parser() -> None:
+    """What Postfix in strict mode and mutt read: no defects, encoded words ≤ 75, '-- ' signatures."""
+    import re
+    from email.policy import SMTP as SMTP_POLICY
+
+    from dsr_mailbot.reply import TEMPLATE_SPECS
+
+    strict = SMTP_POLICY.clone(raise_on_defect=True)
+    renderer = Renderer(operator_name="SmartThings, LLP «Умные вещи»")
+    for language in LANGUAGES:
+        for outcome in OUTCOME_TEMPLATES:
+            rendered = renderer.render(outcome, language, sample_context())
+            answers = TEMPLATE_SPECS[outcome].answers_recipient
+            data = build_message(
+                from_address="support@smarthings.kz", from_name=renderer.operator_name,
+                to_address="ivan@example.ru", subject=rendered.subject, body=rendered.body,
+                message_id="<dsr.1.reply.0123456789abcdef0123@smarthings.kz>", language=language,
+                in_reply_to="<in@client>" if answers else None, references=["<a@client>", "<in@client>"],
+                auto_submitted="auto-replied" if answers else "auto-generated",
+                now=datetime(2026, 11, 25, tzinfo=UTC),
+            )
+            msg = email.message_from_bytes(data, policy=strict)
+            header_block = data.split(b"\r\n\r\n", 1)[0]
+            assert all(len(line) <= 78 for line in header_block.split(b"\r\n")), (language, outcome)
+            assert all(len(w) <= 75 for w in re.findall(rb"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=", data)), (language, outcome)
+            assert str(msg["Subject"]) == rendered.subject
+            [sender] = msg["From"].addresses
+            assert sender.addr_spec == "support@smarthings.kz"
+            assert " ".join(sender.display_name.split()) == "SmartThings, LLP «Умные вещи»"
+            assert msg["Auto-Submitted"] == ("auto-replied" if answers else "auto-generated")
+            body = msg.get_content().replace("\r\n", "\n")
+            assert "\n-- \n" in body and "\n--\n" not in body
+            assert msg.get_content_type() == "text/plain" and data.isascii()

@@ -11,24 +11,9 @@ from email.message import EmailMessage
 import pytest
 
 from dsr_mailbot.models import utcnow
-from tests.harness import Bot, mail
+from tests.harness import MX, RECEIVED, TRUST, Bot, authenticated, mail, via_mx
 
 IVAN = "ivan.petrov@example.ru"
-MX = "mx.smarthings.kz"
-TRUST = f'authserv_id = "{MX}"\nverification = "auto"'
-RECEIVED = f"Received: from mail.example.ru by {MX} with ESMTPS id 1; Wed, 25 Nov 2026 10:00:00 +0500\r\n"
-
-
-def via_mx(data: bytes, result: str | None = None) -> bytes:
-    """As the operator's server delivers it: its Authentication-Results (if any) above its Received line."""
-    auth = f"Authentication-Results: {MX}; {result}\r\n" if result else ""
-    return (auth + RECEIVED).encode() + data
-
-
-def authenticated(data: bytes, domain: str = "example.ru") -> bytes:
-    results = f"dkim=pass header.d={domain}; spf=pass smtp.mailfrom={domain}; dmarc=pass header.from={domain}"
-    return via_mx(data, results)
-
 
 @pytest.fixture
 def trusting(bot: Bot) -> Bot:

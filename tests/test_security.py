@@ -1,0 +1,520 @@
+"""The attacks of issue 8, end to end against Dovecot, the SMTP server, SQLite and PostgreSQL.
+
+One section per class of attack.  Each test shows the attack failing and a
+legitimate request behind it still handled in the same pass.
+"""
+
+from __future__ import annotations
+
+import email
+from email.message import EmailMessage
+from email.policy import default as default_policy
+
+import pytest
+
+from dsr_mailbot.models import Request
+from tests.crafted import CRAFTED
+from tests.harness import MX, PROCESSED, RECEIVED, TRUST, Bot, authenticated, mail, message_id_of, via_mx
+from tests.servers import SmtpServer
+
+IVAN = "ivan@mail.ru"
+ANNA = "anna@example.kz"
+
+
+@pytest.fixture
+def guarded(bot_any_db: Bot) -> Bot:
+    """The bot with the operator's MX trusted and confirmations on, on SQLite and PostgreSQL."""
+    bot_any_db.write_config(trust=TRUST)
+    bot_any_db.add_user(IVAN, phone="+77011112233", surname="Петров", marketing_consent=True)
+    bot_any_db.add_user(ANNA, marketing_consent=True)
+    return bot_any_db
+
+
+def dmarc_pass(data: bytes, domain: str) -> bytes:
+    """What the MX writes for mail a large provider signed: DMARC passes for the provider's domain."""
+    results = f"dkim=pass header.d={domain}; spf=pass smtp.mailfrom={domain}; dmarc=pass header.from={domain}"
+    return via_mx(data, results)
+
+
+def raw_mail(headers: str, body: str = "") -> bytes:
+    """A message written byte for byte: the attacker's own encodings, not the standard library's."""
+    return (headers.strip().replace("\n", "\r\n") + "\r\n\r\n" + body.replace("\n", "\r\n")).encode("utf-8")
+
+
+def by_state(bot: Bot) -> dict[str, list[Request]]:
+    found: dict[str, list[Request]] = {}
+    for row in bot.requests():
+        found.setdefault(row.state, []).append(row)
+    return found
+
+
+def ivan_untouched(bot: Bot) -> None:
+    user = bot.user(IVAN)
+    assert user is not None and user.processing_consent and user.marketing_consent
+    assert (user.email, user.phone) == (IVAN, "+77011112233")
+
+
+def legitimate_optout(bot: Bot) -> None:
+    """Anna's own opt-out, sent after the attack: it must be applied and answered."""
+    bot.account.append(authenticated(mail(ANNA, "Отказ от рассылки"), "example.kz"))
+
+
+def anna_opted_out(bot: Bot) -> None:
+    user = bot.user(ANNA)
+    assert user is not None and not user.marketing_consent
+    assert any(m.rcpt_tos == [ANNA] for m in bot.smtp.messages)
+
+
+# 1. Who sent it: the address DMARC checked, never one an encoded word makes up
+
+
+@pytest.mark.parametrize(
+    "from_header",
+    [
+        "=?utf-8?q?ivan=40mail.ru_=28?= <attacker@mail.ru> (=?utf-8?q?=29?=)",  # the issue's example
+        "=?utf-8?q?ivan?=@mail.ru",  # an encoded word as a local part
+        '"ivan@mail.ru" <attacker@mail.ru>',
+        "Ivan <attacker@mail.ru> (ivan@mail.ru)",
+        "ivan@mail\uff0eru",  # a full-width dot
+        "\u212aivan@mail.ru".replace("\u212ai", "i\u0307"),  # a combining dot: not the stored address
+    ],
+    ids=["encoded-display-name", "encoded-local-part", "quoted-name", "comment", "fullwidth-dot", "combining"],
+)
+def test_a_provider_user_cannot_act_as_another_user_of_the_same_provider(guarded: Bot, from_header: str) -> None:
+    bot = guarded
+    withdrawal = raw_mail(f"From: {from_header}\nTo: support@smarthings.kz\nSubject: Withdrawal of consent\n"
+                          "Message-ID: <attack-1@mail.ru>", "Удалите мои данные")
+    takeover = raw_mail(f"From: {from_header}\nTo: support@smarthings.kz\nSubject: Personal data update\n"
+                        "Message-ID: <attack-2@mail.ru>", "E-mail: attacker@mail.ru")
+    bot.account.append(dmarc_pass(withdrawal, "mail.ru"))
+    bot.account.append(dmarc_pass(takeover, "mail.ru"))
+    legitimate_optout(bot)
+
+    bot.run()
+
+    ivan_untouched(bot)
+    assert bot.user("attacker@mail.ru") is None
+    assert not any(m.rcpt_tos == [IVAN] for m in bot.smtp.messages)  # not even a challenge in Ivan's name
+    attacks = [r for r in bot.requests() if r.kind != "optout"]
+    assert all(r.user_id is None for r in attacks) and all(r.state in ("rejected", "review") for r in attacks)
+    anna_opted_out(bot)
+
+
+@pytest.mark.parametrize(
+    "arrival",
+    [
+        # our authserv-id in a header the sender wrote, below a lower Received line that names our MX
+        lambda d: (RECEIVED.replace(MX, "mx1.smarthings.kz") + f"Authentication-Results: {MX}; dmarc=pass "
+                   f"header.from=mail.ru\r\n" + RECEIVED).encode() + d,
+        lambda d: via_mx(d, "dkim=pass header.d=mail.ru; dmarc=fail header.from=mail.ru"),  # DMARC fail vetoes DKIM
+        lambda d: via_mx(d, "dkim=pass header.d=attacker.example; dmarc=pass"),  # no header.from: proves nothing
+        lambda d: via_mx(d, "=?utf-8?q?dmarc=3Dpass_header.from=3Dmail.ru?="),  # an encoded word is text
+    ],
+    ids=["lower-received-line", "dmarc-fail-vetoes-dkim", "dmarc-pass-without-header-from", "encoded-results"],
+)
+def test_forged_or_vetoed_authentication_only_gets_the_owner_a_challenge(guarded: Bot, arrival: object) -> None:
+    bot = guarded
+    bot.account.append(arrival(mail(IVAN, "Withdrawal of consent")))  # type: ignore[operator]
+    legitimate_optout(bot)
+
+    bot.run()
+
+    ivan_untouched(bot)
+    [withdrawal] = [r for r in bot.requests() if r.kind == "withdraw"]
+    assert not withdrawal.authenticated and withdrawal.state == "awaiting_confirmation"
+    anna_opted_out(bot)
+
+
+# 2. One message never stops the bot
+
+
+def test_mail_that_broke_recording_and_sending_is_set_aside_and_the_rest_go_on(bot_any_db: Bot) -> None:
+    bot = bot_any_db
+    bot.add_user(IVAN, marketing_consent=True)
+    bot.add_user("иван@пример.рф", marketing_consent=True)
+    bot.add_user("пётр@пример.рф", marketing_consent=True)
+    ordinary = raw_mail("From: buyer@example.org\nSubject: =?rot13?q?Jurer_vf_zl_cnepry?=\n"
+                        "X-Note: =?rot13?q?uryyb?=\nMessage-ID: <order-1@example.org>", "Where is my parcel?")
+    bot.account.append(ordinary)
+    bot.account.append(raw_mail(f"From: {IVAN}\nSubject: =?utf-8?q?Unsubscribe=00_now?=\n"
+                                "Message-ID: <nul-subject@mail.ru>"))  # PostgreSQL refuses NUL
+    bot.account.append(raw_mail(f"From: {IVAN}\nSubject: =?utf-8?b?VW5zdWJzY3JpYmUg7aCA?=\n"
+                                "Message-ID: <surrogate@mail.ru>"))  # UTF-8 of a lone surrogate
+    bot.account.append(raw_mail(f"From: {IVAN}\nSubject: Unsubscribe\nMessage-ID: <{'x' * 3000}@mail.ru>"))
+    bot.account.append(raw_mail("From: =?utf-8?b?0JjQstCw0L0=?= <иван@пример.рф>\nSubject: Отписаться\n"
+                                "Message-ID: <idn@xn--e1afmkfd.xn--p1ai>"))
+    legitimate_optout(bot)
+    bot.add_user(ANNA, marketing_consent=True)
+    before = bot.account.snapshot()
+
+    report = bot.run()
+
+    assert report.temporary_failure is None
+    anna_opted_out(bot)
+    idn_user = bot.user("иван@пример.рф")
+    assert idn_user is not None and not idn_user.marketing_consent
+    [idn_reply] = [m for m in bot.smtp.messages if m.rcpt_tos == ["иван@xn--e1afmkfd.xn--p1ai"]]
+    assert "иван@xn--e1afmkfd.xn--p1ai" in idn_reply.data.decode("utf-8")  # sent with SMTPUTF8
+    rows = bot.requests()
+    assert len(rows) == 5 and all(r.state == "completed" for r in rows)
+    assert all(r.message_id is None or len(r.message_id) < 300 for r in rows)
+    assert all("\x00" not in (r.reason or "") for r in rows)
+    after = bot.account.snapshot()
+    [ordinary_uid] = [uid for uid, (_flags, data) in before.items() if data == ordinary]
+    assert after[ordinary_uid] == before[ordinary_uid]  # ordinary mail, whatever its encodings: untouched
+
+
+def test_a_reply_the_smtp_server_cannot_take_fails_alone(bot: Bot, tmp_path: object) -> None:
+    plain = SmtpServer(smtputf8=False)
+    plain.start()
+    try:
+        bot.write_config(smtp_port=plain.port)
+        bot.add_user("иван@пример.рф", marketing_consent=True)
+        bot.add_user(ANNA, marketing_consent=True)
+        bot.account.append(raw_mail("From: иван@пример.рф\nSubject: Отписаться\nMessage-ID: <i@x.example>"))
+        bot.account.append(mail(ANNA, "Отписаться"))
+
+        report = bot.run()
+        again = bot.run()
+
+        assert (report.replies_sent, report.replies_failed) == (1, 1)
+        assert (again.replies_sent, again.replies_failed, again.temporary_failure) == (0, 0, None)
+        assert [m.rcpt_tos for m in plain.messages] == [[ANNA]]
+        failed = [row for row in bot.outbox() if row.state == "failed"]
+        assert len(failed) == 1 and "SMTPUTF8" in (failed[0].last_error or "")
+        assert any(e.event == "reply_failed" for e in bot.events())
+    finally:
+        plain.stop()
+
+
+def test_whatever_fails_with_one_message_sets_only_that_message_aside(
+    bot_any_db: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Failures the fixes above do not foresee: at triage, at recording, and while sending one reply."""
+    from dsr_mailbot import lifecycle, pipeline, send
+
+    bot = bot_any_db
+    bot.add_user(IVAN, marketing_consent=True)
+    bot.add_user(ANNA, marketing_consent=True)
+    bot.add_user("petr@example.kz", marketing_consent=True)
+    from dsr_mailbot.classify import classify_subject as real_classify
+
+    real_record, real_send = lifecycle.record_received, send.SmtpTransport.send
+
+    def classify(subject: str) -> object:
+        if "boom-triage" in subject:
+            raise RuntimeError("triage")
+        return real_classify(subject)
+
+    def record(ctx: object, session: object, arrival: object, headers: object, *args: object) -> object:
+        if "boom-record" in headers.subject:  # type: ignore[attr-defined]
+            raise ValueError("a value the database refuses")
+        return real_record(ctx, session, arrival, headers, *args)  # type: ignore[arg-type]
+
+    def deliver(self: send.SmtpTransport, envelope_from: str, recipient: str, data: bytes) -> None:
+        if recipient == "petr@example.kz":
+            raise UnicodeEncodeError("ascii", "x", 0, 1, "a library surprise")
+        real_send(self, envelope_from, recipient, data)
+
+    monkeypatch.setattr(pipeline, "classify_subject", classify)  # the name the pipeline calls
+    monkeypatch.setattr(pipeline, "record_received", record)
+    monkeypatch.setattr(send.SmtpTransport, "send", deliver)
+    bot.account.append(mail(IVAN, "Unsubscribe boom-triage"))
+    bot.account.append(mail(IVAN, "Unsubscribe boom-record"))
+    bot.account.append(mail("petr@example.kz", "Unsubscribe"))
+    legitimate_optout(bot)
+
+    report = bot.run()
+    again = bot.run()
+
+    assert report.temporary_failure is None and again.scanned == 0
+    reasons = sorted(r.reason or "" for r in bot.requests() if r.state == "review")
+    assert reasons == ["record:ValueError", "triage:RuntimeError"]
+    anna_opted_out(bot)
+    [failed] = [row for row in bot.outbox() if row.state == "failed"]
+    assert failed.recipient == "petr@example.kz" and "UnicodeEncodeError" in (failed.last_error or "")
+    assert not bot.account.snapshot()  # the review rows are requests: moved out of the inbox, to a person
+
+
+# 3. Slow input: each crafted class at 1 MB, in one pass, with a request behind them
+
+
+@pytest.mark.timeout(240)
+def test_crafted_slow_input_at_one_megabyte_does_not_hold_up_the_pass(bot_any_db: Bot) -> None:
+    bot = bot_any_db
+    bot.write_config(extra="", trust='verification = "never"')
+    bot.add_user(IVAN, phone="+77011112233", marketing_consent=True)
+    bot.add_user(ANNA, marketing_consent=True)
+    for build in CRAFTED.values():
+        bot.account.append(build(IVAN, 1_000_000))
+    legitimate_optout(bot)
+
+    report = bot.run()
+
+    assert report.temporary_failure is None and report.requests == len(CRAFTED) + 1
+    assert not any(r.reason and ":" in r.reason for r in bot.requests())  # none failed; all were decided
+    anna_opted_out(bot)
+
+
+# 4. Our address never carries a stranger's words
+
+
+def test_the_reply_subject_is_ours_whatever_the_request_said(guarded: Bot) -> None:
+    bot = guarded
+    lure = "Unsubscribe - your account is blocked, restore it at https://evil.example/login"
+    bot.account.append(mail(IVAN, lure, "Restore your account at https://evil.example/login"))  # forged From
+    legitimate_optout(bot)
+
+    bot.run()
+
+    [to_ivan] = [m for m in bot.replies() if m["To"] == IVAN]
+    assert "evil" not in str(to_ivan["Subject"]) and "blocked" not in str(to_ivan["Subject"])
+    assert "evil" not in bot.reply_text(to_ivan)
+    ivan = bot.user(IVAN)
+    assert ivan is not None
+    [row] = [r for r in bot.requests() if r.user_id == ivan.id]
+    assert str(to_ivan["Subject"]).endswith(f"(request #{row.id})")
+    assert to_ivan["In-Reply-To"]  # still threaded
+    anna_opted_out(bot)
+
+
+# 5. Erasure and privacy
+
+
+def test_erasure_scrubs_replies_to_old_addresses_and_keeps_only_hashed_message_ids(guarded: Bot) -> None:
+    bot = guarded
+    new = "ivan.new@mail.ru"
+    bot.account.append(dmarc_pass(mail(IVAN, "Personal data update", f"E-mail: {new}",
+                                       message_id=f"<{IVAN.replace('@', '.')}.1@mail.ru>"), "mail.ru"))
+    bot.run()
+    [challenge] = [m for m in bot.replies() if m["To"] == new]
+    mid = str(challenge["Message-ID"])
+    bot.account.append(dmarc_pass(mail(new, f"Re: {challenge['Subject']}", "да",
+                                       headers={"In-Reply-To": mid, "References": mid}), "mail.ru"))
+    bot.run()
+    assert bot.user(new) is not None
+    bot.account.append(dmarc_pass(mail(new, "Withdrawal of consent"), "mail.ru"))
+    bot.write_config(trust=TRUST, erasure_delay_days=0)
+    bot.run()
+    bot.run()  # the erasure date (receipt + 0 days) has come
+
+    assert bot.user(new) is None and bot.user(IVAN) is None
+    for row in bot.outbox():
+        if row.request_id is not None and any(r.id == row.request_id and r.kind != "optout" for r in bot.requests()):
+            assert row.recipient == "erased" and row.data == b""
+    ivan_rows = [r for r in bot.requests() if r.kind in ("update", "withdraw", "confirm")]
+    assert ivan_rows and all(r.message_id is None and r.message_ref for r in ivan_rows)
+    listed = bot.cli("requests", "list", "--format", "json")
+    assert IVAN.split("@")[0] not in listed.stdout and "ivan" not in listed.stdout
+
+    bot.account.append(dmarc_pass(mail(IVAN, "Personal data update", "Телефон: 8 701 000 00 00",
+                                       message_id=f"<{IVAN.replace('@', '.')}.1@mail.ru>"), "mail.ru"))
+    redelivered = bot.run()
+    assert redelivered.duplicates == 1  # the hash still recognises the copy
+
+
+def test_a_lookalike_of_another_users_address_in_the_letter_sends_it_to_review(guarded: Bot) -> None:
+    bot = guarded
+    bot.account.append(dmarc_pass(mail(IVAN, "Personal data update", "Телефон: 8 701 765 43 21\n"
+                                       "Прошу также удалить anna@example\uff0ekz"), "mail.ru"))
+    legitimate_optout(bot)
+
+    bot.run()
+
+    [update] = [r for r in bot.requests() if r.kind == "update"]
+    assert (update.state, update.reason) == ("review", "names_another_user")
+    ivan_untouched(bot)
+    anna_opted_out(bot)
+
+
+def test_forged_floods_cannot_lock_the_owner_out(guarded: Bot) -> None:
+    bot = guarded
+    bot.write_config(trust=TRUST + "\nmax_replies_per_sender_per_day = 3")
+    for _ in range(10):
+        bot.account.append(via_mx(mail(IVAN, "Отзыв согласия")))  # forged: no authentication
+    for _ in range(5):
+        bot.account.append(via_mx(mail(IVAN, "Отписаться")))  # forged opt-outs are applied and answered
+    bot.run()
+
+    challenges = [m for m in bot.replies() if m["To"] == IVAN and "[DSR-" in str(m["Subject"])]
+    assert len(challenges) == 1  # one open challenge per user and intent
+    states = by_state(bot)
+    assert len([r for r in states["rejected"] if r.reason == "challenge_already_open"]) == 9
+
+    bot.account.append(dmarc_pass(mail(IVAN, "Обновление персональных данных", "Телефон: 8 701 765 43 21"),
+                                  "mail.ru"))
+    legitimate_optout(bot)
+    bot.run()
+
+    user = bot.user(IVAN)
+    assert user is not None and user.phone == "+77017654321"  # the owner's authenticated request went through
+    [update] = [r for r in bot.requests() if r.kind == "update"]
+    assert update.state == "completed"
+    anna_opted_out(bot)
+
+
+# 6. Automated reports are never requests
+
+
+MDN_OUTLOOK = """From: Ivan <ivan@mail.ru>
+To: support@smarthings.kz
+Subject: Read: Personal data update
+Date: Wed, 25 Nov 2026 10:05:00 +0500
+Message-ID: <000001db3f2a$6e8e4e70$@mail.ru>
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=disposition-notification;
+\tboundary="----=_NextPart_000_0001_01DB3F2A.6E8E4E70"
+X-Mailer: Microsoft Outlook 16.0
+Thread-Index: AdsvKm6OAAAAAAAA
+Content-Language: ru
+
+This is a multipart message in MIME format.
+
+------=_NextPart_000_0001_01DB3F2A.6E8E4E70
+Content-Type: text/plain; charset="utf-8"
+Content-Transfer-Encoding: 7bit
+
+Your message
+
+  To: support@smarthings.kz
+  Subject: Personal data update
+  Sent: Wednesday, November 25, 2026 10:00 AM (UTC+05:00) Astana
+
+was read on Wednesday, November 25, 2026 10:05 AM (UTC+05:00) Astana.
+
+------=_NextPart_000_0001_01DB3F2A.6E8E4E70
+Content-Type: message/disposition-notification
+
+Reporting-UA: Microsoft Outlook 16.0
+Final-Recipient: rfc822;ivan@mail.ru
+Original-Message-ID: <request-1@mail.ru>
+Disposition: manual-action/MDN-sent-manually; displayed
+
+------=_NextPart_000_0001_01DB3F2A.6E8E4E70--
+"""
+
+MDN_THUNDERBIRD = """From: Ivan <ivan@mail.ru>
+Subject: =?UTF-8?B?0KPQstC10LTQvtC80LvQtdC90LjQtSDQviDQv9GA0L7Rh9GC0LXQvdC40Lg=?=
+ =?UTF-8?B?ICjQvtGC0L7QsdGA0LDQttC10L3Qvik6INCe0YLQt9GL0LIg0YHQvtCz0LvQsNGB0LjRjw==?=
+To: support@smarthings.kz
+Message-ID: <5f1c2a3b-mdn@mail.ru>
+Date: Wed, 25 Nov 2026 10:06:00 +0500
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=disposition-notification;
+ boundary="------------tb0mdn"
+User-Agent: Mozilla Thunderbird
+
+This is a multi-part message in MIME format.
+--------------tb0mdn
+Content-Type: text/plain; charset=UTF-8
+Content-Transfer-Encoding: 8bit
+
+Это уведомление о прочтении отправленного вами письма.
+
+--------------tb0mdn
+Content-Type: message/disposition-notification; name="MDNPart2.txt"
+Content-Disposition: inline
+Content-Transfer-Encoding: 7bit
+
+Reporting-UA: mail.ru; Mozilla Thunderbird
+Final-Recipient: rfc822;ivan@mail.ru
+Original-Message-ID: <request-2@mail.ru>
+Disposition: manual-action/MDN-sent-manually; displayed
+
+--------------tb0mdn
+Content-Type: text/rfc822-headers; name="MDNPart3.txt"
+Content-Disposition: inline
+Content-Transfer-Encoding: 7bit
+
+Subject: Отзыв согласия
+Message-ID: <request-2@mail.ru>
+
+--------------tb0mdn--
+"""
+
+
+def test_read_receipts_abuse_reports_and_delivery_reports_are_left_alone(guarded: Bot, shared_dir: object) -> None:
+    from pathlib import Path
+
+    bot = guarded
+    corpora = Path(str(shared_dir)) / "corpora"
+    reports = [MDN_OUTLOOK.replace("\n", "\r\n").encode(), MDN_THUNDERBIRD.replace("\n", "\r\n").encode(),
+               (corpora / "sisimai-set-of-emails" / "bsd" / "arf-01.eml").read_bytes(),
+               (corpora / "mailgun-flanker" / "complaints" / "aol.eml").read_bytes(),
+               (corpora / "mailgun-flanker" / "disposition-notification.eml").read_bytes(),
+               (corpora / "sisimai-set-of-emails" / "bsd" / "rfc3464-01.eml").read_bytes()]
+    for report in reports:
+        bot.account.append(dmarc_pass(report, "mail.ru"))
+    legitimate_optout(bot)
+    before = bot.account.snapshot()
+
+    bot.run()
+
+    assert [r.kind for r in bot.requests()] == ["optout"]  # Anna's; no report became a request
+    ivan_untouched(bot)
+    assert not any(m.rcpt_tos == [IVAN] for m in bot.smtp.messages)
+    after = bot.account.snapshot()
+    assert {uid: after[uid] for uid in list(before)[: len(reports)]} == dict(list(before.items())[: len(reports)])
+    anna_opted_out(bot)
+
+
+# 7. A reply to our own message is a person talking to us
+
+
+@pytest.mark.parametrize(
+    ("language_subject", "protest"),
+    [("Personal data update", "Я не отправлял этот запрос!"),
+     ("Дербес деректерді өңдеуге келісімді қайтарып алу", "Мен бұл сұрауды жібермедім!")],
+)
+def test_a_protest_in_reply_to_our_message_goes_to_review(guarded: Bot, language_subject: str, protest: str) -> None:
+    bot = guarded
+    bot.account.append(dmarc_pass(mail(IVAN, "Отписаться"), "mail.ru"))
+    bot.run()
+    [applied] = [m for m in bot.replies() if m["To"] == IVAN]
+    mid = str(applied["Message-ID"])
+    # A real client's reply keeps the marker the person first wrote, and threads to our message.
+    bot.account.append(dmarc_pass(mail(IVAN, f"Re: {language_subject}", protest,
+                                       headers={"In-Reply-To": mid, "References": mid}), "mail.ru"))
+    legitimate_optout(bot)
+
+    bot.run()
+
+    [protest_row] = [r for r in bot.requests() if r.related_request_id is not None]
+    assert (protest_row.state, protest_row.reason) == ("review", "reply_to_our_message")
+    user = bot.user(IVAN)
+    assert user is not None and user.processing_consent and user.phone == "+77011112233"
+    assert len([m for m in bot.smtp.messages if m.rcpt_tos == [IVAN]]) == 1  # no answer, no challenge
+    assert bot.cli("requests", "list", "--state", "review").returncode == 0
+    anna_opted_out(bot)
+
+
+# 8. Our mail as other mail software reads it
+
+
+def test_replies_keep_the_thread_and_notices_stand_alone(guarded: Bot) -> None:
+    bot = guarded
+    new = "ivan.new@mail.ru"
+    bot.account.append(dmarc_pass(mail(IVAN, "Personal data update", f"E-mail: {new}",
+                                       headers={"References": "<first@mail.ru> <second@mail.ru>",
+                                                "In-Reply-To": "<second@mail.ru>"}), "mail.ru"))
+    bot.run()
+    [challenge_new] = [m for m in bot.replies() if m["To"] == new]
+    assert challenge_new["Auto-Submitted"] == "auto-generated" and challenge_new["In-Reply-To"] is None
+    mid = str(challenge_new["Message-ID"])
+    bot.account.append(dmarc_pass(mail(new, f"Re: {challenge_new['Subject']}", "yes",
+                                       headers={"In-Reply-To": mid, "References": mid}), "mail.ru"))
+    bot.run()
+
+    [notice] = [m for m in bot.replies() if m["To"] == IVAN]
+    assert notice["Auto-Submitted"] == "auto-generated" and notice["In-Reply-To"] is None
+    [applied] = [m for m in bot.replies() if m["To"] == new and "[DSR-" not in str(m["Subject"])]
+    assert applied["Auto-Submitted"] == "auto-replied"
+    [request] = [r for r in bot.requests() if r.kind == "update"]
+    assert applied["In-Reply-To"] is not None
+    assert str(applied["References"]).split()[:2] == ["<first@mail.ru>", "<second@mail.ru>"]
+    assert request.thread is None  # closed: the thread (Message-IDs name people) is forgotten
+    for sent in bot.smtp.messages:
+        parsed = email.message_from_bytes(sent.data, policy=default_policy)
+        assert isinstance(parsed, EmailMessage) and not parsed.defects
+    assert message_id_of(bot.smtp.messages[0].data)
+    assert bot.account.snapshot(PROCESSED)
