@@ -321,8 +321,14 @@ def complete(ctx: Context, session: Session, request: Request, user: User, actor
 # Confirmations
 
 
-def confirm(ctx: Context, session: Session, row: Request, headers: Headers, token: Token) -> Request:
-    """Check a received reply to a challenge and, when it is the right person's, move its request on."""
+def confirm(ctx: Context, session: Session, row: Request, headers: Headers, token: Token, *,
+            objection: bool = False) -> Request:
+    """Check a received reply to a challenge and, when it is the right person's, move its request on.
+
+    A reply that says no (``objection``, see :func:`reading.objects`) confirms
+    nothing: the request goes to review, for a person (a forged request's
+    owner answering "НЕТ, я не отправлял!" must never be read as a yes).
+    """
     target = session.get(Request, token.request_id)
     row.language = target.language if target else ctx.config.policy.default_language
     row.related_request_id = token.request_id
@@ -347,6 +353,10 @@ def confirm(ctx: Context, session: Session, row: Request, headers: Headers, toke
     if headers.sender is None or headers.sender != expected:
         _transition(ctx, session, target, RequestState.REVIEW, reason="confirmation_from_other_address")
         _transition(ctx, session, row, RequestState.REJECTED, reason="other_address")
+        return row
+    if objection:
+        _transition(ctx, session, target, RequestState.REVIEW, reason="owner_objected")
+        _transition(ctx, session, row, RequestState.REJECTED, reason="objection")
         return row
     _transition(ctx, session, row, RequestState.COMPLETED, outcome="confirmed")
     record_event(session, "confirmed", request_id=target.id, subject_ref=target.subject_ref, at=ctx.now,

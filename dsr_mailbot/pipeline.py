@@ -73,7 +73,7 @@ from dsr_mailbot.lifecycle import (
 from dsr_mailbot.loops import loop_reason
 from dsr_mailbot.models import AuditEvent, Request, RequestKind, RequestState, utcnow
 from dsr_mailbot.parse import Headers, parse_headers, parse_message
-from dsr_mailbot.reading import read_request
+from dsr_mailbot.reading import objects, read_request
 from dsr_mailbot.reply import Renderer, our_messages
 from dsr_mailbot.send import Transport, drain_outbox
 from dsr_mailbot.source import HeaderRecord, MailSource
@@ -82,6 +82,7 @@ from dsr_mailbot.tokens import Token, find_token
 
 log = logging.getLogger("dsr_mailbot")
 BOUNCE_FETCH_BYTES = 256 * 1024  # a delivery report names the bounced message near its top
+CONFIRMATION_FETCH_BYTES = 256 * 1024  # a reply to a challenge says yes or no in its first lines
 MAX_ATTEMPTS = 3  # handling a message that killed the worker this many times is not tried again
 
 
@@ -364,11 +365,15 @@ def _handle(services: Services, source: MailSource, record: HeaderRecord, header
     request_id = seen.id
     try:
         if token is not None:
+            stage = "fetch"
+            fetched = source.fetch(record.uid, CONFIRMATION_FETCH_BYTES)
+            stage = "read"
+            objection = fetched is not None and objects(parse_message(fetched.data, fetched.truncated).body_text)
             stage = "confirm"
             with store.transaction() as session:
                 row = _received(session, request_id)
                 if row is not None:
-                    confirm(ctx, session, row, headers, token)
+                    confirm(ctx, session, row, headers, token, objection=objection)
                     seen = _Seen.of(row)
         else:
             assert classification is not None

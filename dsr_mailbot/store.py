@@ -116,16 +116,25 @@ class Store:
             raise _translate(exc) from exc
 
     def check_schema(self) -> None:
-        """Fail with a clear message when ``db init`` has not been run on this database."""
+        """Fail with a clear message when ``db init`` has not been run, or the tables are an older version's."""
         try:
-            present = set(inspect(self.engine).get_table_names())
+            inspector = inspect(self.engine)
+            present = set(inspector.get_table_names())
+            missing = sorted(set(SQLModel.metadata.tables) - present)
+            if missing:
+                raise ConfigError(
+                    f"[database] url: tables missing ({', '.join(missing)}); run 'dsr-mailbot db init'"
+                )
+            for name, table in SQLModel.metadata.tables.items():
+                have = {column["name"] for column in inspector.get_columns(name)}
+                lacking = sorted(c.name for c in table.columns if c.name not in have)
+                if lacking:
+                    raise ConfigError(
+                        f"[database] url: table {name} was made by an older version (no {', '.join(lacking)}); "
+                        "see the README, 'Schema'"
+                    )
         except sa_exc.SQLAlchemyError as exc:
             raise _translate(exc) from exc
-        missing = sorted(set(SQLModel.metadata.tables) - present)
-        if missing:
-            raise ConfigError(
-                f"[database] url: tables missing ({', '.join(missing)}); run 'dsr-mailbot db init'"
-            )
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -115,12 +115,13 @@ MUTATIONS: tuple[Callable[[bytes, random.Random, list[str]], bytes], ...] = (
 )
 
 
-def mutated(corpus: list[bytes], seed: int, count: int, users: list[str]) -> list[bytes]:
+def mutated(corpus: list[bytes], seed: int, count: int, users: list[str], mutate: bool = True) -> list[bytes]:
+    """``count`` cases drawn from ``corpus``, each with one to three mutations (none: the benchmark's reference)."""
     rng = random.Random(seed)
     cases = []
     for _ in range(count):
         data = rng.choice(corpus)
-        for mutation in rng.sample(MUTATIONS, rng.randint(1, 3)):
+        for mutation in rng.sample(MUTATIONS, rng.randint(1, 3)) if mutate else ():
             data = mutation(data, rng, users)
         cases.append(data)
     return cases

@@ -41,6 +41,13 @@ def raw_mail(headers: str, body: str = "") -> bytes:
     return (headers.strip().replace("\n", "\r\n") + "\r\n\r\n" + body.replace("\n", "\r\n")).encode("utf-8")
 
 
+def reply_to(bot: Bot, ours: EmailMessage, sender: str, text: str, subject: str | None = None) -> None:
+    """The person's authenticated reply to one of our messages, threaded as mail clients thread it."""
+    mid = str(ours["Message-ID"])
+    bot.account.append(dmarc_pass(mail(sender, subject or f"Re: {ours['Subject']}", text,
+                                       headers={"In-Reply-To": mid, "References": mid}), sender.split("@")[1]))
+
+
 def by_state(bot: Bot) -> dict[str, list[Request]]:
     found: dict[str, list[Request]] = {}
     for row in bot.requests():
@@ -288,9 +295,7 @@ def test_erasure_scrubs_replies_to_old_addresses_and_keeps_only_hashed_message_i
                                        message_id=f"<{IVAN.replace('@', '.')}.1@mail.ru>"), "mail.ru"))
     bot.run()
     [challenge] = [m for m in bot.replies() if m["To"] == new]
-    mid = str(challenge["Message-ID"])
-    bot.account.append(dmarc_pass(mail(new, f"Re: {challenge['Subject']}", "да",
-                                       headers={"In-Reply-To": mid, "References": mid}), "mail.ru"))
+    reply_to(bot, challenge, new, "да")
     bot.run()
     assert bot.user(new) is not None
     bot.account.append(dmarc_pass(mail(new, "Withdrawal of consent"), "mail.ru"))
@@ -471,10 +476,8 @@ def test_a_protest_in_reply_to_our_message_goes_to_review(guarded: Bot, language
     bot.account.append(dmarc_pass(mail(IVAN, "Отписаться"), "mail.ru"))
     bot.run()
     [applied] = [m for m in bot.replies() if m["To"] == IVAN]
-    mid = str(applied["Message-ID"])
     # A real client's reply keeps the marker the person first wrote, and threads to our message.
-    bot.account.append(dmarc_pass(mail(IVAN, f"Re: {language_subject}", protest,
-                                       headers={"In-Reply-To": mid, "References": mid}), "mail.ru"))
+    reply_to(bot, applied, IVAN, protest, subject=f"Re: {language_subject}")
     legitimate_optout(bot)
 
     bot.run()
@@ -485,6 +488,25 @@ def test_a_protest_in_reply_to_our_message_goes_to_review(guarded: Bot, language
     assert user is not None and user.processing_consent and user.phone == "+77011112233"
     assert len([m for m in bot.smtp.messages if m.rcpt_tos == [IVAN]]) == 1  # no answer, no challenge
     assert bot.cli("requests", "list", "--state", "review").returncode == 0
+    anna_opted_out(bot)
+
+
+@pytest.mark.parametrize("refusal", ["ЖОҚ!", "Нет, я не отправлял этот запрос", "No. I did not send this."])
+def test_an_owner_answering_no_to_a_forged_requests_challenge_confirms_nothing(guarded: Bot, refusal: str) -> None:
+    bot = guarded
+    bot.account.append(via_mx(mail(IVAN, "Дербес деректерді өңдеуге келісімді қайтарып алу")))  # forged
+    bot.run()
+    [challenge] = [m for m in bot.replies() if m["To"] == IVAN]
+    reply_to(bot, challenge, IVAN, refusal)
+    legitimate_optout(bot)
+
+    bot.run()
+
+    ivan_untouched(bot)
+    [withdrawal] = [r for r in bot.requests() if r.kind == "withdraw"]
+    assert (withdrawal.state, withdrawal.reason) == ("review", "owner_objected")
+    [answer] = [r for r in bot.requests() if r.kind == "confirm"]
+    assert (answer.state, answer.reason) == ("rejected", "objection")
     anna_opted_out(bot)
 
 
@@ -500,9 +522,7 @@ def test_replies_keep_the_thread_and_notices_stand_alone(guarded: Bot) -> None:
     bot.run()
     [challenge_new] = [m for m in bot.replies() if m["To"] == new]
     assert challenge_new["Auto-Submitted"] == "auto-generated" and challenge_new["In-Reply-To"] is None
-    mid = str(challenge_new["Message-ID"])
-    bot.account.append(dmarc_pass(mail(new, f"Re: {challenge_new['Subject']}", "yes",
-                                       headers={"In-Reply-To": mid, "References": mid}), "mail.ru"))
+    reply_to(bot, challenge_new, new, "yes")
     bot.run()
 
     [notice] = [m for m in bot.replies() if m["To"] == IVAN]

@@ -1,0 +1,48 @@
+"""Reading a request's message before its transaction: bounded, linear, and cautious about addresses and refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dsr_mailbot.classify import classify_subject
+from dsr_mailbot.config import load_config
+from dsr_mailbot.parse import parse_message
+from dsr_mailbot.reading import named_addresses, objects, read_request
+from tests.harness import authenticated, mail
+
+
+def test_addresses_named_in_the_text_are_found_with_lookalikes_folded() -> None:
+    text = "Прошу удалить anna@example\uff0ekz и <Petr@Example.KZ>, а также mailto:x@y.kz; не ivan@"
+    assert named_addresses(text) == ["anna@example.kz", "petr@example.kz", "x@y.kz"]
+
+
+@pytest.mark.parametrize("text", ["ЖОҚ!", "Нет", "нет.", "No", "No, I did not send this", "Это не я",
+                                  "Мен бұл сұрауды жібермедім!", "Я не отправлял этот запрос!"])
+def test_a_refusal_is_an_objection(text: str) -> None:
+    assert objects(text)
+
+
+@pytest.mark.parametrize("text", ["Да", "Да, подтверждаю", "yes", "Иә", "",
+                                  "Подтверждаю\n\n> Если вы не отправляли этот запрос, ничего не делайте."])
+def test_a_plain_or_positive_reply_is_no_objection(text: str) -> None:
+    assert not objects(text)
+
+
+def test_the_reading_carries_everything_the_decision_needs(tmp_path: Path) -> None:
+    config_path = tmp_path / "c.toml"
+    config_path.write_text('[maildir]\npath = "m"\n[trust]\nauthserv_id = "mx.smarthings.kz"\n', encoding="utf-8")
+    config = load_config(config_path)
+    raw = authenticated(mail("ivan@example.ru", "Обновление персональных данных",
+                             "Телефон: 8 701 765 43 21\nE-mail: Ivan.New@Example.ru\n"))
+    parsed = parse_message(raw)
+    classification = classify_subject(parsed.headers.subject)
+    assert classification is not None
+
+    reading = read_request(config, parsed, classification)
+
+    assert reading.language == "ru" and reading.sender == "ivan@example.ru" and reading.auth.authenticated
+    assert reading.intent.changes == {"phone": "+77017654321", "email": "ivan.new@example.ru"}
+    assert reading.named_addresses == frozenset({"ivan.new@example.ru"})
+    assert reading.detail["body"] == "plain" and reading.detail["has_message_id"]
