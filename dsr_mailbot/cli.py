@@ -242,6 +242,7 @@ def requests_show(state: CliState, request_id: int, fmt: str) -> int:
         shown = {
             **_request_dict(request),
             "completed_at": _iso(request.completed_at),
+            "mailbox_uid": f"{request.source} {request.uidvalidity}/{request.uid}",  # where the message was found
             "authenticated": request.authenticated,
             "awaiting": {"o": "address on file", "n": "new address"}.get(request.awaiting or ""),
             "confirm_expires_at": _iso(request.confirm_expires_at),

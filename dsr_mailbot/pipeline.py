@@ -254,7 +254,11 @@ def _unrecordable(services: Services, record: HeaderRecord, uidvalidity: int, st
 
     The minimal row holds nothing read from the message but its hashed
     identity, so whatever made the first attempt fail cannot make this one
-    fail; it goes to review (and is moved out of the inbox like any request).
+    fail; it goes to review.  A message that failed at triage may not be a
+    request at all, and mail that is not a request is never modified: its row
+    is marked archived, so the message stays in the inbox, where the review
+    row points to it by UID.  One that failed while being recorded is a
+    request, and is moved out like any other.
     """
     reason = f"{stage}:{type(exc).__name__}"
     log.error("message at uid %s could not be recorded (%s); set aside for review", record.uid, reason)
@@ -270,6 +274,8 @@ def _unrecordable(services: Services, record: HeaderRecord, uidvalidity: int, st
                           uidvalidity=uidvalidity, uid=record.uid, kind=RequestKind.UPDATE, state=RequestState.RECEIVED,
                           language=services.config.policy.default_language, received_at=ctx.now, due_at=ctx.now,
                           subject_ref="-")
+            if stage == "triage":
+                row.archived_at = ctx.now  # never moved: it may be ordinary mail
             session.add(row)
             session.flush()
             set_aside(ctx, session, row, reason)

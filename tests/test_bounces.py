@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dsr_mailbot.bounces import find_bounced_reply
+from pathlib import Path
+
+from dsr_mailbot.bounces import find_bounced_reply, is_report
 from dsr_mailbot.keys import Keyring
 from dsr_mailbot.parse import parse_headers
 from dsr_mailbot.reply import reply_message_id
@@ -39,3 +41,16 @@ def test_a_forged_or_foreign_report_is_not_linked() -> None:
     assert find_bounced_reply(dsn("<dsr.7.reply.0123456789abcdef0123@smarthings.kz>"), KEYS) is None
     assert find_bounced_reply(dsn("<CAF00@mail.gmail.com>"), KEYS) is None
     assert parse_headers(b"Content-Type: multipart/mixed; boundary=x\r\n\r\n").report_type is None
+
+
+def test_every_report_type_in_the_corpora_is_automated_mail(shared_dir: Path) -> None:
+    """Real delivery-status, feedback (ARF) and disposition-notification (MDN) reports: none is ever a request."""
+    seen: set[str] = set()
+    for path in sorted((shared_dir / "corpora").rglob("*")):
+        if not path.is_file() or path.name == "README.md":
+            continue
+        headers = parse_headers(path.read_bytes())
+        if headers.content_type == "multipart/report":
+            assert is_report(headers), path  # also the one without a report-type parameter (RFC 6522 asks for one)
+            seen.add(headers.report_type or "(none)")
+    assert seen >= {"delivery-status", "feedback-report", "disposition-notification"}
