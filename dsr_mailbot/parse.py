@@ -47,6 +47,7 @@ from dsr_mailbot.decode import clean_text, decode_bytes, decode_header_text
 BodyKind = Literal["plain", "html", "none"]
 _MSGID = re.compile(r"<[^<>\s]+>")
 MAX_MESSAGE_ID_CHARS = 250  # longer ones are stored as their hash (the column and the logs stay bounded)
+MAX_MAILPARSER_HEADER_BYTES = 256 * 1024
 MAX_REFERENCES = 30  # the newest ones; older history adds nothing to threading
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 
@@ -89,6 +90,10 @@ class ParsedMessage:
     body_kind: BodyKind
     defects: frozenset[str]
     truncated: bool = False
+
+
+class _TooBigForMailParser(Exception):
+    """The header block is larger than any real request's: parsed by the standard library alone."""
 
 
 def header_block(raw: bytes) -> bytes:
@@ -253,13 +258,16 @@ def parse_message(raw: bytes, truncated: bool = False) -> ParsedMessage:
     recovered_plain: list[str] = []
     recovered_html: list[str] = []
     try:
+        if len(header_block(raw)) > MAX_MAILPARSER_HEADER_BYTES:
+            # mail-parser reads every address header whole (18 µs an address): past this size, the stdlib alone.
+            raise _TooBigForMailParser
         parsed = mailparser.parse_from_bytes(raw)
         msg: Message = parsed.message
         defects.update(str(d) for d in parsed.defects_categories)
         recovered_plain, recovered_html = list(parsed.text_plain), list(parsed.text_html)
-    except Exception:  # mail-parser raises on some real-world mail; the stdlib does not
+    except Exception as exc:  # mail-parser raises on some real-world mail; the stdlib does not
         msg = email.message_from_bytes(raw, policy=compat32)
-        defects.add("mailparser-failed")
+        defects.add("oversized-headers" if isinstance(exc, _TooBigForMailParser) else "mailparser-failed")
         defects.update(type(d).__name__ for d in msg.defects)
     try:
         plain, html = _walk_text_parts(msg)

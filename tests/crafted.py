@@ -58,6 +58,12 @@ def encoded_word_subject(sender: str, size: int) -> bytes:
     return mail(sender, SUBJECT + " " + _repeat("=?utf-8?q?a ", min(size, 60_000)), "Телефон: 8 701 765 43 21\n")
 
 
+def huge_address_header(sender: str, size: int) -> bytes:
+    """A To header of a megabyte of addresses: mail-parser reads every address header whole."""
+    header = b"To: " + b", ".join(b"a%d@example.org" % n for n in range(size // 16)) + b"\r\n"
+    return header + mail(sender, SUBJECT, "Телефон: 8 701 765 43 21\n")
+
+
 CRAFTED: dict[str, Callable[[str, int], bytes]] = {
     "ru_attribution": ru_attribution,
     "padded_field": padded_field,
@@ -67,6 +73,7 @@ CRAFTED: dict[str, Callable[[str, int], bytes]] = {
     "wrote_lines": wrote_lines,
     "quoted_form_labels": quoted_form_labels,
     "encoded_word_subject": encoded_word_subject,
+    "huge_address_header": huge_address_header,
 }
 
 
