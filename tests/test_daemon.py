@@ -71,7 +71,8 @@ def test_sighup_reloads_templates(bot: Bot, tmp_path: Path) -> None:
 
     templates = tmp_path / "templates"
     shutil.copytree(REPO / "templates", templates)
-    daemon_config(bot, extra=f'[templates]\ndirectory = "{templates}"\n')
+    # A short poll: this test is about the reload, not about IDLE's latency (tested above).
+    daemon_config(bot, poll=5, extra=f'[templates]\ndirectory = "{templates}"\n')
     bot.add_user(IVAN, marketing_consent=True)
     bot.add_user("anna@example.kz", marketing_consent=True)
     daemon = DaemonProcess(bot)

@@ -147,7 +147,7 @@ def test_forged_or_vetoed_authentication_only_gets_the_owner_a_challenge(guarded
 # 2. One message never stops the bot
 
 
-def test_mail_that_broke_recording_and_sending_is_set_aside_and_the_rest_go_on(bot_any_db: Bot) -> None:
+def test_mail_that_used_to_stop_every_run_is_handled_and_the_rest_go_on(bot_any_db: Bot) -> None:
     bot = bot_any_db
     bot.add_user(IVAN, marketing_consent=True)
     bot.add_user("иван@пример.рф", marketing_consent=True)
