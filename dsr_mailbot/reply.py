@@ -251,11 +251,17 @@ def encoded_words(text: str, max_bytes: int = MAX_WORD_BYTES) -> list[str]:
 
 
 def header_text(text: str) -> str:
-    """An unstructured header value: as it is when it is short plain ASCII, else encoded words, folded."""
-    text = " ".join(text.split())
-    if text.isascii() and "=?" not in text and len(text) <= 60:
-        return text
-    return "\r\n ".join(encoded_words(text))
+    """An unstructured header value: plain ASCII folded at spaces (lines of at most 78), else encoded words."""
+    words = text.split()
+    if " ".join(words).isascii() and "=?" not in text and all(len(w) <= 60 for w in words):
+        lines: list[str] = []
+        for word in words:
+            if lines and len(lines[-1]) + 1 + len(word) <= 60:
+                lines[-1] += " " + word
+            else:
+                lines.append(word)
+        return "\r\n ".join(lines)
+    return "\r\n ".join(encoded_words(" ".join(words)))
 
 
 def mailbox_header(display_name: str, address: str) -> str:
