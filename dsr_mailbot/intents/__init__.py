@@ -1,0 +1,1 @@
+"""Stage 4: what each intent does, and by when it must be done."""

@@ -1,0 +1,1 @@
+"""Running it: the wiring, the daemon, run locks, backoff."""
