@@ -16,10 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from dsr_mailbot.classify import classify_subject
 from dsr_mailbot.config import Config, load_config
-from dsr_mailbot.parse import parse_message
-from dsr_mailbot.reading import read_request
+from dsr_mailbot.facts import read_request
+from dsr_mailbot.reading.classify import classify_subject
+from dsr_mailbot.reading.parse import parse_message
 from tests.crafted import CRAFTED, SUBJECT, plain_reference
 
 SENDER = "ivan@example.ru"

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from bench import started_dovecot
-from dsr_mailbot.models import User
+from dsr_mailbot.store.models import User
 from tests.harness import Bot, DaemonProcess, mail, wait_until
 from tests.servers import SmtpServer
 

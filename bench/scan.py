@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 
 from bench import started_dovecot
-from dsr_mailbot.app import run_once_from_config
 from dsr_mailbot.config import load_config
-from dsr_mailbot.models import User
-from dsr_mailbot.store import Store
+from dsr_mailbot.service.app import run_once_from_config
+from dsr_mailbot.store.database import Store
+from dsr_mailbot.store.models import User
 from tests.harness import mail
 
 

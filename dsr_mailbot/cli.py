@@ -32,8 +32,8 @@ from sqlmodel import select
 
 from dsr_mailbot.config import Config, load_config
 from dsr_mailbot.errors import ConfigError, DsrMailbotError
-from dsr_mailbot.models import AuditEvent, Request, RequestState
-from dsr_mailbot.store import Store, all_requests
+from dsr_mailbot.store.database import Store, all_requests
+from dsr_mailbot.store.models import AuditEvent, Request, RequestState
 
 EX_OK, EX_SOFTWARE, EX_USAGE, EX_DATAERR, EX_TEMPFAIL, EX_CONFIG = 0, 1, 64, 65, 75, 78
 log = logging.getLogger("dsr_mailbot")
@@ -108,7 +108,7 @@ def users() -> None:
 @pass_state
 def users_import(state: CliState, file: Path) -> int:
     """Add users from a CSV file (all rows or none)."""
-    from dsr_mailbot.users import CsvImportError, import_users, read_users_csv
+    from dsr_mailbot.store.users import CsvImportError, import_users, read_users_csv
 
     try:
         rows = read_users_csv(file.read_text(encoding="utf-8-sig"))
@@ -132,7 +132,7 @@ def users_import(state: CliState, file: Path) -> int:
 @pass_state
 def users_export(state: CliState, fmt: str) -> int:
     """Print every user with their consent state (contains personal data)."""
-    from dsr_mailbot.users import export_users
+    from dsr_mailbot.store.users import export_users
 
     store = state.store()
     store.check_schema()
@@ -146,12 +146,12 @@ def users_export(state: CliState, fmt: str) -> int:
 @pass_state
 def run(state: CliState, once: bool, quiet: bool) -> int:
     """Process new mail in the support mailbox and send the replies."""
-    from dsr_mailbot.app import run_once_from_config
-    from dsr_mailbot.locks import run_lock_for
+    from dsr_mailbot.service.app import run_once_from_config
+    from dsr_mailbot.service.locks import run_lock_for
 
     config = state.config
     if not once:
-        from dsr_mailbot.daemon import run_daemon
+        from dsr_mailbot.service.daemon import run_daemon
 
         if logging.getLogger().level > logging.INFO:
             configure_logging(1)  # a daemon reports outages and recoveries; cron runs stay quiet
@@ -227,7 +227,7 @@ def _iso(value: datetime | None) -> str | None:
 @pass_state
 def requests_show(state: CliState, request_id: int, fmt: str) -> int:
     """One request with its events: what a review decision needs, and no more personal data than that."""
-    from dsr_mailbot.outbox import mask_address
+    from dsr_mailbot.replies.outbox import mask_address
 
     store = state.store()
     store.check_schema()
@@ -268,9 +268,9 @@ def requests_show(state: CliState, request_id: int, fmt: str) -> int:
 
 
 def _decide(state: CliState, request_id: int, decision: Callable[..., None], *args: str) -> int:
-    from dsr_mailbot.app import build_services
     from dsr_mailbot.lifecycle import DecisionError
-    from dsr_mailbot.send import drain_outbox
+    from dsr_mailbot.replies.send import drain_outbox
+    from dsr_mailbot.service.app import build_services
 
     services = build_services(state.config)
     with services.store.transaction() as session:

@@ -25,7 +25,7 @@ from dsr_mailbot.addresses import normalise_address
 from dsr_mailbot.errors import ConfigError
 
 if TYPE_CHECKING:
-    from dsr_mailbot.store import Store
+    from dsr_mailbot.store.database import Store
 
 Security = Literal["ssl", "starttls", "none"]
 LANGUAGES = ("ru", "kk", "en")
@@ -133,7 +133,7 @@ class Config:
 
     def open_store(self) -> Store:
         """The store this configuration names (the engine connects lazily)."""
-        from dsr_mailbot.store import Store
+        from dsr_mailbot.store.database import Store
 
         return Store(self.database_url, busy_timeout_ms=self.database_busy_timeout_ms)
 

@@ -31,12 +31,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from dsr_mailbot.app import run_once_from_config
 from dsr_mailbot.config import load_config
-from dsr_mailbot.models import utcnow
-from dsr_mailbot.source_maildir import ensure_maildir
-from dsr_mailbot.store import Store, all_requests
-from dsr_mailbot.users import export_users, import_users, read_users_csv
+from dsr_mailbot.mailbox.maildir import ensure_maildir
+from dsr_mailbot.service.app import run_once_from_config
+from dsr_mailbot.store.database import Store, all_requests
+from dsr_mailbot.store.models import utcnow
+from dsr_mailbot.store.users import export_users, import_users, read_users_csv
 
 MARKER = ".dsr-demo"
 SUPPORT = "support@smarthings.kz"

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dsr_mailbot.addresses import normalise_address
-from dsr_mailbot.authresults import AuthCheck, check_authentication
-from dsr_mailbot.body import reply_text
-from dsr_mailbot.classify import Classification, request_language
 from dsr_mailbot.config import Config
-from dsr_mailbot.extract import UpdateIntent, extract_update
-from dsr_mailbot.models import RequestKind
-from dsr_mailbot.parse import Headers, ParsedMessage
+from dsr_mailbot.reading.body import reply_text
+from dsr_mailbot.reading.classify import Classification, request_language
+from dsr_mailbot.reading.extract import UpdateIntent, extract_update
+from dsr_mailbot.reading.parse import Headers, ParsedMessage
+from dsr_mailbot.store.models import RequestKind
+from dsr_mailbot.trust.authresults import AuthCheck, check_authentication
 
 MAX_BODY_CHARS = 256 * 1024  # a person's request is a few lines; the rest of a huge body is never read
 MAX_OWN_WORDS_CHARS = 32 * 1024

@@ -43,20 +43,20 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
-from dsr_mailbot import apply as apply_stage
-from dsr_mailbot.classify import Classification
 from dsr_mailbot.config import Config
-from dsr_mailbot.deadlines import due_at, erasure_due_at
-from dsr_mailbot.extract import Problem, UpdateIntent
-from dsr_mailbot.keys import Keyring
-from dsr_mailbot.models import FINAL_STATES, Request, RequestKind, RequestState, User
-from dsr_mailbot.outbox import mask_address, queue_reply, replies_in_last_day
-from dsr_mailbot.parse import Headers
-from dsr_mailbot.reading import Reading
-from dsr_mailbot.reply import Renderer, ReplyContent
-from dsr_mailbot.store import find_user_by_email, record_event
-from dsr_mailbot.tokens import NEW_ADDRESS, OWNER, Token, TokenStatus, check_token, make_token
-from dsr_mailbot.verify import Verdict, identify, needs_owner_confirmation
+from dsr_mailbot.facts import Reading
+from dsr_mailbot.intents import apply as apply_stage
+from dsr_mailbot.intents.deadlines import due_at, erasure_due_at
+from dsr_mailbot.reading.classify import Classification
+from dsr_mailbot.reading.extract import Problem, UpdateIntent
+from dsr_mailbot.reading.parse import Headers
+from dsr_mailbot.replies.outbox import mask_address, queue_reply, replies_in_last_day
+from dsr_mailbot.replies.reply import Renderer, ReplyContent
+from dsr_mailbot.store.database import find_user_by_email, record_event
+from dsr_mailbot.store.keys import Keyring
+from dsr_mailbot.store.models import FINAL_STATES, Request, RequestKind, RequestState, User
+from dsr_mailbot.trust.tokens import NEW_ADDRESS, OWNER, Token, TokenStatus, check_token, make_token
+from dsr_mailbot.trust.verify import Verdict, identify, needs_owner_confirmation
 
 
 @dataclass(frozen=True)

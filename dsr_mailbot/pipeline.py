@@ -52,14 +52,10 @@ from threading import Event
 
 from sqlmodel import Session, select
 
-from dsr_mailbot.archive import archive_pending
-from dsr_mailbot.bounces import find_bounced_reply, is_delivery_report, is_report
-from dsr_mailbot.classify import Classification, classify_subject
 from dsr_mailbot.config import Config
-from dsr_mailbot.erasure import erase_due_users
 from dsr_mailbot.errors import DsrMailbotError, StoreConflict
+from dsr_mailbot.facts import objects, read_request
 from dsr_mailbot.faults import crash_point
-from dsr_mailbot.keys import Keyring
 from dsr_mailbot.lifecycle import (
     Arrival,
     Context,
@@ -70,15 +66,20 @@ from dsr_mailbot.lifecycle import (
     record_received,
     set_aside,
 )
-from dsr_mailbot.loops import loop_reason
-from dsr_mailbot.models import AuditEvent, Request, RequestKind, RequestState, utcnow
-from dsr_mailbot.parse import Headers, parse_headers, parse_message
-from dsr_mailbot.reading import objects, read_request
-from dsr_mailbot.reply import Renderer, our_messages
-from dsr_mailbot.send import Transport, drain_outbox
-from dsr_mailbot.source import HeaderRecord, MailSource
-from dsr_mailbot.store import Store, find_request_by_ref, get_cursor, record_event, save_cursor
-from dsr_mailbot.tokens import Token, find_token
+from dsr_mailbot.mailbox.archive import archive_pending
+from dsr_mailbot.mailbox.source import HeaderRecord, MailSource
+from dsr_mailbot.reading.classify import Classification, classify_subject
+from dsr_mailbot.reading.parse import Headers, parse_headers, parse_message
+from dsr_mailbot.replies.reply import Renderer
+from dsr_mailbot.replies.send import Transport, drain_outbox
+from dsr_mailbot.store.database import Store, find_request_by_ref, get_cursor, record_event, save_cursor
+from dsr_mailbot.store.erasure import erase_due_users
+from dsr_mailbot.store.keys import Keyring
+from dsr_mailbot.store.models import AuditEvent, Request, RequestKind, RequestState, utcnow
+from dsr_mailbot.trust.bounces import find_bounced_reply, is_delivery_report, is_report
+from dsr_mailbot.trust.loops import loop_reason
+from dsr_mailbot.trust.own_mail import our_messages
+from dsr_mailbot.trust.tokens import Token, find_token
 
 log = logging.getLogger("dsr_mailbot")
 BOUNCE_FETCH_BYTES = 256 * 1024  # a delivery report names the bounced message near its top

@@ -17,12 +17,12 @@ from typing import Any, cast
 from sqlmodel import select
 
 from dsr_mailbot.addresses import normalise_address
-from dsr_mailbot.app import run_once_from_config
 from dsr_mailbot.config import Config, load_config
-from dsr_mailbot.keys import Keyring, keyring_for
-from dsr_mailbot.models import AuditEvent, OutboxMessage, Request, User, utcnow
 from dsr_mailbot.pipeline import RunReport
-from dsr_mailbot.store import Store, find_user_by_email
+from dsr_mailbot.service.app import run_once_from_config
+from dsr_mailbot.store.database import Store, find_user_by_email
+from dsr_mailbot.store.keys import Keyring, keyring_for
+from dsr_mailbot.store.models import AuditEvent, OutboxMessage, Request, User, utcnow
 from tests.servers import ImapAccount, SmtpServer
 
 REPO = Path(__file__).resolve().parents[1]

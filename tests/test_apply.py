@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dsr_mailbot.apply import apply_optout, apply_update, apply_withdrawal
-from dsr_mailbot.extract import Problem, UpdateIntent
-from dsr_mailbot.models import RequestState, User
+from dsr_mailbot.intents.apply import apply_optout, apply_update, apply_withdrawal
+from dsr_mailbot.reading.extract import Problem, UpdateIntent
+from dsr_mailbot.store.models import RequestState, User
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

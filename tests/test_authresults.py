@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dsr_mailbot.authresults import check_authentication, trusted_results
-from dsr_mailbot.parse import parse_headers
+from dsr_mailbot.reading.parse import parse_headers
+from dsr_mailbot.trust.authresults import check_authentication, trusted_results
 
 MX = "mx.smarthings.kz"
 OUR_RECEIVED = ("Received: from mail.example.kz (mail.example.kz [192.0.2.1]) by mx.smarthings.kz with ESMTPS id X;"

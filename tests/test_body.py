@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from dsr_mailbot.body import html_to_text, reply_text
-from dsr_mailbot.parse import parse_message
+from dsr_mailbot.reading.body import html_to_text, reply_text
+from dsr_mailbot.reading.parse import parse_message
 
 
 def test_html_to_text_keeps_lines_and_drops_scripts_styles_and_quotes() -> None:

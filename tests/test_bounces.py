@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dsr_mailbot.bounces import find_bounced_reply, is_report
-from dsr_mailbot.keys import Keyring
-from dsr_mailbot.parse import parse_headers
-from dsr_mailbot.reply import reply_message_id
+from dsr_mailbot.reading.parse import parse_headers
+from dsr_mailbot.store.keys import Keyring
+from dsr_mailbot.trust.bounces import find_bounced_reply, is_report
+from dsr_mailbot.trust.own_mail import reply_message_id
 
 KEYS = Keyring(b"k" * 32)
 

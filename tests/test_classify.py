@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from dsr_mailbot.classify import classify_subject, detect_language, normalise_subject, request_language
-from dsr_mailbot.models import RequestKind
-from dsr_mailbot.parse import parse_headers, parse_message
+from dsr_mailbot.reading.classify import classify_subject, detect_language, normalise_subject, request_language
+from dsr_mailbot.reading.parse import parse_headers, parse_message
+from dsr_mailbot.store.models import RequestKind
 
 UPD, WDR, OPT = RequestKind.UPDATE, RequestKind.WITHDRAW, RequestKind.OPTOUT
 

@@ -103,7 +103,7 @@ def test_uninitialised_database_exits_78(bot: Bot, tmp_path: Path) -> None:
 
 def test_a_second_cron_run_exits_0_while_the_first_holds_the_lock(bot_any_db: Bot) -> None:
     """A file lock beside SQLite, a PostgreSQL advisory lock: either way the second run leaves at once."""
-    from dsr_mailbot.locks import run_lock_for
+    from dsr_mailbot.service.locks import run_lock_for
 
     bot = bot_any_db
     bot.add_user("ivan@example.ru", marketing_consent=True)

@@ -88,7 +88,7 @@ def test_passwords_never_appear_in_repr(tmp_path: Path) -> None:
 )
 def test_mistakes_are_named(tmp_path: Path, text: str, named: str | None) -> None:
     if named is None:  # checked when the store is opened, not when the file is read
-        from dsr_mailbot.store import Store
+        from dsr_mailbot.store.database import Store
 
         config = load_config(write(tmp_path, text))
         with pytest.raises(ConfigError, match="database"):

@@ -237,7 +237,7 @@ def test_sigterm_under_load_loses_nothing(bot: Bot) -> None:
     daemon_config(bot, poll=1)
     people = [f"user{n}@example.kz" for n in range(150)]
     with bot.store.transaction() as session:
-        from dsr_mailbot.models import User
+        from dsr_mailbot.store.models import User
 
         for address in people:
             session.add(User(email=address, marketing_consent=True))
@@ -263,8 +263,8 @@ def test_sigterm_under_load_loses_nothing(bot: Bot) -> None:
 
 def test_threads_of_one_daemon_never_send_one_reply_twice(bot: Bot) -> None:
     """The watcher and the outbox job both drain the outbox; on SQLite they take turns."""
-    from dsr_mailbot.models import OutboxMessage
-    from dsr_mailbot.send import FileTransport, drain_outbox
+    from dsr_mailbot.replies.send import FileTransport, drain_outbox
+    from dsr_mailbot.store.models import OutboxMessage
 
     with bot.store.transaction() as session:
         for n in range(200):
@@ -286,9 +286,9 @@ def test_withdrawn_users_are_erased_when_their_date_comes(bot: Bot) -> None:
     """The erasure job: the user row goes, the audit trail keeps only that it happened and why."""
     from datetime import timedelta
 
-    from dsr_mailbot.erasure import erase_due_users
-    from dsr_mailbot.keys import keyring_for
-    from dsr_mailbot.models import utcnow
+    from dsr_mailbot.store.erasure import erase_due_users
+    from dsr_mailbot.store.keys import keyring_for
+    from dsr_mailbot.store.models import utcnow
 
     bot.add_user(IVAN, marketing_consent=True, phone="+77011112233")
     bot.add_user("anna@example.kz", marketing_consent=True)

@@ -12,8 +12,8 @@ from rich.console import Console
 
 from dsr_mailbot.config import load_config
 from dsr_mailbot.demo import run_demo, sample_messages
-from dsr_mailbot.store import Store, all_requests
-from dsr_mailbot.users import export_users
+from dsr_mailbot.store.database import Store, all_requests
+from dsr_mailbot.store.users import export_users
 
 
 def test_demo_applies_requests_answers_them_and_leaves_other_mail(tmp_path: Path) -> None:

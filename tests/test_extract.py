@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dsr_mailbot.extract import (
+from dsr_mailbot.reading.extract import (
     Problem,
     extract_update,
     normalise_email,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dsr_mailbot.errors import ConfigError
-from dsr_mailbot.keys import Keyring, load_or_create_keyring
+from dsr_mailbot.store.keys import Keyring, load_or_create_keyring
 
 
 def test_key_file_is_created_private_and_reused(tmp_path: Path) -> None:
@@ -40,7 +40,7 @@ def test_subject_refs_hide_the_address_and_ignore_case() -> None:
 
 def test_a_key_given_in_the_configuration_replaces_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from dsr_mailbot.config import load_config
-    from dsr_mailbot.keys import keyring_for
+    from dsr_mailbot.store.keys import keyring_for
 
     monkeypatch.setenv("DSR_KEY", "ab" * 32)
     config_path = tmp_path / "c.toml"
@@ -59,7 +59,7 @@ def test_processes_starting_together_agree_on_one_key(tmp_path: Path) -> None:
 
     path = tmp_path / "bot.key"
     probe = (
-        "from pathlib import Path; from dsr_mailbot.keys import load_or_create_keyring as k; "
+        "from pathlib import Path; from dsr_mailbot.store.keys import load_or_create_keyring as k; "
         f"print(k(Path({str(path)!r})).secret.hex())"
     )
     procs = [subprocess.Popen([sys.executable, "-c", probe], stdout=subprocess.PIPE, text=True) for _ in range(8)]

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from dsr_mailbot.bounces import is_report
-from dsr_mailbot.loops import loop_reason
-from dsr_mailbot.parse import parse_headers
+from dsr_mailbot.reading.parse import parse_headers
+from dsr_mailbot.trust.bounces import is_report
+from dsr_mailbot.trust.loops import loop_reason
 
 OWN = ("support@smarthings.kz", "support@smarththings.kz")
 

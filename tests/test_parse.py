@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from dsr_mailbot.decode import decode_bytes, decode_header_text, known_charset
-from dsr_mailbot.parse import parse_headers, parse_message
+from dsr_mailbot.reading.decode import decode_bytes, decode_header_text, known_charset
+from dsr_mailbot.reading.parse import parse_headers, parse_message
 
 RU = "Обновление персональных данных"
 

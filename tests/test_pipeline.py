@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from dsr_mailbot.models import Request, RequestState, utcnow
-from dsr_mailbot.source_imap import ImapSource
+from dsr_mailbot.mailbox.imap import ImapSource
+from dsr_mailbot.store.models import Request, RequestState, utcnow
 from tests.harness import PROCESSED, Bot, mail, message_id_of
 
 IVAN = "ivan.petrov@example.ru"

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from dsr_mailbot.classify import classify_subject
 from dsr_mailbot.config import load_config
-from dsr_mailbot.parse import parse_message
-from dsr_mailbot.reading import named_addresses, objects, read_request
+from dsr_mailbot.facts import named_addresses, objects, read_request
+from dsr_mailbot.reading.classify import classify_subject
+from dsr_mailbot.reading.parse import parse_message
 from tests.harness import authenticated, mail
 
 

@@ -15,19 +15,18 @@ import pytest
 
 from dsr_mailbot.config import LANGUAGES
 from dsr_mailbot.errors import TemplateError
-from dsr_mailbot.keys import Keyring
-from dsr_mailbot.reply import (
+from dsr_mailbot.replies.reply import (
     OUTCOME_TEMPLATES,
     Renderer,
     build_message,
     encoded_words,
     format_date,
     mailbox_header,
-    our_messages,
-    reply_message_id,
     sample_context,
     thread_references,
 )
+from dsr_mailbot.store.keys import Keyring
+from dsr_mailbot.trust.own_mail import our_messages, reply_message_id
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -70,7 +69,7 @@ def test_dates_are_written_the_local_way() -> None:
 
 def test_every_template_sets_its_own_subject_and_no_subject_is_a_request_marker() -> None:
     """A reply keeps our subject; it must never read as a new request (nor quote the sender's words)."""
-    from dsr_mailbot.classify import classify_subject
+    from dsr_mailbot.reading.classify import classify_subject
 
     renderer = Renderer(operator_name="Shop")
     for language in LANGUAGES:
@@ -161,7 +160,7 @@ def test_templates_ship_inside_the_wheel_and_are_found_after_a_normal_install(tm
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target), str(wheel)],
                    capture_output=True, check=True, timeout=300)
     probe = (
-        "import dsr_mailbot.reply as r; d = r.default_templates_dir(); "
+        "import dsr_mailbot.replies.reply as r; d = r.default_templates_dir(); "
         f"assert str(d).startswith({str(target)!r}), d; r.Renderer(d).check(); print(d)"
     )
     env = {**os.environ, "PYTHONPATH": str(target)}
@@ -175,7 +174,7 @@ def test_every_template_output_passes_a_strict_parser() -> None:
     import re
     from email.policy import SMTP as SMTP_POLICY
 
-    from dsr_mailbot.reply import TEMPLATE_SPECS
+    from dsr_mailbot.replies.reply import TEMPLATE_SPECS
 
     strict = SMTP_POLICY.clone(raise_on_defect=True)
     renderer = Renderer(operator_name="SmartThings, LLP «Умные вещи»")

@@ -12,7 +12,7 @@ from email.policy import default as default_policy
 
 import pytest
 
-from dsr_mailbot.models import Request
+from dsr_mailbot.store.models import Request
 from tests.crafted import CRAFTED
 from tests.harness import (
     MX,
@@ -232,13 +232,14 @@ def test_whatever_fails_with_one_message_sets_only_that_message_aside(
     bot_any_db: Bot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Failures the fixes above do not foresee: at triage, at recording, and while sending one reply."""
-    from dsr_mailbot import lifecycle, pipeline, send
+    from dsr_mailbot import lifecycle, pipeline
+    from dsr_mailbot.replies import send
 
     bot = bot_any_db
     bot.add_user(IVAN, marketing_consent=True)
     bot.add_user(ANNA, marketing_consent=True)
     bot.add_user("petr@example.kz", marketing_consent=True)
-    from dsr_mailbot.classify import classify_subject as real_classify
+    from dsr_mailbot.reading.classify import classify_subject as real_classify
 
     real_record, real_send = lifecycle.record_received, send.SmtpTransport.send
 

@@ -7,9 +7,9 @@ from pathlib import Path
 from sqlmodel import select
 
 from dsr_mailbot.config import SmtpConfig
-from dsr_mailbot.models import AuditEvent, OutboxMessage
-from dsr_mailbot.send import FileTransport, SmtpTransport, drain_outbox
-from dsr_mailbot.store import Store
+from dsr_mailbot.replies.send import FileTransport, SmtpTransport, drain_outbox
+from dsr_mailbot.store.database import Store
+from dsr_mailbot.store.models import AuditEvent, OutboxMessage
 from tests.servers import SmtpServer, free_port
 
 MESSAGE = b"From: support@smarthings.kz\r\nTo: a@example.kz\r\nMessage-ID: <dsr.1.reply.x@smarthings.kz>\r\n\r\nhi\r\n"

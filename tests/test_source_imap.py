@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from dsr_mailbot.config import ImapConfig
-from dsr_mailbot.source_imap import ImapSource
+from dsr_mailbot.mailbox.imap import ImapSource
 from tests.harness import mail, message_id_of
 from tests.servers import ImapAccount
 

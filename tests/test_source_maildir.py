@@ -9,7 +9,7 @@ import pytest
 
 from dsr_mailbot.config import MaildirConfig
 from dsr_mailbot.errors import SourceError
-from dsr_mailbot.source_maildir import MaildirSource, ensure_maildir
+from dsr_mailbot.mailbox.maildir import MaildirSource, ensure_maildir
 from tests.harness import mail
 
 

@@ -10,8 +10,7 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from dsr_mailbot.errors import ConfigError, StoreError, StoreUnavailable
-from dsr_mailbot.models import AuditEvent, Request, User
-from dsr_mailbot.store import (
+from dsr_mailbot.store.database import (
     Store,
     find_request_by_ref,
     find_user_by_email,
@@ -19,6 +18,7 @@ from dsr_mailbot.store import (
     record_event,
     save_cursor,
 )
+from dsr_mailbot.store.models import AuditEvent, Request, User
 
 
 def make_request(message_id: str = "<m@x>") -> Request:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from dsr_mailbot.keys import Keyring
-from dsr_mailbot.parse import parse_headers
-from dsr_mailbot.tokens import NEW_ADDRESS, OWNER, Token, TokenStatus, check_token, find_token, make_token
+from dsr_mailbot.reading.parse import parse_headers
+from dsr_mailbot.store.keys import Keyring
+from dsr_mailbot.trust.tokens import NEW_ADDRESS, OWNER, Token, TokenStatus, check_token, find_token, make_token
 
 KEYS = Keyring(b"k" * 32)
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

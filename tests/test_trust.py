@@ -10,7 +10,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from dsr_mailbot.models import utcnow
+from dsr_mailbot.store.models import utcnow
 from tests.harness import MX, RECEIVED, TRUST, Bot, authenticated, mail, via_mx
 
 IVAN = "ivan.petrov@example.ru"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dsr_mailbot.store import Store
-from dsr_mailbot.users import CsvImportError, export_users, import_users, read_users_csv
+from dsr_mailbot.store.database import Store
+from dsr_mailbot.store.users import CsvImportError, export_users, import_users, read_users_csv
 
 HEADER = "email,phone,surname,first_name,patronymic,marketing_consent\n"
 

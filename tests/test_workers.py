@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dsr_mailbot.models import User
+from dsr_mailbot.store.models import User
 from tests.conftest import _fresh_tables
 from tests.harness import Bot, DaemonProcess, mail, wait_until
 from tests.servers import ImapAccount, SmtpServer

@@ -1,6 +1,6 @@
 """Stage 5: carry out a verified request on the user's record.
 
-The functions change the :class:`~dsr_mailbot.models.User` they are given
+The functions change the :class:`~dsr_mailbot.store.models.User` they are given
 (the caller's transaction persists it) and return an :class:`Outcome` that
 says which reply to send and what to record.  They do no IO of their own:
 the one question that needs the store ("is this e-mail address someone
@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from dsr_mailbot.deadlines import erasure_due_at
-from dsr_mailbot.extract import FIELDS, Problem, UpdateIntent
-from dsr_mailbot.models import RequestState, User
+from dsr_mailbot.intents.deadlines import erasure_due_at
+from dsr_mailbot.reading.extract import FIELDS, Problem, UpdateIntent
+from dsr_mailbot.store.models import RequestState, User
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from dsr_mailbot.models import RequestKind
+from dsr_mailbot.store.models import RequestKind
 
 RESPONSE_PERIOD: dict[RequestKind, timedelta] = {
     RequestKind.UPDATE: timedelta(days=1),

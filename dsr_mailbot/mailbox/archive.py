@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dsr_mailbot.faults import crash_point
-from dsr_mailbot.models import Request, utcnow
-from dsr_mailbot.source import MailSource
-from dsr_mailbot.store import Store, requests_awaiting_archive
+from dsr_mailbot.mailbox.source import MailSource
+from dsr_mailbot.store.database import Store, requests_awaiting_archive
+from dsr_mailbot.store.models import Request, utcnow
 
 
 @dataclass

@@ -31,7 +31,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 
 from dsr_mailbot.config import ImapConfig
 from dsr_mailbot.errors import ConfigError, SourceError, SourceUnavailable
-from dsr_mailbot.source import FetchedMessage, HeaderRecord
+from dsr_mailbot.mailbox.source import FetchedMessage, HeaderRecord
 
 CONNECT_TIMEOUT_SECONDS = 15
 IDLE_CHECK_SECONDS = 1.0

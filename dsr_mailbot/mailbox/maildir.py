@@ -22,8 +22,8 @@ from threading import Event
 
 from dsr_mailbot.config import MaildirConfig
 from dsr_mailbot.errors import SourceError, SourceUnavailable
-from dsr_mailbot.parse import header_block, parse_headers
-from dsr_mailbot.source import FetchedMessage, HeaderRecord
+from dsr_mailbot.mailbox.source import FetchedMessage, HeaderRecord
+from dsr_mailbot.reading.parse import header_block, parse_headers
 
 UIDLIST_NAME = "dsr-mailbot-uidlist"
 _HEADER_LIMIT = 1024 * 1024

@@ -1,15 +1,17 @@
-"""Stage 1: where messages come from — the mailbox interface, and a factory for it.
+"""Stage 1: where messages come from — the mailbox interface.
 
 A :class:`MailSource` is a mailbox the bot may read without changing and
 from which it moves only request messages.  Two implementations:
 
-- :class:`~dsr_mailbot.source_imap.ImapSource`, the support mailbox over IMAP;
-- :class:`~dsr_mailbot.source_maildir.MaildirSource`, a local Maildir (the
+- :class:`~dsr_mailbot.mailbox.imap.ImapSource`, the support mailbox over IMAP;
+- :class:`~dsr_mailbot.mailbox.maildir.MaildirSource`, a local Maildir (the
   demo, and operators whose MTA delivers to disk).
 
 Both give messages IMAP-style identities, (UIDVALIDITY, UID): UIDs only
 grow, and a new UIDVALIDITY means old UIDs mean nothing any more.  Reading
 never sets \\Seen (IMAP ``BODY.PEEK``; Maildir files are only opened).
+The wiring (:func:`dsr_mailbot.service.app.open_source`) picks one; the
+adapters and this protocol never import each other.
 """
 
 from __future__ import annotations
@@ -19,8 +21,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from threading import Event
 from typing import Protocol
-
-from dsr_mailbot.config import Config
 
 
 @dataclass(frozen=True)
@@ -65,15 +65,3 @@ class MailSource(Protocol):
 
     def close(self) -> None:
         """Disconnect; never raises."""
-
-
-def open_source(config: Config) -> MailSource:
-    """The mailbox the configuration names (not yet opened)."""
-    if config.imap is not None:
-        from dsr_mailbot.source_imap import ImapSource
-
-        return ImapSource(config.imap)
-    assert config.maildir is not None
-    from dsr_mailbot.source_maildir import MaildirSource
-
-    return MaildirSource(config.maildir)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from dsr_mailbot.models import RequestKind
+from dsr_mailbot.store.models import RequestKind
 
 Language = str  # "ru" | "kk" | "en"
 

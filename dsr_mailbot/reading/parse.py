@@ -41,8 +41,8 @@ from typing import Literal
 import mailparser
 
 from dsr_mailbot.addresses import sender_address
-from dsr_mailbot.body import html_to_text
-from dsr_mailbot.decode import clean_text, decode_bytes, decode_header_text
+from dsr_mailbot.reading.body import html_to_text
+from dsr_mailbot.reading.decode import clean_text, decode_bytes, decode_header_text
 
 BodyKind = Literal["plain", "html", "none"]
 _MSGID = re.compile(r"<[^<>\s]+>")

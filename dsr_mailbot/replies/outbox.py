@@ -19,16 +19,16 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from dsr_mailbot.config import Config
-from dsr_mailbot.keys import Keyring
-from dsr_mailbot.models import OutboxMessage, Request
-from dsr_mailbot.reply import (
+from dsr_mailbot.replies.reply import (
     TEMPLATE_SPECS,
     Renderer,
     ReplyContent,
     build_message,
-    reply_message_id,
     thread_references,
 )
+from dsr_mailbot.store.keys import Keyring
+from dsr_mailbot.store.models import OutboxMessage, Request
+from dsr_mailbot.trust.own_mail import reply_message_id
 
 
 def mask_address(address: str) -> str:

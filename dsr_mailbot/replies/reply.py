@@ -33,7 +33,6 @@ writes RFC 2047 words of 76 characters (RFC 2047 §2 allows 75).
 from __future__ import annotations
 
 import base64
-import hmac
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,7 +50,7 @@ import jinja2
 
 from dsr_mailbot.config import LANGUAGES
 from dsr_mailbot.errors import TemplateError
-from dsr_mailbot.keys import Keyring
+from dsr_mailbot.trust.own_mail import LOOP_MARKER_HEADER
 
 
 @dataclass(frozen=True)
@@ -74,8 +73,6 @@ TEMPLATES: tuple[TemplateSpec, ...] = (
 )
 TEMPLATE_SPECS = {spec.name: spec for spec in TEMPLATES}
 OUTCOME_TEMPLATES = tuple(spec.name for spec in TEMPLATES)
-LOOP_MARKER_HEADER = "X-DSR-Mailbot"
-_OUR_ID = re.compile(r"<dsr\.(\d{1,12})\.([a-z_]{1,30})\.([0-9a-f]{20})(?:\.DSR-[\w-]{1,80})?@[^<>\s]{1,255}>")
 MAX_WORD_BYTES = 42  # UTF-8 bytes per encoded word: 56 base64 characters, 68 with =?utf-8?b?…?=
 
 _EN_MONTHS = (
@@ -88,7 +85,7 @@ def default_templates_dir() -> Path:
     packaged = resources.files("dsr_mailbot") / "templates"
     if packaged.is_dir():
         return Path(str(packaged))
-    return Path(__file__).resolve().parent.parent / "templates"
+    return Path(__file__).resolve().parents[2] / "templates"
 
 
 def format_date(value: date | datetime, language: str) -> str:
@@ -196,32 +193,6 @@ def sample_context() -> dict[str, Any]:
         reason="sample reason",
         reference="42",
     ).as_context("ru", "UTC", day)
-
-
-def reply_message_tag(keyring: Keyring, request_id: int, purpose: str) -> str:
-    return keyring.digest("message-id", f"{request_id}:{purpose}")[:20]
-
-
-def reply_message_id(keyring: Keyring, request_id: int, purpose: str, domain: str, token: str | None = None) -> str:
-    """``<dsr.<request>.<purpose>.<tag>[.<token>]@domain>``: the same for the same request and purpose."""
-    tag = reply_message_tag(keyring, request_id, purpose)
-    suffix = f".{token}" if token else ""
-    return f"<dsr.{request_id}.{purpose}.{tag}{suffix}@{domain}>"
-
-
-@dataclass(frozen=True)
-class OurMessage:
-    request_id: int
-    purpose: str
-
-
-def our_messages(keyring: Keyring, text: str) -> list[OurMessage]:
-    """The bot's own messages named in ``text`` (Message-IDs whose keyed tag checks out; forged ones are not)."""
-    found: list[OurMessage] = []
-    for request_id, purpose, tag in _OUR_ID.findall(text):
-        if hmac.compare_digest(reply_message_tag(keyring, int(request_id), purpose), tag):
-            found.append(OurMessage(int(request_id), purpose))
-    return found
 
 
 def encoded_words(text: str, max_bytes: int = MAX_WORD_BYTES) -> list[str]:

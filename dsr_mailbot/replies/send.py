@@ -33,8 +33,8 @@ from sqlmodel import Session, select
 from dsr_mailbot.config import SmtpConfig
 from dsr_mailbot.errors import ConfigError, DsrMailbotError, SendError, SendUnavailable
 from dsr_mailbot.faults import crash_point
-from dsr_mailbot.models import OutboxMessage, OutboxState, utcnow
-from dsr_mailbot.store import Store, queued_outbox, record_event
+from dsr_mailbot.store.database import Store, queued_outbox, record_event
+from dsr_mailbot.store.models import OutboxMessage, OutboxState, utcnow
 
 
 class Transport(Protocol):

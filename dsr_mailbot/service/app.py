@@ -11,12 +11,22 @@ from collections.abc import Callable
 from datetime import datetime
 
 from dsr_mailbot.config import Config
-from dsr_mailbot.keys import keyring_for
+from dsr_mailbot.mailbox.imap import ImapSource
+from dsr_mailbot.mailbox.maildir import MaildirSource
+from dsr_mailbot.mailbox.source import MailSource
 from dsr_mailbot.pipeline import RunReport, Services, run_once
-from dsr_mailbot.reply import Renderer
-from dsr_mailbot.send import FileTransport, SmtpTransport, Transport
-from dsr_mailbot.source import open_source
-from dsr_mailbot.store import Store
+from dsr_mailbot.replies.reply import Renderer
+from dsr_mailbot.replies.send import FileTransport, SmtpTransport, Transport
+from dsr_mailbot.store.database import Store
+from dsr_mailbot.store.keys import keyring_for
+
+
+def open_source(config: Config) -> MailSource:
+    """The mailbox the configuration names (not yet opened)."""
+    if config.imap is not None:
+        return ImapSource(config.imap)
+    assert config.maildir is not None
+    return MaildirSource(config.maildir)
 
 
 def make_transport(config: Config) -> Transport:

@@ -39,13 +39,12 @@ from types import FrameType
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from dsr_mailbot.app import build_services
-from dsr_mailbot.backoff import Backoff, Outages, server_of
 from dsr_mailbot.config import Config, load_config
 from dsr_mailbot.errors import ConfigError, DsrMailbotError
-from dsr_mailbot.locks import RunLock, run_lock_for
 from dsr_mailbot.pipeline import RunReport, Services, erase_due, expire_unconfirmed, process_mailbox, send_queued
-from dsr_mailbot.source import open_source
+from dsr_mailbot.service.app import build_services, open_source
+from dsr_mailbot.service.backoff import Backoff, Outages, server_of
+from dsr_mailbot.service.locks import RunLock, run_lock_for
 
 log = logging.getLogger("dsr_mailbot")
 EX_OK, EX_SOFTWARE, EX_TEMPFAIL, EX_CONFIG = 0, 1, 75, 78

@@ -26,7 +26,7 @@ from sqlalchemy import BigInteger, Connection, literal, select
 from sqlalchemy import func as sql_func
 
 from dsr_mailbot.errors import StoreUnavailable
-from dsr_mailbot.store import Store
+from dsr_mailbot.store.database import Store
 
 
 class RunLock(Protocol):

@@ -28,7 +28,7 @@ from sqlmodel import Session, SQLModel, create_engine, select
 
 from dsr_mailbot.addresses import normalise_address
 from dsr_mailbot.errors import ConfigError, StoreConflict, StoreError, StoreUnavailable
-from dsr_mailbot.models import (
+from dsr_mailbot.store.models import (
     AuditEvent,
     MailboxCursor,
     OutboxMessage,

@@ -25,9 +25,9 @@ from datetime import datetime
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
-from dsr_mailbot.keys import Keyring
-from dsr_mailbot.models import OutboxMessage, OutboxState, Request, User
-from dsr_mailbot.store import record_event
+from dsr_mailbot.store.database import record_event
+from dsr_mailbot.store.keys import Keyring
+from dsr_mailbot.store.models import OutboxMessage, OutboxState, Request, User
 
 ERASED_FIELDS = ("email", "phone", "surname", "first_name", "patronymic")
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from dsr_mailbot.extract import normalise_email, normalise_name, normalise_phone
-from dsr_mailbot.models import User, utcnow
-from dsr_mailbot.store import Store, all_users, find_user_by_email, record_event
+from dsr_mailbot.reading.extract import normalise_email, normalise_name, normalise_phone
+from dsr_mailbot.store.database import Store, all_users, find_user_by_email, record_event
+from dsr_mailbot.store.models import User, utcnow
 
 CSV_COLUMNS = ("email", "phone", "surname", "first_name", "patronymic", "marketing_consent")
 _TRUE = {"1", "true", "yes", "y", "да", "иә", "on"}

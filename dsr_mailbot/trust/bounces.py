@@ -15,9 +15,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from dsr_mailbot.keys import Keyring
-from dsr_mailbot.parse import Headers
-from dsr_mailbot.reply import our_messages
+from dsr_mailbot.reading.parse import Headers
+from dsr_mailbot.store.keys import Keyring
+from dsr_mailbot.trust.own_mail import our_messages
 
 _STATUS = re.compile(r"^Status:\s*([245]\.\d{1,3}\.\d{1,3})", re.IGNORECASE | re.MULTILINE)
 

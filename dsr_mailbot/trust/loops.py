@@ -13,9 +13,9 @@ import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-from dsr_mailbot.classify import is_auto_reply_subject
-from dsr_mailbot.parse import Headers
-from dsr_mailbot.reply import LOOP_MARKER_HEADER
+from dsr_mailbot.reading.classify import is_auto_reply_subject
+from dsr_mailbot.reading.parse import Headers
+from dsr_mailbot.trust.own_mail import LOOP_MARKER_HEADER
 
 _DAEMON_LOCAL_PART = re.compile(
     r"^(mailer-daemon|postmaster|no[-_.]?reply|do[-_.]?not[-_.]?reply|bounces?|"

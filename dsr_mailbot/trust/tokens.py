@@ -21,8 +21,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from dsr_mailbot.keys import Keyring
-from dsr_mailbot.parse import Headers
+from dsr_mailbot.reading.parse import Headers
+from dsr_mailbot.store.keys import Keyring
 
 OWNER, NEW_ADDRESS = "o", "n"
 TOKEN = re.compile(r"DSR-(\d{1,12})-([on])-(\d{1,12})-([0-9a-fA-F]{20})")

@@ -19,8 +19,8 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dsr_mailbot.models import RequestKind, User
-from dsr_mailbot.parse import Headers
+from dsr_mailbot.reading.parse import Headers
+from dsr_mailbot.store.models import RequestKind, User
 
 
 class Verdict(enum.StrEnum):
