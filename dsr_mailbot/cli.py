@@ -92,9 +92,35 @@ def db() -> None:
 @db.command("init")
 @pass_state
 def db_init(state: CliState) -> int:
-    """Create the tables (safe to run again)."""
-    state.store().init_schema()
-    click.echo("database ready")
+    """Create the tables, or upgrade them to this version (safe to run again)."""
+    return _upgrade(state)
+
+
+@db.command("upgrade")
+@pass_state
+def db_upgrade(state: CliState) -> int:
+    """Upgrade the schema to this version's newest migration (creating it when empty)."""
+    return _upgrade(state)
+
+
+def _upgrade(state: CliState) -> int:
+    from dsr_mailbot.store.keys import keyring_for
+
+    config = state.config
+    revision = state.store().init_schema(keyring_for(config.secret_key, config.key_file))
+    click.echo(f"database ready (schema revision {revision})")
+    return EX_OK
+
+
+@db.command("current")
+@pass_state
+def db_current(state: CliState) -> int:
+    """Print the schema's revision and the newest one this version knows."""
+    from dsr_mailbot.store.schema import schema_state
+
+    found = schema_state(state.store().engine)
+    revision = found.revision or ("first release (no revision recorded)" if found.tables else "empty")
+    click.echo(f"current: {revision}\nhead: {found.head}")
     return EX_OK
 
 

@@ -110,6 +110,8 @@ def pg_database() -> Iterator[str]:
 def _fresh_tables(url: str) -> None:
     engine = create_engine(url)
     SQLModel.metadata.drop_all(engine)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
     engine.dispose()
 
 

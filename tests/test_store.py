@@ -127,13 +127,3 @@ def test_sqlite_write_lock_held_by_another_writer_is_temporary(tmp_path: Path) -
         other.execute("ROLLBACK")
         other.close()
         store.dispose()
-
-
-def test_tables_of_an_older_version_are_refused_with_a_clear_message(db_url: str) -> None:
-    store = Store(db_url)
-    store.init_schema()
-    with store.engine.begin() as conn:
-        conn.execute(text("ALTER TABLE outbox DROP COLUMN for_verified"))
-    with pytest.raises(ConfigError, match=r"older version.*for_verified"):
-        store.check_schema()
-    store.dispose()

@@ -21,13 +21,14 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, event, inspect
+from sqlalchemy import Engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlmodel import Session, SQLModel, create_engine, select
+from sqlmodel import Session, create_engine, select
 
 from dsr_mailbot.addresses import normalise_address
 from dsr_mailbot.errors import ConfigError, StoreConflict, StoreError, StoreUnavailable
+from dsr_mailbot.store.keys import Keyring
 from dsr_mailbot.store.models import (
     AuditEvent,
     MailboxCursor,
@@ -109,32 +110,30 @@ class Store:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    def init_schema(self) -> None:
+    def init_schema(self, keyring: Keyring | None = None) -> str:
+        """Create the tables, or upgrade them to the newest migration; return the revision (see schema.py)."""
+        from dsr_mailbot.store import schema
+
         try:
-            SQLModel.metadata.create_all(self.engine)
+            return schema.upgrade(self.engine, keyring)
         except sa_exc.SQLAlchemyError as exc:
             raise _translate(exc) from exc
 
     def check_schema(self) -> None:
-        """Fail with a clear message when ``db init`` has not been run, or the tables are an older version's."""
+        """Fail with a clear message when ``db init`` has not been run, or the schema is an older version's."""
+        from dsr_mailbot.store import schema
+
         try:
-            inspector = inspect(self.engine)
-            present = set(inspector.get_table_names())
-            missing = sorted(set(SQLModel.metadata.tables) - present)
-            if missing:
-                raise ConfigError(
-                    f"[database] url: tables missing ({', '.join(missing)}); run 'dsr-mailbot db init'"
-                )
-            for name, table in SQLModel.metadata.tables.items():
-                have = {column["name"] for column in inspector.get_columns(name)}
-                lacking = sorted(c.name for c in table.columns if c.name not in have)
-                if lacking:
-                    raise ConfigError(
-                        f"[database] url: table {name} was made by an older version (no {', '.join(lacking)}); "
-                        "see the README, 'Schema'"
-                    )
+            state = schema.schema_state(self.engine)
         except sa_exc.SQLAlchemyError as exc:
             raise _translate(exc) from exc
+        if not state.tables:
+            raise ConfigError("[database] url: tables missing; run 'dsr-mailbot db init'")
+        if not state.current:
+            raise ConfigError(
+                f"[database] url: the schema is at revision {state.revision or 'of the first release'}, "
+                f"this version needs {state.head}; run 'dsr-mailbot db upgrade'"
+            )
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
