@@ -23,6 +23,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dsr_mailbot.addresses import normalise_address
 from dsr_mailbot.errors import ConfigError
+from dsr_mailbot.intents.deadlines import (
+    DEFAULT_CALENDAR,
+    DEFAULT_PROFILES,
+    erasure_limit_days,
+    profiles,
+    supported_calendar,
+)
 
 if TYPE_CHECKING:
     from dsr_mailbot.store.database import Store
@@ -76,6 +83,9 @@ class PolicyConfig:
     operator_addresses: tuple[str, ...] = DEFAULT_OPERATOR_ADDRESSES
     operator_name: str = "SmartThings LLP"
     timezone: str = "Asia/Almaty"
+    # Legal deadline profiles (intents/deadlines.toml); the strictest due date wins.
+    deadline_profile: tuple[str, ...] = ("ru-152fz", "kz")
+    calendar: str = "KZ"  # whose public holidays and transferred working days count (the holidays package)
 
 
 Verification = Literal["auto", "always", "never"]
@@ -315,7 +325,14 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         operator_addresses=_addresses(policy_sec, "operator_addresses", DEFAULT_OPERATOR_ADDRESSES),
         operator_name=policy_sec.string("operator_name", "SmartThings LLP"),
         timezone=_timezone(policy_sec),
+        deadline_profile=_deadline_profiles(policy_sec),
+        calendar=_calendar(policy_sec),
     )
+    limit = erasure_limit_days(policy.deadline_profile)
+    if limit is not None and policy.erasure_delay_days > limit:
+        named = ", ".join(policy.deadline_profile)
+        raise ConfigError(f"[policy] erasure_delay_days: {policy.erasure_delay_days} is more than the {limit} "
+                          f"calendar days the law allows after a withdrawal (profile {named})")
 
     trust_sec = section("trust") or _Section("trust", {}, base_dir)
     authserv_id = trust_sec.string("authserv_id", None)
@@ -432,6 +449,23 @@ def _timezone(sec: _Section) -> str:
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(f"[policy] timezone: unknown time zone {name!r}") from exc
     return name
+
+
+def _deadline_profiles(section: _Section) -> tuple[str, ...]:
+    raw = section.table.get("deadline_profile", list(DEFAULT_PROFILES))
+    section.used.add("deadline_profile")
+    names = (raw,) if isinstance(raw, str) else tuple(raw) if isinstance(raw, list) else ()
+    known = sorted(profiles())
+    if not names or not all(isinstance(n, str) and n in known for n in names):
+        raise ConfigError(f"[policy] deadline_profile: expected one or a list of {', '.join(known)}, got {raw!r}")
+    return names
+
+
+def _calendar(section: _Section) -> str:
+    country = section.string("calendar", DEFAULT_CALENDAR).upper()
+    if not supported_calendar(country):
+        raise ConfigError(f"[policy] calendar: {country!r} is not a country code the holidays package knows")
+    return country
 
 
 def _addresses(section: _Section, key: str, default: tuple[str, ...]) -> tuple[str, ...]:

@@ -81,6 +81,7 @@ class Arrival:
 
 
 def _new_request(ctx: Context, arrival: Arrival, headers: Headers, kind: str, language: str) -> Request:
+    policy = ctx.config.policy
     return Request(
         message_ref=ctx.keyring.message_ref(headers.message_id),
         message_id=headers.message_id,
@@ -91,7 +92,7 @@ def _new_request(ctx: Context, arrival: Arrival, headers: Headers, kind: str, la
         state=RequestState.RECEIVED,
         language=language,
         received_at=arrival.received_at,
-        due_at=due_at(RequestKind(kind), arrival.received_at) if kind != RequestKind.CONFIRM else arrival.received_at,
+        due_at=due_at(kind, arrival.received_at, policy.deadline_profile, policy.calendar, policy.timezone),
         subject_ref=ctx.keyring.subject_ref(headers.sender) if headers.sender else "-",
         reply_address=headers.sender,
         thread=" ".join(headers.references) or None,

@@ -156,6 +156,8 @@ def test_templates_ship_inside_the_wheel_and_are_found_after_a_normal_install(tm
     names = zipfile.ZipFile(wheel).namelist()
     for language in LANGUAGES:
         assert f"dsr_mailbot/templates/{language}/update_applied.txt" in names
+    assert "dsr_mailbot/intents/deadlines.toml" in names  # the deadline profiles are data in the package
+    assert "dsr_mailbot/store/migrations/versions/0001_first_release.py" in names
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target), str(wheel)],
                    capture_output=True, check=True, timeout=300)

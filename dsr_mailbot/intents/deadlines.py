@@ -1,38 +1,114 @@
-"""When a request must be answered (pure).
+"""When a request must be answered, by law: deadline profiles as data, counted in a country's working days (pure).
 
-This is the first, deliberately simple rule set: calendar days per request
-kind, each no later than the strictest deadline in
-``../shared/legal-deadlines.md`` §5.1 for that kind, so that counting
-calendar days can only make the bot early, never late:
+The figures live in ``deadlines.toml`` beside this module, one line per
+profile and intent, each citing its row in ``../shared/legal-deadlines.md``:
 
-- update (correction): 152-FZ Art. 21 ч.2 gives 7 *working* days; KZ 94-V
-  Art. 25 may give 1 working day (unverified).  Due in 1 calendar day.
-- withdrawal of consent: the confirmation is due as an update; the data are
-  destroyed after ``[policy] erasure_delay_days`` (30 calendar days by
-  152-FZ Art. 21 ч.5), recorded on the user as ``erasure_due_at``.
-- marketing opt-out: "immediately" (152-FZ Art. 15, 38-FZ Art. 18): due at
-  receipt.
+- ``ru-152fz`` (the policy cites 152-FZ): update 7 working days, access and
+  questions 10 (+5 with a reasoned notice), withdrawal and opt-out at once,
+  destruction within 30 calendar days;
+- ``kz`` (the operator is in Kazakhstan; every KZ figure is UNVERIFIED there);
+- ``gdpr`` (for comparison): one calendar month.
 
-Working-day calendars per jurisdiction (production calendars with transfer
-tables) replace this module in a later issue; its interface, "kind and
-receipt time in, due time out", stays.
+``[policy] deadline_profile`` names one profile or several; the strictest
+(earliest) due date wins.  Working days are those of ``[policy] calendar``
+(a country code of the ``holidays`` package: public holidays and the
+transferred working days, e.g. KZ's observed Mondays).  Counting starts the
+day after receipt, in ``[policy] timezone``; a deadline of N days ends at
+the end of its N-th day there.  A confirmation being awaited pauses nothing.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import calendar as month_calendar
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
+from importlib import resources
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+import holidays
 
 from dsr_mailbot.store.models import RequestKind
 
-RESPONSE_PERIOD: dict[RequestKind, timedelta] = {
-    RequestKind.UPDATE: timedelta(days=1),
-    RequestKind.WITHDRAW: timedelta(days=1),
-    RequestKind.OPTOUT: timedelta(0),
-}
+Unit = Literal["working", "calendar", "months", "immediate"]
+DEFAULT_PROFILES = ("ru-152fz", "kz")
+DEFAULT_CALENDAR = "KZ"
 
 
-def due_at(kind: RequestKind, received_at: datetime) -> datetime:
-    return received_at + RESPONSE_PERIOD[kind]
+@dataclass(frozen=True)
+class Rule:
+    unit: Unit
+    count: int
+    cite: str
+    extension: int = 0  # further working days allowed once, with a reasoned notice
+    extension_months: int = 0
+
+
+@cache
+def profiles() -> Mapping[str, Mapping[str, Rule]]:
+    """Every shipped profile: intent name → its rule."""
+    text = (resources.files("dsr_mailbot.intents") / "deadlines.toml").read_text(encoding="utf-8")
+    return {
+        name: {intent: Rule(**fields) for intent, fields in rules.items()}
+        for name, rules in tomllib.loads(text).items()
+    }
+
+
+@cache
+def _calendar(country: str) -> holidays.HolidayBase:
+    return holidays.country_holidays(country)
+
+
+def supported_calendar(country: str) -> bool:
+    return country in holidays.list_supported_countries()
+
+
+def _end_of(day: date, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, time(23, 59, 59), zone).astimezone(UTC)
+
+
+def _add_months(day: date, months: int) -> date:
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    return date(year, month, min(day.day, month_calendar.monthrange(year, month)[1]))
+
+
+def due_by_rule(rule: Rule, received_at: datetime, country: str, timezone: str) -> datetime:
+    zone = ZoneInfo(timezone)
+    received_day = received_at.astimezone(zone).date()
+    if rule.unit == "immediate":
+        return received_at
+    if rule.unit == "calendar":
+        return _end_of(received_day + timedelta(days=rule.count), zone)
+    if rule.unit == "months":
+        return _end_of(_add_months(received_day, rule.count), zone)
+    days = _calendar(country)
+    day, counted = received_day, 0
+    while counted < rule.count:  # the day after receipt is the first that may count
+        day += timedelta(days=1)
+        counted += days.is_working_day(day)
+    return _end_of(day, zone)
+
+
+def due_at(kind: str, received_at: datetime, profile_names: Sequence[str] = DEFAULT_PROFILES,
+           country: str = DEFAULT_CALENDAR, timezone: str = "Asia/Almaty") -> datetime:
+    """The strictest due date of ``kind`` among the profiles (a confirmation is due at once)."""
+    if kind == RequestKind.CONFIRM:
+        return received_at
+    rules = [profiles()[name][kind] for name in profile_names if kind in profiles()[name]]
+    if not rules:
+        raise KeyError(f"no deadline for {kind!r} in profiles {', '.join(profile_names)}")
+    return min(due_by_rule(rule, received_at, country, timezone) for rule in rules)
+
+
+def erasure_limit_days(profile_names: Sequence[str]) -> int | None:
+    """The strictest calendar-day bound on destruction after a withdrawal, if a profile sets one."""
+    bounds = [profiles()[name]["erasure"].count for name in profile_names
+              if "erasure" in profiles()[name] and profiles()[name]["erasure"].unit == "calendar"]
+    return min(bounds) if bounds else None
 
 
 def erasure_due_at(received_at: datetime, erasure_delay_days: int) -> datetime:

@@ -1,0 +1,72 @@
+"""Legal deadlines: profiles as data, working days of the Kazakh calendar, the strictest profile wins."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import holidays
+import pytest
+
+from dsr_mailbot.intents.deadlines import due_at, erasure_limit_days, profiles
+from dsr_mailbot.store.models import RequestKind
+
+ALMATY = ZoneInfo("Asia/Almaty")
+KZ = holidays.country_holidays("KZ")
+
+
+def received(day: date, hour: int = 15) -> datetime:
+    return datetime.combine(day, time(hour), ALMATY).astimezone(UTC)
+
+
+def nth_working_day_after(day: date, n: int) -> date:
+    """Straight from the holidays package: the reference the bot's dates are checked against."""
+    while n:
+        day += timedelta(days=1)
+        n -= KZ.is_working_day(day)
+    return day
+
+
+def end_of(day: date) -> datetime:
+    return datetime.combine(day, time(23, 59, 59), ALMATY).astimezone(UTC)
+
+
+FRIDAY_BEFORE_NAURYZ = date(2026, 3, 20)  # 21–25 March 2026 off in KZ, observed days included
+FRIDAY_BEFORE_INDEPENDENCE_DAY = date(2026, 12, 11)
+
+
+@pytest.mark.parametrize("friday", [FRIDAY_BEFORE_NAURYZ, FRIDAY_BEFORE_INDEPENDENCE_DAY])
+@pytest.mark.parametrize(("profile", "kind", "days"), [
+    ("ru-152fz", "update", 7), ("ru-152fz", "access", 10), ("ru-152fz", "question", 10),
+    ("kz", "update", 1), ("kz", "withdraw", 1), ("kz", "access", 3), ("kz", "question", 3),
+])
+def test_working_days_skip_holidays_and_weekends(friday: date, profile: str, kind: str, days: int) -> None:
+    assert due_at(kind, received(friday), [profile]) == end_of(nth_working_day_after(friday, days))
+
+
+def test_the_first_working_day_after_nauryz_is_thursday() -> None:
+    """Receipt on Friday 20 March 2026: Saturday to Wednesday are off, so one working day ends on the 26th."""
+    assert due_at("update", received(FRIDAY_BEFORE_NAURYZ), ["kz"]) == end_of(date(2026, 3, 26))
+
+
+@pytest.mark.parametrize(("friday", "a_month_later"), [(FRIDAY_BEFORE_NAURYZ, date(2026, 4, 20)),
+                                                      (FRIDAY_BEFORE_INDEPENDENCE_DAY, date(2027, 1, 11))])
+def test_gdpr_counts_a_calendar_month_and_immediate_is_at_receipt(friday: date, a_month_later: date) -> None:
+    assert due_at("access", received(friday), ["gdpr"]) == end_of(a_month_later)
+    assert due_at("optout", received(friday), ["ru-152fz", "kz", "gdpr"]) == received(friday)
+
+
+def test_the_strictest_profile_wins_and_counting_starts_the_next_local_day() -> None:
+    late_evening = datetime.combine(date(2026, 11, 26), time(23, 30), ALMATY).astimezone(UTC)  # still the 26th there
+    both = due_at("update", late_evening, ["ru-152fz", "kz"])
+    assert both == due_at("update", late_evening, ["kz"]) == end_of(date(2026, 11, 27))
+    assert due_at("update", late_evening, ["ru-152fz"]) > both
+    assert due_at(RequestKind.CONFIRM, late_evening) == late_evening
+
+
+def test_every_profile_cites_its_source_and_every_intent_has_a_deadline_in_every_profile() -> None:
+    for name, rules in profiles().items():
+        for intent in ("update", "withdraw", "optout", "access", "question"):
+            assert intent in rules, (name, intent)
+        assert all("§" in rule.cite for rule in rules.values()), name
+    assert erasure_limit_days(["ru-152fz", "kz"]) == 30 and erasure_limit_days(["gdpr"]) is None
