@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -165,11 +166,13 @@ class ImapAccount:
             with contextlib.suppress(Exception):
                 client.logout()
 
-    def append(self, data: bytes, folder: str = "INBOX", flags: tuple[bytes, ...] = ()) -> int:
+    def append(self, data: bytes, folder: str = "INBOX", flags: tuple[bytes, ...] = (),
+               arrived: datetime | None = None) -> int:
+        """APPEND a message; ``arrived`` sets its INTERNALDATE (when it reached the mailbox)."""
         with self.client() as client:
             if not client.folder_exists(folder):
                 client.create_folder(folder)
-            response = client.append(folder, data, flags=flags)
+            response = client.append(folder, data, flags=flags, msg_time=arrived)
         text = response.decode() if isinstance(response, bytes) else str(response)
         return int(text.split("APPENDUID", 1)[1].split("]")[0].split()[1])
 

@@ -119,3 +119,28 @@ def test_a_second_cron_run_exits_0_while_the_first_holds_the_lock(bot_any_db: Bo
     assert second.stderr.count("\n") == 1 and "another run holds the mailbox" in second.stderr
     assert bot.requests() == []
     assert bot.cli("run", "--once").returncode == 0 and len(bot.requests()) == 1
+
+
+def test_requests_overdue_lists_late_and_soon_due_requests_and_exits_1_when_one_is_late(bot: Bot) -> None:
+    """Requests appended with an old INTERNALDATE: their clock started then, and runs while they wait."""
+    from datetime import timedelta
+
+    from dsr_mailbot.store.models import utcnow
+
+    bot.add_user("ivan@example.ru", phone="+77011112233")
+    conflicting = "Телефон: 8 701 765 43 21\nТелефон: 8 701 000 00 00"  # goes to review and stays open
+    bot.account.append(mail("ivan@example.ru", "Обновление персональных данных", conflicting),
+                       arrived=utcnow() - timedelta(days=20))
+    bot.account.append(mail("ivan@example.ru", "Personal data update", conflicting))  # received now
+    bot.run()
+    late, fresh = bot.requests()
+    assert (late.state, fresh.state) == ("review", "review")
+
+    listed = bot.cli("requests", "overdue", "--within", "10", "--format", "json")
+    quiet = bot.cli("requests", "overdue", "--within", "0")
+
+    assert listed.returncode == 1, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [(r["id"], r["late"]) for r in rows] == [(late.id, True), (fresh.id, False)]
+    assert rows[0]["due_at"].endswith("+05:00") and "ivan" not in listed.stdout  # local time, no personal data
+    assert quiet.returncode == 1 and "1 late, 0 due" in quiet.stdout

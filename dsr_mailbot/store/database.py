@@ -30,11 +30,13 @@ from dsr_mailbot.addresses import normalise_address
 from dsr_mailbot.errors import ConfigError, StoreConflict, StoreError, StoreUnavailable
 from dsr_mailbot.store.keys import Keyring
 from dsr_mailbot.store.models import (
+    FINAL_STATES,
     AuditEvent,
     MailboxCursor,
     OutboxMessage,
     OutboxState,
     Request,
+    RequestKind,
     RequestState,
     User,
     utcnow,
@@ -175,6 +177,19 @@ def requests_awaiting_archive(session: Session, source: str) -> Sequence[Request
             Request.state.not_in([RequestState.IGNORED, RequestState.RECEIVED]),  # type: ignore[attr-defined]
         )
         .order_by(Request.id)  # type: ignore[arg-type]
+    ).all()
+
+
+def open_requests_due_by(session: Session, moment: datetime) -> Sequence[Request]:
+    """Requests still open (not closed, not confirmations) whose due date is at or before ``moment``."""
+    return session.exec(
+        select(Request)
+        .where(
+            Request.state.not_in(list(FINAL_STATES)),  # type: ignore[attr-defined]
+            Request.kind != RequestKind.CONFIRM,
+            Request.due_at <= moment,
+        )
+        .order_by(Request.due_at)  # type: ignore[arg-type]
     ).all()
 
 
