@@ -86,6 +86,7 @@ class PolicyConfig:
     # Legal deadline profiles (intents/deadlines.toml); the strictest due date wins.
     deadline_profile: tuple[str, ...] = ("ru-152fz", "kz")
     calendar: str = "KZ"  # whose public holidays and transferred working days count (the holidays package)
+    digest_time: tuple[int, int] = (9, 0)  # local (hour, minute) of the daemon's daily digest to the operator
 
 
 Verification = Literal["auto", "always", "never"]
@@ -327,6 +328,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         timezone=_timezone(policy_sec),
         deadline_profile=_deadline_profiles(policy_sec),
         calendar=_calendar(policy_sec),
+        digest_time=_clock_time(policy_sec, "digest_time", "09:00"),
     )
     limit = erasure_limit_days(policy.deadline_profile)
     if limit is not None and policy.erasure_delay_days > limit:
@@ -459,6 +461,14 @@ def _deadline_profiles(section: _Section) -> tuple[str, ...]:
     if not names or not all(isinstance(n, str) and n in known for n in names):
         raise ConfigError(f"[policy] deadline_profile: expected one or a list of {', '.join(known)}, got {raw!r}")
     return names
+
+
+def _clock_time(section: _Section, key: str, default: str) -> tuple[int, int]:
+    value = section.string(key, default)
+    hour, _, minute = value.partition(":")
+    if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60 and len(minute) == 2):
+        raise ConfigError(f"[{section.name}] {key}: expected a time like \"09:00\", got {value!r}")
+    return int(hour), int(minute)
 
 
 def _calendar(section: _Section) -> str:

@@ -81,6 +81,7 @@ def test_passwords_never_appear_in_repr(tmp_path: Path) -> None:
         (IMAP + '[policy]\ntimezone = "Mars/Olympus"\n', "[policy] timezone"),
         (IMAP + '[policy]\ndeadline_profile = "ccpa"\n', "[policy] deadline_profile"),
         (IMAP + '[policy]\ncalendar = "XX"\n', "[policy] calendar"),
+        (IMAP + '[policy]\ndigest_time = "25:00"\n', "[policy] digest_time"),
         (IMAP + "[policy]\nerasure_delay_days = 31\n", "more than the 30 calendar days"),
         (IMAP + '[datbase]\nurl = "x"\n', "[datbase]: unknown section"),
         (IMAP + '[database]\nurl = "mysql://x"\n', None),

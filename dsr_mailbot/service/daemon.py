@@ -42,6 +42,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from dsr_mailbot.config import Config, load_config
 from dsr_mailbot.errors import ConfigError, DsrMailbotError
 from dsr_mailbot.pipeline import RunReport, Services, erase_due, expire_unconfirmed, process_mailbox, send_queued
+from dsr_mailbot.replies.digest import queue_digest
 from dsr_mailbot.service.app import build_services, open_source
 from dsr_mailbot.service.backoff import Backoff, Outages, server_of
 from dsr_mailbot.service.locks import RunLock, run_lock_for
@@ -192,6 +193,9 @@ class Daemon:
         scheduler.add_job(self._send, "interval", seconds=interval, id="outbox", replace_existing=True)
         scheduler.add_job(self._expire, "interval", seconds=interval, id="expiry", replace_existing=True)
         scheduler.add_job(self._erase, "interval", seconds=max(interval, 300), id="erasure", replace_existing=True)
+        hour, minute = self.config.policy.digest_time
+        scheduler.add_job(self._digest, "cron", hour=hour, minute=minute, timezone=self.config.policy.timezone,
+                          id="digest", replace_existing=True, misfire_grace_time=3600)
         return scheduler
 
     def _send(self) -> None:
@@ -223,6 +227,16 @@ class Daemon:
                 log.info("erased %s user(s) whose erasure date had come", report.erased)
 
         self._job(erase)
+
+    def _digest(self) -> None:
+        def digest() -> None:
+            with self.services.store.transaction() as session:
+                queued = queue_digest(session, self.config, self.services.keyring, self.services.clock())
+            if queued:
+                log.info("daily digest queued to %s operator address(es)", queued)
+                self._send()
+
+        self._job(digest)
 
     def _job(self, work: Callable[[], None]) -> None:
         try:

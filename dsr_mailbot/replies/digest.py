@@ -1,0 +1,69 @@
+"""The daily digest for the operator: what is late and what falls due soon (no personal data).
+
+The daemon queues it every day at ``[policy] digest_time`` (local time), one
+message to each operator address, through the outbox like every reply.  It
+lists request numbers, intents, states, review reasons and dates, never an
+address, a name or a subject.  Its Message-ID is made from the day, so a
+second run on the same day (a restart, two workers) queues nothing more.
+Nothing is sent on a day with nothing late or due soon.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, select
+
+from dsr_mailbot.config import Config
+from dsr_mailbot.intents.deadlines import Rule, due_by_rule
+from dsr_mailbot.replies.reply import build_message
+from dsr_mailbot.store.database import open_requests_due_by
+from dsr_mailbot.store.keys import Keyring
+from dsr_mailbot.store.models import OutboxMessage, Request
+
+SOON_WORKING_DAYS = 2
+
+
+def digest_text(rows: Sequence[Request], now: datetime, timezone: str) -> tuple[str, str]:
+    """Subject and body of the digest for these requests (pure)."""
+    zone = ZoneInfo(timezone)
+    late = [r for r in rows if r.due_at < now]
+    day = now.astimezone(zone).date().isoformat()
+    subject = f"DSR digest {day}: {len(late)} late, {len(rows) - len(late)} due soon"
+    lines = [f"Open data-subject requests that are late or due within {SOON_WORKING_DAYS} working days.", ""]
+    for row in rows:
+        flag = "LATE" if row.due_at < now else "soon"
+        reason = f" ({row.reason})" if row.reason else ""
+        lines.append(f"#{row.id:<6} {flag:<4} due {row.due_at.astimezone(zone).isoformat()}  "
+                     f"{row.kind:<9} {row.state}{reason}")
+    lines += ["", "Details: dsr-mailbot requests show <number>;  the list: dsr-mailbot requests overdue", ""]
+    return subject, "\n".join(lines)
+
+
+def queue_digest(session: Session, config: Config, keyring: Keyring, now: datetime) -> int:
+    """Queue today's digest to every operator address; return how many messages were queued."""
+    policy = config.policy
+    horizon = due_by_rule(Rule("working", SOON_WORKING_DAYS, "digest"), now, policy.calendar, policy.timezone)
+    rows = list(open_requests_due_by(session, horizon))
+    if not rows:
+        return 0
+    subject, body = digest_text(rows, now, policy.timezone)
+    day = now.astimezone(ZoneInfo(policy.timezone)).date().isoformat()
+    domain = config.reply_from.rsplit("@", 1)[-1]
+    queued = 0
+    for recipient in policy.operator_addresses:
+        tag = keyring.digest("digest", f"{day}:{recipient}")[:20]
+        message_id = f"<dsr-digest.{day}.{tag}@{domain}>"
+        if session.exec(select(OutboxMessage).where(OutboxMessage.message_id == message_id)).first() is not None:
+            continue  # already queued today
+        data = build_message(
+            from_address=config.reply_from, from_name=policy.operator_name, to_address=recipient, subject=subject,
+            body=body, message_id=message_id, language="en", in_reply_to=None, references=(),
+            auto_submitted="auto-generated", now=now,
+        )
+        session.add(OutboxMessage(request_id=None, purpose="digest", message_id=message_id, recipient=recipient,
+                                  data=data, created_at=now, for_verified=True))
+        queued += 1
+    return queued
