@@ -30,6 +30,7 @@ from dsr_mailbot.intents.deadlines import (
     profiles,
     supported_calendar,
 )
+from dsr_mailbot.reading.classify import Marker, MarkerError, parse_markers
 
 if TYPE_CHECKING:
     from dsr_mailbot.store.database import Store
@@ -133,6 +134,8 @@ class Config:
     limits: LimitsConfig
     key_file: Path
     templates_dir: Path | None
+    # Subject markers an operator adds to the shipped ones ([classify] extra_markers_file).
+    extra_markers: tuple[Marker, ...] = ()
     secret_key: str | None = field(default=None, repr=False)  # hex; when given, key_file is not used
 
     @property
@@ -259,7 +262,7 @@ def _table(data: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
 
 _KNOWN_SECTIONS = (
     "imap", "maildir", "smtp", "file_delivery", "database",
-    "policy", "trust", "daemon", "limits", "secrets", "templates",
+    "policy", "trust", "daemon", "limits", "secrets", "templates", "classify",
 )
 
 
@@ -365,6 +368,18 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     key_file = secrets_sec.path("key_file", "dsr-mailbot.key")
     secret_key = _secret_key(secrets_sec)
 
+    classify_sec = section("classify") or _Section("classify", {}, base_dir)
+    extra_markers: tuple[Marker, ...] = ()
+    if "extra_markers_file" in classify_sec.table:
+        markers_path = classify_sec.path("extra_markers_file")
+        try:
+            extra_markers = parse_markers(markers_path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"[classify] extra_markers_file: cannot read {markers_path} ({exc.strerror})") from exc
+        except (MarkerError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"[classify] extra_markers_file: {markers_path}: {exc}") from exc
+    classify_sec.used.add("extra_markers_file")
+
     templates_sec = section("templates") or _Section("templates", {}, base_dir)
     templates_dir = templates_sec.path("directory") if "directory" in templates_sec.table else None
     templates_sec.used.add("directory")
@@ -386,6 +401,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         limits=limits,
         key_file=key_file,
         templates_dir=templates_dir,
+        extra_markers=extra_markers,
         secret_key=secret_key,
     )
 

@@ -45,8 +45,8 @@ from sqlmodel import Session, select
 
 from dsr_mailbot.config import Config
 from dsr_mailbot.facts import Reading
-from dsr_mailbot.intents import apply as apply_stage
 from dsr_mailbot.intents.deadlines import due_at, erasure_due_at
+from dsr_mailbot.intents.registry import Target, spec_for
 from dsr_mailbot.reading.classify import Classification
 from dsr_mailbot.reading.extract import Problem, UpdateIntent
 from dsr_mailbot.reading.parse import Headers
@@ -234,7 +234,7 @@ def intake(ctx: Context, session: Session, request: Request, headers: Headers, r
         _transition(ctx, session, request, RequestState.REJECTED, outcome="update_not_understood",
                     reason="no_valid_field")
         return request
-    if needs_owner_confirmation(RequestKind(request.kind), auth.authenticated, cfg.trust.verification):
+    if needs_owner_confirmation(spec_for(request.kind).confirmation, auth.authenticated, cfg.trust.verification):
         waiting = _open_challenge(session, request, user)
         if waiting is not None:
             request.related_request_id = waiting.id
@@ -290,19 +290,16 @@ def _after_owner(ctx: Context, session: Session, request: Request, user: User, *
 def complete(ctx: Context, session: Session, request: Request, user: User, actor: str = "bot", *,
              verified: bool = True) -> None:
     """Apply what the request asked and queue the reply (and, for a new e-mail address, a notice to the old one)."""
-    kind = RequestKind(request.kind)
     old_email = user.email
-    if kind is RequestKind.UPDATE:
-        def email_taken(email: str) -> bool:
-            other = find_user_by_email(session, email)
-            return other is not None and other.id != user.id
 
-        outcome = apply_stage.apply_update(user, _intent_of(request), email_taken, ctx.now)
-    elif kind is RequestKind.WITHDRAW:
-        outcome = apply_stage.apply_withdrawal(user, request.received_at, ctx.config.policy.erasure_delay_days,
-                                               ctx.now)
-    else:
-        outcome = apply_stage.apply_optout(user, request.received_at, ctx.now)
+    def email_taken(email: str) -> bool:
+        other = find_user_by_email(session, email)
+        return other is not None and other.id != user.id
+
+    outcome = spec_for(request.kind).handle(Target(
+        user=user, intent=_intent_of(request), received_at=request.received_at, now=ctx.now,
+        erasure_delay_days=ctx.config.policy.erasure_delay_days, email_taken=email_taken,
+    ))
     session.add(user)
     if outcome.template:
         _reply(ctx, session, request, outcome.template, "reply", user.email, ReplyContent(

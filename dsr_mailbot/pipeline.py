@@ -68,7 +68,7 @@ from dsr_mailbot.lifecycle import (
 )
 from dsr_mailbot.mailbox.archive import archive_pending
 from dsr_mailbot.mailbox.source import HeaderRecord, MailSource
-from dsr_mailbot.reading.classify import Classification, classify_subject
+from dsr_mailbot.reading.classify import Classification, MarkerTable, classify_subject, shipped_table
 from dsr_mailbot.reading.parse import Headers, parse_headers, parse_message
 from dsr_mailbot.replies.reply import Renderer
 from dsr_mailbot.replies.send import Transport, drain_outbox
@@ -97,6 +97,7 @@ class Services:
     renderer: Renderer
     transport: Transport
     clock: Callable[[], datetime] = utcnow
+    markers: MarkerTable = field(default_factory=shipped_table)  # with the operator's extra phrases, if any
 
     def context(self) -> Context:
         return Context(self.config, self.keyring, self.renderer, self.clock())
@@ -238,7 +239,7 @@ def _triage(services: Services, source: MailSource, record: HeaderRecord, uidval
             _note_bounce(services, source, record, headers, report)
         return False
     token = find_token(headers)
-    classification = classify_subject(headers.subject)
+    classification = classify_subject(headers.subject, services.markers)
     replied_to = None
     if token is None:
         ours = our_messages(services.keyring, " ".join([headers.in_reply_to or "", *headers.references]))

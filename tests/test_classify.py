@@ -105,3 +105,42 @@ def test_no_real_world_message_is_a_request(shared_dir: Path) -> None:
         data = path.read_bytes()
         assert classify_subject(parse_headers(data).subject) is None, path
         assert classify_subject(parse_message(data).headers.subject) is None, path
+
+
+def test_markers_are_data_with_every_intent_in_every_language() -> None:
+    from dsr_mailbot.reading.classify import LANGUAGES, shipped_markers
+
+    markers = shipped_markers()
+    kinds = list(dict.fromkeys(m.kind.value for m in markers))
+    assert kinds == ["withdraw", "update", "optout"]  # the order decides: a withdrawal before the weaker update
+    for kind in kinds:
+        assert {m.language for m in markers if m.kind.value == kind} == set(LANGUAGES)
+
+
+def test_an_operators_extra_phrase_is_recognised_without_a_release(tmp_path: Path) -> None:
+    from dsr_mailbot.config import load_config
+    from dsr_mailbot.reading.classify import MarkerTable, shipped_markers, with_extra
+
+    (tmp_path / "markers.toml").write_text('[optout]\nru = ["Не присылайте мне акции"]\n', encoding="utf-8")
+    (tmp_path / "c.toml").write_text('[maildir]\npath = "m"\n[classify]\nextra_markers_file = "markers.toml"\n',
+                                     encoding="utf-8")
+    config = load_config(tmp_path / "c.toml")
+    table = MarkerTable.of(with_extra(shipped_markers(), config.extra_markers))
+
+    found = classify_subject("Re: не присылайте мне акции!", table)
+    assert found is not None and (found.kind.value, found.language) == ("optout", "ru")
+    assert classify_subject("Re: не присылайте мне акции!") is None  # not a shipped phrase
+    assert classify_subject("Отзыв согласия", table).kind.value == "withdraw"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("text", ['[objection]\nru = ["возражаю"]\n', '[optout]\nde = ["abmelden"]\n',
+                                  "[optout]\nru = 'one phrase'\n", "[optout\n"])
+def test_a_wrong_markers_file_is_named(tmp_path: Path, text: str) -> None:
+    from dsr_mailbot.config import load_config
+    from dsr_mailbot.errors import ConfigError
+
+    (tmp_path / "markers.toml").write_text(text, encoding="utf-8")
+    (tmp_path / "c.toml").write_text('[maildir]\npath = "m"\n[classify]\nextra_markers_file = "markers.toml"\n',
+                                     encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"\[classify\] extra_markers_file"):
+        load_config(tmp_path / "c.toml")

@@ -7,7 +7,9 @@ those markers in English, Russian or Kazakh, after reply and forward
 prefixes (Re:, Fwd:, Отв:, Пересл:, Жауап:, …) and bracket tags
 ([SmartThings], [#123]), in any case.
 
-:data:`MARKERS` is the policy as an ordered table: the first marker found in
+The markers are data (``markers.toml`` beside this module, one list per
+intent and language; an operator adds phrases with ``[classify]
+extra_markers_file``), read as an ordered table: the first marker found in
 the normalised subject decides the kind and the language.  Withdrawal comes
 first, because a withdrawal subject can also mention an update and must not
 be read as the weaker request.  Markers match whole words inside the
@@ -21,7 +23,10 @@ for the loop rules (:mod:`loops`), which record such mail as ``ignored``.
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 
 from dsr_mailbot.store.models import RequestKind
 
@@ -42,44 +47,43 @@ class Classification:
     marker: str
 
 
-def _m(kind: RequestKind, language: Language, *phrases: str) -> list[Marker]:
-    return [Marker(kind, language, p) for p in phrases]
+class MarkerError(ValueError):
+    """A markers file names an unknown intent or language, or is not a list of phrases."""
 
 
-_W, _U, _O = RequestKind.WITHDRAW, RequestKind.UPDATE, RequestKind.OPTOUT
+LANGUAGES = ("en", "ru", "kk")
 
-MARKERS: tuple[Marker, ...] = tuple(
-    _m(_W, "en",
-       "withdrawal of consent to the processing of personal data",
-       "withdrawal of consent to processing of personal data",
-       "withdrawal of consent", "withdraw consent", "consent withdrawal")
-    + _m(_W, "ru",
-         "отзыв согласия на обработку персональных данных",
-         "отзыв согласия на обработку персданных",
-         "отзыв согласия", "отзываю согласие")
-    + _m(_W, "kk",
-         "дербес деректерді өңдеуге келісімді кері қайтарып алу",
-         "дербес деректерді өңдеуге келісімді қайтарып алу",
-         "дербес деректерді өңдеуге берілген келісімді қайтарып алу",
-         "келісімді кері қайтарып алу", "келісімді қайтарып алу", "келісімді қайтару")
-    + _m(_U, "en", "personal data update", "update of personal data", "update personal data")
-    + _m(_U, "ru",
-         "обновление персональных данных", "обновление персданных",
-         "изменение персональных данных", "обновление личных данных",
-         "исправление персональных данных")
-    + _m(_U, "kk", "дербес деректерді жаңарту", "дербес деректерді өзгерту", "жеке деректерді жаңарту")
-    + _m(_O, "en",
-         "unsubscribe", "opt out", "opt-out", "stop marketing", "refuse marketing",
-         "refusal of marketing", "no more newsletters")
-    + _m(_O, "ru",
-         "отписаться", "отписка", "отпишите", "отказ от рассылки", "отказ от рассылок",
-         "отказ от рекламы", "отказ от рекламных", "отказ от информационных",
-         "отказ от получения рассылки", "отказ от получения рекламы",
-         "отказ от получения информационных", "отказ от получения уведомлений")
-    + _m(_O, "kk",
-         "жазылымнан бас тарту", "таратылымнан бас тарту", "хабарламалардан бас тарту",
-         "жарнамадан бас тарту", "жазылымды тоқтату")
-)
+
+def parse_markers(text: str, known_kinds: frozenset[str] | None = None) -> tuple[Marker, ...]:
+    """The markers of a TOML file: ``[intent]`` tables of ``language = [phrases]``, in the file's order."""
+    kinds = known_kinds if known_kinds is not None else frozenset(k.value for k in RequestKind) - {"confirm"}
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise MarkerError(f"not valid TOML ({exc})") from exc
+    markers: list[Marker] = []
+    for kind, languages in table.items():
+        if kind not in kinds or not isinstance(languages, dict):
+            raise MarkerError(f"[{kind}]: not an intent ({', '.join(sorted(kinds))})")
+        for language, phrases in languages.items():
+            if language not in LANGUAGES or not isinstance(phrases, list) or \
+                    not all(isinstance(p, str) and p.strip() for p in phrases):
+                raise MarkerError(f"[{kind}] {language}: expected a list of phrases in one of {', '.join(LANGUAGES)}")
+            markers += [Marker(RequestKind(kind), language, " ".join(p.lower().split())) for p in phrases]
+    return tuple(markers)
+
+
+def shipped_markers() -> tuple[Marker, ...]:
+    """The markers shipped in the package (``markers.toml`` beside this module)."""
+    return parse_markers((resources.files("dsr_mailbot.reading") / "markers.toml").read_text(encoding="utf-8"))
+
+
+def with_extra(markers: tuple[Marker, ...], extra: tuple[Marker, ...]) -> tuple[Marker, ...]:
+    """Extra phrases join their intent's list, so the intents keep the shipped order."""
+    order = list(dict.fromkeys(m.kind for m in markers))
+    return tuple(m for kind in order for m in (*markers, *extra) if m.kind is kind) + tuple(
+        m for m in extra if m.kind not in order)
+
 
 _PREFIX = re.compile(
     r"^\s*(?:(?:re|fw|fwd|aw|wg|tr|отв|ответ|пересл|переслано|fw\.|жауап|қайта жіберу)"
@@ -117,18 +121,33 @@ def _phrase_pattern(phrase: str) -> str:
     return rf"(?<!\w){re.escape(phrase.replace('ё', 'е'))}(?!\w)"
 
 
-_MARKER_PATTERNS = tuple(re.compile(_phrase_pattern(m.phrase)) for m in MARKERS)
-# One pass over the subject rules out the common case (not a request) before
-# the ordered table decides between markers.
-_ANY_MARKER = re.compile("|".join(_phrase_pattern(m.phrase) for m in MARKERS))
+@dataclass(frozen=True)
+class MarkerTable:
+    """Markers compiled for matching: one pass rules out ordinary mail, then the first marker in order decides."""
+
+    markers: tuple[Marker, ...]
+    patterns: tuple[re.Pattern[str], ...]
+    any_marker: re.Pattern[str]
+
+    @classmethod
+    def of(cls, markers: tuple[Marker, ...]) -> MarkerTable:
+        return cls(markers, tuple(re.compile(_phrase_pattern(m.phrase)) for m in markers),
+                   re.compile("|".join(_phrase_pattern(m.phrase) for m in markers)))
 
 
-def classify_subject(subject: str) -> Classification | None:
-    """The request a subject marks, or None when it marks none."""
+@cache
+def shipped_table() -> MarkerTable:
+    """The shipped markers, compiled once."""
+    return MarkerTable.of(shipped_markers())
+
+
+def classify_subject(subject: str, table: MarkerTable | None = None) -> Classification | None:
+    """The request a subject marks, or None when it marks none (``table``: the shipped markers by default)."""
+    table = table or shipped_table()
     text = normalise_subject(subject)
-    if not text or not _ANY_MARKER.search(text):
+    if not text or not table.any_marker.search(text):
         return None
-    for marker, pattern in zip(MARKERS, _MARKER_PATTERNS, strict=True):
+    for marker, pattern in zip(table.markers, table.patterns, strict=True):
         if pattern.search(text):
             return Classification(marker.kind, marker.language, marker.phrase)
     return None

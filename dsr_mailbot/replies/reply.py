@@ -195,6 +195,18 @@ def sample_context() -> dict[str, Any]:
     ).as_context("ru", "UTC", day)
 
 
+def sample_contexts(kind: str) -> list[dict[str, Any]]:
+    """Contexts that take every branch of the templates for one intent: everything filled in, and nothing.
+
+    Templates branch on whether there are changes, unchanged fields,
+    problems, dates; the full sample takes one side of each ``if``, the
+    empty one the other, so a broken branch fails at start-up too.
+    """
+    full = {**sample_context(), "kind": kind}
+    empty = {**ReplyContent(kind=kind, reference="42").as_context("en", "UTC", datetime(2030, 1, 1, tzinfo=UTC))}
+    return [full, empty]
+
+
 def encoded_words(text: str, max_bytes: int = MAX_WORD_BYTES) -> list[str]:
     """``text`` as RFC 2047 B-encoded words of at most 75 characters, never splitting a character.
 

@@ -7,18 +7,23 @@ renders in every language.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from dsr_mailbot.config import Config
+from dsr_mailbot.errors import ConfigError
+from dsr_mailbot.intents.deadlines import profiles
+from dsr_mailbot.intents.registry import COMMON_TEMPLATES, NOT_INTENTS, REGISTRY
 from dsr_mailbot.mailbox.imap import ImapSource
 from dsr_mailbot.mailbox.maildir import MaildirSource
 from dsr_mailbot.mailbox.source import MailSource
 from dsr_mailbot.pipeline import RunReport, Services, run_once
-from dsr_mailbot.replies.reply import Renderer
+from dsr_mailbot.reading.classify import LANGUAGES, Marker, MarkerTable, shipped_markers, with_extra
+from dsr_mailbot.replies.reply import Renderer, sample_contexts
 from dsr_mailbot.replies.send import FileTransport, SmtpTransport, Transport
 from dsr_mailbot.store.database import Store
 from dsr_mailbot.store.keys import keyring_for
+from dsr_mailbot.store.models import RequestKind
 
 
 def open_source(config: Config) -> MailSource:
@@ -27,6 +32,24 @@ def open_source(config: Config) -> MailSource:
         return ImapSource(config.imap)
     assert config.maildir is not None
     return MaildirSource(config.maildir)
+
+
+def check_registry(markers: Sequence[Marker], profile_names: Sequence[str], renderer: Renderer) -> None:
+    """Refuse to start unless every intent in the registry is complete; the message names what is missing."""
+    for kind in RequestKind:
+        if kind not in REGISTRY and kind not in NOT_INTENTS:
+            raise ConfigError(f"intent {kind.value}: no handler in the registry")
+    for kind, spec in REGISTRY.items():
+        languages = {m.language for m in markers if m.kind is kind}
+        if missing := [language for language in LANGUAGES if language not in languages]:
+            raise ConfigError(f"intent {kind.value}: no subject markers in {', '.join(missing)}")
+        for name in profile_names:
+            if kind.value not in profiles()[name]:
+                raise ConfigError(f"intent {kind.value}: no deadline in profile {name}")
+        for template in (*spec.templates, *COMMON_TEMPLATES):
+            for language in LANGUAGES:
+                for context in sample_contexts(kind.value):
+                    renderer.render(template, language, context)  # raises TemplateError, naming the template
 
 
 def make_transport(config: Config) -> Transport:
@@ -41,12 +64,15 @@ def build_services(config: Config, store: Store | None = None) -> Services:
     store.check_schema()
     renderer = Renderer(config.templates_dir, operator_name=config.policy.operator_name)
     renderer.check()
+    markers = with_extra(shipped_markers(), config.extra_markers)
+    check_registry(markers, config.policy.deadline_profile, renderer)  # every intent complete, or no start
     return Services(
         config=config,
         store=store,
         keyring=keyring_for(config.secret_key, config.key_file),
         renderer=renderer,
         transport=make_transport(config),
+        markers=MarkerTable.of(markers),
     )
 
 

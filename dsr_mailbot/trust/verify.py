@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dsr_mailbot.reading.parse import Headers
-from dsr_mailbot.store.models import RequestKind, User
+from dsr_mailbot.store.models import User
 
 
 class Verdict(enum.StrEnum):
@@ -46,15 +46,24 @@ def identify(headers: Headers, find_user: Callable[[str], User | None]) -> Ident
     return Identity(Verdict.KNOWN_USER, sender, user)
 
 
-def needs_owner_confirmation(kind: RequestKind, authenticated: bool, verification: str) -> bool:
+class Confirmation(enum.StrEnum):
+    """How much an intent asks of its sender before it changes anything (declared per intent in the registry)."""
+
+    NEVER = "never"  # harmless if forged: a marketing opt-out only stops advertising
+    UNLESS_AUTHENTICATED = "unless_authenticated"  # the [trust] verification setting decides
+    ALWAYS = "always"  # whatever the setting: e.g. an answer that e-mails personal data
+
+
+def needs_owner_confirmation(confirmation: Confirmation, authenticated: bool, verification: str) -> bool:
     """Must the owner confirm by reply before this request changes anything?
 
-    An opt-out never does: a forged one only stops advertising.  Otherwise
-    ``never`` trusts the From line (closed deployments only), ``always``
-    confirms everything, and ``auto`` confirms what the operator's mail
-    server did not authenticate.
+    ``never`` (the intent's or ``[trust] verification``) trusts the From
+    line, ``always`` confirms everything, and ``auto`` confirms what the
+    operator's mail server did not authenticate.
     """
-    if kind is RequestKind.OPTOUT or verification == "never":
+    if confirmation is Confirmation.ALWAYS:
+        return True
+    if confirmation is Confirmation.NEVER or verification == "never":
         return False
     if verification == "always":
         return True

@@ -1,0 +1,66 @@
+"""Every intent, declared once: how sure of its sender it must be, how it is applied, which replies it sends.
+
+Its subject markers are data (``reading/markers.toml``) and its legal
+deadlines too (``intents/deadlines.toml``); the wiring
+(:func:`dsr_mailbot.service.app.check_registry`) proves at start-up,
+before any mail is touched, that every kind of request has a handler,
+markers in every language, a deadline in every configured profile, and
+templates that render in every language (every branch).  Dispatch is exhaustive: a
+kind without a handler is a start-up error, never another intent's handler.
+
+Adding an intent touches this table, its handler (``apply.py``), its
+templates and the two data files; nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from dsr_mailbot.intents import apply
+from dsr_mailbot.reading.extract import UpdateIntent
+from dsr_mailbot.store.models import RequestKind, User
+from dsr_mailbot.trust.verify import Confirmation
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a handler may use: the user to change, what was asked, and the facts of the request."""
+
+    user: User
+    intent: UpdateIntent
+    received_at: datetime
+    now: datetime
+    erasure_delay_days: int
+    email_taken: Callable[[str], bool]
+
+
+@dataclass(frozen=True)
+class IntentSpec:
+    kind: RequestKind
+    confirmation: Confirmation
+    handle: Callable[[Target], apply.Outcome]
+    templates: tuple[str, ...]  # every reply template its outcome may use
+
+
+REGISTRY: Mapping[RequestKind, IntentSpec] = {spec.kind: spec for spec in (
+    IntentSpec(RequestKind.UPDATE, Confirmation.UNLESS_AUTHENTICATED,
+               lambda t: apply.apply_update(t.user, t.intent, t.email_taken, t.now),
+               ("update_applied", "update_not_understood", "email_changed_notice", "challenge_new_address")),
+    IntentSpec(RequestKind.WITHDRAW, Confirmation.UNLESS_AUTHENTICATED,
+               lambda t: apply.apply_withdrawal(t.user, t.received_at, t.erasure_delay_days, t.now),
+               ("withdrawal_applied",)),
+    IntentSpec(RequestKind.OPTOUT, Confirmation.NEVER,
+               lambda t: apply.apply_optout(t.user, t.received_at, t.now),
+               ("optout_applied",)),
+)}
+# Not intents: a reply to a challenge is handled by the confirmation loop (lifecycle.confirm).
+NOT_INTENTS = frozenset({RequestKind.CONFIRM})
+# Replies any request may get, whatever its intent.
+COMMON_TEMPLATES = ("unknown_sender", "challenge", "confirmation_expired", "request_rejected")
+
+
+def spec_for(kind: str) -> IntentSpec:
+    """The intent's spec; every kind has one once :func:`check_registry` has passed."""
+    return REGISTRY[RequestKind(kind)]
