@@ -306,6 +306,7 @@ def complete(ctx: Context, session: Session, request: Request, user: User, actor
             kind=request.kind, changes=dict(outcome.context.get("changes", {})),
             unchanged=outcome.unchanged_fields, problems=tuple((p.field, p.code) for p in outcome.problems),
             erasure_due_at=outcome.context.get("erasure_due_at"),
+            held=dict(outcome.context.get("held", {})), consents=dict(outcome.context.get("consents", {})),
         ), verified=verified)
     if user.email != old_email:
         _reply(ctx, session, request, "email_changed_notice", "notice_old_address", old_email,

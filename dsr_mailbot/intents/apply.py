@@ -12,7 +12,9 @@ else's?") is passed in as a function.
 - withdrawal (policy §6.3): processing consent off, marketing off, erasure
   scheduled ``erasure_delay_days`` after receipt; a repeated withdrawal
   keeps the first, earlier date;
-- opt-out (policy §4.1): marketing off.
+- opt-out (policy §4.1): marketing off;
+- access (policy §7.1, 152-FZ Art. 14): nothing changes; the answer lists
+  every field held and the consents.
 """
 
 from __future__ import annotations
@@ -119,6 +121,16 @@ def apply_optout(user: User, received_at: datetime, now: datetime) -> Outcome:
         user.updated_at = now
         changed = ("marketing_consent",)
     return Outcome(RequestState.COMPLETED, "optout_applied", changed_fields=changed)
+
+
+def apply_access(user: User) -> Outcome:
+    """Policy 7.1 and 152-FZ Art. 14: every field held, and the consents, for the answer; nothing changes."""
+    return Outcome(
+        RequestState.COMPLETED,
+        "access_answer",
+        context={"held": {name: getattr(user, name) or "" for name in FIELDS},
+                 "consents": {"processing": user.processing_consent, "marketing": user.marketing_consent}},
+    )
 
 
 def unknown_sender() -> Outcome:

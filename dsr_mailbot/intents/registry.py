@@ -54,6 +54,8 @@ REGISTRY: Mapping[RequestKind, IntentSpec] = {spec.kind: spec for spec in (
     IntentSpec(RequestKind.OPTOUT, Confirmation.NEVER,
                lambda t: apply.apply_optout(t.user, t.received_at, t.now),
                ("optout_applied",)),
+    # It e-mails personal data: confirmed by reply from the address on file, whatever authenticated it.
+    IntentSpec(RequestKind.ACCESS, Confirmation.ALWAYS, lambda t: apply.apply_access(t.user), ("access_answer",)),
 )}
 # Not intents: a reply to a challenge is handled by the confirmation loop (lifecycle.confirm).
 NOT_INTENTS = frozenset({RequestKind.CONFIRM})

@@ -67,6 +67,7 @@ TEMPLATES: tuple[TemplateSpec, ...] = (
     TemplateSpec("unknown_sender", answers_recipient=True),
     TemplateSpec("challenge", answers_recipient=True),
     TemplateSpec("request_rejected", answers_recipient=True),
+    TemplateSpec("access_answer", answers_recipient=True),
     TemplateSpec("challenge_new_address", answers_recipient=False),
     TemplateSpec("confirmation_expired", answers_recipient=False),
     TemplateSpec("email_changed_notice", answers_recipient=False),
@@ -108,6 +109,8 @@ class ReplyContent:
     new_address: str = ""
     reason: str = ""
     reference: str = ""  # the request's number, the one thing of the request a subject may show
+    held: dict[str, str] = field(default_factory=dict)  # an access answer: every field held, by name
+    consents: dict[str, bool] = field(default_factory=dict)  # an access answer: processing, marketing
 
     def as_context(self, language: str, timezone: str, received_at: datetime) -> dict[str, Any]:
         zone = ZoneInfo(timezone)
@@ -127,6 +130,9 @@ class ReplyContent:
             "new_address": self.new_address,
             "reason": self.reason,
             "reference": self.reference,
+            "held": dict(self.held),
+            "consents": {"processing": self.consents.get("processing", False),
+                         "marketing": self.consents.get("marketing", False)},
         }
 
 
@@ -192,6 +198,9 @@ def sample_context() -> dict[str, Any]:
         new_address="n***@example.kz",
         reason="sample reason",
         reference="42",
+        held={"email": "i***@example.kz", "phone": "+77011234567", "surname": "Иванов", "first_name": "",
+              "patronymic": ""},
+        consents={"processing": True, "marketing": False},
     ).as_context("ru", "UTC", day)
 
 

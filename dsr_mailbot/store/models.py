@@ -57,6 +57,7 @@ class RequestKind(enum.StrEnum):
     UPDATE = "update"
     WITHDRAW = "withdraw"
     OPTOUT = "optout"
+    ACCESS = "access"  # what personal data is held (policy 7.1, 152-FZ Art. 14)
     # A reply to one of our confirmation challenges; it points at the request it confirms.
     CONFIRM = "confirm"
 

@@ -1,0 +1,78 @@
+"""A request for the personal data held (policy 7.1, 152-FZ Art. 14), end to end on SQLite and PostgreSQL.
+
+It e-mails personal data, so it is always confirmed by reply from the address on file — even when the
+operator's MX authenticated the sender, and even under ``verification = "never"`` — and the answer goes
+only to that address, with every field and what the policy says about them.
+"""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+
+import pytest
+
+from tests.harness import TRUST, Bot, authenticated, mail, via_mx
+
+IVAN = "ivan.petrov@example.ru"
+
+
+def challenge_to(bot: Bot, address: str) -> EmailMessage:
+    [challenge] = [m for m in bot.replies() if m["To"] == address and "[DSR-" in str(m["Subject"])]
+    return challenge
+
+
+def confirm(bot: Bot, challenge: EmailMessage, sender: str = IVAN) -> None:
+    mid = str(challenge["Message-ID"])
+    bot.account.append(via_mx(mail(sender, f"Re: {challenge['Subject']}", "Да",
+                                   headers={"In-Reply-To": mid, "References": mid})))
+
+
+@pytest.mark.parametrize(("subject", "language", "marker_text"), [
+    ("Запрос персональных данных", "ru", "Согласие на обработку: дано"),
+    ("Дербес деректерді сұрау", "kk", "Өңдеуге келісім: берілген"),
+    ("Request for personal data", "en", "Consent to processing: given"),
+])
+@pytest.mark.parametrize("trust", [TRUST, 'verification = "never"'], ids=["auto", "never"])
+def test_the_answer_is_sent_only_after_the_owner_confirms_and_holds_every_field(
+    bot_any_db: Bot, subject: str, language: str, marker_text: str, trust: str
+) -> None:
+    bot = bot_any_db
+    bot.write_config(trust=trust)
+    bot.add_user(IVAN, phone="+77011112233", surname="Петров", first_name="Иван", patronymic="Сергеевич",
+                 marketing_consent=False)
+    bot.account.append(authenticated(mail(f"Иван <{IVAN}>", subject, "",
+                                          headers={"Reply-To": "attacker@evil.example"})))
+
+    bot.run()
+
+    [request] = bot.requests()
+    assert (request.kind, request.state, request.language) == ("access", "awaiting_confirmation", language)
+    challenge = challenge_to(bot, IVAN)  # even authenticated, even under "never": a reply must confirm
+    assert len(bot.smtp.messages) == 1 and bot.smtp.messages[0].rcpt_tos == [IVAN]
+
+    confirm(bot, challenge)
+    bot.run()
+
+    answers = [m for m in bot.replies() if m["To"] == IVAN and "[DSR-" not in str(m["Subject"])]
+    assert len(answers) == 1 and all(m.rcpt_tos == [IVAN] for m in bot.smtp.messages)  # never to Reply-To
+    text = bot.reply_text(answers[0])
+    for value in (IVAN, "+77011112233", "Петров", "Иван", "Сергеевич", marker_text):
+        assert value in text
+    assert "6.2" in text and "5.1" in text  # recipients and legal basis, as the policy states them
+    assert bot.requests()[0].state == "completed"
+    user = bot.user(IVAN)
+    assert user is not None and user.processing_consent  # nothing changed
+
+
+def test_a_forged_access_request_sends_nothing_but_the_challenge_to_the_owner(bot_any_db: Bot) -> None:
+    bot = bot_any_db
+    bot.write_config(trust=TRUST)
+    bot.add_user(IVAN, phone="+77011112233")
+    bot.account.append(via_mx(mail(IVAN, "Запрос персональных данных")))  # forged: not authenticated
+    bot.run()
+    confirm(bot, challenge_to(bot, IVAN), sender="attacker@evil.example")  # the attacker cannot confirm
+    bot.run()
+
+    assert all(m.rcpt_tos == [IVAN] for m in bot.smtp.messages) and len(bot.smtp.messages) == 1
+    assert "+77011112233" not in bot.smtp.messages[0].data.decode("utf-8", "replace")
+    assert bot.requests()[0].state == "review"
