@@ -364,6 +364,21 @@ def requests_approve(state: CliState, request_id: int) -> int:
     return _decide(state, request_id, approve)
 
 
+@requests_group.command("answer")
+@click.argument("request_id", type=int)
+@click.option("--file", "answer_file", type=click.File("r", encoding="utf-8"), required=True,
+              help="The answer's text (- for standard input), in the person's language.")
+@pass_state
+def requests_answer(state: CliState, request_id: int, answer_file: Any) -> int:
+    """Answer a question (policy 7.1): sent threaded to it, from the operator address; the request is closed."""
+    from dsr_mailbot.lifecycle import answer
+
+    text = answer_file.read()
+    if not text.strip():
+        raise click.UsageError("the answer is empty")
+    return _decide(state, request_id, answer, text)
+
+
 @requests_group.command("reject")
 @click.argument("request_id", type=int)
 @click.option("--reason", required=True, help="Told to the sender, in the reply (write it in their language).")

@@ -218,6 +218,12 @@ def intake(ctx: Context, session: Session, request: Request, headers: Headers, r
             >= cfg.trust.max_replies_per_sender_per_day:
         _transition(ctx, session, request, RequestState.REVIEW, reason="sender_daily_limit")
         return request
+    if spec_for(request.kind).answered_by_person:
+        # A question: told at once when it will be answered, then it waits for a person (requests answer).
+        _reply(ctx, session, request, "question_acknowledged", "reply", recipient,
+               ReplyContent(kind=request.kind, due_at=request.due_at), verified=verified)
+        _transition(ctx, session, request, RequestState.REVIEW, reason="awaiting_answer")
+        return request
     if _other_users_named(session, reading.named_addresses, user):
         _transition(ctx, session, request, RequestState.REVIEW, reason="names_another_user")
         return request
@@ -403,6 +409,8 @@ def approve(ctx: Context, session: Session, request: Request, actor: str) -> Non
         RequestState.REVIEW, RequestState.AWAITING_CONFIRMATION
     ):
         raise DecisionError(f"request {request.id} is {request.state}; only review or waiting requests can be approved")
+    if spec_for(request.kind).answered_by_person:
+        raise DecisionError(f"request {request.id} is a question: answer it with 'requests answer'")
     record_event(session, "operator_approved", request_id=request.id, subject_ref=request.subject_ref,
                  actor=actor, at=ctx.now)
     user = session.get(User, request.user_id) if request.user_id is not None else None
@@ -414,6 +422,20 @@ def approve(ctx: Context, session: Session, request: Request, actor: str) -> Non
                reason="no_such_user", actor=actor)
         return
     complete(ctx, session, request, user, actor=actor)
+
+
+def answer(ctx: Context, session: Session, request: Request, text: str, actor: str) -> None:
+    """Send an operator's answer to a question, threaded to it, and close it.  The text is not audited."""
+    if request.state != RequestState.REVIEW or not spec_for(request.kind).answered_by_person:
+        raise DecisionError(f"request {request.id} is a {request.kind} in {request.state}; only waiting questions "
+                            "can be answered")
+    recipient = request.reply_address
+    if not recipient:
+        raise DecisionError(f"request {request.id} has no address to answer")
+    _reply(ctx, session, request, "question_answer", "answer", recipient, ReplyContent(answer=text.strip()),
+           verified=True)
+    _transition(ctx, session, request, RequestState.COMPLETED, outcome="question_answer", reason="answered",
+                actor=actor)
 
 
 def reject(ctx: Context, session: Session, request: Request, reason: str, actor: str) -> None:

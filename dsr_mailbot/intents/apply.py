@@ -133,5 +133,10 @@ def apply_access(user: User) -> Outcome:
     )
 
 
+def nothing_to_apply() -> Outcome:
+    """A question changes nothing: a person answers it (``requests answer``); it waits in review until then."""
+    return Outcome(RequestState.REVIEW, None, reason="awaiting_answer")
+
+
 def unknown_sender() -> Outcome:
     return Outcome(RequestState.REJECTED, "unknown_sender", reason="no_such_user")

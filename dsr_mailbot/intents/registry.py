@@ -42,6 +42,8 @@ class IntentSpec:
     confirmation: Confirmation
     handle: Callable[[Target], apply.Outcome]
     templates: tuple[str, ...]  # every reply template its outcome may use
+    # Answered by a person, not applied: acknowledged at once, then waits in review (requests answer).
+    answered_by_person: bool = False
 
 
 REGISTRY: Mapping[RequestKind, IntentSpec] = {spec.kind: spec for spec in (
@@ -56,6 +58,9 @@ REGISTRY: Mapping[RequestKind, IntentSpec] = {spec.kind: spec for spec in (
                ("optout_applied",)),
     # It e-mails personal data: confirmed by reply from the address on file, whatever authenticated it.
     IntentSpec(RequestKind.ACCESS, Confirmation.ALWAYS, lambda t: apply.apply_access(t.user), ("access_answer",)),
+    # Anyone may ask, known or not; asking changes nothing, so nothing needs confirming.
+    IntentSpec(RequestKind.QUESTION, Confirmation.NEVER, lambda t: apply.nothing_to_apply(),
+               ("question_acknowledged", "question_answer"), answered_by_person=True),
 )}
 # Not intents: a reply to a challenge is handled by the confirmation loop (lifecycle.confirm).
 NOT_INTENTS = frozenset({RequestKind.CONFIRM})

@@ -68,6 +68,8 @@ TEMPLATES: tuple[TemplateSpec, ...] = (
     TemplateSpec("challenge", answers_recipient=True),
     TemplateSpec("request_rejected", answers_recipient=True),
     TemplateSpec("access_answer", answers_recipient=True),
+    TemplateSpec("question_acknowledged", answers_recipient=True),
+    TemplateSpec("question_answer", answers_recipient=True),
     TemplateSpec("challenge_new_address", answers_recipient=False),
     TemplateSpec("confirmation_expired", answers_recipient=False),
     TemplateSpec("email_changed_notice", answers_recipient=False),
@@ -111,6 +113,8 @@ class ReplyContent:
     reference: str = ""  # the request's number, the one thing of the request a subject may show
     held: dict[str, str] = field(default_factory=dict)  # an access answer: every field held, by name
     consents: dict[str, bool] = field(default_factory=dict)  # an access answer: processing, marketing
+    due_at: datetime | None = None  # when the request will be answered (a question's acknowledgement)
+    answer: str = ""  # an operator's answer to a question, as they wrote it
 
     def as_context(self, language: str, timezone: str, received_at: datetime) -> dict[str, Any]:
         zone = ZoneInfo(timezone)
@@ -130,6 +134,8 @@ class ReplyContent:
             "new_address": self.new_address,
             "reason": self.reason,
             "reference": self.reference,
+            "due_date": day(self.due_at),
+            "answer": self.answer,
             "held": dict(self.held),
             "consents": {"processing": self.consents.get("processing", False),
                          "marketing": self.consents.get("marketing", False)},
@@ -201,6 +207,8 @@ def sample_context() -> dict[str, Any]:
         held={"email": "i***@example.kz", "phone": "+77011234567", "surname": "Иванов", "first_name": "",
               "patronymic": ""},
         consents={"processing": True, "marketing": False},
+        due_at=day,
+        answer="Sample answer.",
     ).as_context("ru", "UTC", day)
 
 

@@ -58,6 +58,7 @@ class RequestKind(enum.StrEnum):
     WITHDRAW = "withdraw"
     OPTOUT = "optout"
     ACCESS = "access"  # what personal data is held (policy 7.1, 152-FZ Art. 14)
+    QUESTION = "question"  # any other question about the processing (policy 7.1): answered by a person
     # A reply to one of our confirmation challenges; it points at the request it confirms.
     CONFIRM = "confirm"
 
