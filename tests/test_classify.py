@@ -112,7 +112,7 @@ def test_markers_are_data_with_every_intent_in_every_language() -> None:
 
     markers = shipped_markers()
     kinds = list(dict.fromkeys(m.kind.value for m in markers))
-    assert kinds == ["withdraw", "update", "access", "question", "optout"]  # the order decides: a withdrawal before an update
+    assert kinds == ["withdraw", "update", "access", "question", "optout"]  # order decides: withdrawal first
     for kind in kinds:
         assert {m.language for m in markers if m.kind.value == kind} == set(LANGUAGES)
 
