@@ -309,10 +309,9 @@ def complete(ctx: Context, session: Session, request: Request, user: User, actor
     session.add(user)
     if outcome.template:
         _reply(ctx, session, request, outcome.template, "reply", user.email, ReplyContent(
-            kind=request.kind, changes=dict(outcome.context.get("changes", {})),
+            kind=request.kind, changes=dict(outcome.changes),
             unchanged=outcome.unchanged_fields, problems=tuple((p.field, p.code) for p in outcome.problems),
-            erasure_due_at=outcome.context.get("erasure_due_at"),
-            held=dict(outcome.context.get("held", {})), consents=dict(outcome.context.get("consents", {})),
+            erasure_due_at=outcome.erasure_due_at, held=dict(outcome.held), consents=dict(outcome.consents),
         ), verified=verified)
     if user.email != old_email:
         _reply(ctx, session, request, "email_changed_notice", "notice_old_address", old_email,

@@ -26,7 +26,7 @@ def test_update_sets_changed_fields_and_reports_unchanged_ones() -> None:
     assert record.phone == "+77017654321" and record.updated_at == NOW
     assert outcome.state is RequestState.COMPLETED and outcome.template == "update_applied"
     assert outcome.changed_fields == ("phone",) and outcome.unchanged_fields == ("surname",)
-    assert outcome.context["changes"] == {"phone": "+77017654321"}
+    assert outcome.changes == {"phone": "+77017654321"}
 
 
 def test_update_with_nothing_understood_changes_nothing() -> None:
@@ -52,7 +52,7 @@ def test_withdrawal_stops_processing_and_marketing_and_schedules_erasure() -> No
     assert not record.processing_consent and not record.marketing_consent
     assert record.consent_withdrawn_at == received
     assert record.erasure_due_at == received + timedelta(days=30)
-    assert outcome.template == "withdrawal_applied" and outcome.context["erasure_due_at"] == record.erasure_due_at
+    assert outcome.template == "withdrawal_applied" and outcome.erasure_due_at == record.erasure_due_at
 
 
 def test_a_repeated_withdrawal_keeps_the_earlier_erasure_date() -> None:

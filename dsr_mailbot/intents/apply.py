@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from dsr_mailbot.intents.deadlines import erasure_due_at
 from dsr_mailbot.reading.extract import FIELDS, Problem, UpdateIntent
@@ -39,7 +38,11 @@ class Outcome:
     changed_fields: tuple[str, ...] = ()
     unchanged_fields: tuple[str, ...] = ()
     problems: tuple[Problem, ...] = ()
-    context: dict[str, Any] = field(default_factory=dict)
+    # What the reply reports, typed: the values set, the erasure date, and (access) what is held.
+    changes: dict[str, str] = field(default_factory=dict)
+    erasure_due_at: datetime | None = None
+    held: dict[str, str] = field(default_factory=dict)
+    consents: dict[str, bool] = field(default_factory=dict)
 
 
 def apply_update(
@@ -86,7 +89,7 @@ def apply_update(
         changed_fields=tuple(changed),
         unchanged_fields=tuple(unchanged),
         problems=tuple(problems),
-        context={"changes": changed},
+        changes=changed,
     )
 
 
@@ -109,7 +112,7 @@ def apply_withdrawal(user: User, received_at: datetime, erasure_delay_days: int,
         RequestState.COMPLETED,
         "withdrawal_applied",
         changed_fields=tuple(changed),
-        context={"erasure_due_at": user.erasure_due_at},
+        erasure_due_at=user.erasure_due_at,
     )
 
 
@@ -128,8 +131,8 @@ def apply_access(user: User) -> Outcome:
     return Outcome(
         RequestState.COMPLETED,
         "access_answer",
-        context={"held": {name: getattr(user, name) or "" for name in FIELDS},
-                 "consents": {"processing": user.processing_consent, "marketing": user.marketing_consent}},
+        held={name: getattr(user, name) or "" for name in FIELDS},
+        consents={"processing": user.processing_consent, "marketing": user.marketing_consent},
     )
 
 
