@@ -236,33 +236,29 @@ def requests_list(state: CliState, wanted: str | None, fmt: str) -> int:
 @pass_state
 def requests_overdue(state: CliState, within: int, fmt: str) -> int:
     """Open requests that are late or soon due; exit 1 when one is late (for monitoring)."""
-    from dsr_mailbot.intents.deadlines import Rule, due_by_rule
+    from dsr_mailbot.intents.deadlines import soon_horizon
+    from dsr_mailbot.replies.digest import overdue_line
     from dsr_mailbot.store.database import open_requests_due_by
     from dsr_mailbot.store.models import utcnow
 
-    config = state.config
-    policy = config.policy
+    policy = state.config.policy
     now = utcnow()
-    horizon = due_by_rule(Rule("working", within, "--within"), now, policy.calendar, policy.timezone) if within \
-        else now
     store = state.store()
     store.check_schema()
     zone = ZoneInfo(policy.timezone)
     with store.transaction() as session:
-        rows = [
-            {"id": r.id, "kind": r.kind, "state": r.state, "received_at": r.received_at.astimezone(zone).isoformat(),
-             "due_at": r.due_at.astimezone(zone).isoformat(), "late": r.due_at < now, "reason": r.reason}
-            for r in open_requests_due_by(session, horizon)
-        ]
-    late = sum(1 for row in rows if row["late"])
+        found = list(open_requests_due_by(session, soon_horizon(now, within, policy.calendar, policy.timezone)))
+    late = sum(1 for r in found if r.due_at < now)
     if fmt == "json":
+        rows = [{"id": r.id, "kind": r.kind, "state": r.state,
+                 "received_at": r.received_at.astimezone(zone).isoformat(),
+                 "due_at": r.due_at.astimezone(zone).isoformat(), "late": r.due_at < now, "reason": r.reason}
+                for r in found]
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
     else:
-        for row in rows:
-            flag = "LATE" if row["late"] else "soon"
-            click.echo(f"{row['id']:>6}  {flag:<4}  due {row['due_at']}  {row['kind']:<9} {row['state']}"
-                       + (f" ({row['reason']})" if row["reason"] else ""))
-        click.echo(f"{late} late, {len(rows) - late} due within {within} working day(s)")
+        for request in found:
+            click.echo(overdue_line(request, now, zone))
+        click.echo(f"{late} late, {len(found) - late} due within {within} working day(s)")
     return 1 if late else EX_OK
 
 

@@ -161,13 +161,15 @@ def _intent_of(request: Request) -> UpdateIntent:
     )
 
 
+def _someone_elses(session: Session, address: str, user: User | None) -> bool:
+    """Is ``address`` the stored address of a user other than ``user``?"""
+    other = find_user_by_email(session, address)
+    return other is not None and (user is None or other.id != user.id)
+
+
 def _other_users_named(session: Session, addresses: frozenset[str], user: User | None) -> bool:
     """Does the letter name the address of a user other than the sender?"""
-    for address in sorted(addresses):
-        other = find_user_by_email(session, address)
-        if other is not None and (user is None or other.id != user.id):
-            return True
-    return False
+    return any(_someone_elses(session, address, user) for address in sorted(addresses))
 
 
 def _open_challenge(session: Session, request: Request, user: User) -> Request | None:
@@ -297,14 +299,10 @@ def complete(ctx: Context, session: Session, request: Request, user: User, actor
              verified: bool = True) -> None:
     """Apply what the request asked and queue the reply (and, for a new e-mail address, a notice to the old one)."""
     old_email = user.email
-
-    def email_taken(email: str) -> bool:
-        other = find_user_by_email(session, email)
-        return other is not None and other.id != user.id
-
     outcome = spec_for(request.kind).handle(Target(
         user=user, intent=_intent_of(request), received_at=request.received_at, now=ctx.now,
-        erasure_delay_days=ctx.config.policy.erasure_delay_days, email_taken=email_taken,
+        erasure_delay_days=ctx.config.policy.erasure_delay_days,
+        email_taken=lambda email: _someone_elses(session, email, user),
     ))
     session.add(user)
     if outcome.template:

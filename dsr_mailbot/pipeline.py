@@ -221,11 +221,9 @@ def _triage_isolated(services: Services, source: MailSource, record: HeaderRecor
     """:func:`_triage`, with whatever one message does to it contained: the pass goes on."""
     try:
         return _triage(services, source, record, uidvalidity, report)
-    except DsrMailbotError as exc:
-        if exc.temporary:
-            raise  # a server is down: stop the pass, retry this message next time
-        return _unrecordable(services, record, uidvalidity, "triage", exc, report)
     except Exception as exc:  # one bad message must not stop the others
+        if isinstance(exc, DsrMailbotError) and exc.temporary:
+            raise  # a server is down: stop the pass, retry this message next time
         return _unrecordable(services, record, uidvalidity, "triage", exc, report)
 
 
@@ -359,12 +357,9 @@ def _handle(services: Services, source: MailSource, record: HeaderRecord, header
         # Another process recorded this Message-ID since we looked: it owns the message.
         log.info("message at uid %s was recorded by another process; skipped", record.uid)
         return
-    except DsrMailbotError as exc:
-        if exc.temporary:
-            raise
-        _unrecordable(services, record, uidvalidity, "record", exc, report)
-        return
     except Exception as exc:  # e.g. a value the database refuses: the minimal row takes its place
+        if isinstance(exc, DsrMailbotError) and exc.temporary:
+            raise
         _unrecordable(services, record, uidvalidity, "record", exc, report)
         return
     if not go_on:

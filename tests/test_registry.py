@@ -26,6 +26,14 @@ def test_every_intent_has_markers_deadlines_and_templates_in_every_language() ->
                 assert (REPO / "templates" / language / f"{template}.txt").is_file()
 
 
+def test_every_reply_template_is_checked_at_start_up_through_some_intent() -> None:
+    """build_services relies on check_registry alone to render every template: none may be left out of it."""
+    from dsr_mailbot.replies.reply import OUTCOME_TEMPLATES
+
+    declared = {t for spec in registry.REGISTRY.values() for t in spec.templates} | set(registry.COMMON_TEMPLATES)
+    assert set(OUTCOME_TEMPLATES) <= declared
+
+
 def test_a_kind_without_a_handler_is_a_start_up_error_not_another_intents_handler(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

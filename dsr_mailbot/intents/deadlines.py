@@ -93,6 +93,11 @@ def due_by_rule(rule: Rule, received_at: datetime, country: str, timezone: str) 
     return _end_of(day, zone)
 
 
+def soon_horizon(now: datetime, working_days: int, country: str, timezone: str) -> datetime:
+    """The end of the ``working_days``-th working day after today, or ``now`` itself for 0: what "due soon" means."""
+    return due_by_rule(Rule("working", working_days, "due soon"), now, country, timezone) if working_days else now
+
+
 def due_at(kind: str, received_at: datetime, profile_names: Sequence[str] = DEFAULT_PROFILES,
            country: str = DEFAULT_CALENDAR, timezone: str = "Asia/Almaty") -> datetime:
     """The strictest due date of ``kind`` among the profiles (a confirmation is due at once)."""

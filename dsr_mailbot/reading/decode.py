@@ -27,6 +27,7 @@ _CYRILLIC = re.compile(r"[\u0400-\u04FF]")
 _CYRILLIC_LOWER = re.compile(r"[\u0430-\u045F\u04D9\u0493\u049B\u04A3\u04E9\u04B1\u04AF\u04BB\u0456]")
 _FOLD = re.compile(r"\r?\n[ \t]+")
 MAX_HEADER_TEXT = 4096  # a Subject longer than this is cut before decoding; markers stand at its start
+_NOT_CHARSETS = frozenset({"idna", "punycode", "raw-unicode-escape", "unicode-escape", "undefined"})
 
 
 def known_charset(name: str | None) -> str | None:
@@ -49,8 +50,6 @@ def known_charset(name: str | None) -> str | None:
         return None
     return None if codec in _NOT_CHARSETS else codec
 
-
-_NOT_CHARSETS = frozenset({"idna", "punycode", "raw-unicode-escape", "unicode-escape", "undefined"})
 # Controls (C0 but tab, DEL, C1) and lone surrogates: what no stored or displayed text may carry.
 _CONTROLS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 _SURROGATES = re.compile(r"[\ud800-\udfff]")

@@ -135,8 +135,11 @@ def clean_message_id(value: str | None) -> str | None:
 def _headers_from(msg: Message, raw: bytes) -> Headers:
     raw_values: dict[str, list[str]] = {}
     items: list[tuple[str, str]] = []
+    raw_subject: str | None = None  # kept with its 8-bit bytes: decode_header_text reads their charset
     for name, value in msg.raw_items():
         key = str(name).lower()
+        if key == "subject" and raw_subject is None:
+            raw_subject = value if isinstance(value, str) else str(value)
         text = raw_header_text(value)
         raw_values.setdefault(key, []).append(text)
         items.append((key, text))
@@ -164,17 +167,14 @@ def _headers_from(msg: Message, raw: bytes) -> Headers:
         except (TypeError, ValueError, IndexError, OverflowError):
             date = None
 
-    in_reply_to = [m for m in (clean_message_id(x) for x in _MSGID.findall(first("in-reply-to") or "")) if m]
-    references = [m for m in (clean_message_id(x) for x in _MSGID.findall(" ".join(all_headers.get("references", ()))))
-                  if m]
+    in_reply_to = _message_ids(first("in-reply-to") or "")
+    references = _message_ids(" ".join(all_headers.get("references", ())))
     language = (first("content-language") or "").split(",")[0].strip().lower()[:20] or None
     content_type, report_type = _content_type(msg)
-    subject_values = all_headers.get("subject", ())
-    subject = decode_header_text(_raw_subject(msg)) if subject_values else ""
     return Headers(
         message_id=message_id,
         has_message_id=has_id,
-        subject=subject,
+        subject=decode_header_text(raw_subject) if raw_subject is not None else "",
         from_addresses=sender_address(all_headers.get("from", ())),
         date=date,
         in_reply_to=in_reply_to[0] if in_reply_to else None,
@@ -187,11 +187,9 @@ def _headers_from(msg: Message, raw: bytes) -> Headers:
     )
 
 
-def _raw_subject(msg: Message) -> str:
-    for name, value in msg.raw_items():
-        if str(name).lower() == "subject":
-            return value if isinstance(value, str) else str(value)
-    return ""
+def _message_ids(text: str) -> list[str]:
+    """Every ``<…>`` of an In-Reply-To or References value, each as :func:`clean_message_id` keeps it."""
+    return [m for m in (clean_message_id(found) for found in _MSGID.findall(text)) if m]
 
 
 def _content_type(msg: Message) -> tuple[str, str | None]:

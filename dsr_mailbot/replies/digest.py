@@ -17,13 +17,20 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, select
 
 from dsr_mailbot.config import Config
-from dsr_mailbot.intents.deadlines import Rule, due_by_rule
+from dsr_mailbot.intents.deadlines import soon_horizon
 from dsr_mailbot.replies.reply import build_message
 from dsr_mailbot.store.database import open_requests_due_by
 from dsr_mailbot.store.keys import Keyring
 from dsr_mailbot.store.models import OutboxMessage, Request
 
 SOON_WORKING_DAYS = 2
+
+
+def overdue_line(row: Request, now: datetime, zone: ZoneInfo) -> str:
+    """One late or soon-due request as the digest and ``requests overdue`` show it: no personal data."""
+    flag = "LATE" if row.due_at < now else "soon"
+    reason = f" ({row.reason})" if row.reason else ""
+    return f"#{row.id:<6} {flag:<4} due {row.due_at.astimezone(zone).isoformat()}  {row.kind:<9} {row.state}{reason}"
 
 
 def digest_text(rows: Sequence[Request], now: datetime, timezone: str) -> tuple[str, str]:
@@ -33,11 +40,7 @@ def digest_text(rows: Sequence[Request], now: datetime, timezone: str) -> tuple[
     day = now.astimezone(zone).date().isoformat()
     subject = f"DSR digest {day}: {len(late)} late, {len(rows) - len(late)} due soon"
     lines = [f"Open data-subject requests that are late or due within {SOON_WORKING_DAYS} working days.", ""]
-    for row in rows:
-        flag = "LATE" if row.due_at < now else "soon"
-        reason = f" ({row.reason})" if row.reason else ""
-        lines.append(f"#{row.id:<6} {flag:<4} due {row.due_at.astimezone(zone).isoformat()}  "
-                     f"{row.kind:<9} {row.state}{reason}")
+    lines += [overdue_line(row, now, zone) for row in rows]
     lines += ["", "Details: dsr-mailbot requests show <number>;  the list: dsr-mailbot requests overdue", ""]
     return subject, "\n".join(lines)
 
@@ -45,8 +48,8 @@ def digest_text(rows: Sequence[Request], now: datetime, timezone: str) -> tuple[
 def queue_digest(session: Session, config: Config, keyring: Keyring, now: datetime) -> int:
     """Queue today's digest to every operator address; return how many messages were queued."""
     policy = config.policy
-    horizon = due_by_rule(Rule("working", SOON_WORKING_DAYS, "digest"), now, policy.calendar, policy.timezone)
-    rows = list(open_requests_due_by(session, horizon))
+    rows = list(open_requests_due_by(session, soon_horizon(now, SOON_WORKING_DAYS, policy.calendar,
+                                                           policy.timezone)))
     if not rows:
         return 0
     subject, body = digest_text(rows, now, policy.timezone)

@@ -33,6 +33,7 @@ from sqlmodel import Session, select
 from dsr_mailbot.config import SmtpConfig
 from dsr_mailbot.errors import ConfigError, DsrMailbotError, SendError, SendUnavailable
 from dsr_mailbot.faults import crash_point
+from dsr_mailbot.reading.parse import header_block
 from dsr_mailbot.store.database import Store, queued_outbox, record_event
 from dsr_mailbot.store.models import OutboxMessage, OutboxState, utcnow
 
@@ -114,8 +115,7 @@ class SmtpTransport:
 
 
 def _ascii_headers(data: bytes) -> bool:
-    end = data.find(b"\r\n\r\n")
-    return (data if end < 0 else data[:end]).isascii()
+    return header_block(data).isascii()
 
 
 class FileTransport:

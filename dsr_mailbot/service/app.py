@@ -63,9 +63,9 @@ def build_services(config: Config, store: Store | None = None) -> Services:
     store = store or config.open_store()
     store.check_schema()
     renderer = Renderer(config.templates_dir, operator_name=config.policy.operator_name)
-    renderer.check()
     markers = with_extra(shipped_markers(), config.extra_markers)
-    check_registry(markers, config.policy.deadline_profile, renderer)  # every intent complete, or no start
+    # Every intent complete, or no start; this renders every template in every language, on every branch.
+    check_registry(markers, config.policy.deadline_profile, renderer)
     return Services(
         config=config,
         store=store,
