@@ -162,19 +162,19 @@ def drain_outbox(store: Store, transport: Transport, envelope_from: str, stop: E
     with ``SELECT … FOR UPDATE SKIP LOCKED`` and its row stays locked while it is
     sent, so two workers never send the same row, and a worker that dies mid-send
     releases it with its connection.  SQLite allows one process (the run lock,
-    :mod:`locks`), whose threads take turns through ``store.send_lock``.
+    :mod:`locks`).  Within one process, threads take turns through
+    ``store.send_lock`` on both: they share one SMTP connection, which two
+    threads must never talk on at once (the watcher sends after a pass while
+    the scheduler's outbox job may be sending too).
     """
     result = DrainResult()
-    try:
-        if store.dialect == "postgresql":
-            while not (stop and stop.is_set()) and _send_claimed(store, transport, envelope_from, result):
+    send_one = _send_claimed if store.dialect == "postgresql" else _send_next
+    with store.send_lock:
+        try:
+            while not (stop and stop.is_set()) and send_one(store, transport, envelope_from, result):
                 pass
-        else:
-            with store.send_lock:
-                while not (stop and stop.is_set()) and _send_next(store, transport, envelope_from, result):
-                    pass
-    finally:
-        transport.close()
+        finally:
+            transport.close()
     return result
 
 
