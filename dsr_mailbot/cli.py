@@ -72,7 +72,7 @@ def cli(ctx: click.Context, config_path: Path, verbose: int) -> None:
 
 
 # Libraries whose debug output quotes mail, addresses or SQL parameters.
-QUIET_LIBRARIES = ("imapclient", "mailparser", "sqlalchemy", "aiosmtpd", "charset_normalizer")
+QUIET_LIBRARIES = ("imapclient", "mailparser", "sqlalchemy", "aiosmtpd", "charset_normalizer", "alembic")
 
 
 def configure_logging(verbosity: int) -> None:
