@@ -13,8 +13,7 @@ from dsr_mailbot.reading.classify import LANGUAGES, shipped_markers
 from dsr_mailbot.replies.reply import Renderer
 from dsr_mailbot.service.app import check_registry
 from dsr_mailbot.store.models import RequestKind
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.harness import REPO
 
 
 def test_every_intent_has_markers_deadlines_and_templates_in_every_language() -> None:

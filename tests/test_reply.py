@@ -27,8 +27,7 @@ from dsr_mailbot.replies.reply import (
 )
 from dsr_mailbot.store.keys import Keyring
 from dsr_mailbot.trust.own_mail import our_messages, reply_message_id
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.harness import REPO
 
 
 def test_every_outcome_has_a_template_in_every_language() -> None:
