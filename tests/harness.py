@@ -91,7 +91,7 @@ class Bot:
         self, extra: str = "", smtp_port: int | None = None, trust: str = 'verification = "never"',
         erasure_delay_days: int = 30,
     ) -> None:
-        """The bot's configuration; by default without confirmations, which tests/test_trust.py covers."""
+        """The bot's configuration; by default without confirmations, which tests/trust/test_trust.py covers."""
         self.config_path.write_text(
             f"""
 [imap]
