@@ -64,6 +64,11 @@ def huge_address_header(sender: str, size: int) -> bytes:
     return header + mail(sender, SUBJECT, "Телефон: 8 701 765 43 21\n")
 
 
+def negated_body_phrases(sender: str, size: int) -> bytes:
+    """Body phrases each behind a negation, after a giant word: every hit is looked at, and none counts."""
+    return mail(sender, SUBJECT, "x" * (size // 2) + _repeat(" не отпишите меня не присылайте мне рекламу", size // 2))
+
+
 CRAFTED: dict[str, Callable[[str, int], bytes]] = {
     "ru_attribution": ru_attribution,
     "padded_field": padded_field,
@@ -74,6 +79,7 @@ CRAFTED: dict[str, Callable[[str, int], bytes]] = {
     "quoted_form_labels": quoted_form_labels,
     "encoded_word_subject": encoded_word_subject,
     "huge_address_header": huge_address_header,
+    "negated_body_phrases": negated_body_phrases,
 }
 
 

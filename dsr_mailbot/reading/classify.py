@@ -33,11 +33,15 @@ from dsr_mailbot.store.models import RequestKind
 Language = str  # "ru" | "kk" | "en"
 
 
+SUBJECT, BODY = "subject", "body"
+
+
 @dataclass(frozen=True)
 class Marker:
     kind: RequestKind
     language: Language
     phrase: str
+    place: str = SUBJECT  # where it counts: the subject makes a request; the body adds intents to one
 
 
 @dataclass(frozen=True)
@@ -54,8 +58,23 @@ class MarkerError(ValueError):
 LANGUAGES = ("en", "ru", "kk")
 
 
+def _phrases(name: str, kind: str, languages: dict[str, object], place: str) -> list[Marker]:
+    markers: list[Marker] = []
+    for language, phrases in languages.items():
+        if language not in LANGUAGES or not isinstance(phrases, list) or \
+                not all(isinstance(p, str) and p.strip() for p in phrases):
+            raise MarkerError(f"[{name}] {language}: expected a list of phrases in one of {', '.join(LANGUAGES)}")
+        markers += [Marker(RequestKind(kind), language, normalise_text(p), place) for p in phrases]
+    return markers
+
+
 def parse_markers(text: str, known_kinds: frozenset[str] | None = None) -> tuple[Marker, ...]:
-    """The markers of a TOML file: ``[intent]`` tables of ``language = [phrases]``, in the file's order."""
+    """The markers of a TOML file, in the file's order.
+
+    ``[intent]`` tables of ``language = [phrases]`` mark subjects;
+    ``[intent.body]`` tables mark phrases of a request's own words that add
+    the intent to it ("…и прошу больше не присылать рекламу").
+    """
     kinds = known_kinds if known_kinds is not None else frozenset(k.value for k in RequestKind) - {"confirm"}
     try:
         table = tomllib.loads(text)
@@ -65,11 +84,11 @@ def parse_markers(text: str, known_kinds: frozenset[str] | None = None) -> tuple
     for kind, languages in table.items():
         if kind not in kinds or not isinstance(languages, dict):
             raise MarkerError(f"[{kind}]: not an intent ({', '.join(sorted(kinds))})")
-        for language, phrases in languages.items():
-            if language not in LANGUAGES or not isinstance(phrases, list) or \
-                    not all(isinstance(p, str) and p.strip() for p in phrases):
-                raise MarkerError(f"[{kind}] {language}: expected a list of phrases in one of {', '.join(LANGUAGES)}")
-            markers += [Marker(RequestKind(kind), language, " ".join(p.lower().split())) for p in phrases]
+        body = languages.pop(BODY, {})
+        if not isinstance(body, dict):
+            raise MarkerError(f"[{kind}.body]: expected a table of language = [phrases]")
+        markers += _phrases(kind, kind, languages, SUBJECT)
+        markers += _phrases(f"{kind}.body", kind, body, BODY)
     return tuple(markers)
 
 
@@ -100,17 +119,24 @@ _CYRILLIC = re.compile(r"[а-яёА-ЯЁ]")
 _LATIN = re.compile(r"[a-zA-Z]")
 
 
+_PUNCTUATION = re.compile(r"[«»\"“”„'`*_.,;!?()\[\]{}<>]")
+_SPACES = re.compile(r"\s+")
+
+
+def normalise_text(text: str) -> str:
+    """Lower case, ё→е, quotes and punctuation to spaces, runs of white space to one space (linear)."""
+    return _SPACES.sub(" ", _PUNCTUATION.sub(" ", text.lower().replace("ё", "е"))).strip()
+
+
 def normalise_subject(subject: str) -> str:
-    """Lower case, ё→е, quotes and punctuation to spaces, reply/forward prefixes and tags removed."""
+    """:func:`normalise_text` after the reply/forward prefixes and tags are removed."""
     text = subject
     while True:
         stripped = _PREFIX.sub("", text, count=1)
         if stripped == text:
             break
         text = stripped
-    text = text.lower().replace("ё", "е")
-    text = re.sub(r"[«»\"“”„'`*_.,;!?()\[\]{}<>]", " ", text)
-    return re.sub(r"\s+", " ", text).strip()
+    return normalise_text(text)
 
 
 def is_auto_reply_subject(subject: str) -> bool:
@@ -123,16 +149,22 @@ def _phrase_pattern(phrase: str) -> str:
 
 @dataclass(frozen=True)
 class MarkerTable:
-    """Markers compiled for matching: one pass rules out ordinary mail, then the first marker in order decides."""
+    """Markers compiled for matching: one pass rules out ordinary mail, then the first marker in order decides.
+
+    ``body``: the phrases that add intents to a request, with their patterns.
+    """
 
     markers: tuple[Marker, ...]
     patterns: tuple[re.Pattern[str], ...]
     any_marker: re.Pattern[str]
+    body: tuple[tuple[Marker, re.Pattern[str]], ...] = ()
 
     @classmethod
     def of(cls, markers: tuple[Marker, ...]) -> MarkerTable:
-        return cls(markers, tuple(re.compile(_phrase_pattern(m.phrase)) for m in markers),
-                   re.compile("|".join(_phrase_pattern(m.phrase) for m in markers)))
+        subject = tuple(m for m in markers if m.place == SUBJECT)
+        return cls(subject, tuple(re.compile(_phrase_pattern(m.phrase)) for m in subject),
+                   re.compile("|".join(_phrase_pattern(m.phrase) for m in subject)),
+                   tuple((m, re.compile(_phrase_pattern(m.phrase))) for m in markers if m.place == BODY))
 
 
 @cache
@@ -151,6 +183,33 @@ def classify_subject(subject: str, table: MarkerTable | None = None) -> Classifi
         if pattern.search(text):
             return Classification(marker.kind, marker.language, marker.phrase)
     return None
+
+
+# A phrase right after one of these words says the opposite: "я не отзываю согласие", "do not unsubscribe me".
+# (Kazakh negates inside the verb, and its phrases are the positive forms, which a negated verb does not match.)
+NEGATIONS = frozenset({"не", "нет", "not", "never", "dont", "no", "емес"})
+
+
+def body_intents(own_words: str, table: MarkerTable | None = None) -> tuple[RequestKind, ...]:
+    """The intents a request's own words add to it, in the table's order, once each.
+
+    ``own_words``: the person's text with quotes and signatures removed (a
+    quoted "unsubscribe" is someone else's words).  A phrase counts only
+    where no negation stands right before it.  Linear: one search per phrase
+    over the normalised text, and a look at the one word before each hit.
+    """
+    table = table or shipped_table()
+    text = normalise_text(own_words.replace("n't", " not").replace("n’t", " not"))  # the apostrophe goes
+    found: list[RequestKind] = []
+    for marker, pattern in table.body:
+        if marker.kind in found:
+            continue
+        for match in pattern.finditer(text):
+            end = match.start() - 1  # the space before the phrase, if any
+            if end <= 0 or text[text.rfind(" ", 0, end) + 1:end] not in NEGATIONS:
+                found.append(marker.kind)
+                break
+    return tuple(found)
 
 
 def detect_language(text: str, default: Language) -> Language:

@@ -63,7 +63,8 @@ _LINE = re.compile(
     r"(?::|=|—|–|\s-\s)(?P<value>.*)$"
 )
 MAX_FIELD_LINE_CHARS = 500  # a "Field: value" line is short; longer lines are never read as fields
-_LABEL_PREFIX = re.compile(r"^(?:новый|новая|новое|новые|мой|моя|моё|мое|new|my|жаңа|менің)\s+")
+# "Мой новый телефон", "my new phone": any run of them (labels are at most 40 characters).
+_LABEL_PREFIX = re.compile(r"^(?:(?:новый|новая|новое|новые|мой|моя|моё|мое|new|my|жаңа|менің)\s+)+")
 _NAME_WORD = re.compile(r"^[^\W\d_](?:[^\W\d_]|['’\-][^\W\d_])*$")
 _CYRILLIC = re.compile(r"[\u0400-\u04FF]")
 
