@@ -210,7 +210,7 @@ def requests_group() -> None:
 @click.option("--format", "fmt", type=click.Choice(["json", "table"]), default="table", show_default=True)
 @pass_state
 def requests_list(state: CliState, wanted: str | None, fmt: str) -> int:
-    """Every request: id, message_id, kind, state, received, due, language."""
+    """Every request: id, message_id, kind (and every intent), state, received, due, language."""
     store = state.store()
     store.check_schema()
     with store.transaction() as session:
@@ -223,7 +223,8 @@ def requests_list(state: CliState, wanted: str | None, fmt: str) -> int:
 
     table = Table("id", "kind", "state", "received_at", "due_at", "language", "outcome / reason", "message_id")
     for row in rows:
-        table.add_row(str(row["id"]), row["kind"], row["state"], row["received_at"][:19], row["due_at"][:19],
+        table.add_row(str(row["id"]), "+".join(row["intents"]) or row["kind"], row["state"],
+                      row["received_at"][:19], row["due_at"][:19],
                       row["language"], row["outcome"] or row["reason"] or "", row["message_id"])
     Console().print(table)
     return EX_OK
@@ -250,7 +251,7 @@ def requests_overdue(state: CliState, within: int, fmt: str) -> int:
         found = list(open_requests_due_by(session, soon_horizon(now, within, policy.calendar, policy.timezone)))
     late = sum(1 for r in found if r.due_at < now)
     if fmt == "json":
-        rows = [{"id": r.id, "kind": r.kind, "state": r.state,
+        rows = [{"id": r.id, "kind": r.kind, "intents": list(r.intents), "state": r.state,
                  "received_at": r.received_at.astimezone(zone).isoformat(),
                  "due_at": r.due_at.astimezone(zone).isoformat(), "late": r.due_at < now, "reason": r.reason}
                 for r in found]
@@ -267,7 +268,8 @@ def _request_dict(request: Request) -> dict[str, Any]:
         "id": request.id,
         # Once the person is erased only the keyed hash is left (the Message-ID often holds their address).
         "message_id": request.message_id or f"erased (ref {request.message_ref[:12]})",
-        "kind": request.kind,
+        "kind": request.kind,  # the primary intent, the subject's
+        "intents": list(request.intents),  # every intent of the letter
         "state": request.state,
         "outcome": request.outcome,
         "reason": request.reason,

@@ -17,8 +17,9 @@ from typing import Any
 
 from dsr_mailbot.addresses import normalise_address
 from dsr_mailbot.config import Config
+from dsr_mailbot.intents.registry import spec_for
 from dsr_mailbot.reading.body import reply_text
-from dsr_mailbot.reading.classify import Classification, request_language
+from dsr_mailbot.reading.classify import Classification, MarkerTable, body_intents, request_language
 from dsr_mailbot.reading.extract import UpdateIntent, extract_update
 from dsr_mailbot.reading.parse import Headers, ParsedMessage
 from dsr_mailbot.store.models import RequestKind
@@ -36,6 +37,8 @@ class Reading:
     language: str
     sender: str | None
     auth: AuthCheck
+    # The subject's intent first, then those the person's own words add (in the markers' order).
+    intents: tuple[RequestKind, ...]
     intent: UpdateIntent
     # Every address the person's own words name, in the normal form, with look-alikes folded: a letter
     # that names another user's address goes to review, and folding here only makes that more cautious.
@@ -43,13 +46,20 @@ class Reading:
     detail: dict[str, Any] = field(default_factory=dict)  # for the audit trail: names and flags, no values
 
 
-def read_request(config: Config, parsed: ParsedMessage, classification: Classification) -> Reading:
+def read_request(config: Config, parsed: ParsedMessage, classification: Classification,
+                 markers: MarkerTable | None = None) -> Reading:
+    """``markers``: the subject and body markers (the shipped ones, and the operator's extra phrases)."""
     headers: Headers = parsed.headers
     own_words = reply_text(parsed.body_text[:MAX_BODY_CHARS])[:MAX_OWN_WORDS_CHARS]
     language = request_language(classification, own_words, config.policy.default_language)
     trust = config.trust
     auth = check_authentication(headers.items, trust.authserv_id, headers.sender, trust.own_received_lines)
-    intent = extract_update(own_words) if classification.kind is RequestKind.UPDATE else UpdateIntent({}, ())
+    intents: tuple[RequestKind, ...] = (classification.kind,)
+    if not spec_for(classification.kind).answered_by_person:  # a question is read whole, by a person
+        # Nor do the own words add a question: it would wait for a person while the rest was carried out.
+        intents += tuple(k for k in body_intents(own_words, markers)
+                         if k not in intents and not spec_for(k).answered_by_person)
+    intent = extract_update(own_words) if RequestKind.UPDATE in intents else UpdateIntent({}, ())
     named = set(named_addresses(own_words))
     if "email" in intent.changes:
         named.add(intent.changes["email"])
@@ -57,6 +67,7 @@ def read_request(config: Config, parsed: ParsedMessage, classification: Classifi
         language=language,
         sender=headers.sender,
         auth=auth,
+        intents=intents,
         intent=intent,
         named_addresses=frozenset(named),
         detail={"body": parsed.body_kind, "defects": sorted(parsed.defects)[:20], "truncated": parsed.truncated,

@@ -45,9 +45,9 @@ from sqlmodel import Session, select
 
 from dsr_mailbot.config import Config
 from dsr_mailbot.facts import Reading
+from dsr_mailbot.intents.apply import Outcome, combined
 from dsr_mailbot.intents.deadlines import due_at, erasure_due_at
-from dsr_mailbot.intents.registry import Target, spec_for
-from dsr_mailbot.reading.classify import Classification
+from dsr_mailbot.intents.registry import Target, confirmation_of, conflict_of, in_order, spec_for
 from dsr_mailbot.reading.extract import Problem, UpdateIntent
 from dsr_mailbot.reading.parse import Headers
 from dsr_mailbot.replies.outbox import mask_address, queue_reply, replies_in_last_day
@@ -56,7 +56,7 @@ from dsr_mailbot.store.database import find_user_by_email, record_event
 from dsr_mailbot.store.keys import Keyring
 from dsr_mailbot.store.models import FINAL_STATES, Request, RequestKind, RequestState, User
 from dsr_mailbot.trust.tokens import NEW_ADDRESS, OWNER, Token, TokenStatus, check_token, make_token
-from dsr_mailbot.trust.verify import Verdict, identify, needs_owner_confirmation
+from dsr_mailbot.trust.verify import Confirmation, Verdict, identify, needs_owner_confirmation
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,7 @@ def _new_request(ctx: Context, arrival: Arrival, headers: Headers, kind: str, la
         uidvalidity=arrival.uidvalidity,
         uid=arrival.uid,
         kind=kind,
+        intents=[] if kind == RequestKind.CONFIRM else [kind],
         state=RequestState.RECEIVED,
         language=language,
         received_at=arrival.received_at,
@@ -185,8 +186,44 @@ def _open_challenge(session: Session, request: Request, user: User) -> Request |
     ).first()
 
 
+def _due(ctx: Context, request: Request, kinds: Sequence[str]) -> datetime:
+    """The strictest due date of these intents, counted from the request's receipt."""
+    policy = ctx.config.policy
+    return min((due_at(kind, request.received_at, policy.deadline_profile, policy.calendar, policy.timezone)
+                for kind in kinds), default=request.due_at)
+
+
+def _carry_out(ctx: Context, session: Session, request: Request, user: User,
+               kinds: Sequence[str]) -> list[Outcome]:
+    """Run the handlers of these intents on the user, in the registry's order."""
+    target = Target(
+        user=user, intent=_intent_of(request), received_at=request.received_at, now=ctx.now,
+        erasure_delay_days=ctx.config.policy.erasure_delay_days,
+        email_taken=lambda email: _someone_elses(session, email, user),
+    )
+    outcomes = [spec_for(kind).handle(target) for kind in in_order(kinds)]
+    session.add(user)
+    return outcomes
+
+
+def _on_receipt(ctx: Context, session: Session, request: Request, user: User) -> None:
+    """While the rest of a letter waits for confirmation, carry out at once what never needs one (an opt-out).
+
+    Harmless if forged, and due on receipt by law; its handler runs again,
+    changing nothing, when the rest is carried out.  The due date becomes
+    that of what is left.
+    """
+    now = [kind for kind in request.intents if spec_for(kind).confirmation is Confirmation.NEVER]
+    if not now or len(now) == len(request.intents):
+        return
+    outcomes = _carry_out(ctx, session, request, user, now)
+    request.due_at = _due(ctx, request, [kind for kind in request.intents if kind not in now])
+    record_event(session, "applied_on_receipt", request_id=request.id, subject_ref=request.subject_ref, at=ctx.now,
+                 intents=now, changed=sorted({f for o in outcomes for f in o.changed_fields}))
+
+
 def intake(ctx: Context, session: Session, request: Request, headers: Headers, reading: Reading,
-           classification: Classification, replied_to: int | None = None) -> Request:
+           replied_to: int | None = None) -> Request:
     """Take a received request (its message read in full, before this transaction) as far as it can go now.
 
     ``replied_to``: the request one of whose messages this mail answers.  Such
@@ -195,6 +232,9 @@ def intake(ctx: Context, session: Session, request: Request, headers: Headers, r
     """
     cfg = ctx.config
     request.language = reading.language
+    kinds = [kind.value for kind in in_order(reading.intents)]
+    request.intents = kinds
+    request.due_at = _due(ctx, request, kinds)
     identity = identify(headers, lambda email: find_user_by_email(session, email))
     auth, intent = reading.auth, reading.intent
     request.authenticated = auth.authenticated
@@ -202,7 +242,7 @@ def intake(ctx: Context, session: Session, request: Request, headers: Headers, r
     request.intent = {"changes": intent.changes, "problems": [[p.field, p.code] for p in intent.problems]}
     session.add(request)
     record_event(session, "request_read", request_id=request.id, subject_ref=request.subject_ref, at=ctx.now,
-                 language=reading.language, authentication=auth.summary, fields=sorted(intent.changes),
+                 language=reading.language, intents=kinds, authentication=auth.summary, fields=sorted(intent.changes),
                  problems=[f"{p.field}:{p.code}" for p in intent.problems], **reading.detail)
 
     if replied_to is not None:
@@ -223,7 +263,7 @@ def intake(ctx: Context, session: Session, request: Request, headers: Headers, r
     if spec_for(request.kind).answered_by_person:
         # A question: told at once when it will be answered, then it waits for a person (requests answer).
         _reply(ctx, session, request, "question_acknowledged", "reply", recipient,
-               ReplyContent(kind=request.kind, due_at=request.due_at), verified=verified)
+               ReplyContent(kinds=(request.kind,), due_at=request.due_at), verified=verified)
         _transition(ctx, session, request, RequestState.REVIEW, reason="awaiting_answer")
         return request
     if _other_users_named(session, reading.named_addresses, user):
@@ -236,17 +276,21 @@ def intake(ctx: Context, session: Session, request: Request, headers: Headers, r
     if any(p.code == "conflict" for p in intent.problems):
         _transition(ctx, session, request, RequestState.REVIEW, reason="conflicting_values")
         return request
-    if classification.kind is RequestKind.UPDATE and not intent.understood:
+    if contradiction := conflict_of(kinds):
+        _transition(ctx, session, request, RequestState.REVIEW, reason=f"conflicting_intents: {contradiction}")
+        return request
+    if kinds == [RequestKind.UPDATE] and not intent.understood:
         _reply(ctx, session, request, "update_not_understood", "reply", recipient,
                ReplyContent(problems=tuple((p.field, p.code) for p in intent.problems)), verified=verified)
         _transition(ctx, session, request, RequestState.REJECTED, outcome="update_not_understood",
                     reason="no_valid_field")
         return request
-    if needs_owner_confirmation(spec_for(request.kind).confirmation, auth.authenticated, cfg.trust.verification):
+    if needs_owner_confirmation(confirmation_of(kinds), auth.authenticated, cfg.trust.verification):
+        _on_receipt(ctx, session, request, user)
         waiting = _open_challenge(session, request, user)
         if waiting is not None:
             request.related_request_id = waiting.id
-            if request.kind == RequestKind.UPDATE:
+            if RequestKind.UPDATE in kinds:
                 _transition(ctx, session, request, RequestState.REVIEW, reason="challenge_already_open")
             else:
                 _transition(ctx, session, request, RequestState.REJECTED, reason="challenge_already_open")
@@ -270,13 +314,13 @@ def _await(ctx: Context, session: Session, request: Request, user: User, audienc
         recipient = user.email
         template, purpose = "challenge", "challenge_o"
         content = ReplyContent(
-            kind=request.kind, changes=intent.changes, token=str(token), expires_at=token.expires_at,
+            kinds=tuple(request.intents), changes=intent.changes, token=str(token), expires_at=token.expires_at,
             erasure_due_at=erasure_due_at(request.received_at, ctx.config.policy.erasure_delay_days),
         )
     else:
         recipient = intent.changes["email"]
         template, purpose = "challenge_new_address", "challenge_n"
-        content = ReplyContent(kind=request.kind, token=str(token), expires_at=token.expires_at)
+        content = ReplyContent(kinds=tuple(request.intents), token=str(token), expires_at=token.expires_at)
     # A challenge to the owner answers whatever came in their name; one to a new address follows a verified owner.
     _reply(ctx, session, request, template, purpose, recipient, content,
            verified=audience == NEW_ADDRESS or request.authenticated)
@@ -288,7 +332,7 @@ def _after_owner(ctx: Context, session: Session, request: Request, user: User, *
     """The owner is verified (or ``verification = never`` believes them): confirm a new address, else finish."""
     intent = _intent_of(request)
     new_email = intent.changes.get("email")
-    if (request.kind == RequestKind.UPDATE and new_email and new_email != user.email
+    if (RequestKind.UPDATE in request.intents and new_email and new_email != user.email
             and ctx.config.trust.verification != "never"):
         _await(ctx, session, request, user, NEW_ADDRESS)
         return
@@ -297,17 +341,12 @@ def _after_owner(ctx: Context, session: Session, request: Request, user: User, *
 
 def complete(ctx: Context, session: Session, request: Request, user: User, actor: str = "bot", *,
              verified: bool = True) -> None:
-    """Apply what the request asked and queue the reply (and, for a new e-mail address, a notice to the old one)."""
+    """Apply what the request asked and queue one reply (and, for a new e-mail address, a notice to the old one)."""
     old_email = user.email
-    outcome = spec_for(request.kind).handle(Target(
-        user=user, intent=_intent_of(request), received_at=request.received_at, now=ctx.now,
-        erasure_delay_days=ctx.config.policy.erasure_delay_days,
-        email_taken=lambda email: _someone_elses(session, email, user),
-    ))
-    session.add(user)
+    outcome = combined(_carry_out(ctx, session, request, user, request.intents or [request.kind]))
     if outcome.template:
         _reply(ctx, session, request, outcome.template, "reply", user.email, ReplyContent(
-            kind=request.kind, changes=dict(outcome.changes),
+            kinds=tuple(request.intents), parts=outcome.parts, changes=dict(outcome.changes),
             unchanged=outcome.unchanged_fields, problems=tuple((p.field, p.code) for p in outcome.problems),
             erasure_due_at=outcome.erasure_due_at, held=dict(outcome.held), consents=dict(outcome.consents),
         ), verified=verified)

@@ -388,12 +388,13 @@ def _handle(services: Services, source: MailSource, record: HeaderRecord, header
             stage = "parse"
             parsed = parse_message(fetched.data, truncated=fetched.truncated)
             stage = "read"
-            reading = read_request(cfg, parsed, classification)  # all sender text is read before the transaction
+            # All sender text is read before the transaction.
+            reading = read_request(cfg, parsed, classification, services.markers)
             stage = "intake"
             with store.transaction() as session:
                 row = _received(session, request_id)
                 if row is not None:
-                    intake(ctx, session, row, parsed.headers, reading, classification, replied_to=replied_to)
+                    intake(ctx, session, row, parsed.headers, reading, replied_to=replied_to)
                     seen = _Seen.of(row)
         crash_point("after_apply_commit", headers.message_id)
     except DsrMailbotError as exc:

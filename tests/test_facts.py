@@ -46,3 +46,26 @@ def test_the_reading_carries_everything_the_decision_needs(tmp_path: Path) -> No
     assert reading.intent.changes == {"phone": "+77017654321", "email": "ivan.new@example.ru"}
     assert reading.named_addresses == frozenset({"ivan.new@example.ru"})
     assert reading.detail["body"] == "plain" and reading.detail["has_message_id"]
+
+
+def _reading(tmp_path: Path, subject: str, body: str) -> tuple[str, ...]:
+    config_path = tmp_path / "c.toml"
+    config_path.write_text('[maildir]\npath = "m"\n', encoding="utf-8")
+    parsed = parse_message(mail("ivan@example.ru", subject, body))
+    classification = classify_subject(parsed.headers.subject)
+    assert classification is not None
+    reading = read_request(load_config(config_path), parsed, classification)
+    return (*reading.intents, *reading.intent.changes)
+
+
+def test_the_subjects_intent_comes_first_then_those_of_the_persons_own_words(tmp_path: Path) -> None:
+    assert _reading(tmp_path, "Unsubscribe", "Please update my phone.\nPhone: 8 701 765 43 21") == (
+        "optout", "update", "phone")
+    assert _reading(tmp_path, "Отзыв согласия", "Телефон: 8 701 765 43 21") == ("withdraw",)  # no update phrase
+
+
+def test_quoted_words_and_questions_add_no_intents(tmp_path: Path) -> None:
+    quoted = "Спасибо.\n\nВ письме от 1 ноября вы писали:\n> отпишите меня от рассылки\n"
+    assert _reading(tmp_path, "Re: Обновление персональных данных", quoted) == ("update",)
+    assert _reading(tmp_path, "Вопрос об обработке персональных данных", "Как долго вы храните данные? "
+                    "И отпишите меня от рассылки.") == ("question",)  # a person reads a question whole

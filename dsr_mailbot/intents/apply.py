@@ -19,7 +19,7 @@ else's?") is passed in as a function.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -43,6 +43,33 @@ class Outcome:
     erasure_due_at: datetime | None = None
     held: dict[str, str] = field(default_factory=dict)
     consents: dict[str, bool] = field(default_factory=dict)
+    parts: tuple[str, ...] = ()  # several intents: the template of each one's outcome, for one reply
+
+
+def combined(outcomes: Sequence[Outcome]) -> Outcome:
+    """The outcome of a letter's intents together: one reply with a part per intent.
+
+    Completed when any intent was carried out (the reply says which were
+    not, and why); otherwise the first intent's state and reason.
+    """
+    if len(outcomes) == 1:
+        return outcomes[0]
+    done = [o for o in outcomes if o.state is RequestState.COMPLETED]
+    first = done[0] if done else outcomes[0]
+    parts = tuple(o.template for o in outcomes if o.template)
+    return Outcome(
+        state=first.state,
+        template="several_applied" if parts else None,
+        reason=first.reason if not done else None,
+        changed_fields=tuple(f for o in outcomes for f in o.changed_fields),
+        unchanged_fields=tuple(f for o in outcomes for f in o.unchanged_fields),
+        problems=tuple(p for o in outcomes for p in o.problems),
+        changes={k: v for o in outcomes for k, v in o.changes.items()},
+        erasure_due_at=next((o.erasure_due_at for o in outcomes if o.erasure_due_at), None),
+        held={k: v for o in outcomes for k, v in o.held.items()},
+        consents={k: v for o in outcomes for k, v in o.consents.items()},
+        parts=parts,
+    )
 
 
 def apply_update(

@@ -8,13 +8,26 @@ markers in every language, a deadline in every configured profile, and
 templates that render in every language (every branch).  Dispatch is exhaustive: a
 kind without a handler is a start-up error, never another intent's handler.
 
+A letter carries a set of intents: its subject's, and those its own words
+add (``[intent.body]`` markers).  The set is handled as one request:
+
+- :data:`CONFLICTS` lists the sets that contradict each other; such a
+  letter goes to review with the conflict as its reason;
+- it needs the strictest confirmation of its intents
+  (:func:`confirmation_of`); intents that never need one (an opt-out) are
+  applied on receipt even while the rest waits, because they are harmless
+  if forged and the law wants them at once — their handlers must therefore
+  be idempotent, since they run again when the rest is applied;
+- handlers run in the order of :data:`REGISTRY` (an update before an access
+  answer, so the answer shows the new values), and one reply covers them all.
+
 Adding an intent touches this table, its handler (``apply.py``), its
 templates and the two data files; nothing else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -46,26 +59,52 @@ class IntentSpec:
     answered_by_person: bool = False
 
 
+# In the order their handlers run when a letter carries several.
 REGISTRY: Mapping[RequestKind, IntentSpec] = {spec.kind: spec for spec in (
     IntentSpec(RequestKind.UPDATE, Confirmation.UNLESS_AUTHENTICATED,
                lambda t: apply.apply_update(t.user, t.intent, t.email_taken, t.now),
                ("update_applied", "update_not_understood", "email_changed_notice", "challenge_new_address")),
-    IntentSpec(RequestKind.WITHDRAW, Confirmation.UNLESS_AUTHENTICATED,
-               lambda t: apply.apply_withdrawal(t.user, t.received_at, t.erasure_delay_days, t.now),
-               ("withdrawal_applied",)),
     IntentSpec(RequestKind.OPTOUT, Confirmation.NEVER,
                lambda t: apply.apply_optout(t.user, t.received_at, t.now),
                ("optout_applied",)),
     # It e-mails personal data: confirmed by reply from the address on file, whatever authenticated it.
     IntentSpec(RequestKind.ACCESS, Confirmation.ALWAYS, lambda t: apply.apply_access(t.user), ("access_answer",)),
+    IntentSpec(RequestKind.WITHDRAW, Confirmation.UNLESS_AUTHENTICATED,
+               lambda t: apply.apply_withdrawal(t.user, t.received_at, t.erasure_delay_days, t.now),
+               ("withdrawal_applied",)),
     # Anyone may ask, known or not; asking changes nothing, so nothing needs confirming.
     IntentSpec(RequestKind.QUESTION, Confirmation.NEVER, lambda t: apply.nothing_to_apply(),
                ("question_acknowledged", "question_answer"), answered_by_person=True),
 )}
 # Not intents: a reply to a challenge is handled by the confirmation loop (lifecycle.confirm).
 NOT_INTENTS = frozenset({RequestKind.CONFIRM})
-# Replies any request may get, whatever its intent.
-COMMON_TEMPLATES = ("unknown_sender", "challenge", "confirmation_expired", "request_rejected")
+# Replies any request may get, whatever its intent; "several_applied" answers a letter with several intents.
+COMMON_TEMPLATES = ("unknown_sender", "challenge", "confirmation_expired", "request_rejected", "several_applied")
+
+# Sets of intents that contradict each other, read in order: the first one a letter holds is its review reason.
+CONFLICTS: tuple[tuple[frozenset[RequestKind], str], ...] = (
+    # The withdrawal destroys the very fields the update would set: which one did the person mean?
+    (frozenset({RequestKind.UPDATE, RequestKind.WITHDRAW}), "update_and_withdrawal"),
+)
+_STRICTNESS = (Confirmation.NEVER, Confirmation.UNLESS_AUTHENTICATED, Confirmation.ALWAYS)
+
+
+def in_order(kinds: Iterable[str]) -> tuple[RequestKind, ...]:
+    """The intents of a letter, once each, in the order their handlers run."""
+    wanted = {RequestKind(k) for k in kinds}
+    return tuple(kind for kind in REGISTRY if kind in wanted)
+
+
+def conflict_of(kinds: Iterable[str]) -> str | None:
+    """Why these intents cannot be carried out together, or None."""
+    held = {RequestKind(k) for k in kinds}
+    return next((reason for conflicting, reason in CONFLICTS if conflicting <= held), None)
+
+
+def confirmation_of(kinds: Iterable[str]) -> Confirmation:
+    """The strictest confirmation any of the intents needs."""
+    return max((REGISTRY[RequestKind(k)].confirmation for k in kinds), key=_STRICTNESS.index,
+               default=Confirmation.NEVER)
 
 
 def spec_for(kind: str) -> IntentSpec:

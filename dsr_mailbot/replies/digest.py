@@ -30,7 +30,8 @@ def overdue_line(row: Request, now: datetime, zone: ZoneInfo) -> str:
     """One late or soon-due request as the digest and ``requests overdue`` show it: no personal data."""
     flag = "LATE" if row.due_at < now else "soon"
     reason = f" ({row.reason})" if row.reason else ""
-    return f"#{row.id:<6} {flag:<4} due {row.due_at.astimezone(zone).isoformat()}  {row.kind:<9} {row.state}{reason}"
+    intents = "+".join(row.intents) or row.kind
+    return f"#{row.id:<6} {flag:<4} due {row.due_at.astimezone(zone).isoformat()}  {intents:<9} {row.state}{reason}"
 
 
 def digest_text(rows: Sequence[Request], now: datetime, timezone: str) -> tuple[str, str]:

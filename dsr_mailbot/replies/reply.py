@@ -70,12 +70,16 @@ TEMPLATES: tuple[TemplateSpec, ...] = (
     TemplateSpec("access_answer", answers_recipient=True),
     TemplateSpec("question_acknowledged", answers_recipient=True),
     TemplateSpec("question_answer", answers_recipient=True),
+    TemplateSpec("several_applied", answers_recipient=True),
     TemplateSpec("challenge_new_address", answers_recipient=False),
     TemplateSpec("confirmation_expired", answers_recipient=False),
     TemplateSpec("email_changed_notice", answers_recipient=False),
 )
 TEMPLATE_SPECS = {spec.name: spec for spec in TEMPLATES}
 OUTCOME_TEMPLATES = tuple(spec.name for spec in TEMPLATES)
+# The outcomes whose text is a part (``templates/<language>/parts/<outcome>.txt``): the outcome's own reply
+# wraps its part, and "several_applied" wraps the parts of every intent of a letter, in one reply.
+PART_TEMPLATES = ("update_applied", "update_not_understood", "optout_applied", "access_answer", "withdrawal_applied")
 MAX_WORD_BYTES = 42  # UTF-8 bytes per encoded word: 56 base64 characters, 68 with =?utf-8?b?…?=
 
 _EN_MONTHS = (
@@ -101,7 +105,8 @@ def format_date(value: date | datetime, language: str) -> str:
 class ReplyContent:
     """Everything a template may show; what a reply does not need stays empty."""
 
-    kind: str = ""
+    kinds: tuple[str, ...] = ()  # the request's intents (a challenge lists what it confirms)
+    parts: tuple[str, ...] = ()  # "several_applied": the outcome of each intent, in the order carried out
     changes: dict[str, str] = field(default_factory=dict)
     unchanged: tuple[str, ...] = ()
     problems: tuple[tuple[str, str], ...] = ()
@@ -123,7 +128,8 @@ class ReplyContent:
             return format_date(value.astimezone(zone), language) if value else ""
 
         return {
-            "kind": self.kind,
+            "kinds": list(self.kinds),
+            "parts": list(self.parts),
             "changes": dict(self.changes),
             "unchanged": list(self.unchanged),
             "problems": [{"field": f, "code": c} for f, c in self.problems],
@@ -194,7 +200,8 @@ def sample_context() -> dict[str, Any]:
     """Sample values for exactly the names replies get (:meth:`ReplyContent.as_context`): the start-up check."""
     day = datetime(2030, 1, 1, tzinfo=UTC)
     return ReplyContent(
-        kind="update",
+        kinds=("update",),
+        parts=PART_TEMPLATES,
         changes={"phone": "+77011234567", "surname": "Иванов"},
         unchanged=("email",),
         problems=(("patronymic", "invalid"),),
@@ -219,8 +226,8 @@ def sample_contexts(kind: str) -> list[dict[str, Any]]:
     problems, dates; the full sample takes one side of each ``if``, the
     empty one the other, so a broken branch fails at start-up too.
     """
-    full = {**sample_context(), "kind": kind}
-    empty = {**ReplyContent(kind=kind, reference="42").as_context("en", "UTC", datetime(2030, 1, 1, tzinfo=UTC))}
+    full = {**sample_context(), "kinds": [kind]}
+    empty = ReplyContent(kinds=(kind,), reference="42").as_context("en", "UTC", datetime(2030, 1, 1, tzinfo=UTC))
     return [full, empty]
 
 

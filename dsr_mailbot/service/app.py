@@ -18,7 +18,7 @@ from dsr_mailbot.mailbox.imap import ImapSource
 from dsr_mailbot.mailbox.maildir import MaildirSource
 from dsr_mailbot.mailbox.source import MailSource
 from dsr_mailbot.pipeline import RunReport, Services, run_once
-from dsr_mailbot.reading.classify import LANGUAGES, Marker, MarkerTable, shipped_markers, with_extra
+from dsr_mailbot.reading.classify import LANGUAGES, SUBJECT, Marker, MarkerTable, shipped_markers, with_extra
 from dsr_mailbot.replies.reply import Renderer, sample_contexts
 from dsr_mailbot.replies.send import FileTransport, SmtpTransport, Transport
 from dsr_mailbot.store.database import Store
@@ -40,7 +40,7 @@ def check_registry(markers: Sequence[Marker], profile_names: Sequence[str], rend
         if kind not in REGISTRY and kind not in NOT_INTENTS:
             raise ConfigError(f"intent {kind.value}: no handler in the registry")
     for kind, spec in REGISTRY.items():
-        languages = {m.language for m in markers if m.kind is kind}
+        languages = {m.language for m in markers if m.kind is kind and m.place == SUBJECT}
         if missing := [language for language in LANGUAGES if language not in languages]:
             raise ConfigError(f"intent {kind.value}: no subject markers in {', '.join(missing)}")
         for name in profile_names:

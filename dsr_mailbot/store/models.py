@@ -113,7 +113,10 @@ class Request(SQLModel, table=True):
     source: str = Field(max_length=500)
     uidvalidity: int
     uid: int
-    kind: str = Field(max_length=20)
+    kind: str = Field(max_length=20)  # the primary intent: the subject's
+    # Every intent of the letter, the subject's first, then those its own words add.  Names only, so it stays
+    # when the request closes (the audit trail shows what was asked).
+    intents: list[str] = Field(default_factory=list, sa_type=JSON)
     state: str = Field(index=True, max_length=30)
     outcome: str | None = Field(default=None, max_length=50)
     reason: str | None = Field(default=None, max_length=500)

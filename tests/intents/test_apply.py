@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dsr_mailbot.intents.apply import apply_optout, apply_update, apply_withdrawal
+from dsr_mailbot.intents.apply import apply_access, apply_optout, apply_update, apply_withdrawal, combined
 from dsr_mailbot.reading.extract import Problem, UpdateIntent
 from dsr_mailbot.store.models import RequestState, User
 
@@ -71,3 +71,27 @@ def test_optout_turns_marketing_off_only() -> None:
     assert record.marketing_opted_out_at == NOW
     assert outcome.changed_fields == ("marketing_consent",)
     assert apply_optout(record, NOW, NOW).changed_fields == ()
+
+
+def test_several_outcomes_make_one_reply_with_a_part_each() -> None:
+    record = user(phone="+77011112233")
+    outcomes = [apply_update(record, UpdateIntent({"phone": "+77019998877"}, (Problem("email", "invalid"),)),
+                             never_taken, NOW),
+                apply_optout(record, NOW, NOW), apply_access(record)]
+
+    outcome = combined(outcomes)
+
+    assert (outcome.state, outcome.template) == (RequestState.COMPLETED, "several_applied")
+    assert outcome.parts == ("update_applied", "optout_applied", "access_answer")
+    assert outcome.changes == {"phone": "+77019998877"} and outcome.held["phone"] == "+77019998877"
+    assert outcome.changed_fields == ("phone", "marketing_consent")
+    assert outcome.problems == (Problem("email", "invalid"),)
+    assert combined(outcomes[:1]) is outcomes[0]
+
+
+def test_a_letter_is_completed_when_any_of_its_intents_was_carried_out() -> None:
+    record = user()
+    not_understood = apply_update(record, UpdateIntent({}, (Problem("phone", "invalid"),)), never_taken, NOW)
+    outcome = combined([not_understood, apply_optout(record, NOW, NOW)])
+    assert outcome.state is RequestState.COMPLETED and outcome.parts == ("update_not_understood", "optout_applied")
+    assert combined([not_understood, not_understood]).state is RequestState.REJECTED

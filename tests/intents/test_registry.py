@@ -59,3 +59,21 @@ def test_a_broken_branch_of_a_template_fails_at_start_up(tmp_path: Path) -> None
                       + "{% if not changes %}{{ no_such_name }}{% endif %}\n", encoding="utf-8")
     with pytest.raises(TemplateError, match="kk/optout_applied"):
         check_registry(shipped_markers(), ["ru-152fz"], Renderer(tmp_path / "templates", operator_name="Shop"))
+
+
+def test_a_letters_intents_run_in_the_registrys_order_with_the_strictest_confirmation() -> None:
+    from dsr_mailbot.intents.registry import confirmation_of, in_order
+    from dsr_mailbot.trust.verify import Confirmation
+
+    assert in_order(["withdraw", "optout", "access", "update", "optout"]) == (
+        RequestKind.UPDATE, RequestKind.OPTOUT, RequestKind.ACCESS, RequestKind.WITHDRAW)  # the update first
+    assert confirmation_of(["optout"]) is Confirmation.NEVER
+    assert confirmation_of(["optout", "update"]) is Confirmation.UNLESS_AUTHENTICATED
+    assert confirmation_of(["optout", "update", "access"]) is Confirmation.ALWAYS
+
+
+def test_contradictory_intents_are_named() -> None:
+    from dsr_mailbot.intents.registry import conflict_of
+
+    assert conflict_of(["withdraw", "update", "optout"]) == "update_and_withdrawal"
+    assert conflict_of(["update", "optout", "access"]) is None

@@ -77,6 +77,7 @@ def test_a_first_release_store_keeps_its_data_through_the_upgrade(db_url: str) -
     assert request.message_id == "<ivan.petrov.1@example.ru>"
     assert request.message_ref == KEYS.message_ref("<ivan.petrov.1@example.ru>")  # the dedup key, made here
     assert (request.state, request.reply_address, request.thread) == ("awaiting_confirmation", "ivan@example.ru", None)
+    assert (request.kind, request.intents) == ("update", ["update"])  # one intent each before 0003
     assert request.received_at == datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
     assert (outbox.data, outbox.for_verified) == (b"From: x\r\n\r\nbody", False)
     assert (cursor.uidvalidity, cursor.last_uid) == (7, 3) and event.event == "request_received"
@@ -103,6 +104,6 @@ def test_run_on_an_outdated_schema_exits_78_and_says_to_upgrade(bot: Bot, tmp_pa
     assert bot.account.snapshot()  # nothing was touched
 
     upgraded = bot.cli("db", "upgrade")
-    assert upgraded.returncode == 0 and "0002" in upgraded.stdout
-    assert bot.cli("db", "current").stdout.split() == ["current:", "0002", "head:", "0002"]
+    assert upgraded.returncode == 0 and "0003" in upgraded.stdout
+    assert bot.cli("db", "current").stdout.split() == ["current:", "0003", "head:", "0003"]
     assert bot.cli("run", "--once").returncode == 0
