@@ -34,7 +34,7 @@ from sqlmodel import select
 from dsr_mailbot.config import Config, load_config
 from dsr_mailbot.errors import ConfigError, DsrMailbotError
 from dsr_mailbot.store.database import Store, all_requests
-from dsr_mailbot.store.models import AuditEvent, Request, RequestState
+from dsr_mailbot.store.models import FINAL_STATES, AuditEvent, Request, RequestState
 
 EX_OK, EX_SOFTWARE, EX_USAGE, EX_DATAERR, EX_TEMPFAIL, EX_CONFIG = 0, 1, 64, 65, 75, 78
 log = logging.getLogger("dsr_mailbot")
@@ -344,6 +344,8 @@ def _decide(state: CliState, request_id: int, decision: Callable[..., None], *ar
         except DecisionError as exc:
             raise click.ClickException(str(exc)) from exc
         result = f"request {request_id}: {request.state}" + (f" ({request.outcome})" if request.outcome else "")
+        if request.state not in FINAL_STATES:
+            result += f", due {request.due_at.astimezone(ZoneInfo(state.config.policy.timezone)).isoformat()}"
     drained = drain_outbox(services.store, services.transport, services.config.reply_from)
     click.echo(result + f"; {drained.sent} reply(ies) sent")
     if drained.unavailable:
@@ -375,6 +377,19 @@ def requests_answer(state: CliState, request_id: int, answer_file: Any) -> int:
     if not text.strip():
         raise click.UsageError("the answer is empty")
     return _decide(state, request_id, answer, text)
+
+
+@requests_group.command("extend")
+@click.argument("request_id", type=int)
+@click.option("--reason", required=True, help="Told to the person in the notice (write it in their language).")
+@pass_state
+def requests_extend(state: CliState, request_id: int, reason: str) -> int:
+    """Extend an open request's deadline once, where the deadline profiles allow it, with a reasoned notice."""
+    from dsr_mailbot.lifecycle import extend
+
+    if not reason.strip():
+        raise click.UsageError("--reason must not be empty")
+    return _decide(state, request_id, extend, reason.strip())
 
 
 @requests_group.command("reject")

@@ -54,7 +54,7 @@ from dsr_mailbot.replies.outbox import mask_address, queue_reply, replies_in_las
 from dsr_mailbot.replies.reply import Renderer, ReplyContent
 from dsr_mailbot.store.database import find_user_by_email, record_event
 from dsr_mailbot.store.keys import Keyring
-from dsr_mailbot.store.models import FINAL_STATES, Request, RequestKind, RequestState, User
+from dsr_mailbot.store.models import FINAL_STATES, AuditEvent, Request, RequestKind, RequestState, User
 from dsr_mailbot.trust.tokens import NEW_ADDRESS, OWNER, Token, TokenStatus, check_token, make_token
 from dsr_mailbot.trust.verify import Confirmation, Verdict, identify, needs_owner_confirmation
 
@@ -206,6 +206,18 @@ def _carry_out(ctx: Context, session: Session, request: Request, user: User,
     return outcomes
 
 
+def _on_receipt_intents(request: Request) -> list[str]:
+    """What a letter's confirmation does not wait for: the intents that never need one, when others do."""
+    now = [kind for kind in request.intents if spec_for(kind).confirmation is Confirmation.NEVER]
+    return now if len(now) < len(request.intents) else []
+
+
+def _pending(request: Request) -> list[str]:
+    """The intents whose deadline the request's due date is: all but those carried out on receipt."""
+    early = (request.intent or {}).get("on_receipt", [])
+    return [kind for kind in request.intents or [request.kind] if kind not in early]
+
+
 def _on_receipt(ctx: Context, session: Session, request: Request, user: User) -> None:
     """While the rest of a letter waits for confirmation, carry out at once what never needs one (an opt-out).
 
@@ -213,11 +225,12 @@ def _on_receipt(ctx: Context, session: Session, request: Request, user: User) ->
     changing nothing, when the rest is carried out.  The due date becomes
     that of what is left.
     """
-    now = [kind for kind in request.intents if spec_for(kind).confirmation is Confirmation.NEVER]
-    if not now or len(now) == len(request.intents):
+    now = _on_receipt_intents(request)
+    if not now:
         return
     outcomes = _carry_out(ctx, session, request, user, now)
-    request.due_at = _due(ctx, request, [kind for kind in request.intents if kind not in now])
+    request.intent = {**request.intent, "on_receipt": now}
+    request.due_at = _due(ctx, request, _pending(request))
     record_event(session, "applied_on_receipt", request_id=request.id, subject_ref=request.subject_ref, at=ctx.now,
                  intents=now, changed=sorted({f for o in outcomes for f in o.changed_fields}))
 
@@ -472,6 +485,38 @@ def answer(ctx: Context, session: Session, request: Request, text: str, actor: s
            verified=True)
     _transition(ctx, session, request, RequestState.COMPLETED, outcome="question_answer", reason="answered",
                 actor=actor)
+
+
+def extend(ctx: Context, session: Session, request: Request, reason: str, actor: str) -> None:
+    """Move an open request's due date by the one extension the deadline profiles allow, with a reasoned notice.
+
+    152-FZ Art. 14 ч.3 allows 5 more working days for an access request or
+    a question, GDPR Art. 12(3) two more months; each profile extends its
+    own rule, and the strictest date still wins (under the default profiles
+    the KZ figure allows none, so nothing moves).  Once per request.  The
+    reason goes to the person; the audit keeps the dates, not the text.
+    """
+    if request.kind == RequestKind.CONFIRM or request.state in FINAL_STATES:
+        raise DecisionError(f"request {request.id} is {request.state}; only open requests can be extended")
+    if session.exec(select(AuditEvent).where(AuditEvent.request_id == request.id,
+                                             AuditEvent.event == "deadline_extended")).first():
+        raise DecisionError(f"request {request.id}: its deadline was extended once already; the law allows one")
+    policy = ctx.config.policy
+    pending = _pending(request)
+    extended = min(due_at(kind, request.received_at, policy.deadline_profile, policy.calendar, policy.timezone,
+                          extended=True) for kind in pending)
+    if extended <= request.due_at:
+        raise DecisionError(f"request {request.id}: the deadline profiles ({', '.join(policy.deadline_profile)}) "
+                            f"allow no extension for {'+'.join(pending)}")
+    recipient = request.reply_address
+    if not recipient:
+        raise DecisionError(f"request {request.id} has no address to send the notice to")
+    _reply(ctx, session, request, "deadline_extended", "extension", recipient,
+           ReplyContent(kinds=tuple(pending), reason=reason, due_at=extended), verified=True)
+    record_event(session, "deadline_extended", request_id=request.id, subject_ref=request.subject_ref, actor=actor,
+                 at=ctx.now, previous_due_at=request.due_at.isoformat(), due_at=extended.isoformat())
+    request.due_at = extended
+    session.add(request)
 
 
 def reject(ctx: Context, session: Session, request: Request, reason: str, actor: str) -> None:

@@ -44,7 +44,15 @@ class Rule:
     count: int
     cite: str
     extension: int = 0  # further working days allowed once, with a reasoned notice
-    extension_months: int = 0
+    extension_months: int = 0  # further months allowed once, with a reasoned notice (GDPR Art. 12(3))
+
+    def extended(self) -> Rule:
+        """The rule after its one extension; the same rule where the law allows none."""
+        if self.unit == "working" and self.extension:
+            return Rule(self.unit, self.count + self.extension, self.cite)
+        if self.unit == "months" and self.extension_months:
+            return Rule(self.unit, self.count + self.extension_months, self.cite)
+        return self
 
 
 @cache
@@ -99,14 +107,18 @@ def soon_horizon(now: datetime, working_days: int, country: str, timezone: str) 
 
 
 def due_at(kind: str, received_at: datetime, profile_names: Sequence[str] = DEFAULT_PROFILES,
-           country: str = DEFAULT_CALENDAR, timezone: str = "Asia/Almaty") -> datetime:
-    """The strictest due date of ``kind`` among the profiles (a confirmation is due at once)."""
+           country: str = DEFAULT_CALENDAR, timezone: str = "Asia/Almaty", *, extended: bool = False) -> datetime:
+    """The strictest due date of ``kind`` among the profiles (a confirmation is due at once).
+
+    ``extended``: after the one extension each profile allows (a profile
+    that allows none keeps its date, and being strictest, it still wins).
+    """
     if kind == RequestKind.CONFIRM:
         return received_at
     rules = [profiles()[name][kind] for name in profile_names if kind in profiles()[name]]
     if not rules:
         raise KeyError(f"no deadline for {kind!r} in profiles {', '.join(profile_names)}")
-    return min(due_by_rule(rule, received_at, country, timezone) for rule in rules)
+    return min(due_by_rule(rule.extended() if extended else rule, received_at, country, timezone) for rule in rules)
 
 
 def erasure_limit_days(profile_names: Sequence[str]) -> int | None:

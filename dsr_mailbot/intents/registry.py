@@ -78,8 +78,10 @@ REGISTRY: Mapping[RequestKind, IntentSpec] = {spec.kind: spec for spec in (
 )}
 # Not intents: a reply to a challenge is handled by the confirmation loop (lifecycle.confirm).
 NOT_INTENTS = frozenset({RequestKind.CONFIRM})
-# Replies any request may get, whatever its intent; "several_applied" answers a letter with several intents.
-COMMON_TEMPLATES = ("unknown_sender", "challenge", "confirmation_expired", "request_rejected", "several_applied")
+# Replies any request may get, whatever its intent; "several_applied" answers a letter with several intents,
+# "deadline_extended" is the reasoned notice of 'requests extend'.
+COMMON_TEMPLATES = ("unknown_sender", "challenge", "confirmation_expired", "request_rejected", "several_applied",
+                    "deadline_extended")
 
 # Sets of intents that contradict each other, read in order: the first one a letter holds is its review reason.
 CONFLICTS: tuple[tuple[frozenset[RequestKind], str], ...] = (

@@ -71,6 +71,7 @@ TEMPLATES: tuple[TemplateSpec, ...] = (
     TemplateSpec("question_acknowledged", answers_recipient=True),
     TemplateSpec("question_answer", answers_recipient=True),
     TemplateSpec("several_applied", answers_recipient=True),
+    TemplateSpec("deadline_extended", answers_recipient=True),
     TemplateSpec("challenge_new_address", answers_recipient=False),
     TemplateSpec("confirmation_expired", answers_recipient=False),
     TemplateSpec("email_changed_notice", answers_recipient=False),

@@ -70,3 +70,15 @@ def test_every_profile_cites_its_source_and_every_intent_has_a_deadline_in_every
             assert intent in rules, (name, intent)
         assert all("§" in rule.cite for rule in rules.values()), name
     assert erasure_limit_days(["ru-152fz", "kz"]) == 30 and erasure_limit_days(["gdpr"]) is None
+
+
+@pytest.mark.parametrize("friday", [FRIDAY_BEFORE_NAURYZ, FRIDAY_BEFORE_INDEPENDENCE_DAY])
+def test_an_extension_adds_what_each_profile_allows_and_the_strictest_still_wins(friday: date) -> None:
+    at = received(friday)
+    assert due_at("access", at, ["ru-152fz"], extended=True) == end_of(nth_working_day_after(friday, 15))
+    assert due_at("question", at, ["ru-152fz"], extended=True) == end_of(nth_working_day_after(friday, 15))
+    assert due_at("update", at, ["ru-152fz"], extended=True) == due_at("update", at, ["ru-152fz"])  # none allowed
+    assert due_at("access", at, ["ru-152fz", "kz"], extended=True) == due_at("access", at, ["kz"])
+    three_months = date(friday.year + (friday.month + 2) // 12, (friday.month + 2) % 12 + 1, friday.day)
+    assert due_at("access", at, ["gdpr"], extended=True) == end_of(three_months)
+    assert due_at("withdraw", at, ["ru-152fz"], extended=True) == at
