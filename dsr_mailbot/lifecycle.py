@@ -32,7 +32,10 @@ exactly what they saw).  Replies to unverified mail never count against an
 authenticated request's daily limit (``for_verified`` in the outbox).
 
 The message's text is read before the transaction opens
-(:mod:`reading`); the functions here only look up and decide.
+(:mod:`~dsr_mailbot.facts`); :func:`intake` then loads what the store knows
+into :class:`~dsr_mailbot.decisions.Facts`, the rule chain of
+:mod:`~dsr_mailbot.decisions` decides (pure), and the functions here carry
+the decision out.
 """
 
 from __future__ import annotations
@@ -40,14 +43,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import assert_never
 
 from sqlmodel import Session, select
 
 from dsr_mailbot.config import Config
+from dsr_mailbot.decisions import Action, Decision, Facts, decide
 from dsr_mailbot.facts import Reading
 from dsr_mailbot.intents.apply import Outcome, combined
 from dsr_mailbot.intents.deadlines import due_at, erasure_due_at
-from dsr_mailbot.intents.registry import Target, confirmation_of, conflict_of, in_order, spec_for
+from dsr_mailbot.intents.registry import Target, in_order, spec_for
 from dsr_mailbot.reading.extract import Problem, UpdateIntent
 from dsr_mailbot.reading.parse import Headers
 from dsr_mailbot.replies.outbox import mask_address, queue_reply, replies_in_last_day
@@ -56,7 +61,7 @@ from dsr_mailbot.store.database import find_user_by_email, record_event
 from dsr_mailbot.store.keys import Keyring
 from dsr_mailbot.store.models import FINAL_STATES, AuditEvent, Request, RequestKind, RequestState, User
 from dsr_mailbot.trust.tokens import NEW_ADDRESS, OWNER, Token, TokenStatus, check_token, make_token
-from dsr_mailbot.trust.verify import Confirmation, Verdict, identify, needs_owner_confirmation
+from dsr_mailbot.trust.verify import Confirmation, identify
 
 
 @dataclass(frozen=True)
@@ -258,60 +263,71 @@ def intake(ctx: Context, session: Session, request: Request, headers: Headers, r
                  language=reading.language, intents=kinds, authentication=auth.summary, fields=sorted(intent.changes),
                  problems=[f"{p.field}:{p.code}" for p in intent.problems], **reading.detail)
 
-    if replied_to is not None:
-        request.related_request_id = replied_to
-        _transition(ctx, session, request, RequestState.REVIEW, reason="reply_to_our_message")
-        return request
-    if identity.verdict is Verdict.NO_SENDER:
-        _transition(ctx, session, request, RequestState.REVIEW, reason="no_single_from_address")
-        return request
     user = identity.user
     recipient = user.email if user else identity.sender
-    assert recipient is not None
     verified = auth.authenticated
-    if replies_in_last_day(session, recipient, ctx.now, verified_only=verified) \
-            >= cfg.trust.max_replies_per_sender_per_day:
-        _transition(ctx, session, request, RequestState.REVIEW, reason="sender_daily_limit")
-        return request
-    if spec_for(request.kind).answered_by_person:
-        # A question: told at once when it will be answered, then it waits for a person (requests answer).
-        _reply(ctx, session, request, "question_acknowledged", "reply", recipient,
-               ReplyContent(kinds=(request.kind,), due_at=request.due_at), verified=verified)
-        _transition(ctx, session, request, RequestState.REVIEW, reason="awaiting_answer")
-        return request
-    if _other_users_named(session, reading.named_addresses, user):
-        _transition(ctx, session, request, RequestState.REVIEW, reason="names_another_user")
-        return request
-    if user is None:
-        _reply(ctx, session, request, "unknown_sender", "reply", recipient, verified=verified)
-        _transition(ctx, session, request, RequestState.REJECTED, outcome="unknown_sender", reason="no_such_user")
-        return request
-    if any(p.code == "conflict" for p in intent.problems):
-        _transition(ctx, session, request, RequestState.REVIEW, reason="conflicting_values")
-        return request
-    if contradiction := conflict_of(kinds):
-        _transition(ctx, session, request, RequestState.REVIEW, reason=f"conflicting_intents: {contradiction}")
-        return request
-    if kinds == [RequestKind.UPDATE] and not intent.understood:
-        _reply(ctx, session, request, "update_not_understood", "reply", recipient,
-               ReplyContent(problems=tuple((p.field, p.code) for p in intent.problems)), verified=verified)
-        _transition(ctx, session, request, RequestState.REJECTED, outcome="update_not_understood",
-                    reason="no_valid_field")
-        return request
-    if needs_owner_confirmation(confirmation_of(kinds), auth.authenticated, cfg.trust.verification):
-        _on_receipt(ctx, session, request, user)
-        waiting = _open_challenge(session, request, user)
-        if waiting is not None:
-            request.related_request_id = waiting.id
-            if RequestKind.UPDATE in kinds:
-                _transition(ctx, session, request, RequestState.REVIEW, reason="challenge_already_open")
-            else:
-                _transition(ctx, session, request, RequestState.REJECTED, reason="challenge_already_open")
-            return request
-        _await(ctx, session, request, user, OWNER)
-        return request
-    _after_owner(ctx, session, request, user, verified=verified)
+    facts = Facts(
+        intents=tuple(kinds),
+        replies_to_our_message=replied_to is not None,
+        has_sender=recipient is not None,
+        sender_known=user is not None,
+        replies_today=replies_in_last_day(session, recipient, ctx.now, verified_only=verified) if recipient else 0,
+        daily_limit=cfg.trust.max_replies_per_sender_per_day,
+        names_another_user=_other_users_named(session, reading.named_addresses, user),
+        conflicting_values=any(p.code == "conflict" for p in intent.problems),
+        update_understood=intent.understood,
+        authenticated=auth.authenticated,
+        verification=cfg.trust.verification,
+        challenge_open=user is not None and _open_challenge(session, request, user) is not None,
+    )
+    _carry_out_decision(ctx, session, request, decide(facts), user, recipient, verified, replied_to)
     return request
+
+
+def _carry_out_decision(ctx: Context, session: Session, request: Request, decision: Decision, user: User | None,
+                        recipient: str | None, verified: bool, replied_to: int | None) -> None:
+    """Do what :func:`decide` chose: every action has its branch, and there is no other."""
+    if decision.on_receipt and user is not None:
+        _on_receipt(ctx, session, request, user)
+    match decision.action:
+        case Action.REVIEW:
+            if replied_to is not None:
+                request.related_request_id = replied_to
+            elif decision.reason == "challenge_already_open" and user is not None:
+                waiting = _open_challenge(session, request, user)
+                request.related_request_id = waiting.id if waiting else None
+            _transition(ctx, session, request, RequestState.REVIEW, reason=decision.reason)
+        case Action.ACKNOWLEDGE:
+            # A question: told at once when it will be answered, then it waits for a person (requests answer).
+            assert recipient is not None
+            _reply(ctx, session, request, "question_acknowledged", "reply", recipient,
+                   ReplyContent(kinds=(request.kind,), due_at=request.due_at), verified=verified)
+            _transition(ctx, session, request, RequestState.REVIEW, reason=decision.reason)
+        case Action.UNKNOWN_SENDER:
+            assert recipient is not None
+            _reply(ctx, session, request, "unknown_sender", "reply", recipient, verified=verified)
+            _transition(ctx, session, request, RequestState.REJECTED, outcome="unknown_sender",
+                        reason=decision.reason)
+        case Action.NOT_UNDERSTOOD:
+            assert recipient is not None
+            intent = _intent_of(request)
+            _reply(ctx, session, request, "update_not_understood", "reply", recipient,
+                   ReplyContent(problems=tuple((p.field, p.code) for p in intent.problems)), verified=verified)
+            _transition(ctx, session, request, RequestState.REJECTED, outcome="update_not_understood",
+                        reason=decision.reason)
+        case Action.CLOSE_UNANSWERED:
+            assert user is not None
+            waiting = _open_challenge(session, request, user)
+            request.related_request_id = waiting.id if waiting else None
+            _transition(ctx, session, request, RequestState.REJECTED, reason=decision.reason)
+        case Action.AWAIT_OWNER:
+            assert user is not None
+            _await(ctx, session, request, user, OWNER)
+        case Action.CARRY_OUT:
+            assert user is not None
+            _after_owner(ctx, session, request, user, verified=verified)
+        case _:
+            assert_never(decision.action)
 
 
 def _await(ctx: Context, session: Session, request: Request, user: User, audience: str) -> None:

@@ -80,7 +80,7 @@ def test_sighup_reloads_templates(bot: Bot, tmp_path: Path) -> None:
     bot.account.append(mail(IVAN, "Unsubscribe"))
     wait_until(lambda: len(bot.smtp.messages) == 1, what="the first reply")
 
-    optout = templates / "en" / "optout_applied.txt"
+    optout = templates / "en" / "parts" / "optout_applied.txt"  # the text; optout_applied.txt wraps it
     optout.write_text(optout.read_text(encoding="utf-8").replace("You have opted out", "Done: you opted out"),
                       encoding="utf-8")
     daemon.signal(signal.SIGHUP)
