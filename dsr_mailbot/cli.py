@@ -126,6 +126,44 @@ def db_current(state: CliState) -> int:
 
 
 @cli.group()
+def audit() -> None:
+    """The audit trail: what was done, when, why and by whom, without personal data."""
+
+
+@audit.command("export")
+@click.option("--format", "fmt", type=click.Choice(["jsonl"]), default="jsonl", show_default=True)
+@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"]),
+              help="Only events from this date or time on ([policy] timezone unless an offset is given).")
+@pass_state
+def audit_export(state: CliState, fmt: str, since: datetime | None) -> int:
+    """Every audit event, oldest first, one JSON object per line (the fields are in the README)."""
+    from dsr_mailbot.store.database import audit_events_page
+
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=ZoneInfo(state.config.policy.timezone))
+    store = state.store()
+    store.check_schema()
+    last_id = 0
+    while True:
+        with store.transaction() as session:
+            page = audit_events_page(session, last_id, since)
+        if not page:
+            return EX_OK
+        for event in page:
+            assert event.id is not None
+            last_id = event.id
+            click.echo(json.dumps({
+                "id": event.id,
+                "at": event.at.isoformat(),
+                "event": event.event,
+                "request_id": event.request_id,
+                "subject_ref": event.subject_ref,
+                "actor": event.actor,
+                "detail": event.detail,
+            }, ensure_ascii=False, sort_keys=True))
+
+
+@cli.group()
 def users() -> None:
     """The user store: import and export."""
 

@@ -144,3 +144,39 @@ def test_requests_overdue_lists_late_and_soon_due_requests_and_exits_1_when_one_
     assert [(r["id"], r["late"]) for r in rows] == [(late.id, True), (fresh.id, False)]
     assert rows[0]["due_at"].endswith("+05:00") and "ivan" not in listed.stdout  # local time, no personal data
     assert quiet.returncode == 1 and "1 late, 0 due" in quiet.stdout
+
+
+def test_audit_export_is_one_json_object_per_line_with_stable_fields_and_no_personal_data(bot_any_db: Bot) -> None:
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from tests.harness import authenticated
+
+    bot = bot_any_db
+    ivan = "ivan.petrov@example.ru"
+    bot.add_user(ivan, phone="+77011112233", surname="Петров", first_name="Иван", marketing_consent=True)
+    bot.account.append(authenticated(mail(f"Иван Петров <{ivan}>", "Обновление персональных данных",
+                                          "Телефон: 8 701 999 88 77\nИ отпишите меня от рассылки.")))
+    bot.run()
+
+    exported = bot.cli("audit", "export", "--format", "jsonl")
+
+    assert exported.returncode == 0, exported.stderr
+    lines = [json.loads(line) for line in exported.stdout.splitlines()]
+    assert {tuple(sorted(line)) for line in lines} == {
+        ("actor", "at", "detail", "event", "id", "request_id", "subject_ref")}
+    assert [line["id"] for line in lines] == sorted(line["id"] for line in lines)
+    assert all(datetime.fromisoformat(line["at"]).utcoffset() == timedelta(0) for line in lines)
+    names = [line["event"] for line in lines]
+    for step in ("request_received", "request_read", "request_completed", "reply_sent"):
+        assert step in names
+    [read] = [line for line in lines if line["event"] == "request_read"]
+    assert read["detail"]["intents"] == ["update", "optout"] and read["subject_ref"] == bot.keyring.subject_ref(ivan)
+    for personal in (ivan, "ivan.petrov", "77011112233", "77019998877", "Петров", "Иван"):
+        assert personal not in exported.stdout
+
+    local_now = datetime.now(ZoneInfo(bot.config.policy.timezone))  # --since counts in [policy] timezone
+    tomorrow = (local_now + timedelta(days=1)).strftime("%Y-%m-%d")
+    assert bot.cli("audit", "export", "--since", tomorrow).stdout == ""
+    today = local_now.strftime("%Y-%m-%d")
+    assert len(bot.cli("audit", "export", "--since", today).stdout.splitlines()) == len(lines)

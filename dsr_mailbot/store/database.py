@@ -197,6 +197,19 @@ def all_requests(session: Session) -> Sequence[Request]:
     return session.exec(select(Request).order_by(Request.id)).all()  # type: ignore[arg-type]
 
 
+def audit_events_page(session: Session, after_id: int, since: datetime | None = None,
+                      limit: int = 1000) -> Sequence[AuditEvent]:
+    """Up to ``limit`` audit events after event ``after_id`` (and at or after ``since``), oldest first.
+
+    An export reads page by page, one short transaction each: on SQLite every
+    transaction holds the write lock, and a long export must not stop the bot.
+    """
+    query = select(AuditEvent).where(AuditEvent.id > after_id)  # type: ignore[operator]
+    if since is not None:
+        query = query.where(AuditEvent.at >= since)
+    return session.exec(query.order_by(AuditEvent.id).limit(limit)).all()  # type: ignore[arg-type]
+
+
 def all_users(session: Session) -> Sequence[User]:
     return session.exec(select(User).order_by(User.id)).all()  # type: ignore[arg-type]
 

@@ -127,3 +127,21 @@ def test_sqlite_write_lock_held_by_another_writer_is_temporary(tmp_path: Path) -
         other.execute("ROLLBACK")
         other.close()
         store.dispose()
+
+
+def test_the_audit_trail_is_read_page_by_page_in_order(db_url: str) -> None:
+    from dsr_mailbot.store.database import audit_events_page
+
+    store = Store(db_url)
+    store.init_schema()
+    early, late = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC)
+    with store.transaction() as session:
+        for n in range(5):
+            record_event(session, "sample", at=early if n < 2 else late, n=n)
+    with store.transaction() as session:
+        first = audit_events_page(session, 0, limit=2)
+        rest = audit_events_page(session, first[-1].id or 0, limit=10)
+        later = audit_events_page(session, 0, since=late)
+    assert [e.detail["n"] for e in (*first, *rest)] == [0, 1, 2, 3, 4]
+    assert [e.detail["n"] for e in later] == [2, 3, 4]
+    store.dispose()
