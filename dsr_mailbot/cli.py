@@ -430,6 +430,46 @@ def requests_extend(state: CliState, request_id: int, reason: str) -> int:
     return _decide(state, request_id, extend, reason.strip())
 
 
+@requests_group.command("act")
+@click.argument("request_id", type=int)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@pass_state
+def requests_act(state: CliState, request_id: int, fmt: str) -> int:
+    """The act of destruction (RKN Order 179) made when the data of this withdrawal's subject were destroyed."""
+    from dsr_mailbot.store.acts import read_act
+
+    act = read_act(state.config.policy.acts_dir, str(request_id))
+    if act is None:
+        raise click.ClickException(f"no act of destruction for request {request_id} in {state.config.policy.acts_dir}")
+    click.echo(json.dumps(act.as_json(), ensure_ascii=False, indent=2) if fmt == "json" else act.as_text(), nl=False)
+    if fmt == "json":
+        click.echo()
+    return EX_OK
+
+
+@cli.group()
+def acts() -> None:
+    """Acts of destruction (RKN Order 179), kept apart from the store in [policy] acts_dir."""
+
+
+@acts.command("list")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@pass_state
+def acts_list(state: CliState, fmt: str) -> int:
+    """Every act kept: its number, when it was made, the request, the categories and the notice's fate."""
+    from dsr_mailbot.store.acts import list_acts
+
+    found = list_acts(state.config.policy.acts_dir)
+    if fmt == "json":
+        click.echo(json.dumps([a.as_json() for a in found], ensure_ascii=False, indent=2))
+        return EX_OK
+    for act in found:
+        click.echo(f"act {act.act_id:<8} made {act.made_at}  request {act.request_id}  "
+                   f"{', '.join(act.categories)}  notice {act.notice}")
+    click.echo(f"{len(found)} act(s) in {state.config.policy.acts_dir}")
+    return EX_OK
+
+
 @requests_group.command("reject")
 @click.argument("request_id", type=int)
 @click.option("--reason", required=True, help="Told to the sender, in the reply (write it in their language).")

@@ -88,6 +88,11 @@ class PolicyConfig:
     deadline_profile: tuple[str, ...] = ("ru-152fz", "kz")
     calendar: str = "KZ"  # whose public holidays and transferred working days count (the holidays package)
     digest_time: tuple[int, int] = (9, 0)  # local (hour, minute) of the daemon's daily digest to the operator
+    # Erasure (152-FZ Art. 21 ч.5) and its act of destruction (RKN Order 179).
+    expunge_processed_mail: bool = True  # the person's request messages in processed_folder go with their data
+    system_name: str = "SmartThings online shop customer database"  # the information system the act names
+    acts_dir: Path = Path("acts")  # one file per act, mode 0600, apart from the store
+    act_retention_days: int = 1096  # three years, then the erasure job deletes the act
 
 
 Verification = Literal["auto", "always", "never"]
@@ -332,6 +337,10 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         deadline_profile=_deadline_profiles(policy_sec),
         calendar=_calendar(policy_sec),
         digest_time=_clock_time(policy_sec, "digest_time", "09:00"),
+        expunge_processed_mail=policy_sec.boolean("expunge_processed_mail", True),
+        system_name=policy_sec.string("system_name", PolicyConfig.system_name),
+        acts_dir=policy_sec.path("acts_dir", "acts"),
+        act_retention_days=policy_sec.integer("act_retention_days", 1096, minimum=1),
     )
     limit = erasure_limit_days(policy.deadline_profile)
     if limit is not None and policy.erasure_delay_days > limit:

@@ -47,7 +47,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from threading import Event
 
 from sqlmodel import Session, select
@@ -70,12 +70,23 @@ from dsr_mailbot.mailbox.archive import archive_pending
 from dsr_mailbot.mailbox.source import HeaderRecord, MailSource
 from dsr_mailbot.reading.classify import Classification, MarkerTable, classify_subject, shipped_table
 from dsr_mailbot.reading.parse import Headers, parse_headers, parse_message
-from dsr_mailbot.replies.reply import Renderer
+from dsr_mailbot.replies.outbox import queue_reply
+from dsr_mailbot.replies.reply import Renderer, ReplyContent
 from dsr_mailbot.replies.send import Transport, drain_outbox
+from dsr_mailbot.store.acts import Act, delete_expired_acts, record_notice, write_act
 from dsr_mailbot.store.database import Store, find_request_by_ref, get_cursor, record_event, save_cursor
-from dsr_mailbot.store.erasure import erase_due_users
+from dsr_mailbot.store.erasure import due_user_ids, erase_user, plan_erasure, purge_outbox_row
 from dsr_mailbot.store.keys import Keyring
-from dsr_mailbot.store.models import AuditEvent, Request, RequestKind, RequestState, utcnow
+from dsr_mailbot.store.models import (
+    AuditEvent,
+    OutboxMessage,
+    OutboxState,
+    Request,
+    RequestKind,
+    RequestState,
+    User,
+    utcnow,
+)
 from dsr_mailbot.trust.bounces import find_bounced_reply, is_delivery_report, is_report
 from dsr_mailbot.trust.loops import loop_reason
 from dsr_mailbot.trust.own_mail import our_messages
@@ -85,6 +96,10 @@ log = logging.getLogger("dsr_mailbot")
 BOUNCE_FETCH_BYTES = 256 * 1024  # a delivery report names the bounced message near its top
 CONFIRMATION_FETCH_BYTES = 256 * 1024  # a reply to a challenge says yes or no in its first lines
 MAX_ATTEMPTS = 3  # handling a message that killed the worker this many times is not tried again
+
+
+# The outbox purpose of the last message to an erased person (purged once sent, see finish_destruction_notices).
+DESTRUCTION_NOTICE = "destroyed"
 
 
 @dataclass
@@ -98,6 +113,8 @@ class Services:
     transport: Transport
     clock: Callable[[], datetime] = utcnow
     markers: MarkerTable = field(default_factory=shipped_table)  # with the operator's extra phrases, if any
+    # Opens a connection of its own to the watched mailbox (erasure expunges there), or None for no mailbox.
+    mailbox: Callable[[], MailSource] | None = None
 
     def context(self) -> Context:
         return Context(self.config, self.keyring, self.renderer, self.clock())
@@ -152,6 +169,7 @@ def run_once(services: Services, source: MailSource) -> RunReport:
     finally:
         source.close()
     send_queued(services, report)
+    finish_erasure(services)
     return report
 
 
@@ -161,8 +179,121 @@ def expire_unconfirmed(services: Services, report: RunReport) -> None:
 
 
 def erase_due(services: Services, report: RunReport) -> None:
+    """Destroy the data of everyone whose erasure date has come, one person at a time, each isolated.
+
+    For each person: read what erasing needs (a short transaction); expunge
+    their request messages from ``processed_folder`` and count their ordinary
+    mail left in the inbox (the mailbox, outside any transaction); write the
+    act of destruction; then, in one transaction, queue the notice of
+    destruction and destroy the store's copies.  Every step can run again:
+    a crash before the commit leaves the person due, and the next run expunges
+    nothing more, writes the same act and erases.  Afterwards the database
+    files are made to forget (:meth:`Store.reclaim_erased`), notices sent or
+    too old are purged, and expired acts deleted.
+    """
+    now = services.clock()
     with services.store.transaction() as session:
-        report.erased += erase_due_users(session, services.keyring, services.clock())
+        due = due_user_ids(session, now)
+    for user_id in due:
+        try:
+            report.erased += _erase_one(services, user_id)
+        except DsrMailbotError as exc:
+            if exc.temporary:
+                raise
+            log.warning("erasure of user %s failed: %s", user_id, type(exc).__name__)
+        except Exception as exc:  # one person's failure must not keep the others' data
+            log.warning("erasure of user %s failed: %s", user_id, type(exc).__name__)
+    finish_erasure(services, erased=bool(due))
+    policy = services.config.policy
+    delete_expired_acts(policy.acts_dir, now, policy.act_retention_days)
+
+
+def finish_erasure(services: Services, *, erased: bool = False) -> None:
+    """After sending: purge the notices of destruction that went out (or are too old), then reclaim the space."""
+    if finish_destruction_notices(services) or erased:
+        services.store.reclaim_erased()
+
+
+def _erase_one(services: Services, user_id: int) -> int:
+    cfg, store, keyring = services.config, services.store, services.keyring
+    with store.transaction() as session:
+        user = session.get(User, user_id)
+        if user is None:
+            return 0
+        plan = plan_erasure(session, keyring, user)
+    expunged = left_in_inbox = 0
+    if services.mailbox is not None:
+        mailbox = services.mailbox()
+        try:
+            mailbox.open()
+            if cfg.policy.expunge_processed_mail:
+                expunged = mailbox.expunge_processed(plan.message_ids)
+            left_in_inbox = mailbox.count_from(plan.email)
+        finally:
+            mailbox.close()
+    withdrawal = plan.withdrawal
+    act = Act(
+        act_id=str(withdrawal.id) if withdrawal is not None else f"u{plan.user_id}",
+        made_at=services.clock().isoformat(),
+        system_name=cfg.policy.system_name,
+        subject_full_name=plan.full_name,
+        subject_ref=plan.subject_ref,
+        categories=plan.categories,
+        reason="withdrawal of consent to the processing of personal data (152-FZ Art. 21 ч.5)",
+        request_id=withdrawal.id if withdrawal is not None else None,
+        request_received_at=withdrawal.received_at.isoformat() if withdrawal is not None else None,
+        method=store.erasure_method + ("; request messages expunged from the mailbox's processed folder"
+                                       if cfg.policy.expunge_processed_mail else ""),
+        processed_messages_expunged=expunged,
+        ordinary_messages_left_in_inbox=left_in_inbox,
+        notice="queued" if withdrawal is not None else "none",
+    )
+    write_act(cfg.policy.acts_dir, act)
+    ctx = services.context()
+    with store.transaction() as session:
+        user = session.exec(select(User).where(User.id == user_id).with_for_update(skip_locked=True)).first()
+        if user is None or user.erasure_due_at is None or user.erasure_due_at > ctx.now:
+            return 0  # erased by another worker meanwhile, or no longer due
+        kept: list[int] = []
+        target = session.get(Request, withdrawal.id) if withdrawal is not None else None
+        if target is not None:
+            # The last message to them: queued before their address goes, purged once sent.
+            message_id = queue_reply(session, config=cfg, keyring=keyring, renderer=services.renderer,
+                                     request=target, template="data_destroyed", purpose=DESTRUCTION_NOTICE,
+                                     recipient=user.email, content=ReplyContent(), now=ctx.now, for_verified=True)
+            session.flush()
+            notice = session.exec(select(OutboxMessage).where(OutboxMessage.message_id == message_id)).one()
+            kept = [notice.id] if notice.id is not None else []
+        erase_user(session, keyring, user, keep_outbox=kept, act=act.act_id, expunged=expunged,
+                   left_in_inbox=left_in_inbox)
+    return 1
+
+
+def finish_destruction_notices(services: Services) -> int:
+    """Purge the notices of destruction that were sent, or that could not be sent in time; say so in the act.
+
+    The notice is the one copy of the person's address left; it stays only
+    until sent, and at most ``confirm_expiry_days`` (then it is dropped).
+    """
+    now = services.clock()
+    limit = timedelta(days=services.config.trust.confirm_expiry_days)
+    acts_dir = services.config.policy.acts_dir
+    done = 0
+    with services.store.transaction() as session:
+        for row in session.exec(select(OutboxMessage).where(OutboxMessage.purpose == DESTRUCTION_NOTICE,
+                                                            OutboxMessage.recipient != "erased")).all():
+            if row.state == OutboxState.SENT:
+                outcome, at = "sent", row.sent_at or now
+                purge_outbox_row(row, OutboxState.SENT)
+            elif row.state == OutboxState.FAILED or row.created_at + limit <= now:
+                outcome, at = "dropped", now
+                purge_outbox_row(row, OutboxState.FAILED, "notice of destruction dropped: not sent in time")
+            else:
+                continue
+            record_event(session, f"destruction_notice_{outcome}", request_id=row.request_id, at=now)
+            record_notice(acts_dir, str(row.request_id), outcome, at)
+            done += 1
+    return done
 
 
 def send_queued(services: Services, report: RunReport, stop: Event | None = None) -> None:

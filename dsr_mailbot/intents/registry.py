@@ -71,7 +71,7 @@ REGISTRY: Mapping[RequestKind, IntentSpec] = {spec.kind: spec for spec in (
     IntentSpec(RequestKind.ACCESS, Confirmation.ALWAYS, lambda t: apply.apply_access(t.user), ("access_answer",)),
     IntentSpec(RequestKind.WITHDRAW, Confirmation.UNLESS_AUTHENTICATED,
                lambda t: apply.apply_withdrawal(t.user, t.received_at, t.erasure_delay_days, t.now),
-               ("withdrawal_applied",)),
+               ("withdrawal_applied", "data_destroyed")),
     # Anyone may ask, known or not; asking changes nothing, so nothing needs confirming.
     IntentSpec(RequestKind.QUESTION, Confirmation.NEVER, lambda t: apply.nothing_to_apply(),
                ("question_acknowledged", "question_answer"), answered_by_person=True),

@@ -32,6 +32,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 from dsr_mailbot.config import ImapConfig
 from dsr_mailbot.errors import ConfigError, SourceError, SourceUnavailable
 from dsr_mailbot.mailbox.source import FetchedMessage, HeaderRecord
+from dsr_mailbot.reading.parse import Headers, parse_headers
 
 CONNECT_TIMEOUT_SECONDS = 15
 IDLE_CHECK_SECONDS = 1.0
@@ -187,6 +188,44 @@ class ImapSource:
     def find_by_message_id(self, message_id: str) -> list[int]:
         with _translated("search"):
             return sorted(self.client.search(["HEADER", "Message-ID", message_id]))
+
+    def expunge_processed(self, message_ids: Sequence[str]) -> int:
+        folder = self.config.processed_folder
+        wanted = {mid for mid in message_ids if mid}
+        if not wanted:
+            return 0
+        with _translated("select processed folder"):
+            if not self.client.folder_exists(folder):
+                return 0
+            self.client.select_folder(folder, readonly=False)
+        try:
+            uids: set[int] = set()
+            for message_id in sorted(wanted):
+                with _translated("search"):
+                    uids.update(self.client.search(["HEADER", "Message-ID", message_id]))
+            # IMAP's HEADER search matches substrings: only an exact Message-ID counts.
+            exact = [uid for uid in sorted(uids) if self._header_of(uid).message_id in wanted]
+            if exact:
+                with _translated("expunge"):
+                    self.client.add_flags(exact, [b"\\Deleted"], silent=True)
+                    if self.client.has_capability("UIDPLUS"):
+                        self.client.uid_expunge(exact)
+                    else:  # the processed folder holds only the bot's own moves
+                        self.client.expunge()
+            return len(exact)
+        finally:
+            self._select(read_write=False)
+
+    def count_from(self, address: str) -> int:
+        with _translated("search"):
+            candidates = self.client.search(["FROM", address])
+        # FROM matches substrings and display names: only the parsed sender counts.
+        return sum(1 for uid in candidates if self._header_of(uid).sender == address)
+
+    def _header_of(self, uid: int) -> Headers:
+        with _translated("fetch headers"):
+            item = self.client.fetch([uid], ["BODY.PEEK[HEADER]"]).get(uid) or {}
+        return parse_headers(item.get(b"BODY[HEADER]", b""))
 
     def close(self) -> None:
         client, self.client = self.client, None

@@ -152,6 +152,33 @@ class MaildirSource:
                 found.append(uid)
         return sorted(found)
 
+    def expunge_processed(self, message_ids: Sequence[str]) -> int:
+        wanted = {mid for mid in message_ids if mid}
+        folder = self.root / f".{self.config.processed_folder}"
+        removed = 0
+        for sub in ("cur", "new"):
+            if not wanted or not (folder / sub).is_dir():
+                continue
+            for path in sorted((folder / sub).iterdir()):
+                try:
+                    with path.open("rb") as handle:
+                        if parse_headers(handle.read(_HEADER_LIMIT)).message_id in wanted:
+                            path.unlink()
+                            removed += 1
+                except FileNotFoundError:
+                    continue
+        return removed
+
+    def count_from(self, address: str) -> int:
+        count = 0
+        for path in list(self.paths.values()):
+            try:
+                with path.open("rb") as handle:
+                    count += parse_headers(handle.read(_HEADER_LIMIT)).sender == address
+            except FileNotFoundError:
+                continue
+        return count
+
     def wait_for_change(self, timeout: float, stop: Event, use_idle: bool = True) -> None:
         """Watch the mtimes of new/ and cur/ (a delivery renames a file into new/)."""
         def stamp() -> tuple[float, float]:

@@ -56,6 +56,16 @@ class MailSource(Protocol):
     def find_by_message_id(self, message_id: str) -> list[int]:
         """UIDs of messages in the watched folder with this Message-ID."""
 
+    def expunge_processed(self, message_ids: Sequence[str]) -> int:
+        """Delete for good the messages of the processed folder with exactly these Message-IDs; how many went.
+
+        Erasure (152-FZ Art. 21 ч.5): a person's request and confirmation
+        messages go with their data.  Nothing else in the folder is touched.
+        """
+
+    def count_from(self, address: str) -> int:
+        """How many messages in the watched folder have exactly this From address (normal form), untouched."""
+
     def wait_for_change(self, timeout: float, stop: Event, use_idle: bool = True) -> None:
         """Return when the folder may have changed, after ``timeout`` seconds, or soon after ``stop`` is set.
 

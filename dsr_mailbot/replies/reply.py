@@ -75,6 +75,7 @@ TEMPLATES: tuple[TemplateSpec, ...] = (
     TemplateSpec("challenge_new_address", answers_recipient=False),
     TemplateSpec("confirmation_expired", answers_recipient=False),
     TemplateSpec("email_changed_notice", answers_recipient=False),
+    TemplateSpec("data_destroyed", answers_recipient=False),  # after erasure: nothing of theirs is left to thread to
 )
 TEMPLATE_SPECS = {spec.name: spec for spec in TEMPLATES}
 OUTCOME_TEMPLATES = tuple(spec.name for spec in TEMPLATES)

@@ -73,6 +73,7 @@ def build_services(config: Config, store: Store | None = None) -> Services:
         renderer=renderer,
         transport=make_transport(config),
         markers=MarkerTable.of(markers),
+        mailbox=lambda: open_source(config),
     )
 
 

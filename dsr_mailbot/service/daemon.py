@@ -41,7 +41,15 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from dsr_mailbot.config import Config, load_config
 from dsr_mailbot.errors import ConfigError, DsrMailbotError
-from dsr_mailbot.pipeline import RunReport, Services, erase_due, expire_unconfirmed, process_mailbox, send_queued
+from dsr_mailbot.pipeline import (
+    RunReport,
+    Services,
+    erase_due,
+    expire_unconfirmed,
+    finish_erasure,
+    process_mailbox,
+    send_queued,
+)
 from dsr_mailbot.replies.digest import queue_digest
 from dsr_mailbot.service.app import build_services, open_source
 from dsr_mailbot.service.backoff import Backoff, Outages, server_of
@@ -202,6 +210,7 @@ class Daemon:
         report = RunReport()
         try:
             send_queued(self.services, report, self.stop)
+            finish_erasure(self.services)  # a sent notice of destruction was the last copy of an address
         except ConfigError as exc:  # a refused SMTP login: every reply would fail the same way
             self._die(exc)
             return

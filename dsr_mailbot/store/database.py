@@ -15,6 +15,8 @@ lock timeout) or :class:`~dsr_mailbot.errors.StoreError`.
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -41,6 +43,8 @@ from dsr_mailbot.store.models import (
     User,
     utcnow,
 )
+
+log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
@@ -145,6 +149,44 @@ class Store:
                 yield session
         except sa_exc.SQLAlchemyError as exc:
             raise _translate(exc) from exc
+
+    @property
+    def erasure_method(self) -> str:
+        """How :meth:`reclaim_erased` destroys, in words, for the act of destruction."""
+        if self.dialect == "sqlite":
+            return "deleted from the SQLite store (secure_delete on; write-ahead log checkpointed and truncated)"
+        return "deleted from the PostgreSQL store (the touched tables vacuumed)"
+
+    def reclaim_erased(self) -> None:
+        """Make erased rows unrecoverable from the database files.
+
+        SQLite runs with ``secure_delete`` (freed content is overwritten with
+        zeros); a ``wal_checkpoint(TRUNCATE)`` then copies the log into the
+        database and empties it, so no earlier page image of a deleted row
+        stays in the ``-wal`` file.  PostgreSQL keeps deleted rows as dead
+        tuples until VACUUM, so the tables erasure touches are vacuumed here;
+        its WAL segments and base backups keep them until they rotate (README,
+        "Erasure").
+        """
+        try:
+            if self.dialect == "sqlite":
+                # Outside any transaction (the engine's begin hook would open BEGIN IMMEDIATE around it).
+                raw = self.engine.raw_connection()
+                try:
+                    cursor = raw.cursor()
+                    busy = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                    cursor.close()
+                finally:
+                    raw.close()
+                if busy is not None and busy[0]:
+                    log.info("the WAL checkpoint after erasure waited for a reader; the next one completes it")
+                return
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.exec_driver_sql("VACUUM users, requests, outbox, audit_events")
+        except sa_exc.SQLAlchemyError as exc:
+            raise _translate(exc) from exc
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"database unavailable ({type(exc).__name__})") from exc
 
     def dispose(self) -> None:
         self.engine.dispose()

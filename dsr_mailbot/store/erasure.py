@@ -20,6 +20,8 @@ the mailbox is a later issue; SQLite already runs with ``secure_delete``.)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import or_
@@ -27,23 +29,32 @@ from sqlmodel import Session, col, select
 
 from dsr_mailbot.store.database import record_event
 from dsr_mailbot.store.keys import Keyring
-from dsr_mailbot.store.models import OutboxMessage, OutboxState, Request, User
+from dsr_mailbot.store.models import OutboxMessage, OutboxState, Request, RequestKind, RequestState, User
 
 ERASED_FIELDS = ("email", "phone", "surname", "first_name", "patronymic")
 
 
-def erase_due_users(session: Session, keyring: Keyring, now: datetime) -> int:
-    due = session.exec(
-        select(User)
-        .where(User.erasure_due_at <= now)  # type: ignore[operator]
-        .with_for_update(skip_locked=True)  # on PostgreSQL, two workers never erase the same person twice
-    ).all()
-    for user in due:
-        erase_user(session, keyring, user)
-    return len(due)
+@dataclass(frozen=True)
+class ErasurePlan:
+    """What erasing one person needs to know, read before anything is destroyed."""
+
+    user_id: int
+    email: str
+    subject_ref: str
+    full_name: str
+    categories: tuple[str, ...]  # the fields that held a value
+    message_ids: tuple[str, ...]  # their request and confirmation messages, to expunge from the mailbox
+    withdrawal: Request | None  # the request whose withdrawal is the reason
+    language: str | None  # of their last request
 
 
-def erase_user(session: Session, keyring: Keyring, user: User) -> None:
+def due_user_ids(session: Session, now: datetime) -> list[int]:
+    return [u for u in session.exec(select(User.id).where(User.erasure_due_at <= now)).all()  # type: ignore[operator]
+            if u is not None]
+
+
+def person_requests(session: Session, keyring: Keyring, user: User) -> list[Request]:
+    """Every request of the person (by user and by their address's keyed hash), and every confirmation of those."""
     subject_ref = keyring.subject_ref(user.email)
     requests = list(session.exec(
         select(Request).where(or_(col(Request.user_id) == user.id, col(Request.subject_ref) == subject_ref))
@@ -53,6 +64,32 @@ def erase_user(session: Session, keyring: Keyring, user: User) -> None:
         requests += session.exec(
             select(Request).where(col(Request.related_request_id).in_(request_ids), col(Request.id).not_in(request_ids))
         ).all()
+    return sorted(requests, key=lambda r: r.id or 0)
+
+
+def plan_erasure(session: Session, keyring: Keyring, user: User) -> ErasurePlan:
+    assert user.id is not None
+    requests = person_requests(session, keyring, user)
+    withdrawals = [r for r in requests if RequestKind.WITHDRAW in (r.intents or [r.kind])
+                   and r.state == RequestState.COMPLETED]
+    asked = [r for r in requests if r.kind != RequestKind.CONFIRM]
+    return ErasurePlan(
+        user_id=user.id,
+        email=user.email,
+        subject_ref=keyring.subject_ref(user.email),
+        full_name=" ".join(p for p in (user.surname, user.first_name, user.patronymic) if p) or "(no name held)",
+        categories=tuple(name for name in ERASED_FIELDS if getattr(user, name)),
+        message_ids=tuple(sorted({r.message_id for r in requests if r.message_id})),
+        withdrawal=withdrawals[-1] if withdrawals else None,
+        language=asked[-1].language if asked else None,
+    )
+
+
+def erase_user(session: Session, keyring: Keyring, user: User, *, keep_outbox: Sequence[int] = (),
+               act: str | None = None, expunged: int = 0, left_in_inbox: int = 0) -> None:
+    """Destroy the person's data in the store; ``keep_outbox``: the notice of destruction, purged once sent."""
+    subject_ref = keyring.subject_ref(user.email)
+    requests = person_requests(session, keyring, user)
     for request in requests:
         request.user_id = None
         request.message_id = None
@@ -62,11 +99,21 @@ def erase_user(session: Session, keyring: Keyring, user: User) -> None:
             or_(col(OutboxMessage.request_id).in_([r.id for r in requests]), col(OutboxMessage.recipient) == user.email)
         )
     ).all()
-    for row in replies:
+    scrubbed = [row for row in replies if row.id not in keep_outbox]
+    for row in scrubbed:
         if row.state == OutboxState.QUEUED:
             row.state = OutboxState.FAILED
             row.last_error = "recipient erased before sending"
         row.recipient, row.data = "erased", b""
     record_event(session, "user_erased", subject_ref=subject_ref, fields=list(ERASED_FIELDS),
-                 reason="consent_withdrawn", requests=len(requests), replies=len(replies))
+                 reason="consent_withdrawn", requests=len(requests), replies=len(scrubbed), act=act,
+                 messages_expunged=expunged, messages_left_in_inbox=left_in_inbox)
     session.delete(user)
+
+
+def purge_outbox_row(row: OutboxMessage, state: OutboxState, reason: str | None = None) -> None:
+    """Forget a sent or dropped notice of destruction: its address and its bytes."""
+    row.state = state
+    if reason:
+        row.last_error = reason
+    row.recipient, row.data = "erased", b""

@@ -283,10 +283,9 @@ def test_threads_of_one_daemon_never_send_one_reply_twice(bot: Bot) -> None:
 
 
 def test_withdrawn_users_are_erased_when_their_date_comes(bot: Bot) -> None:
-    """The erasure job: the user row goes, the audit trail keeps only that it happened and why."""
+    """The erasure step: the user row goes, the audit trail keeps only that it happened and why."""
     from datetime import timedelta
 
-    from dsr_mailbot.store.erasure import erase_due_users
     from dsr_mailbot.store.keys import keyring_for
     from dsr_mailbot.store.models import utcnow
 
@@ -297,17 +296,17 @@ def test_withdrawn_users_are_erased_when_their_date_comes(bot: Bot) -> None:
     config = bot.config
     keyring = keyring_for(config.secret_key, config.key_file)
 
-    with bot.store.transaction() as session:
-        assert erase_due_users(session, keyring, utcnow()) == 0  # not due yet
-    with bot.store.transaction() as session:
-        assert erase_due_users(session, keyring, utcnow() + timedelta(days=31)) == 1
+    assert bot.run().erased == 0 and bot.user(IVAN) is not None  # not due yet
+    assert bot.run(now=utcnow() + timedelta(days=31)).erased == 1
 
     assert bot.user(IVAN) is None and bot.user("anna@example.kz") is not None
     [erased] = [e for e in bot.events() if e.event == "user_erased"]
     assert erased.subject_ref == keyring.subject_ref(IVAN)
+    [withdrawal] = bot.requests()
     assert erased.detail == {"fields": ["email", "phone", "surname", "first_name", "patronymic"],
-                             "reason": "consent_withdrawn", "requests": 1, "replies": 1}
-    assert all(row.recipient == "erased" and row.data == b"" for row in bot.outbox())
+                             "reason": "consent_withdrawn", "requests": 1, "replies": 1, "act": str(withdrawal.id),
+                             "messages_expunged": 1, "messages_left_in_inbox": 0}
+    assert all(row.recipient == "erased" and row.data == b"" for row in bot.outbox())  # the notice too, once sent
     assert all(r.user_id is None and r.message_id is None and r.message_ref for r in bot.requests())
 
 

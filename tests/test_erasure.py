@@ -1,0 +1,155 @@
+"""Erasure that really erases, and its act of destruction, end to end on SQLite and PostgreSQL (issue 10).
+
+A withdrawal with ``erasure_delay_days = 0``: after the next run the person
+is gone from the store (and, on SQLite, from the raw bytes of the database
+file and its write-ahead log), from the audit export and the logs; their
+request messages are gone from the processed folder while other people's
+stay; the notice of destruction reached them and was then forgotten; and the
+act names them, without their address or phone.
+"""
+
+from __future__ import annotations
+
+import email
+import json
+import stat
+from email.policy import default
+from pathlib import Path
+
+from dsr_mailbot.store.acts import read_act
+from tests.harness import PROCESSED, Bot, mail, wait_until
+
+IVAN = "ivan.petrov@example.ru"
+ANNA = "anna.akhmetova@example.kz"
+IVANS_DATA = (IVAN, "ivan.petrov", "+77011112233", "77011112233", "Петров", "Сергеевич")
+
+
+def processed_message_ids(bot: Bot) -> set[str]:
+    found = set()
+    for _flags, data in bot.account.snapshot(PROCESSED).values():
+        found.add(str(email.message_from_bytes(data, policy=default)["Message-ID"]))
+    return found
+
+
+def test_a_withdrawal_destroys_everything_that_identifies_the_person(bot_any_db: Bot) -> None:
+    bot = bot_any_db
+    bot.write_config(erasure_delay_days=0)
+    bot.add_user(IVAN, phone="+77011112233", surname="Петров", first_name="Иван", patronymic="Сергеевич",
+                 marketing_consent=True)
+    bot.add_user(ANNA, phone="+77015556677", surname="Ахметова", first_name="Анна")
+    ivans_update = mail(f"Иван Петров <{IVAN}>", "Обновление персональных данных", "Телефон: 8 701 111 22 33")
+    annas_update = mail(ANNA, "Обновление персональных данных", "Фамилия: Ахметова-Ким")
+    bot.account.append(ivans_update)
+    bot.account.append(annas_update)
+    bot.account.append(mail(f"Иван Петров <{IVAN}>", "Где мой заказ?", "Заказ 1042 не пришёл."))  # ordinary mail
+    bot.run()
+    bot.account.append(mail(IVAN, "Отзыв согласия на обработку персональных данных", "Прошу удалить мои данные."))
+    bot.run()  # the withdrawal: its erasure date is its receipt
+    [withdrawal] = [r for r in bot.requests() if r.kind == "withdraw"]
+    assert len(processed_message_ids(bot)) == 3
+
+    erasing = bot.cli("-vv", "run", "--once")  # the next run erases, at the highest verbosity
+
+    assert erasing.returncode == 0, erasing.stderr
+    assert bot.user(IVAN) is None and bot.user(ANNA) is not None
+    exported_users = bot.cli("users", "export").stdout
+    assert IVAN not in exported_users and ANNA in exported_users
+    # The mailbox: his request messages are gone from the processed folder; hers and his ordinary mail stay.
+    assert processed_message_ids(bot) == {str(email.message_from_bytes(annas_update, policy=default)["Message-ID"])}
+    assert len(bot.account.snapshot("INBOX")) == 1
+    # The last message to him, in his language, sent before his address went.
+    [notice] = [m for m in bot.replies() if m["To"] == IVAN and "уничтожены" in str(m["Subject"])]
+    assert f"№ {withdrawal.id}" in str(notice["Subject"]) and notice["Auto-Submitted"] == "auto-generated"
+    assert not [row for row in bot.outbox() if row.recipient == IVAN or IVAN.encode() in row.data]
+    # No copy of his data in the store, the audit export or the log lines.
+    audit = bot.cli("audit", "export").stdout
+    dump = json.dumps([[r.model_dump(mode="json") for r in rows] for rows in (
+        bot.requests(), bot.outbox(), bot.events())], ensure_ascii=False)
+    for value in IVANS_DATA:
+        assert value not in audit and value not in erasing.stderr and value not in erasing.stdout
+        assert value not in dump
+    events = [line["event"] for line in map(json.loads, audit.splitlines())]
+    for step in ("request_completed", "user_erased", "reply_sent", "destruction_notice_sent"):
+        assert step in events
+    if bot.db_url.startswith("sqlite"):
+        database = Path(bot.db_url.removeprefix("sqlite:///"))
+        raw = b"".join(p.read_bytes() for p in database.parent.glob(database.name + "*"))
+        for value in IVANS_DATA:
+            assert value.encode("utf-8") not in raw, value
+        assert b"akhmetova" in raw  # the check can find what is there
+    else:  # PostgreSQL keeps dead tuples until VACUUM: the erasure ran it on the tables it touched
+        from sqlalchemy import text
+
+        def vacuumed() -> bool:
+            with bot.store.engine.connect() as connection:
+                return connection.execute(text(
+                    "SELECT count(*) FROM pg_stat_user_tables WHERE relname IN ('users', 'requests', 'outbox',"
+                    " 'audit_events') AND last_vacuum IS NOT NULL")).scalar_one() == 4
+
+        wait_until(vacuumed, timeout=10, what="VACUUM in the statistics")
+    # The act: his name, the categories, the reason and the method; no address, no phone.
+    act_file = bot.config.policy.acts_dir / f"act-{withdrawal.id}.json"
+    assert stat.S_IMODE(act_file.stat().st_mode) == 0o600
+    act = read_act(bot.config.policy.acts_dir, str(withdrawal.id))
+    assert act is not None
+    assert act.subject_full_name == "Петров Иван Сергеевич"
+    assert act.categories == ("email", "phone", "surname", "first_name", "patronymic")
+    assert (act.request_id, act.processed_messages_expunged, act.ordinary_messages_left_in_inbox) == (
+        withdrawal.id, 2, 1)
+    assert act.notice == "sent" and "withdrawal of consent" in act.reason
+    assert ("SQLite" if bot.db_url.startswith("sqlite") else "PostgreSQL") in act.method
+    for value in (IVAN, "+77011112233", "77011112233"):
+        assert value not in act_file.read_text(encoding="utf-8")
+    shown = bot.cli("requests", "act", str(withdrawal.id))
+    assert shown.returncode == 0 and "Петров Иван Сергеевич" in shown.stdout and act.system_name in shown.stdout
+    listed = bot.cli("acts", "list")
+    assert f"act {withdrawal.id}" in listed.stdout and "1 act(s)" in listed.stdout
+
+    # He is a stranger now: writing again is an unknown sender's letter.
+    bot.account.append(mail(IVAN, "Personal data update", "Phone: +7 701 000 00 00"))
+    bot.run()
+    assert bot.requests()[-1].reason == "no_such_user"
+
+
+def test_a_notice_that_cannot_be_sent_in_time_is_dropped_and_the_act_says_so(bot_any_db: Bot) -> None:
+    from datetime import timedelta
+
+    from dsr_mailbot.store.models import utcnow
+
+    bot = bot_any_db
+    bot.write_config(erasure_delay_days=0)
+    bot.add_user(IVAN, surname="Петров")
+    bot.account.append(mail(IVAN, "Withdrawal of consent"))
+    bot.run()
+    bot.smtp.stop()  # the SMTP server is down for longer than confirm_expiry_days
+    try:
+        bot.run()
+        [withdrawal] = bot.requests()
+        act = read_act(bot.config.policy.acts_dir, str(withdrawal.id))
+        assert act is not None and act.notice == "queued"
+        assert any(row.recipient == IVAN for row in bot.outbox())  # the one copy left, while it may be sent
+
+        bot.run(now=utcnow() + timedelta(days=8))
+    finally:
+        bot.smtp.start()
+
+    act = read_act(bot.config.policy.acts_dir, str(withdrawal.id))
+    assert act is not None and act.notice == "dropped"
+    assert all(row.recipient == "erased" and row.data == b"" for row in bot.outbox())
+    assert "destruction_notice_dropped" in [e.event for e in bot.events()]
+    bot.run()
+    notice_subject = b"Subject: Your personal data have been destroyed"
+    assert not [m for m in bot.smtp.messages if notice_subject in m.data]  # dropped means never sent
+
+
+def test_old_acts_are_deleted_after_their_retention(bot: Bot) -> None:
+    from datetime import UTC, datetime
+
+    from dsr_mailbot.store.acts import Act, list_acts, write_act
+
+    acts_dir = bot.config.policy.acts_dir
+    old = Act("7", datetime(2020, 1, 1, tzinfo=UTC).isoformat(), "shop", "X Y", "ref", ("email",), "withdrawal", 7,
+              None, "deleted", 0, 0, "sent")
+    write_act(acts_dir, old)
+    bot.run()
+    assert list_acts(acts_dir) == []  # 1,096 days after 2020-01-01 have passed
