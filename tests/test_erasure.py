@@ -82,9 +82,9 @@ def test_a_withdrawal_destroys_everything_that_identifies_the_person(bot_any_db:
 
         def vacuumed() -> bool:
             with bot.store.engine.connect() as connection:
-                return connection.execute(text(
+                return bool(connection.execute(text(
                     "SELECT count(*) FROM pg_stat_user_tables WHERE relname IN ('users', 'requests', 'outbox',"
-                    " 'audit_events') AND last_vacuum IS NOT NULL")).scalar_one() == 4
+                    " 'audit_events') AND last_vacuum IS NOT NULL")).scalar_one() == 4)
 
         wait_until(vacuumed, timeout=10, what="VACUUM in the statistics")
     # The act: his name, the categories, the reason and the method; no address, no phone.

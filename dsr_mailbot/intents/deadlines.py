@@ -101,6 +101,20 @@ def due_by_rule(rule: Rule, received_at: datetime, country: str, timezone: str) 
     return _end_of(day, zone)
 
 
+def working_days_between(start: datetime, end: datetime, country: str, timezone: str) -> int:
+    """Working days after ``start``'s day up to and including ``end``'s, in ``timezone``: how deadlines count.
+
+    0 when both fall on the same local day; 1 when ``end`` is on the next working day.
+    """
+    zone = ZoneInfo(timezone)
+    day, last = start.astimezone(zone).date(), end.astimezone(zone).date()
+    days, counted = _calendar(country), 0
+    while day < last:
+        day += timedelta(days=1)
+        counted += days.is_working_day(day)
+    return counted
+
+
 def soon_horizon(now: datetime, working_days: int, country: str, timezone: str) -> datetime:
     """The end of the ``working_days``-th working day after today, or ``now`` itself for 0: what "due soon" means."""
     return due_by_rule(Rule("working", working_days, "due soon"), now, country, timezone) if working_days else now

@@ -239,6 +239,20 @@ def all_requests(session: Session) -> Sequence[Request]:
     return session.exec(select(Request).order_by(Request.id)).all()  # type: ignore[arg-type]
 
 
+def requests_received_between(session: Session, start: datetime, end: datetime) -> Sequence[Request]:
+    query = select(Request).where(Request.received_at >= start, Request.received_at < end)
+    return session.exec(query.order_by(Request.id)).all()  # type: ignore[arg-type]
+
+
+def erasures_between(session: Session, start: datetime, end: datetime) -> int:
+    return len(session.exec(select(AuditEvent.id).where(
+        AuditEvent.event == "user_erased", AuditEvent.at >= start, AuditEvent.at < end)).all())
+
+
+def pending_erasures(session: Session) -> int:
+    return len(session.exec(select(User.id).where(User.erasure_due_at != None)).all())  # noqa: E711 - SQL NULL
+
+
 def audit_events_page(session: Session, after_id: int, since: datetime | None = None,
                       limit: int = 1000) -> Sequence[AuditEvent]:
     """Up to ``limit`` audit events after event ``after_id`` (and at or after ``since``), oldest first.
