@@ -158,6 +158,86 @@ def report(state: CliState, month: str | None, fmt: str) -> int:
     return EX_OK
 
 
+@cli.command()
+@click.option("--template", "template_name", type=click.Choice(["policy-change"]), required=True,
+              help="The notice to send.")
+@click.option("--campaign", required=True, help="Names this sending: the same campaign reaches each user once.")
+@click.option("--dry-run", is_flag=True, help="Count who would receive it; queue and send nothing.")
+@pass_state
+def notify(state: CliState, template_name: str, campaign: str, dry_run: bool) -> int:
+    """Notify every user who has not withdrawn consent (policy 7.2), exactly once per campaign, throttled."""
+    import sys
+    import time
+
+    from rich.progress import Progress
+
+    from dsr_mailbot.faults import crash_point
+    from dsr_mailbot.replies.notices import (
+        NOTICE_TEMPLATES,
+        batches,
+        check_campaign,
+        notice_message_id,
+        queue_notices,
+        queued_message_ids,
+        recipients,
+        waiting,
+    )
+    from dsr_mailbot.replies.send import drain_outbox
+    from dsr_mailbot.service.app import build_services
+    from dsr_mailbot.service.locks import run_lock_for
+    from dsr_mailbot.store.models import utcnow
+
+    config = state.config
+    check_campaign(campaign)
+    template = NOTICE_TEMPLATES[template_name]
+    services = build_services(config)
+    domain = config.reply_from.rsplit("@", 1)[-1]
+    with services.store.transaction() as session:
+        users = recipients(session, config.policy.default_language)
+        have = queued_message_ids(session, campaign)
+    todo = [u for u in users if notice_message_id(services.keyring, campaign, u.user_id, domain) not in have]
+    if dry_run:
+        click.echo(f"campaign {campaign}: {len(users)} user(s) would receive {template_name}; "
+                   f"{len(users) - len(todo)} already have it queued or sent; nothing queued, nothing sent")
+        return EX_OK
+    with Progress(disable=not sys.stdout.isatty()) as progress:
+        queueing = progress.add_task("queueing", total=len(todo))
+        for batch in batches(todo, 500):
+            with services.store.transaction() as session:
+                queue_notices(session, config=config, keyring=services.keyring, renderer=services.renderer,
+                              campaign=campaign, template=template, users=batch, now=utcnow())
+            crash_point("after_notice_batch")
+            progress.advance(queueing, len(batch))
+        # SQLite serves one sending process: send only without a running bot (it would send them itself).
+        lock = run_lock_for(services.store, config.source_name) if services.store.dialect == "sqlite" else None
+        if lock is not None and not lock.try_acquire():
+            click.echo(f"campaign {campaign}: {len(todo)} notice(s) queued; the running bot sends them, "
+                       f"at most {config.notices_per_minute or 'any number'} a minute")
+            return EX_OK
+        try:
+            with services.store.transaction() as session:
+                left = waiting(session, campaign)
+            sending = progress.add_task("sending", total=left)
+            while left:
+                drained = drain_outbox(services.store, services.transport, config.reply_from,
+                                       notices_per_minute=config.notices_per_minute)
+                if drained.unavailable:
+                    click.echo(f"dsr-mailbot: notices stay queued, sent by the next run: {drained.unavailable}",
+                               err=True)
+                    return EX_TEMPFAIL
+                with services.store.transaction() as session:
+                    now_left = waiting(session, campaign)
+                progress.advance(sending, left - now_left)
+                if now_left == left:
+                    time.sleep(1)  # this minute's notices are sent: wait for the throttle
+                left = now_left
+        finally:
+            if lock is not None:
+                lock.release()
+    click.echo(f"campaign {campaign}: {len(users)} user(s); {len(todo)} queued now; every notice sent")
+    return EX_OK
+
+
 @cli.group()
 def audit() -> None:
     """The audit trail: what was done, when, why and by whom, without personal data."""
@@ -417,7 +497,8 @@ def _decide(state: CliState, request_id: int, decision: Callable[..., None], *ar
         result = f"request {request_id}: {request.state}" + (f" ({request.outcome})" if request.outcome else "")
         if request.state not in FINAL_STATES:
             result += f", due {request.due_at.astimezone(ZoneInfo(state.config.policy.timezone)).isoformat()}"
-    drained = drain_outbox(services.store, services.transport, services.config.reply_from)
+    drained = drain_outbox(services.store, services.transport, services.config.reply_from,
+                           notices_per_minute=services.config.notices_per_minute)
     click.echo(result + f"; {drained.sent} reply(ies) sent")
     if drained.unavailable:
         click.echo(f"dsr-mailbot: reply queued, will be sent by the next run: {drained.unavailable}", err=True)

@@ -70,6 +70,8 @@ class SmtpConfig:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     timeout_seconds: int = 30
+    # Notices to many users (policy 7.2) go out at most this many per minute; replies to requests are not held.
+    max_per_minute: int = 60
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,11 @@ class Config:
     # Subject markers an operator adds to the shipped ones ([classify] extra_markers_file).
     extra_markers: tuple[Marker, ...] = ()
     secret_key: str | None = field(default=None, repr=False)  # hex; when given, key_file is not used
+
+    @property
+    def notices_per_minute(self) -> int | None:
+        """The campaign throttle: ``[smtp] max_per_minute``; None when replies are written to files."""
+        return self.smtp.max_per_minute if self.smtp is not None else None
 
     @property
     def reply_from(self) -> str:
@@ -443,6 +450,7 @@ def _smtp(sec: _Section) -> SmtpConfig:
         username=username,
         password=password,
         timeout_seconds=sec.integer("timeout_seconds", 30, minimum=1),
+        max_per_minute=sec.integer("max_per_minute", 60, minimum=1),
     )
 
 

@@ -297,7 +297,8 @@ def finish_destruction_notices(services: Services) -> int:
 
 
 def send_queued(services: Services, report: RunReport, stop: Event | None = None) -> None:
-    drained = drain_outbox(services.store, services.transport, services.config.reply_from, stop=stop)
+    drained = drain_outbox(services.store, services.transport, services.config.reply_from, stop=stop,
+                           notices_per_minute=services.config.notices_per_minute)
     report.replies_sent += drained.sent
     report.replies_failed += drained.failed
     if drained.unavailable and not report.temporary_failure:

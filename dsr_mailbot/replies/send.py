@@ -24,17 +24,18 @@ from __future__ import annotations
 import smtplib
 import ssl
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from threading import Event
 from typing import Protocol
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from dsr_mailbot.config import SmtpConfig
 from dsr_mailbot.errors import ConfigError, DsrMailbotError, SendError, SendUnavailable
 from dsr_mailbot.faults import crash_point
 from dsr_mailbot.reading.parse import header_block
-from dsr_mailbot.store.database import Store, queued_outbox, record_event
+from dsr_mailbot.store.database import Store, notices_sent_since, queued_outbox, record_event, sendable_outbox
 from dsr_mailbot.store.models import OutboxMessage, OutboxState, utcnow
 
 
@@ -155,8 +156,14 @@ class DrainResult:
     unavailable: str | None = None  # why sending stopped early, if it did
 
 
-def drain_outbox(store: Store, transport: Transport, envelope_from: str, stop: Event | None = None) -> DrainResult:
+def drain_outbox(store: Store, transport: Transport, envelope_from: str, stop: Event | None = None,
+                 notices_per_minute: int | None = None) -> DrainResult:
     """Send queued replies until none is left, the server stops taking them, or ``stop`` is set.
+
+    ``notices_per_minute`` (``[smtp] max_per_minute``): a campaign's notices
+    (policy 7.2) are sent at most this many in any minute; once the minute's
+    are used up the drain sends only replies, and the notices wait for a
+    later drain.  Replies to requests are never held back.
 
     Several workers may drain one outbox.  On PostgreSQL each reply is claimed
     with ``SELECT … FOR UPDATE SKIP LOCKED`` and its row stays locked while it is
@@ -171,31 +178,36 @@ def drain_outbox(store: Store, transport: Transport, envelope_from: str, stop: E
     send_one = _send_claimed if store.dialect == "postgresql" else _send_next
     with store.send_lock:
         try:
-            while not (stop and stop.is_set()) and send_one(store, transport, envelope_from, result):
+            while not (stop and stop.is_set()) and send_one(store, transport, envelope_from, result,
+                                                            notices_per_minute):
                 pass
         finally:
             transport.close()
     return result
 
 
-def _send_claimed(store: Store, transport: Transport, envelope_from: str, result: DrainResult) -> bool:
+def _notices_allowed(session: Session, per_minute: int | None) -> bool:
+    return per_minute is None or notices_sent_since(session, utcnow() - timedelta(minutes=1)) < per_minute
+
+
+def _send_claimed(store: Store, transport: Transport, envelope_from: str, result: DrainResult,
+                  notices_per_minute: int | None) -> bool:
     with store.transaction() as session:
         row = session.exec(
-            select(OutboxMessage)
-            .where(OutboxMessage.state == OutboxState.QUEUED)
-            .order_by(OutboxMessage.id)  # type: ignore[arg-type]
-            .limit(1)
-            .with_for_update(skip_locked=True)
+            sendable_outbox(_notices_allowed(session, notices_per_minute)).limit(1).with_for_update(skip_locked=True)
         ).first()
         if row is None:
             return False
         error = _try_send(transport, envelope_from, row)
-        return _record(session, row, error, result)
+        go_on = _record(session, row, error, result)
+    crash_point("after_send_commit", row.message_id)
+    return go_on
 
 
-def _send_next(store: Store, transport: Transport, envelope_from: str, result: DrainResult) -> bool:
+def _send_next(store: Store, transport: Transport, envelope_from: str, result: DrainResult,
+               notices_per_minute: int | None) -> bool:
     with store.transaction() as session:
-        rows = list(queued_outbox(session, limit=1))
+        rows = list(queued_outbox(session, limit=1, notices_allowed=_notices_allowed(session, notices_per_minute)))
     if not rows:
         return False
     error = _try_send(transport, envelope_from, rows[0])
@@ -203,7 +215,9 @@ def _send_next(store: Store, transport: Transport, envelope_from: str, result: D
         fresh = session.get(OutboxMessage, rows[0].id)
         if fresh is None:
             return True
-        return _record(session, fresh, error, result)
+        go_on = _record(session, fresh, error, result)
+    crash_point("after_send_commit", rows[0].message_id)
+    return go_on
 
 
 def _try_send(transport: Transport, envelope_from: str, row: OutboxMessage) -> SendError | None:

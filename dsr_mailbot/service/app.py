@@ -19,6 +19,7 @@ from dsr_mailbot.mailbox.maildir import MaildirSource
 from dsr_mailbot.mailbox.source import MailSource
 from dsr_mailbot.pipeline import RunReport, Services, run_once
 from dsr_mailbot.reading.classify import LANGUAGES, SUBJECT, Marker, MarkerTable, shipped_markers, with_extra
+from dsr_mailbot.replies.notices import NOTICE_TEMPLATES
 from dsr_mailbot.replies.reply import Renderer, sample_contexts
 from dsr_mailbot.replies.send import FileTransport, SmtpTransport, Transport
 from dsr_mailbot.store.database import Store
@@ -46,7 +47,7 @@ def check_registry(markers: Sequence[Marker], profile_names: Sequence[str], rend
         for name in profile_names:
             if kind.value not in profiles()[name]:
                 raise ConfigError(f"intent {kind.value}: no deadline in profile {name}")
-        for template in (*spec.templates, *COMMON_TEMPLATES):
+        for template in (*spec.templates, *COMMON_TEMPLATES, *NOTICE_TEMPLATES.values()):
             for language in LANGUAGES:
                 for context in sample_contexts(kind.value):
                     renderer.render(template, language, context)  # raises TemplateError, naming the template

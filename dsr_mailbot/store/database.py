@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import Engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlmodel import Session, create_engine, select
+from sqlmodel import Session, col, create_engine, select
 
 from dsr_mailbot.addresses import normalise_address
 from dsr_mailbot.errors import ConfigError, StoreConflict, StoreError, StoreUnavailable
@@ -270,13 +270,25 @@ def all_users(session: Session) -> Sequence[User]:
     return session.exec(select(User).order_by(User.id)).all()  # type: ignore[arg-type]
 
 
-def queued_outbox(session: Session, limit: int = 100) -> Sequence[OutboxMessage]:
-    return session.exec(
-        select(OutboxMessage)
-        .where(OutboxMessage.state == OutboxState.QUEUED)
-        .order_by(OutboxMessage.id)  # type: ignore[arg-type]
-        .limit(limit)
-    ).all()
+NOTICE_PURPOSE_PREFIX = "n:"  # the outbox purpose of a campaign's notices: "n:<campaign>"
+
+
+def sendable_outbox(notices_allowed: bool) -> Any:
+    """The query for the next queued rows, oldest first; without campaign notices while their minute is used up."""
+    query = select(OutboxMessage).where(OutboxMessage.state == OutboxState.QUEUED)
+    if not notices_allowed:
+        query = query.where(col(OutboxMessage.purpose).not_like(f"{NOTICE_PURPOSE_PREFIX}%"))
+    return query.order_by(OutboxMessage.id)  # type: ignore[arg-type]
+
+
+def notices_sent_since(session: Session, since: datetime) -> int:
+    return len(session.exec(select(OutboxMessage.id).where(
+        col(OutboxMessage.purpose).like(f"{NOTICE_PURPOSE_PREFIX}%"), OutboxMessage.state == OutboxState.SENT,
+        col(OutboxMessage.sent_at) >= since)).all())
+
+
+def queued_outbox(session: Session, limit: int = 100, notices_allowed: bool = True) -> Sequence[OutboxMessage]:
+    return session.exec(sendable_outbox(notices_allowed).limit(limit)).all()  # type: ignore[no-any-return]
 
 
 def get_cursor(session: Session, source: str) -> MailboxCursor | None:

@@ -1,0 +1,117 @@
+"""Notices to every user (policy 7.2: the operator tells users of changes to the policy), exactly once each.
+
+``notify --template policy-change --campaign ID`` queues one notice per user
+who has not withdrawn consent.  It is a legal notice, not marketing, so the
+marketing flag does not matter.  Each notice is in the user's language (that
+of their last request, else ``default_language``) and its text is the same
+for everyone: it names nobody, so it is rendered once per language.
+
+Exactly once: the notice's Message-ID is derived from the campaign and the
+user under the bot's key, and the outbox refuses a second row with the same
+Message-ID; queueing again (after a crash, or by mistake) adds only what is
+missing, and sending goes through the outbox like every reply (a row is sent
+once, and marked sent in its own transaction).  The outbox sends a
+campaign's notices at most ``[smtp] max_per_minute`` a minute.
+
+The Message-ID does not follow the replies' ``<dsr.<request>…>`` form: a
+notice belongs to no request, so an answer to it is ordinary support mail.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from dsr_mailbot.config import Config
+from dsr_mailbot.errors import ConfigError
+from dsr_mailbot.replies.reply import Rendered, Renderer, ReplyContent, build_message
+from dsr_mailbot.store.database import NOTICE_PURPOSE_PREFIX
+from dsr_mailbot.store.keys import Keyring
+from dsr_mailbot.store.models import OutboxMessage, OutboxState, Request, RequestKind, User
+
+# Command-line name → template; a notice template names no one (it is rendered once per language).
+NOTICE_TEMPLATES = {"policy-change": "policy_change"}
+_CAMPAIGN = re.compile(r"[A-Za-z0-9._-]{1,40}")
+
+
+@dataclass(frozen=True)
+class Recipient:
+    user_id: int
+    email: str
+    language: str
+
+
+def check_campaign(campaign: str) -> str:
+    if not _CAMPAIGN.fullmatch(campaign):
+        raise ConfigError(f"--campaign: 1 to 40 letters, digits, '.', '_' or '-', got {campaign!r}")
+    return campaign
+
+
+def purpose_of(campaign: str) -> str:
+    return f"{NOTICE_PURPOSE_PREFIX}{campaign}"
+
+
+def notice_message_id(keyring: Keyring, campaign: str, user_id: int, domain: str) -> str:
+    """The same for the same campaign and user, whoever queues it, whenever: the key of exactly once."""
+    tag = keyring.digest("notice", f"{campaign}:{user_id}")[:20]
+    return f"<dsr-notice.{campaign}.{tag}@{domain}>"
+
+
+def recipients(session: Session, default_language: str) -> list[Recipient]:
+    """Every user who has not withdrawn consent, with the language of their last request."""
+    languages: dict[int, str] = {}
+    for user_id, language in session.exec(
+        select(Request.user_id, Request.language)
+        .where(col(Request.user_id).is_not(None), Request.kind != RequestKind.CONFIRM)
+        .order_by(col(Request.id))
+    ).all():
+        if user_id is not None:
+            languages[user_id] = language
+    users = session.exec(select(User).where(User.processing_consent == True).order_by(col(User.id))).all()  # noqa: E712
+    return [Recipient(u.id, u.email, languages.get(u.id, default_language)) for u in users if u.id is not None]
+
+
+def queued_message_ids(session: Session, campaign: str) -> set[str]:
+    return set(session.exec(select(OutboxMessage.message_id).where(OutboxMessage.purpose == purpose_of(campaign)))
+               .all())
+
+
+def waiting(session: Session, campaign: str) -> int:
+    """The campaign's notices still queued."""
+    return len(session.exec(select(OutboxMessage.id).where(
+        OutboxMessage.purpose == purpose_of(campaign), OutboxMessage.state == OutboxState.QUEUED)).all())
+
+
+def queue_notices(session: Session, *, config: Config, keyring: Keyring, renderer: Renderer, campaign: str,
+                  template: str, users: Iterable[Recipient], now: datetime) -> int:
+    """Queue the campaign's notice for each of ``users`` that does not have it yet; how many were queued."""
+    domain = config.reply_from.rsplit("@", 1)[-1]
+    have = queued_message_ids(session, campaign)
+    texts: dict[str, Rendered] = {}
+    queued = 0
+    for user in users:
+        message_id = notice_message_id(keyring, campaign, user.user_id, domain)
+        if message_id in have:
+            continue
+        if user.language not in texts:
+            context = ReplyContent().as_context(user.language, config.policy.timezone, now)
+            texts[user.language] = renderer.render(template, user.language, context)
+        text = texts[user.language]
+        data = build_message(
+            from_address=config.reply_from, from_name=config.policy.operator_name, to_address=user.email,
+            subject=text.subject, body=text.body, message_id=message_id, language=user.language,
+            in_reply_to=None, references=(), auto_submitted="auto-generated", now=now,
+        )
+        session.add(OutboxMessage(request_id=None, purpose=purpose_of(campaign), message_id=message_id,
+                                  recipient=user.email, data=data, created_at=now, for_verified=True))
+        queued += 1
+    return queued
+
+
+def batches(items: Sequence[Recipient], size: int) -> Iterable[Sequence[Recipient]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
