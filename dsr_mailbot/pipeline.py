@@ -194,15 +194,22 @@ def erase_due(services: Services, report: RunReport) -> None:
     now = services.clock()
     with services.store.transaction() as session:
         due = due_user_ids(session, now)
-    for user_id in due:
-        try:
-            report.erased += _erase_one(services, user_id)
-        except DsrMailbotError as exc:
-            if exc.temporary:
-                raise
-            log.warning("erasure of user %s failed: %s", user_id, type(exc).__name__)
-        except Exception as exc:  # one person's failure must not keep the others' data
-            log.warning("erasure of user %s failed: %s", user_id, type(exc).__name__)
+    mailbox = services.mailbox() if services.mailbox is not None and due else None
+    try:
+        if mailbox is not None:
+            mailbox.open()  # one connection for the whole pass; unreachable, the pass waits for the next
+        for user_id in due:
+            try:
+                report.erased += _erase_one(services, user_id, mailbox)
+            except DsrMailbotError as exc:
+                if exc.temporary:
+                    raise
+                log.warning("erasure of user %s failed: %s", user_id, type(exc).__name__)
+            except Exception as exc:  # one person's failure must not keep the others' data
+                log.warning("erasure of user %s failed: %s", user_id, type(exc).__name__)
+    finally:
+        if mailbox is not None:
+            mailbox.close()
     finish_erasure(services, erased=bool(due))
     policy = services.config.policy
     delete_expired_acts(policy.acts_dir, now, policy.act_retention_days)
@@ -214,7 +221,7 @@ def finish_erasure(services: Services, *, erased: bool = False) -> None:
         services.store.reclaim_erased()
 
 
-def _erase_one(services: Services, user_id: int) -> int:
+def _erase_one(services: Services, user_id: int, mailbox: MailSource | None) -> int:
     cfg, store, keyring = services.config, services.store, services.keyring
     with store.transaction() as session:
         user = session.get(User, user_id)
@@ -222,15 +229,10 @@ def _erase_one(services: Services, user_id: int) -> int:
             return 0
         plan = plan_erasure(session, keyring, user)
     expunged = left_in_inbox = 0
-    if services.mailbox is not None:
-        mailbox = services.mailbox()
-        try:
-            mailbox.open()
-            if cfg.policy.expunge_processed_mail:
-                expunged = mailbox.expunge_processed(plan.message_ids)
-            left_in_inbox = mailbox.count_from(plan.email)
-        finally:
-            mailbox.close()
+    if mailbox is not None:
+        if cfg.policy.expunge_processed_mail:
+            expunged = mailbox.expunge_processed(plan.message_ids)
+        left_in_inbox = mailbox.count_from(plan.email)
     withdrawal = plan.withdrawal
     act = Act(
         act_id=str(withdrawal.id) if withdrawal is not None else f"u{plan.user_id}",

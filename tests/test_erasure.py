@@ -16,7 +16,7 @@ import stat
 from email.policy import default
 from pathlib import Path
 
-from dsr_mailbot.store.acts import read_act
+from dsr_mailbot.store.acts import list_acts, read_act
 from tests.harness import PROCESSED, Bot, mail, wait_until
 
 IVAN = "ivan.petrov@example.ru"
@@ -145,7 +145,7 @@ def test_a_notice_that_cannot_be_sent_in_time_is_dropped_and_the_act_says_so(bot
 def test_old_acts_are_deleted_after_their_retention(bot: Bot) -> None:
     from datetime import UTC, datetime
 
-    from dsr_mailbot.store.acts import Act, list_acts, write_act
+    from dsr_mailbot.store.acts import Act, write_act
 
     acts_dir = bot.config.policy.acts_dir
     old = Act("7", datetime(2020, 1, 1, tzinfo=UTC).isoformat(), "shop", "X Y", "ref", ("email",), "withdrawal", 7,
@@ -153,3 +153,23 @@ def test_old_acts_are_deleted_after_their_retention(bot: Bot) -> None:
     write_act(acts_dir, old)
     bot.run()
     assert list_acts(acts_dir) == []  # 1,096 days after 2020-01-01 have passed
+
+
+def test_several_people_due_at_once_are_erased_on_one_mailbox_connection(bot_any_db: Bot) -> None:
+    bot = bot_any_db
+    bot.write_config(erasure_delay_days=0)
+    people = [f"person{n}@example.kz" for n in range(3)]
+    for address in people:
+        bot.add_user(address, surname="Ким")
+        bot.account.append(mail(address, "Отзыв согласия на обработку персональных данных"))
+    bot.account.append(mail(people[0], "Вопрос по доставке", "Где заказ?"))  # ordinary mail: stays, counted
+    bot.run()
+
+    assert bot.run().erased == 3
+
+    assert all(bot.user(address) is None for address in people)
+    assert processed_message_ids(bot) == set() and len(bot.account.snapshot("INBOX")) == 1
+    acts = {a.request_id or 0: a for a in list_acts(bot.config.policy.acts_dir)}
+    assert sorted(acts) == sorted(r.id or 0 for r in bot.requests())
+    assert sorted(a.ordinary_messages_left_in_inbox for a in acts.values()) == [0, 0, 1]
+    assert all(a.processed_messages_expunged == 1 and a.notice == "sent" for a in acts.values())

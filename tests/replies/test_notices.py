@@ -70,6 +70,19 @@ def test_a_campaign_killed_halfway_and_run_again_reaches_each_user_exactly_once(
     assert "20 user(s) would receive" in other.stdout and "0 already have it" in other.stdout
 
 
+def test_a_campaign_killed_after_queueing_sends_everything_once_when_run_again(bot_any_db: Bot) -> None:
+    bot = bot_any_db
+    addresses = customers(bot, 4)
+
+    killed = bot.cli("notify", "--template", "policy-change", "--campaign", "c2",
+                     env={"DSR_MAILBOT_TEST_CRASH_AT": "after_notice_batch"})
+    assert killed.returncode == -9 and bot.smtp.messages == []
+    assert len(bot.outbox()) == 4  # the batch was committed before the kill
+
+    assert bot.cli("notify", "--template", "policy-change", "--campaign", "c2").returncode == 0
+    assert Counter(r for m in bot.smtp.messages for r in m.rcpt_tos) == Counter(addresses)
+
+
 def test_notices_are_throttled_and_replies_are_not(bot_any_db: Bot) -> None:
     bot = bot_any_db
     with_throttle(bot, 2)
