@@ -262,7 +262,7 @@ def audit_export(state: CliState, fmt: str, since: datetime | None) -> int:
             page = audit_events_page(session, last_id, since)
         if not page:
             return EX_OK
-        for event in page:
+        for event, request_subject_ref in page:
             assert event.id is not None
             last_id = event.id
             click.echo(json.dumps({
@@ -270,7 +270,7 @@ def audit_export(state: CliState, fmt: str, since: datetime | None) -> int:
                 "at": event.at.isoformat(),
                 "event": event.event,
                 "request_id": event.request_id,
-                "subject_ref": event.subject_ref,
+                "subject_ref": event.subject_ref or request_subject_ref,
                 "actor": event.actor,
                 "detail": event.detail,
             }, ensure_ascii=False, sort_keys=True))

@@ -172,6 +172,8 @@ def test_audit_export_is_one_json_object_per_line_with_stable_fields_and_no_pers
         assert step in names
     [read] = [line for line in lines if line["event"] == "request_read"]
     assert read["detail"]["intents"] == ["update", "optout"] and read["subject_ref"] == bot.keyring.subject_ref(ivan)
+    [sent] = [line for line in lines if line["event"] == "reply_sent"]
+    assert sent["subject_ref"] == read["subject_ref"]  # written without one: the request's person's hash
     for personal in (ivan, "ivan.petrov", "77011112233", "77019998877", "Петров", "Иван"):
         assert personal not in exported.stdout
 

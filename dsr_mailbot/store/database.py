@@ -254,16 +254,22 @@ def pending_erasures(session: Session) -> int:
 
 
 def audit_events_page(session: Session, after_id: int, since: datetime | None = None,
-                      limit: int = 1000) -> Sequence[AuditEvent]:
+                      limit: int = 1000) -> list[tuple[AuditEvent, str | None]]:
     """Up to ``limit`` audit events after event ``after_id`` (and at or after ``since``), oldest first.
 
-    An export reads page by page, one short transaction each: on SQLite every
-    transaction holds the write lock, and a long export must not stop the bot.
+    Each comes with the keyed hash of its request's person, for the events
+    written without one (a reply sent, a bounce).  An export reads page by
+    page, one short transaction each: on SQLite every transaction holds the
+    write lock, and a long export must not stop the bot.
     """
-    query = select(AuditEvent).where(AuditEvent.id > after_id)  # type: ignore[operator]
+    query = (
+        select(AuditEvent, Request.subject_ref)
+        .join(Request, col(Request.id) == col(AuditEvent.request_id), isouter=True)
+        .where(col(AuditEvent.id) > after_id)
+    )
     if since is not None:
-        query = query.where(AuditEvent.at >= since)
-    return session.exec(query.order_by(AuditEvent.id).limit(limit)).all()  # type: ignore[arg-type]
+        query = query.where(col(AuditEvent.at) >= since)
+    return [(event, ref) for event, ref in session.exec(query.order_by(col(AuditEvent.id)).limit(limit)).all()]
 
 
 def all_users(session: Session) -> Sequence[User]:

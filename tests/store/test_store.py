@@ -140,8 +140,8 @@ def test_the_audit_trail_is_read_page_by_page_in_order(db_url: str) -> None:
             record_event(session, "sample", at=early if n < 2 else late, n=n)
     with store.transaction() as session:
         first = audit_events_page(session, 0, limit=2)
-        rest = audit_events_page(session, first[-1].id or 0, limit=10)
+        rest = audit_events_page(session, first[-1][0].id or 0, limit=10)
         later = audit_events_page(session, 0, since=late)
-    assert [e.detail["n"] for e in (*first, *rest)] == [0, 1, 2, 3, 4]
-    assert [e.detail["n"] for e in later] == [2, 3, 4]
+    assert [e.detail["n"] for e, _ in (*first, *rest)] == [0, 1, 2, 3, 4]
+    assert [e.detail["n"] for e, _ in later] == [2, 3, 4]
     store.dispose()
