@@ -49,6 +49,10 @@ def first_release_store(url: str) -> None:
     engine.dispose()
 
 
+def test_the_head_the_bot_checks_against_is_the_newest_migration() -> None:
+    assert schema.migrations_head() == schema.HEAD == schema.head_revision()
+
+
 def test_the_migrations_reach_exactly_the_schema_the_models_describe(db_url: str) -> None:
     engine = create_engine(db_url)
     with engine.begin() as connection:
