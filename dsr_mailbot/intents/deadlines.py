@@ -26,12 +26,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from importlib import resources
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
-import holidays
-
 from dsr_mailbot.store.models import RequestKind
+
+if TYPE_CHECKING:
+    import holidays
 
 Unit = Literal["working", "calendar", "months", "immediate"]
 DEFAULT_PROFILES = ("ru-152fz", "kz")
@@ -67,11 +68,17 @@ def profiles() -> Mapping[str, Mapping[str, Rule]]:
 
 @cache
 def _calendar(country: str) -> holidays.HolidayBase:
+    # Loading a calendar imports every country's module (0.1 s): only when a date is counted.
+    import holidays
+
     return holidays.country_holidays(country)
 
 
 def supported_calendar(country: str) -> bool:
-    return country in holidays.list_supported_countries()
+    """Does ``holidays`` know this country?  Read from its registry, without loading any calendar."""
+    from holidays.registry import COUNTRIES
+
+    return any(country == codes[1] for codes in COUNTRIES.values())
 
 
 def _end_of(day: date, zone: ZoneInfo) -> datetime:

@@ -16,8 +16,10 @@ someone else's.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from lxml import etree
+if TYPE_CHECKING:
+    from lxml import etree
 
 MAX_HTML_CHARS = 2 * 1024 * 1024  # more HTML than this is not read (a person's letter is a few KB)
 MAX_LINE_CHARS = 1000  # longer lines are kept as text, but never tested for attributions or separators
@@ -51,6 +53,8 @@ def html_to_text(html: str) -> str:
     """
     if not html.strip():
         return ""
+    from lxml import etree  # only for HTML bodies
+
     parser = etree.HTMLParser(recover=True, no_network=True, remove_comments=True, remove_pis=True, encoding="utf-8")
     try:
         root = etree.fromstring(html[:MAX_HTML_CHARS].encode("utf-8", "replace"), parser)

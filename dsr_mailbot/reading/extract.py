@@ -25,9 +25,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import phonenumbers
-from email_validator import EmailNotValidError, validate_email
-
 from dsr_mailbot.addresses import normalise_address
 
 FIELDS = ("email", "phone", "surname", "first_name", "patronymic")
@@ -97,6 +94,8 @@ def normalise_label(label: str) -> str:
 
 def normalise_phone(value: str, region: str = "KZ") -> str | None:
     """E.164 form of a phone number, or None when it is not a possible, valid number."""
+    import phonenumbers  # only when a request names a phone: a run with nothing new never pays for it
+
     try:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:
@@ -107,6 +106,8 @@ def normalise_phone(value: str, region: str = "KZ") -> str | None:
 
 
 def normalise_email(value: str) -> str | None:
+    from email_validator import EmailNotValidError, validate_email  # only when a request names an address
+
     candidate = value.strip().strip("<>").strip()
     if candidate.lower().startswith("mailto:"):
         candidate = candidate[7:]

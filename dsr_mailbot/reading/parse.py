@@ -38,8 +38,6 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import Literal
 
-import mailparser
-
 from dsr_mailbot.addresses import sender_address
 from dsr_mailbot.reading.body import html_to_text
 from dsr_mailbot.reading.decode import clean_text, decode_bytes, decode_header_text
@@ -259,6 +257,8 @@ def parse_message(raw: bytes, truncated: bool = False) -> ParsedMessage:
         if len(header_block(raw)) > MAX_MAILPARSER_HEADER_BYTES:
             # mail-parser reads every address header whole (18 µs an address): past this size, the stdlib alone.
             raise _TooBigForMailParser
+        import mailparser  # only requests are parsed whole; a pass with nothing new never loads it
+
         parsed = mailparser.parse_from_bytes(raw)
         msg: Message = parsed.message
         defects.update(str(d) for d in parsed.defects_categories)

@@ -14,7 +14,6 @@ from dsr_mailbot.config import Config
 from dsr_mailbot.errors import ConfigError
 from dsr_mailbot.intents.deadlines import profiles
 from dsr_mailbot.intents.registry import COMMON_TEMPLATES, NOT_INTENTS, REGISTRY
-from dsr_mailbot.mailbox.imap import ImapSource
 from dsr_mailbot.mailbox.maildir import MaildirSource
 from dsr_mailbot.mailbox.source import MailSource
 from dsr_mailbot.pipeline import RunReport, Services, run_once
@@ -30,6 +29,8 @@ from dsr_mailbot.store.models import RequestKind
 def open_source(config: Config) -> MailSource:
     """The mailbox the configuration names (not yet opened)."""
     if config.imap is not None:
+        from dsr_mailbot.mailbox.imap import ImapSource  # imapclient only for an IMAP mailbox
+
         return ImapSource(config.imap)
     assert config.maildir is not None
     return MaildirSource(config.maildir)
