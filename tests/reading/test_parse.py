@@ -170,3 +170,40 @@ def test_report_type_is_read_from_the_content_type_parameter() -> None:
 @pytest.mark.parametrize("junk", [b"\xff\xfe\x00" * 1000, b":\r\n" * 500, b"From: \x80\x81\r\n\t\r\n\r\n", b""])
 def test_header_parsing_never_raises(junk: bytes) -> None:
     assert parse_headers(junk).message_id
+
+
+def _fast_agrees(data: bytes) -> bool:
+    from dsr_mailbot.reading.parse import fast_subject
+
+    fast = fast_subject(data)
+    return fast is None or fast == parse_headers(data).subject
+
+
+def test_the_fast_subject_is_the_parsers_on_every_corpus_message_and_thousands_of_mutations(shared_dir: Path) -> None:
+    """The triage reads the Subject from the bytes; wherever it answers, it answers as the full parse does."""
+    from dsr_mailbot.reading.parse import fast_subject
+    from tests.fuzzing import corpus_messages, mutated
+
+    corpus = corpus_messages(shared_dir / "corpora")
+    answered = [data for data in corpus if fast_subject(data) is not None]
+    # It answers for most mail, or it would save nothing; it is unsure of mbox "From " lines (IMAP never sends
+    # them), mixed line ends, and files with no blank line after their headers.
+    assert len(answered) > 0.75 * len(corpus)
+    assert all(_fast_agrees(data) for data in corpus)
+    for seed in (1, 2):
+        for data in mutated(corpus, seed, 2000, ["ivan@example.ru"]):
+            assert _fast_agrees(data), data[:300]
+
+
+@pytest.mark.parametrize("raw", [
+    b"Subject: =?utf-8?b?0J7QsdC90L7QstC70LXQvdC40LU=?=\r\n =?utf-8?b?INC/0LXRgNGB0L7QvdCw0LvRjNC90YvRhQ==?=\r\n\r\n",
+    b"SUBJECT:\tPersonal data\r\n\tupdate\r\nFrom: a@b\r\n\r\n",
+    b"Subject: \xd0\x9e\xd1\x82\xd0\xb7\xd1\x8b\xd0\xb2\n\n",
+    b"From: a@b\r\n\r\n",
+    b"Subject: one\r\nSubject: two\r\n\r\n",
+    b"Subject : spaced\r\n\r\n",
+    b"Subject: mixed\r\nTo: x\n\n",
+    b"From nobody Mon Jan 1 00:00:00 2026\r\nSubject: mbox\r\n\r\n",
+])
+def test_the_fast_subject_agrees_or_says_it_is_unsure(raw: bytes) -> None:
+    assert _fast_agrees(raw)
