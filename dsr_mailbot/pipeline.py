@@ -69,7 +69,7 @@ from dsr_mailbot.lifecycle import (
 from dsr_mailbot.mailbox.archive import archive_pending
 from dsr_mailbot.mailbox.source import HeaderRecord, MailSource
 from dsr_mailbot.reading.classify import Classification, MarkerTable, classify_subject, shipped_table
-from dsr_mailbot.reading.parse import Headers, parse_headers, parse_message
+from dsr_mailbot.reading.parse import Headers, fast_subject, parse_headers, parse_message
 from dsr_mailbot.replies.outbox import queue_reply
 from dsr_mailbot.replies.reply import Renderer, ReplyContent
 from dsr_mailbot.replies.send import Transport, drain_outbox
@@ -364,6 +364,8 @@ def _triage_isolated(services: Services, source: MailSource, record: HeaderRecor
 def _triage(services: Services, source: MailSource, record: HeaderRecord, uidvalidity: int,
             report: RunReport) -> bool:
     """Decide from the header block what a message is, and hand it on; True when it was the bot's business."""
+    if certainly_ordinary(record.header, services.markers):
+        return False  # ordinary support mail, told from its bytes without parsing the header block whole
     headers = parse_headers(record.header)
     if is_report(headers):
         # Delivery reports, abuse (ARF) reports, read receipts: automated, never answered, never applied.
@@ -380,6 +382,23 @@ def _triage(services: Services, source: MailSource, record: HeaderRecord, uidval
         return False  # ordinary support mail: never touched
     _handle(services, source, record, headers, token, classification, replied_to, uidvalidity, report)
     return True
+
+
+def certainly_ordinary(header: bytes, markers: MarkerTable) -> bool:
+    """Is this header block surely none of the bot's business?  The same decision as the full triage, sooner.
+
+    Not a report (no ``multipart/report``), no token and no Message-ID of
+    ours (both hold "dsr", in the bytes or the decoded Subject), and a
+    Subject without a marker: then parsing the block whole could only say
+    "ordinary" too.  Anything else, or a block
+    whose Subject the byte reader is unsure of, goes the full way.
+    """
+    lowered = header.lower()
+    if b"multipart/report" in lowered or b"dsr" in lowered:
+        return False
+    subject = fast_subject(header)
+    # A token may hide in an encoded Subject ("Подтвердите запрос [DSR-…]" travels as base64).
+    return subject is not None and "dsr" not in subject.lower() and classify_subject(subject, markers) is None
 
 
 def _unrecordable(services: Services, record: HeaderRecord, uidvalidity: int, stage: str, exc: Exception,

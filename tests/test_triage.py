@@ -1,0 +1,59 @@
+"""The triage's fast path: ordinary mail told from its bytes, with exactly the full triage's answer."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from dsr_mailbot.pipeline import certainly_ordinary
+from dsr_mailbot.reading.classify import classify_subject, shipped_table
+from dsr_mailbot.reading.parse import parse_headers
+from dsr_mailbot.store.keys import Keyring
+from dsr_mailbot.trust.bounces import is_report
+from dsr_mailbot.trust.own_mail import our_messages, reply_message_id
+from dsr_mailbot.trust.tokens import find_token
+from tests.harness import mail
+
+KEYS = Keyring(b"k" * 32)
+
+
+def full_triage_says_ordinary(data: bytes) -> bool:
+    headers = parse_headers(data)
+    return (not is_report(headers) and find_token(headers) is None
+            and classify_subject(headers.subject) is None
+            and not our_messages(KEYS, " ".join([headers.in_reply_to or "", *headers.references])))
+
+
+def b64_subject(text: str) -> str:
+    return f"=?utf-8?b?{base64.b64encode(text.encode()).decode()}?="
+
+
+@pytest.mark.parametrize(("data", "ordinary"), [
+    (mail("a@example.kz", "Где мой заказ?", "Привет"), True),
+    (mail("a@example.kz", "Re: Доставка", "x", headers={"In-Reply-To": "<abc@shop.kz>"}), True),
+    (mail("a@example.kz", "Обновление персональных данных"), False),
+    (mail("a@example.kz", b64_subject("Отзыв согласия на обработку персональных данных")), False),
+    # A confirmation whose client encoded the Subject and dropped In-Reply-To: the token is only in the text.
+    (mail("a@example.kz", b64_subject("Re: Подтвердите запрос [DSR-12-o-1893456000-0123456789abcdef0123]")), False),
+    (mail("a@example.kz", "Thanks!", headers={"In-Reply-To": reply_message_id(KEYS, 7, "reply", "shop.kz")}), False),
+    (b"From: mailer-daemon@x\r\nSubject: Undelivered\r\nContent-Type: Multipart/Report; report-type=delivery-status;"
+     b" boundary=b\r\n\r\n", False),
+])
+def test_only_mail_the_full_triage_calls_ordinary_is_ordinary(data: bytes, ordinary: bool) -> None:
+    assert certainly_ordinary(data, shipped_table()) is ordinary
+    assert full_triage_says_ordinary(data) or not ordinary
+
+
+def test_on_every_corpus_message_and_thousands_of_mutations_it_never_misses_one(shared_dir: Path) -> None:
+    from tests.fuzzing import corpus_messages, mutated
+
+    corpus = corpus_messages(shared_dir / "corpora")
+    mutations = [m for seed in (3, 4) for m in mutated(corpus, seed, 2000, ["ivan@example.ru"])]
+    fast = 0
+    for data in (*corpus, *mutations):
+        if certainly_ordinary(data, shipped_table()):
+            fast += 1
+            assert full_triage_says_ordinary(data), data[:300]
+    assert fast > len(corpus) // 2  # most ordinary mail takes the fast path
