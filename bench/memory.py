@@ -22,7 +22,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from bench import started_dovecot
-from bench.scan import fill
+from bench.scan import fill, messages
 from dsr_mailbot.config import load_config
 from dsr_mailbot.store.database import Store
 from dsr_mailbot.store.models import User
@@ -66,8 +66,10 @@ def main() -> None:
     try:
         account = dovecot.new_account()
         started = time.perf_counter()
+        for start in range(0, args.messages, 10_000):  # 1–4 KB each, made and appended 10,000 at a time
+            batch, _ = messages(min(10_000, args.messages - start), 0, 1, 4, seed=start)
+            fill(account, batch)
         with account.client() as client:
-            fill(client, args.messages, 0)
             client.append("INBOX", huge_request(args.attachment_mb))
         print(f"mailbox: {args.messages:,} ordinary messages and one request with a {args.attachment_mb} MB "
               f"attachment (filled in {time.perf_counter() - started:.0f} s)")
@@ -96,7 +98,7 @@ def main() -> None:
         print(f"reference (the bot started, nothing done): peak RSS {reference} MB")
         print(f"one run --once over the mailbox ({elapsed:.1f} s): peak RSS {bot} MB (target < 200 MB)")
     finally:
-        dovecot.stop()
+        dovecot.destroy()  # removes its mail directory too
 
 
 if __name__ == "__main__":
