@@ -191,7 +191,7 @@ def notify(state: CliState, template_name: str, campaign: str, dry_run: bool) ->
     check_campaign(campaign)
     template = NOTICE_TEMPLATES[template_name]
     services = build_services(config)
-    domain = config.reply_from.rsplit("@", 1)[-1]
+    domain = config.reply_domain
     with services.store.transaction() as session:
         users = recipients(session, config.policy.default_language)
         have = queued_message_ids(session, campaign)

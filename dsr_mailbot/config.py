@@ -151,6 +151,11 @@ class Config:
         return self.smtp.max_per_minute if self.smtp is not None else None
 
     @property
+    def reply_domain(self) -> str:
+        """The domain of :attr:`reply_from`: the bot's Message-IDs end in it."""
+        return self.reply_from.rsplit("@", 1)[-1]
+
+    @property
     def reply_from(self) -> str:
         """The address replies come from: SMTP's ``from_address``, else the first operator one."""
         if self.smtp is not None:

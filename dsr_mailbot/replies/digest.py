@@ -55,7 +55,7 @@ def queue_digest(session: Session, config: Config, keyring: Keyring, now: dateti
         return 0
     subject, body = digest_text(rows, now, policy.timezone)
     day = now.astimezone(ZoneInfo(policy.timezone)).date().isoformat()
-    domain = config.reply_from.rsplit("@", 1)[-1]
+    domain = config.reply_domain
     queued = 0
     for recipient in policy.operator_addresses:
         tag = keyring.digest("digest", f"{day}:{recipient}")[:20]

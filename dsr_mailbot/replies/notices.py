@@ -29,7 +29,7 @@ from sqlmodel import Session, col, select
 from dsr_mailbot.config import Config
 from dsr_mailbot.errors import ConfigError
 from dsr_mailbot.replies.reply import Rendered, Renderer, ReplyContent, build_message
-from dsr_mailbot.store.database import NOTICE_PURPOSE_PREFIX
+from dsr_mailbot.store.database import NOTICE_PURPOSE_PREFIX, count_rows
 from dsr_mailbot.store.keys import Keyring
 from dsr_mailbot.store.models import OutboxMessage, OutboxState, Request, RequestKind, User
 
@@ -82,14 +82,14 @@ def queued_message_ids(session: Session, campaign: str) -> set[str]:
 
 def waiting(session: Session, campaign: str) -> int:
     """The campaign's notices still queued."""
-    return len(session.exec(select(OutboxMessage.id).where(
-        OutboxMessage.purpose == purpose_of(campaign), OutboxMessage.state == OutboxState.QUEUED)).all())
+    return count_rows(session, OutboxMessage, OutboxMessage.purpose == purpose_of(campaign),
+                      OutboxMessage.state == OutboxState.QUEUED)
 
 
 def queue_notices(session: Session, *, config: Config, keyring: Keyring, renderer: Renderer, campaign: str,
                   template: str, users: Iterable[Recipient], now: datetime) -> int:
     """Queue the campaign's notice for each of ``users`` that does not have it yet; how many were queued."""
-    domain = config.reply_from.rsplit("@", 1)[-1]
+    domain = config.reply_domain
     have = queued_message_ids(session, campaign)
     texts: dict[str, Rendered] = {}
     queued = 0

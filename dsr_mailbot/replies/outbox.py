@@ -74,7 +74,7 @@ def queue_reply(
     )
     spec = TEMPLATE_SPECS[template]
     from_address = config.reply_from
-    message_id = reply_message_id(keyring, request.id, purpose, from_address.rsplit("@", 1)[-1], content.token or None)
+    message_id = reply_message_id(keyring, request.id, purpose, config.reply_domain, content.token or None)
     parent = request.message_id if request.message_id and not request.message_id.startswith("<sha256-") else None
     in_reply_to = parent if spec.answers_recipient else None
     data = build_message(

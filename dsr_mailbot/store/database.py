@@ -23,10 +23,10 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, func
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlmodel import Session, col, create_engine, select
+from sqlmodel import Session, SQLModel, col, create_engine, select
 
 from dsr_mailbot.addresses import normalise_address
 from dsr_mailbot.errors import ConfigError, StoreConflict, StoreError, StoreUnavailable
@@ -244,13 +244,18 @@ def requests_received_between(session: Session, start: datetime, end: datetime) 
     return session.exec(query.order_by(Request.id)).all()  # type: ignore[arg-type]
 
 
+def count_rows(session: Session, model: type[SQLModel], *conditions: Any) -> int:
+    """How many rows of ``model`` meet every condition, counted by the database."""
+    return int(session.exec(select(func.count()).select_from(model).where(*conditions)).one())
+
+
 def erasures_between(session: Session, start: datetime, end: datetime) -> int:
-    return len(session.exec(select(AuditEvent.id).where(
-        AuditEvent.event == "user_erased", AuditEvent.at >= start, AuditEvent.at < end)).all())
+    return count_rows(session, AuditEvent, AuditEvent.event == "user_erased", col(AuditEvent.at) >= start,
+                      col(AuditEvent.at) < end)
 
 
 def pending_erasures(session: Session) -> int:
-    return len(session.exec(select(User.id).where(User.erasure_due_at != None)).all())  # noqa: E711 - SQL NULL
+    return count_rows(session, User, col(User.erasure_due_at).is_not(None))
 
 
 def audit_events_page(session: Session, after_id: int, since: datetime | None = None,
@@ -288,9 +293,8 @@ def sendable_outbox(notices_allowed: bool) -> Any:
 
 
 def notices_sent_since(session: Session, since: datetime) -> int:
-    return len(session.exec(select(OutboxMessage.id).where(
-        col(OutboxMessage.purpose).like(f"{NOTICE_PURPOSE_PREFIX}%"), OutboxMessage.state == OutboxState.SENT,
-        col(OutboxMessage.sent_at) >= since)).all())
+    return count_rows(session, OutboxMessage, col(OutboxMessage.purpose).like(f"{NOTICE_PURPOSE_PREFIX}%"),
+                      OutboxMessage.state == OutboxState.SENT, col(OutboxMessage.sent_at) >= since)
 
 
 def queued_outbox(session: Session, limit: int = 100, notices_allowed: bool = True) -> Sequence[OutboxMessage]:
