@@ -189,7 +189,8 @@ def erase_due(services: Services, report: RunReport) -> None:
     a crash before the commit leaves the person due, and the next run expunges
     nothing more, writes the same act and erases.  Afterwards the database
     files are made to forget (:meth:`Store.reclaim_erased`), notices sent or
-    too old are purged, and expired acts deleted.
+    too old are purged after sending (:func:`finish_erasure`), and expired
+    acts deleted.
     """
     now = services.clock()
     with services.store.transaction() as session:
@@ -198,26 +199,27 @@ def erase_due(services: Services, report: RunReport) -> None:
     try:
         if mailbox is not None:
             mailbox.open()  # one connection for the whole pass; unreachable, the pass waits for the next
+        erased = 0
         for user_id in due:
             try:
-                report.erased += _erase_one(services, user_id, mailbox)
-            except DsrMailbotError as exc:
-                if exc.temporary:
-                    raise
-                log.warning("erasure of user %s failed: %s", user_id, type(exc).__name__)
+                erased += _erase_one(services, user_id, mailbox)
             except Exception as exc:  # one person's failure must not keep the others' data
+                if isinstance(exc, DsrMailbotError) and exc.temporary:
+                    raise
                 log.warning("erasure of user %s failed: %s", user_id, type(exc).__name__)
     finally:
         if mailbox is not None:
             mailbox.close()
-    finish_erasure(services, erased=bool(due))
+    report.erased += erased
+    if erased:
+        services.store.reclaim_erased()
     policy = services.config.policy
     delete_expired_acts(policy.acts_dir, now, policy.act_retention_days)
 
 
-def finish_erasure(services: Services, *, erased: bool = False) -> None:
+def finish_erasure(services: Services) -> None:
     """After sending: purge the notices of destruction that went out (or are too old), then reclaim the space."""
-    if finish_destruction_notices(services) or erased:
+    if finish_destruction_notices(services):
         services.store.reclaim_erased()
 
 
@@ -256,16 +258,14 @@ def _erase_one(services: Services, user_id: int, mailbox: MailSource | None) -> 
         user = session.exec(select(User).where(User.id == user_id).with_for_update(skip_locked=True)).first()
         if user is None or user.erasure_due_at is None or user.erasure_due_at > ctx.now:
             return 0  # erased by another worker meanwhile, or no longer due
-        kept: list[int] = []
+        kept: list[str] = []
         target = session.get(Request, withdrawal.id) if withdrawal is not None else None
         if target is not None:
             # The last message to them: queued before their address goes, purged once sent.
-            message_id = queue_reply(session, config=cfg, keyring=keyring, renderer=services.renderer,
-                                     request=target, template="data_destroyed", purpose=DESTRUCTION_NOTICE,
-                                     recipient=user.email, content=ReplyContent(), now=ctx.now, for_verified=True)
-            session.flush()
-            notice = session.exec(select(OutboxMessage).where(OutboxMessage.message_id == message_id)).one()
-            kept = [notice.id] if notice.id is not None else []
+            kept.append(queue_reply(session, config=cfg, keyring=keyring, renderer=services.renderer,
+                                    request=target, template="data_destroyed", purpose=DESTRUCTION_NOTICE,
+                                    recipient=user.email, content=ReplyContent(), now=ctx.now, for_verified=True))
+            session.flush()  # erase_user looks for every reply of theirs, this one included
         erase_user(session, keyring, user, keep_outbox=kept, act=act.act_id, expunged=expunged,
                    left_in_inbox=left_in_inbox)
     return 1
@@ -390,8 +390,8 @@ def certainly_ordinary(header: bytes, markers: MarkerTable) -> bool:
     Not a report (no ``multipart/report``), no token and no Message-ID of
     ours (both hold "dsr", in the bytes or the decoded Subject), and a
     Subject without a marker: then parsing the block whole could only say
-    "ordinary" too.  Anything else, or a block
-    whose Subject the byte reader is unsure of, goes the full way.
+    "ordinary" too.  Anything else, or a block whose Subject the byte
+    reader is unsure of, goes the full way.
     """
     lowered = header.lower()
     if b"multipart/report" in lowered or b"dsr" in lowered:

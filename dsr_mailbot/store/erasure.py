@@ -85,9 +85,13 @@ def plan_erasure(session: Session, keyring: Keyring, user: User) -> ErasurePlan:
     )
 
 
-def erase_user(session: Session, keyring: Keyring, user: User, *, keep_outbox: Sequence[int] = (),
+def erase_user(session: Session, keyring: Keyring, user: User, *, keep_outbox: Sequence[str] = (),
                act: str | None = None, expunged: int = 0, left_in_inbox: int = 0) -> None:
-    """Destroy the person's data in the store; ``keep_outbox``: the notice of destruction, purged once sent."""
+    """Destroy the person's data in the store.
+
+    ``keep_outbox``: Message-IDs of replies left as they are (the notice of
+    destruction, purged once sent).
+    """
     subject_ref = keyring.subject_ref(user.email)
     requests = person_requests(session, keyring, user)
     for request in requests:
@@ -99,7 +103,7 @@ def erase_user(session: Session, keyring: Keyring, user: User, *, keep_outbox: S
             or_(col(OutboxMessage.request_id).in_([r.id for r in requests]), col(OutboxMessage.recipient) == user.email)
         )
     ).all()
-    scrubbed = [row for row in replies if row.id not in keep_outbox]
+    scrubbed = [row for row in replies if row.message_id not in keep_outbox]
     for row in scrubbed:
         if row.state == OutboxState.QUEUED:
             row.state = OutboxState.FAILED
