@@ -191,11 +191,11 @@ def _open_challenge(session: Session, request: Request, user: User) -> Request |
     ).first()
 
 
-def _due(ctx: Context, request: Request, kinds: Sequence[str]) -> datetime:
-    """The strictest due date of these intents, counted from the request's receipt."""
+def _due(ctx: Context, request: Request, kinds: Sequence[str], *, extended: bool = False) -> datetime:
+    """The strictest due date of these intents, counted from the request's receipt (``extended``: once extended)."""
     policy = ctx.config.policy
-    return min((due_at(kind, request.received_at, policy.deadline_profile, policy.calendar, policy.timezone)
-                for kind in kinds), default=request.due_at)
+    return min((due_at(kind, request.received_at, policy.deadline_profile, policy.calendar, policy.timezone,
+                       extended=extended) for kind in kinds), default=request.due_at)
 
 
 def _carry_out(ctx: Context, session: Session, request: Request, user: User,
@@ -266,6 +266,7 @@ def intake(ctx: Context, session: Session, request: Request, headers: Headers, r
     user = identity.user
     recipient = user.email if user else identity.sender
     verified = auth.authenticated
+    waiting = _open_challenge(session, request, user) if user is not None else None
     facts = Facts(
         intents=tuple(kinds),
         replies_to_our_message=replied_to is not None,
@@ -278,24 +279,25 @@ def intake(ctx: Context, session: Session, request: Request, headers: Headers, r
         update_understood=intent.understood,
         authenticated=auth.authenticated,
         verification=cfg.trust.verification,
-        challenge_open=user is not None and _open_challenge(session, request, user) is not None,
+        challenge_open=waiting is not None,
     )
-    _carry_out_decision(ctx, session, request, decide(facts), user, recipient, verified, replied_to)
+    decision = decide(facts)
+    # The request this one relates to: the one whose message it answers, or the one whose open challenge stops it.
+    if replied_to is not None:
+        request.related_request_id = replied_to
+    elif decision.reason == "challenge_already_open" and waiting is not None:
+        request.related_request_id = waiting.id
+    _carry_out_decision(ctx, session, request, decision, user, recipient, verified)
     return request
 
 
 def _carry_out_decision(ctx: Context, session: Session, request: Request, decision: Decision, user: User | None,
-                        recipient: str | None, verified: bool, replied_to: int | None) -> None:
+                        recipient: str | None, verified: bool) -> None:
     """Do what :func:`decide` chose: every action has its branch, and there is no other."""
     if decision.on_receipt and user is not None:
         _on_receipt(ctx, session, request, user)
     match decision.action:
         case Action.REVIEW:
-            if replied_to is not None:
-                request.related_request_id = replied_to
-            elif decision.reason == "challenge_already_open" and user is not None:
-                waiting = _open_challenge(session, request, user)
-                request.related_request_id = waiting.id if waiting else None
             _transition(ctx, session, request, RequestState.REVIEW, reason=decision.reason)
         case Action.ACKNOWLEDGE:
             # A question: told at once when it will be answered, then it waits for a person (requests answer).
@@ -316,9 +318,6 @@ def _carry_out_decision(ctx: Context, session: Session, request: Request, decisi
             _transition(ctx, session, request, RequestState.REJECTED, outcome="update_not_understood",
                         reason=decision.reason)
         case Action.CLOSE_UNANSWERED:
-            assert user is not None
-            waiting = _open_challenge(session, request, user)
-            request.related_request_id = waiting.id if waiting else None
             _transition(ctx, session, request, RequestState.REJECTED, reason=decision.reason)
         case Action.AWAIT_OWNER:
             assert user is not None
@@ -517,12 +516,11 @@ def extend(ctx: Context, session: Session, request: Request, reason: str, actor:
     if session.exec(select(AuditEvent).where(AuditEvent.request_id == request.id,
                                              AuditEvent.event == "deadline_extended")).first():
         raise DecisionError(f"request {request.id}: its deadline was extended once already; the law allows one")
-    policy = ctx.config.policy
     pending = _pending(request)
-    extended = min(due_at(kind, request.received_at, policy.deadline_profile, policy.calendar, policy.timezone,
-                          extended=True) for kind in pending)
+    extended = _due(ctx, request, pending, extended=True)
     if extended <= request.due_at:
-        raise DecisionError(f"request {request.id}: the deadline profiles ({', '.join(policy.deadline_profile)}) "
+        profiles = ", ".join(ctx.config.policy.deadline_profile)
+        raise DecisionError(f"request {request.id}: the deadline profiles ({profiles}) "
                             f"allow no extension for {'+'.join(pending)}")
     recipient = request.reply_address
     if not recipient:
