@@ -48,10 +48,14 @@ def check_registry(markers: Sequence[Marker], profile_names: Sequence[str], rend
         for name in profile_names:
             if kind.value not in profiles()[name]:
                 raise ConfigError(f"intent {kind.value}: no deadline in profile {name}")
-        for template in (*spec.templates, *COMMON_TEMPLATES, *NOTICE_TEMPLATES.values()):
+        for template in (*spec.templates, *COMMON_TEMPLATES):
             for language in LANGUAGES:
                 for context in sample_contexts(kind.value):
                     renderer.render(template, language, context)  # raises TemplateError, naming the template
+    for template in NOTICE_TEMPLATES.values():  # notices belong to no intent: checked once, not once per intent
+        for language in LANGUAGES:
+            for context in sample_contexts(""):
+                renderer.render(template, language, context)
 
 
 def make_transport(config: Config) -> Transport:
