@@ -25,7 +25,7 @@ import enum
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, LargeBinary, TypeDecorator
+from sqlalchemy import JSON, DateTime, Index, LargeBinary, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
@@ -124,7 +124,8 @@ class Request(SQLModel, table=True):
     received_at: datetime = Field(sa_type=UTCDateTime)
     due_at: datetime = Field(sa_type=UTCDateTime)
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    archived_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Indexed: each pass looks for the handled requests whose message is not moved yet (IS NULL).
+    archived_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
     user_id: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     subject_ref: str = Field(max_length=64, index=True)
     # What an open request needs to be finished later (after a confirmation or a
@@ -158,6 +159,8 @@ class AuditEvent(SQLModel, table=True):
 
 class OutboxMessage(SQLModel, table=True):
     __tablename__ = "outbox"
+    # Each request counts its person's replies of the last day (the loop limit): by recipient, then time.
+    __table_args__ = (Index("ix_outbox_recipient_created_at", "recipient", "created_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     request_id: int | None = Field(default=None, foreign_key="requests.id", index=True)
@@ -172,7 +175,8 @@ class OutboxMessage(SQLModel, table=True):
     # Does it answer mail whose sender was verified (authenticated, or confirmed)?  Only such replies
     # count against an authenticated sender's daily limit (see outbox.replies_in_last_day).
     for_verified: bool = False
-    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Indexed: the campaign throttle counts the notices sent in the last minute.
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
 
 
 class MailboxCursor(SQLModel, table=True):

@@ -108,6 +108,6 @@ def test_run_on_an_outdated_schema_exits_78_and_says_to_upgrade(bot: Bot, tmp_pa
     assert bot.account.snapshot()  # nothing was touched
 
     upgraded = bot.cli("db", "upgrade")
-    assert upgraded.returncode == 0 and "0003" in upgraded.stdout
-    assert bot.cli("db", "current").stdout.split() == ["current:", "0003", "head:", "0003"]
+    assert upgraded.returncode == 0 and schema.HEAD in upgraded.stdout
+    assert bot.cli("db", "current").stdout.split() == ["current:", schema.HEAD, "head:", schema.HEAD]
     assert bot.cli("run", "--once").returncode == 0
