@@ -5,7 +5,8 @@ What this adapter promises the shared mailbox:
 - scanning uses EXAMINE (read-only) and ``BODY.PEEK[HEADER]``: no flag of
   any message changes, not even \\Recent;
 - whole bodies are fetched (``BODY.PEEK[]``, capped at ``max_bytes``) only
-  for messages the caller has recognised as requests;
+  for messages the caller has recognised as requests, several in one FETCH
+  when the caller asks for a group;
 - only request messages are moved: with MOVE (RFC 6851) when offered,
   otherwise COPY, then \\Deleted and ``UID EXPUNGE`` of exactly those UIDs
   (UIDPLUS).  Without UIDPLUS the copy is left flagged \\Deleted rather than
@@ -126,6 +127,21 @@ class ImapSource:
             return None
         data = next((v for k, v in item.items() if k.startswith(b"BODY[")), b"")
         return FetchedMessage(uid=uid, data=data or b"", truncated=truncated)
+
+    def fetch_many(self, uids: Sequence[int], max_bytes: int) -> dict[int, FetchedMessage]:
+        if not uids:
+            return {}
+        # One FETCH for all: a partial fetch gives the whole of a smaller message, and its size says which were cut.
+        with _translated("fetch bodies"):
+            response = self.client.fetch(list(uids), [f"BODY.PEEK[]<0.{max_bytes}>", "RFC822.SIZE"])
+        found = {}
+        for uid in uids:
+            item = response.get(uid)
+            if item is None:  # expunged meanwhile
+                continue
+            data = next((v for k, v in item.items() if k.startswith(b"BODY[")), b"") or b""
+            found[uid] = FetchedMessage(uid=uid, data=data, truncated=int(item.get(b"RFC822.SIZE", 0)) > max_bytes)
+        return found
 
     def _ensure_folder(self, folder: str) -> None:
         with _translated("create folder"):

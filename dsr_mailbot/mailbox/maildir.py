@@ -128,6 +128,10 @@ class MaildirSource:
             return None
         return FetchedMessage(uid=uid, data=data[:max_bytes], truncated=len(data) > max_bytes)
 
+    def fetch_many(self, uids: Sequence[int], max_bytes: int) -> dict[int, FetchedMessage]:
+        found = {uid: self.fetch(uid, max_bytes) for uid in uids}
+        return {uid: message for uid, message in found.items() if message is not None}
+
     def archive(self, uids: Sequence[int]) -> None:
         folder = self.root / f".{self.config.processed_folder}"
         ensure_maildir(folder)

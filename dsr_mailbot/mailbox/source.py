@@ -50,6 +50,12 @@ class MailSource(Protocol):
     def fetch(self, uid: int, max_bytes: int) -> FetchedMessage | None:
         """The whole message (at most ``max_bytes`` of it), or None when it is gone."""
 
+    def fetch_many(self, uids: Sequence[int], max_bytes: int) -> dict[int, FetchedMessage]:
+        """Several whole messages (each at most ``max_bytes``) in one exchange, by UID; those gone are missing.
+
+        The caller bounds the sum of their sizes: this holds them all at once.
+        """
+
     def archive(self, uids: Sequence[int]) -> None:
         """Move these messages to the processed folder (creating it when missing)."""
 

@@ -63,6 +63,21 @@ def test_fetch_is_a_peek_and_is_capped(imap_account: ImapAccount) -> None:
     assert b"\\Seen" not in flags
 
 
+def test_fetch_many_takes_a_group_in_one_exchange_each_capped_and_peeked(imap_account: ImapAccount) -> None:
+    small, big = mail("a@example.kz", "small"), mail("b@example.kz", "big", "x" * 20_000)
+    first, second = imap_account.append(small), imap_account.append(big)
+    source = source_for(imap_account)
+    source.open()
+
+    fetched = source.fetch_many([first, second, second + 100], max_bytes=5_000)
+
+    source.close()
+    assert sorted(fetched) == [first, second]  # the one that is gone is missing, not an error
+    assert fetched[first].data == small and not fetched[first].truncated
+    assert fetched[second].data == big[:5_000] and fetched[second].truncated
+    assert all(b"\\Seen" not in flags for flags, _body in imap_account.snapshot().values())
+
+
 @pytest.mark.parametrize("has_move", [True, False], ids=["MOVE", "COPY+EXPUNGE"])
 def test_archive_moves_only_the_given_messages(imap_account: ImapAccount, has_move: bool,
                                                monkeypatch: pytest.MonkeyPatch) -> None:

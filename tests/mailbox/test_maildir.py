@@ -65,6 +65,18 @@ def test_fetch_caps_the_size(maildir: Path) -> None:
     assert source.fetch(99, 4096) is None
 
 
+def test_fetch_many_caps_each_and_leaves_out_what_is_gone(maildir: Path) -> None:
+    small, big = mail("a@example.kz", "small"), mail("b@example.kz", "big", "x" * 10_000)
+    deliver(maildir, "small.host", small, 1000)
+    deliver(maildir, "big.host", big, 1001)
+    source = MaildirSource(MaildirConfig(maildir))
+    source.open()
+    fetched = source.fetch_many([1, 2, 99], 4096)
+    assert sorted(fetched) == [1, 2]
+    assert (fetched[1].data, fetched[1].truncated) == (small, False)
+    assert (fetched[2].data, fetched[2].truncated) == (big[:4096], True)
+
+
 def test_not_a_maildir_or_a_damaged_uid_list_is_an_error(tmp_path: Path, maildir: Path) -> None:
     with pytest.raises(SourceError, match="not a Maildir"):
         MaildirSource(MaildirConfig(tmp_path / "nothing")).open()
