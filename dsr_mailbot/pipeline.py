@@ -45,16 +45,16 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from threading import Event
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from dsr_mailbot.config import Config
 from dsr_mailbot.errors import DsrMailbotError, StoreConflict
-from dsr_mailbot.facts import objects, read_request
+from dsr_mailbot.facts import Reading, objects, read_request
 from dsr_mailbot.faults import crash_point
 from dsr_mailbot.lifecycle import (
     Arrival,
@@ -67,7 +67,7 @@ from dsr_mailbot.lifecycle import (
     set_aside,
 )
 from dsr_mailbot.mailbox.archive import archive_pending
-from dsr_mailbot.mailbox.source import HeaderRecord, MailSource
+from dsr_mailbot.mailbox.source import FetchedMessage, HeaderRecord, MailSource
 from dsr_mailbot.reading.classify import Classification, MarkerTable, classify_subject, shipped_table
 from dsr_mailbot.reading.parse import Headers, fast_subject, parse_headers, parse_message
 from dsr_mailbot.replies.outbox import queue_reply
@@ -96,6 +96,11 @@ log = logging.getLogger("dsr_mailbot")
 BOUNCE_FETCH_BYTES = 256 * 1024  # a delivery report names the bounced message near its top
 CONFIRMATION_FETCH_BYTES = 256 * 1024  # a reply to a challenge says yes or no in its first lines
 MAX_ATTEMPTS = 3  # handling a message that killed the worker this many times is not tried again
+# New requests are handled in groups of at most this many (one transaction to record them, one to apply them;
+# fewer commits, and SQLite's write lock is held for at most a group) ...
+GROUP_REQUESTS = 50
+# ... and at most this much mail read at once (a request of max_message_bytes comes alone).
+GROUP_BYTES = 8 * 1024 * 1024
 
 
 # The outbox purpose of the last message to an erased person (purged once sent, see finish_destruction_notices).
@@ -310,26 +315,33 @@ def send_queued(services: Services, report: RunReport, stop: Event | None = None
 
 def process_mailbox(services: Services, source: MailSource, uidvalidity: int, report: RunReport,
                     stop: Event | None = None) -> None:
-    """Archive what is pending, then handle every new message; stop between messages when asked to."""
+    """Archive what is pending, then handle every new message batch by batch; stop between messages when asked to.
+
+    Each batch is triaged from its header blocks first; then its new requests
+    are handled in groups (:func:`_handle_group`) and the rest of the bot's
+    mail one message at a time (:func:`_handle`).  The cursor moves past the
+    batch once all of it is committed: a crash before that makes the next run
+    look at the batch again, where every message already handled is known by
+    its Message-ID.
+    """
     cfg, store = services.config, services.store
     last_uid = _start_cursor(store, cfg.source_name, uidvalidity)
     report.archived += archive_pending(store, source, cfg.source_name, uidvalidity).moved
     for batch in source.scan(last_uid, cfg.limits.fetch_batch_size):
-        done = saved = 0
+        candidates: list[_Candidate] = []
+        last_seen: int | None = None
         for record in batch:
             if stop is not None and stop.is_set():
                 break
             report.scanned += 1
-            if _triage_isolated(services, source, record, uidvalidity, report):
-                # Past a handled request the cursor moves at once, so a crash later in the
-                # batch does not make the next run look at this message again.
-                with store.transaction() as session:
-                    save_cursor(session, cfg.source_name, uidvalidity, record.uid)
-                saved = done + 1
-            done += 1
-        if done > saved:
+            candidate = _triage_isolated(services, source, record, uidvalidity, report)
+            if candidate is not None:
+                candidates.append(candidate)
+            last_seen = record.uid
+        _handle_batch(services, source, candidates, uidvalidity, report)
+        if last_seen is not None:
             with store.transaction() as session:
-                save_cursor(session, cfg.source_name, uidvalidity, batch[done - 1].uid)
+                save_cursor(session, cfg.source_name, uidvalidity, last_seen)
         if stop is not None and stop.is_set():
             break
     report.archived += archive_pending(store, source, cfg.source_name, uidvalidity).moved
@@ -350,28 +362,39 @@ def _start_cursor(store: Store, source_name: str, uidvalidity: int) -> int:
         return cursor.last_uid
 
 
+@dataclass(frozen=True)
+class _Candidate:
+    """A message whose header block says it is the bot's business: what the triage found, for its handling."""
+
+    record: HeaderRecord
+    headers: Headers
+    token: Token | None
+    classification: Classification | None
+    replied_to: int | None  # the request one of whose messages it answers, by the keyed tag
+
+
 def _triage_isolated(services: Services, source: MailSource, record: HeaderRecord, uidvalidity: int,
-                     report: RunReport) -> bool:
+                     report: RunReport) -> _Candidate | None:
     """:func:`_triage`, with whatever one message does to it contained: the pass goes on."""
     try:
-        return _triage(services, source, record, uidvalidity, report)
+        return _triage(services, source, record, report)
     except Exception as exc:  # one bad message must not stop the others
         if isinstance(exc, DsrMailbotError) and exc.temporary:
             raise  # a server is down: stop the pass, retry this message next time
-        return _unrecordable(services, record, uidvalidity, "triage", exc, report)
+        _unrecordable(services, record, uidvalidity, "triage", exc, report)
+        return None
 
 
-def _triage(services: Services, source: MailSource, record: HeaderRecord, uidvalidity: int,
-            report: RunReport) -> bool:
-    """Decide from the header block what a message is, and hand it on; True when it was the bot's business."""
+def _triage(services: Services, source: MailSource, record: HeaderRecord, report: RunReport) -> _Candidate | None:
+    """Decide from the header block what a message is; None for mail that is not the bot's business."""
     if certainly_ordinary(record.header, services.markers):
-        return False  # ordinary support mail, told from its bytes without parsing the header block whole
+        return None  # ordinary support mail, told from its bytes without parsing the header block whole
     headers = parse_headers(record.header)
     if is_report(headers):
         # Delivery reports, abuse (ARF) reports, read receipts: automated, never answered, never applied.
         if is_delivery_report(headers):
             _note_bounce(services, source, record, headers, report)
-        return False
+        return None
     token = find_token(headers)
     classification = classify_subject(headers.subject, services.markers)
     replied_to = None
@@ -379,9 +402,8 @@ def _triage(services: Services, source: MailSource, record: HeaderRecord, uidval
         ours = our_messages(services.keyring, " ".join([headers.in_reply_to or "", *headers.references]))
         replied_to = ours[-1].request_id if ours else None
     if token is None and classification is None and replied_to is None:
-        return False  # ordinary support mail: never touched
-    _handle(services, source, record, headers, token, classification, replied_to, uidvalidity, report)
-    return True
+        return None  # ordinary support mail: never touched
+    return _Candidate(record, headers, token, classification, replied_to)
 
 
 def certainly_ordinary(header: bytes, markers: MarkerTable) -> bool:
@@ -402,7 +424,7 @@ def certainly_ordinary(header: bytes, markers: MarkerTable) -> bool:
 
 
 def _unrecordable(services: Services, record: HeaderRecord, uidvalidity: int, stage: str, exc: Exception,
-                  report: RunReport) -> bool:
+                  report: RunReport) -> None:
     """A message that failed before its request was recorded: a minimal row to review, or at least an event.
 
     The minimal row holds nothing read from the message but its hashed
@@ -422,7 +444,7 @@ def _unrecordable(services: Services, record: HeaderRecord, uidvalidity: int, st
             message_id = f"<unreadable-{digest}@dsr-mailbot.invalid>"
             message_ref = services.keyring.message_ref(message_id)
             if find_request_by_ref(session, message_ref) is not None:
-                return True
+                return
             row = Request(message_ref=message_ref, message_id=message_id, source=services.config.source_name,
                           uidvalidity=uidvalidity, uid=record.uid, kind=RequestKind.UPDATE, state=RequestState.RECEIVED,
                           language=services.config.policy.default_language, received_at=ctx.now, due_at=ctx.now,
@@ -439,9 +461,8 @@ def _unrecordable(services: Services, record: HeaderRecord, uidvalidity: int, st
         with services.store.transaction() as session:
             record_event(session, "message_unrecordable", uid=record.uid, uidvalidity=uidvalidity, stage=stage,
                          error=type(exc).__name__)
-        return False
+        return
     _count(seen, report)
-    return True
 
 
 def _note_bounce(services: Services, source: MailSource, record: HeaderRecord, headers: Headers,
@@ -466,10 +487,265 @@ def _note_bounce(services: Services, source: MailSource, record: HeaderRecord, h
     log.info("a reply to request %s bounced (%s)", bounced.request_id, bounced.status or "no status")
 
 
-def _handle(services: Services, source: MailSource, record: HeaderRecord, headers: Headers, token: Token | None,
-            classification: Classification | None, replied_to: int | None, uidvalidity: int,
+def _handle_batch(services: Services, source: MailSource, candidates: list[_Candidate], uidvalidity: int,
+                  report: RunReport) -> None:
+    """A batch's mail for the bot: the new requests in groups first, then the rest one message at a time."""
+    if not candidates:
+        return
+    try:
+        fresh, one_by_one = _split(services, candidates)
+    except DsrMailbotError as exc:
+        if exc.temporary:
+            raise
+        fresh, one_by_one = [], candidates  # the lookup failed: every message takes the careful path
+    for group in _groups(fresh, services.config.limits.max_message_bytes):
+        try:
+            _handle_group(services, source, group, uidvalidity, report)
+        except Exception as exc:
+            if isinstance(exc, DsrMailbotError) and exc.temporary:
+                raise
+            # Not even setting a request aside could be committed: the group's requests stay received, and
+            # the next run takes each alone, as after a crash.
+            log.error("a group of %s requests could not be committed (%s); retried next run", len(group),
+                      type(exc).__name__)
+    for candidate in one_by_one:
+        _handle_isolated(services, source, candidate, uidvalidity, report)
+
+
+@dataclass(frozen=True)
+class _Fresh:
+    """A request whose Message-ID the store has never seen: its kind and language, from its subject or thread."""
+
+    candidate: _Candidate
+    classification: Classification
+
+
+def _split(services: Services, candidates: list[_Candidate]) -> tuple[list[_Fresh], list[_Candidate]]:
+    """Which candidates are new requests, looked up together in one transaction; the others go one at a time.
+
+    Confirmations, messages seen before (a copy, a retry after a crash) and a
+    second copy within the batch take the one-at-a-time path, whose checks
+    they need; a reply naming a message of ours whose request is gone, and
+    which has no marker of its own, is ordinary mail and is dropped here.
+    """
+    refs = [services.keyring.message_ref(c.headers.message_id) for c in candidates]
+    parents = {c.replied_to for c in candidates if c.replied_to is not None}
+    with services.store.transaction() as session:
+        known = set(session.exec(select(Request.message_ref).where(col(Request.message_ref).in_(refs))).all())
+        parent_kinds: dict[int | None, str] = dict(
+            session.exec(select(Request.id, Request.kind).where(col(Request.id).in_(parents))).all()
+        ) if parents else {}
+    fresh: list[_Fresh] = []
+    one_by_one: list[_Candidate] = []
+    taken: set[str] = set()
+    for candidate, ref in zip(candidates, refs, strict=True):
+        if candidate.token is not None or ref in known or ref in taken:
+            one_by_one.append(candidate)
+            continue
+        classification = candidate.classification
+        if classification is None:
+            parent_kind = parent_kinds.get(candidate.replied_to)
+            if parent_kind is None or parent_kind == RequestKind.CONFIRM:
+                continue  # names a message of ours whose request is gone: ordinary mail
+            # A reply to our message keeps the kind of the request we wrote about.
+            classification = Classification(RequestKind(parent_kind), services.config.policy.default_language, "")
+        taken.add(ref)
+        fresh.append(_Fresh(candidate, classification))
+    return fresh, one_by_one
+
+
+def _groups(fresh: list[_Fresh], max_message_bytes: int) -> Iterator[list[_Fresh]]:
+    """Consecutive requests, at most :data:`GROUP_REQUESTS` and :data:`GROUP_BYTES` of mail to read at once."""
+    group: list[_Fresh] = []
+    size = 0
+    for item in fresh:
+        cost = min(item.candidate.record.size, max_message_bytes)
+        if group and (len(group) >= GROUP_REQUESTS or size + cost > GROUP_BYTES):
+            yield group
+            group, size = [], 0
+        group.append(item)
+        size += cost
+    if group:
+        yield group
+
+
+@dataclass(frozen=True)
+class _Read:
+    """A recorded request whose message was read whole, outside any transaction: ready to be applied."""
+
+    seen: _Seen
+    message_id: str
+    headers: Headers
+    reading: Reading
+    replied_to: int | None
+
+
+def _handle_group(services: Services, source: MailSource, group: list[_Fresh], uidvalidity: int,
+                  report: RunReport) -> None:
+    """New requests, a group at a time: recorded in one transaction, read one by one, applied in one transaction.
+
+    The guarantees of handling one message at a time hold.  Every request is
+    recorded as received, one attempt counted, before any work on it; each
+    message is read before the applying transaction opens; within that
+    transaction each request has a savepoint of its own, so one that fails is
+    set aside alone; the move comes after the commit (:func:`archive_pending`).
+    A crash leaves the group's requests received, and the next run takes each
+    of them alone (:func:`_handle`): a poison message uses up only its own
+    attempts.  The replies' Message-IDs are keyed on the request, so a group
+    never changes them.
+    """
+    ctx = services.context()
+    started = _record_group(services, ctx, group, uidvalidity, report)
+    if started is None:
+        for item in group:  # exactly as if each had come alone
+            _handle_isolated(services, source, item.candidate, uidvalidity, report)
+        return
+    read, failed = _read_group(services, source, started)
+    for seen, message_id in _apply_group(services, ctx, read, failed):
+        crash_point("after_apply_commit", message_id)
+        _count(seen, report)
+
+
+def _record_group(services: Services, ctx: Context, group: list[_Fresh], uidvalidity: int,
+                  report: RunReport) -> list[tuple[_Fresh, _Seen]] | None:
+    """Record the group's requests as received (or ignored, by the loop rules) in one transaction.
+
+    None when the shared transaction failed as a whole (nothing of it was recorded).
+    """
+    cfg = services.config
+    started: list[tuple[_Fresh, _Seen]] = []
+    ignored: list[_Seen] = []
+    refused: list[tuple[_Candidate, Exception]] = []
+    try:
+        with services.store.transaction() as session:
+            for item in group:
+                candidate, classification = item.candidate, item.classification
+                arrival = Arrival(cfg.source_name, uidvalidity, candidate.record.uid,
+                                  candidate.record.internaldate or candidate.headers.date or ctx.now)
+                try:
+                    with services.store.savepoint(session):
+                        row, go_on = _record_new(ctx, session, arrival, candidate.headers, classification.kind,
+                                                 classification.language)
+                        seen = _Seen.of(row)
+                except StoreConflict:
+                    # Another process recorded this Message-ID since we looked: it owns the message.
+                    log.info("message at uid %s was recorded by another process; skipped", candidate.record.uid)
+                except Exception as exc:  # e.g. a value the database refuses: the minimal row takes its place
+                    if isinstance(exc, DsrMailbotError) and exc.temporary:
+                        raise
+                    refused.append((candidate, exc))
+                else:
+                    (started.append((item, seen)) if go_on else ignored.append(seen))
+    except DsrMailbotError as exc:
+        if exc.temporary:
+            raise
+        log.warning("recording a group of %s requests failed (%s); each is handled alone", len(group),
+                    type(exc).__name__)
+        return None
+    for seen in ignored:
+        _count(seen, report)
+    for candidate, error in refused:
+        _unrecordable(services, candidate.record, uidvalidity, "record", error, report)
+    return started
+
+
+def _read_group(services: Services, source: MailSource,
+                started: list[tuple[_Fresh, _Seen]]) -> tuple[list[_Read], list[tuple[_Seen, str]]]:
+    """Fetch the group's messages in one exchange, then parse and read each; the failures, with their stage."""
+    cfg = services.config
+    try:
+        fetched: dict[int, FetchedMessage] | None = source.fetch_many(
+            [item.candidate.record.uid for item, _ in started], cfg.limits.max_message_bytes)
+    except DsrMailbotError as exc:
+        if exc.temporary:
+            raise
+        fetched = None  # the shared FETCH was refused: each alone, so that only the culprit is set aside
+    read: list[_Read] = []
+    failed: list[tuple[_Seen, str]] = []
+    for item, seen in started:
+        candidate = item.candidate
+        stage = "fetch"
+        try:
+            uid = candidate.record.uid
+            message = fetched.pop(uid, None) if fetched is not None else source.fetch(uid, cfg.limits.max_message_bytes)
+            if message is None:
+                continue  # expunged by someone else since the scan; the row stays received for a later copy
+            crash_point("after_fetch", candidate.headers.message_id)
+            stage = "parse"
+            parsed = parse_message(message.data, truncated=message.truncated)
+            del message
+            stage = "read"
+            reading = read_request(cfg, parsed, item.classification, services.markers)
+        except Exception as exc:  # one bad message must not stop the others
+            if isinstance(exc, DsrMailbotError) and exc.temporary:
+                raise
+            failed.append((seen, f"{stage}:{type(exc).__name__}"))
+        else:
+            read.append(_Read(seen, candidate.headers.message_id, parsed.headers, reading, candidate.replied_to))
+    return read, failed
+
+
+def _apply_group(services: Services, ctx: Context, read: list[_Read],
+                 failed: list[tuple[_Seen, str]]) -> list[tuple[_Seen, str]]:
+    """Apply the read requests and set the failed ones aside, in one transaction, each in its savepoint.
+
+    Returns each request as it stands after the commit, with its Message-ID.
+    When the shared transaction fails as a whole, each request is tried again
+    in a transaction of its own.
+    """
+    store = services.store
+    done: list[tuple[_Seen, str]] = []
+    aside = list(failed)
+    try:
+        with store.transaction() as session:
+            for item in read:
+                try:
+                    with store.savepoint(session):
+                        row = _received(session, item.seen.id)
+                        if row is not None:
+                            intake(ctx, session, row, item.headers, item.reading, replied_to=item.replied_to)
+                    done.append((_Seen.of(row) if row is not None else item.seen, item.message_id))
+                except Exception as exc:  # one bad message must not stop the others
+                    if isinstance(exc, DsrMailbotError) and exc.temporary:
+                        raise
+                    aside.append((item.seen, f"intake:{type(exc).__name__}"))
+            for seen, reason in aside:
+                log.error("request %s could not be handled (%s); set aside for review", seen.id, reason)
+                with store.savepoint(session):
+                    row = _received(session, seen.id)
+                    if row is not None:
+                        set_aside(ctx, session, row, reason)
+                done.append((_Seen.of(row) if row is not None else seen, ""))
+    except DsrMailbotError as exc:
+        if exc.temporary:
+            raise
+        alone = [*(seen for seen, _reason in failed), *(item.seen for item in read)]
+        if len(alone) == 1:
+            return [(_set_aside(services, alone[0], f"intake:{type(exc).__name__}"), "")]
+        log.warning("applying a group of %s requests failed (%s); each is applied alone", len(read) + len(failed),
+                    type(exc).__name__)
+        return [outcome for item in read for outcome in _apply_group(services, ctx, [item], [])] + [
+            outcome for one in failed for outcome in _apply_group(services, ctx, [], [one])]
+    return done
+
+
+def _handle_isolated(services: Services, source: MailSource, candidate: _Candidate, uidvalidity: int,
+                     report: RunReport) -> None:
+    """:func:`_handle`, with whatever one message does to it contained: the pass goes on."""
+    try:
+        _handle(services, source, candidate, uidvalidity, report)
+    except Exception as exc:  # one bad message must not stop the others
+        if isinstance(exc, DsrMailbotError) and exc.temporary:
+            raise
+        _unrecordable(services, candidate.record, uidvalidity, "triage", exc, report)
+
+
+def _handle(services: Services, source: MailSource, candidate: _Candidate, uidvalidity: int,
             report: RunReport) -> None:
+    """One message at a time: a confirmation, a message seen before, or one whose group could not be committed."""
     store, cfg = services.store, services.config
+    record, headers, token = candidate.record, candidate.headers, candidate.token
+    classification, replied_to = candidate.classification, candidate.replied_to
     with store.transaction() as session:
         existing = find_request_by_ref(session, services.keyring.message_ref(headers.message_id))
         existing_id, existing_state = (existing.id, existing.state) if existing else (None, None)
@@ -582,24 +858,30 @@ def _begin(services: Services, ctx: Context, arrival: Arrival, headers: Headers,
     recorded as ignored, nor when it already made :data:`MAX_ATTEMPTS` attempts
     without finishing — the worker died each time — and was set aside for review.
     """
-    cfg = services.config
     with services.store.transaction() as session:
         if existing_id is None:
-            reason = loop_reason(headers, cfg.policy.operator_addresses)
-            if reason is not None:
-                return _Seen.of(record_ignored(ctx, session, arrival, headers, kind, language, reason)), False
-            row = record_received(ctx, session, arrival, headers, kind, language)
-        else:
-            found = session.get(Request, existing_id)
-            assert found is not None
-            row = found
-            row.uidvalidity, row.uid = arrival.uidvalidity, arrival.uid  # the copy we have now
+            new, go_on = _record_new(ctx, session, arrival, headers, kind, language)
+            return _Seen.of(new), go_on
+        row = session.get(Request, existing_id)
+        assert row is not None
+        row.uidvalidity, row.uid = arrival.uidvalidity, arrival.uid  # the copy we have now
         if row.attempts >= MAX_ATTEMPTS:
             log.error("request %s stopped the worker %s times; set aside for review", row.id, row.attempts)
             set_aside(ctx, session, row, f"poison: the worker stopped {row.attempts} times while handling it")
             return _Seen.of(row), False
         row.attempts += 1
         return _Seen.of(row), True
+
+
+def _record_new(ctx: Context, session: Session, arrival: Arrival, headers: Headers, kind: str,
+                language: str) -> tuple[Request, bool]:
+    """A message never seen before: ignored by the loop rules, or received with its first attempt counted."""
+    reason = loop_reason(headers, ctx.config.policy.operator_addresses)
+    if reason is not None:
+        return record_ignored(ctx, session, arrival, headers, kind, language, reason), False
+    row = record_received(ctx, session, arrival, headers, kind, language)
+    row.attempts += 1
+    return row, True
 
 
 def _received(session: Session, request_id: int) -> Request | None:

@@ -183,13 +183,18 @@ def test_ordinary_support_mail_is_left_exactly_as_it_was(bot: Bot, monkeypatch: 
     bot.account.append(mail(IVAN, "Отписаться", "Хватит рекламы"))
     before = bot.account.snapshot("INBOX")
     fetched_whole: list[int] = []
-    real_fetch = ImapSource.fetch
+    real_fetch, real_fetch_many = ImapSource.fetch, ImapSource.fetch_many
 
     def recording_fetch(self: ImapSource, uid: int, max_bytes: int):  # type: ignore[no-untyped-def]
         fetched_whole.append(uid)
         return real_fetch(self, uid, max_bytes)
 
+    def recording_fetch_many(self: ImapSource, uids: list[int], max_bytes: int):  # type: ignore[no-untyped-def]
+        fetched_whole.extend(uids)
+        return real_fetch_many(self, uids, max_bytes)
+
     monkeypatch.setattr(ImapSource, "fetch", recording_fetch)
+    monkeypatch.setattr(ImapSource, "fetch_many", recording_fetch_many)
 
     report = bot.run()
 
@@ -376,6 +381,118 @@ def test_a_request_recorded_meanwhile_by_another_process_is_left_to_it(
     assert len(bot.requests()) == 1 and bot.smtp.messages == []
     user = bot.user(IVAN)
     assert user is not None and user.marketing_consent  # not applied by this process
+
+
+# Group commits: new requests are recorded together and applied together, each in a savepoint of its own
+
+
+def commits_while_processing(bot: Bot, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the store's commits while the mailbox is processed (sending the replies comes after)."""
+    from sqlalchemy import event
+
+    from dsr_mailbot import pipeline
+
+    commits, inside = [0], [False]
+    real = pipeline.process_mailbox
+
+    def counted(*args: object, **kwargs: object) -> None:
+        inside[0] = True
+        try:
+            real(*args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            inside[0] = False
+
+    def on_commit(_connection: object) -> None:
+        commits[0] += inside[0]
+
+    event.listen(bot.store.engine, "commit", on_commit)
+    monkeypatch.setattr(pipeline, "process_mailbox", counted)
+    return commits
+
+
+def test_a_backlog_of_new_requests_is_committed_a_group_at_a_time(bot_any_db: Bot,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    bot = bot_any_db
+    people = [f"user{n}@example.kz" for n in range(30)]
+    for person in people:
+        bot.add_user(person, marketing_consent=True)
+        bot.account.append(mail(person, "Unsubscribe"))
+    commits = commits_while_processing(bot, monkeypatch)
+
+    report = bot.run()
+
+    assert report.states == {"completed": 30} and report.replies_sent == 30
+    # One at a time this took three commits per request (recorded, applied, cursor); a group takes two in all,
+    # beside the pass's own few (cursor, archive bookkeeping, the lookup of the batch).
+    assert commits[0] <= 8
+    assert sorted(m.rcpt_tos[0] for m in bot.smtp.messages) == sorted(people)
+    assert all(not (u := bot.user(p)) or not u.marketing_consent for p in people)
+    assert bot.account.snapshot("INBOX") == {}
+
+
+def test_a_request_failing_inside_a_group_is_rolled_back_and_set_aside_alone(
+    bot_any_db: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dsr_mailbot import pipeline
+
+    bot = bot_any_db
+    people = ["a@example.kz", "b@example.kz", "c@example.kz"]
+    for person in people:
+        bot.add_user(person, marketing_consent=True)
+        bot.account.append(mail(person, "Unsubscribe"))
+    real_intake = pipeline.intake
+
+    def intake_failing_after_its_changes(ctx, session, row, headers, reading, **kw):  # type: ignore[no-untyped-def]
+        done = real_intake(ctx, session, row, headers, reading, **kw)
+        if headers.sender == "b@example.kz":
+            session.flush()  # its opt-out, reply and events are written ... and must not survive
+            raise RuntimeError("a surprise after the changes were made")
+        return done
+
+    monkeypatch.setattr(pipeline, "intake", intake_failing_after_its_changes)
+
+    report = bot.run()
+
+    assert report.states == {"completed": 2, "review": 1}
+    [failed] = [r for r in bot.requests() if r.state == "review"]
+    assert failed.reason == "intake:RuntimeError"
+    b = bot.user("b@example.kz")
+    assert b is not None and b.marketing_consent  # nothing of its half-done intake was committed
+    assert sorted(m.rcpt_tos[0] for m in bot.smtp.messages) == ["a@example.kz", "c@example.kz"]
+    assert [e.event for e in bot.events() if e.request_id == failed.id] == ["request_received", "request_review"]
+
+
+def test_a_request_recorded_by_another_process_while_its_group_is_recorded_is_left_to_it(
+    bot_any_db: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database's unique Message-ID refuses one row of the group; its savepoint alone is rolled back."""
+    from dsr_mailbot import pipeline
+
+    bot = bot_any_db
+    for person in ("a@example.kz", "b@example.kz"):
+        bot.add_user(person, marketing_consent=True)
+    taken = mail("b@example.kz", "Unsubscribe")
+    bot.account.append(mail("a@example.kz", "Unsubscribe"))
+    bot.account.append(taken)
+    real_record_group = pipeline._record_group
+
+    def another_process_first(*args, **kwargs):  # type: ignore[no-untyped-def]
+        with bot.store.transaction() as session:  # after this process looked the batch up
+            session.add(Request(message_ref=bot.keyring.message_ref(message_id_of(taken)),
+                                message_id=message_id_of(taken), source="other", uidvalidity=1, uid=1, kind="optout",
+                                state="received", language="en", received_at=utcnow(), due_at=utcnow(),
+                                subject_ref="x"))
+        return real_record_group(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_record_group", another_process_first)
+
+    report = bot.run()
+
+    assert report.states == {"completed": 1} and report.temporary_failure is None
+    assert [m.rcpt_tos for m in bot.smtp.messages] == [["a@example.kz"]]
+    b = bot.user("b@example.kz")
+    assert b is not None and b.marketing_consent  # the other process's to apply
+    assert [r.source for r in bot.requests()] == ["other", bot.config.source_name]
 
 
 def test_logs_at_the_highest_verbosity_carry_no_personal_data(bot: Bot) -> None:
