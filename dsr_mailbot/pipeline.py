@@ -586,9 +586,11 @@ def _handle_group(services: Services, source: MailSource, group: list[_Fresh], u
 
     The guarantees of handling one message at a time hold.  Every request is
     recorded as received, one attempt counted, before any work on it; each
-    message is read before the applying transaction opens; within that
-    transaction each request has a savepoint of its own, so one that fails is
-    set aside alone; the move comes after the commit (:func:`archive_pending`).
+    message is read before the applying transaction opens; the move comes
+    after the commit (:func:`archive_pending`).  Failures are rare, so the
+    group is optimistic: when one request fails, its group's transaction is
+    rolled back and each is done again alone, so that only the failing one
+    is set aside.
     A crash leaves the group's requests received, and the next run takes each
     of them alone (:func:`_handle`): a poison message uses up only its own
     attempts.  The replies' Message-IDs are keyed on the request, so a group
@@ -601,7 +603,11 @@ def _handle_group(services: Services, source: MailSource, group: list[_Fresh], u
             _handle_isolated(services, source, item.candidate, uidvalidity, report)
         return
     read, failed = _read_group(services, source, started)
-    for seen, message_id in _apply_group(services, ctx, read, failed):
+    outcomes = _apply_group(services, ctx, read, failed)
+    if outcomes is None:
+        outcomes = [_apply_alone(services, item) for item in read] + [
+            (_set_aside(services, seen, reason), "") for seen, reason in failed]
+    for seen, message_id in outcomes:
         crash_point("after_apply_commit", message_id)
         _count(seen, report)
 
@@ -610,42 +616,31 @@ def _record_group(services: Services, ctx: Context, group: list[_Fresh], uidvali
                   report: RunReport) -> list[tuple[_Fresh, _Seen]] | None:
     """Record the group's requests as received (or ignored, by the loop rules) in one transaction.
 
-    None when the shared transaction failed as a whole (nothing of it was recorded).
+    Optimistic: when anything fails (another process recorded one of them
+    since the lookup, a value the database refuses), the whole transaction
+    is rolled back and the answer is None; the caller then handles each
+    message alone, where such a failure touches only its own message.
     """
     cfg = services.config
     started: list[tuple[_Fresh, _Seen]] = []
     ignored: list[_Seen] = []
-    refused: list[tuple[_Candidate, Exception]] = []
     try:
         with services.store.transaction() as session:
             for item in group:
                 candidate, classification = item.candidate, item.classification
                 arrival = Arrival(cfg.source_name, uidvalidity, candidate.record.uid,
                                   candidate.record.internaldate or candidate.headers.date or ctx.now)
-                try:
-                    with services.store.savepoint(session):
-                        row, go_on = _record_new(ctx, session, arrival, candidate.headers, classification.kind,
-                                                 classification.language)
-                        seen = _Seen.of(row)
-                except StoreConflict:
-                    # Another process recorded this Message-ID since we looked: it owns the message.
-                    log.info("message at uid %s was recorded by another process; skipped", candidate.record.uid)
-                except Exception as exc:  # e.g. a value the database refuses: the minimal row takes its place
-                    if isinstance(exc, DsrMailbotError) and exc.temporary:
-                        raise
-                    refused.append((candidate, exc))
-                else:
-                    (started.append((item, seen)) if go_on else ignored.append(seen))
-    except DsrMailbotError as exc:
-        if exc.temporary:
+                row, go_on = _record_new(ctx, session, arrival, candidate.headers, classification.kind,
+                                         classification.language)
+                (started.append((item, _Seen.of(row))) if go_on else ignored.append(_Seen.of(row)))
+    except Exception as exc:
+        if isinstance(exc, DsrMailbotError) and exc.temporary:
             raise
-        log.warning("recording a group of %s requests failed (%s); each is handled alone", len(group),
-                    type(exc).__name__)
+        log.info("recording a group of %s requests failed (%s); each is handled alone", len(group),
+                 type(exc).__name__)
         return None
     for seen in ignored:
         _count(seen, report)
-    for candidate, error in refused:
-        _unrecordable(services, candidate.record, uidvalidity, "record", error, report)
     return started
 
 
@@ -686,47 +681,50 @@ def _read_group(services: Services, source: MailSource,
 
 
 def _apply_group(services: Services, ctx: Context, read: list[_Read],
-                 failed: list[tuple[_Seen, str]]) -> list[tuple[_Seen, str]]:
-    """Apply the read requests and set the failed ones aside, in one transaction, each in its savepoint.
+                 failed: list[tuple[_Seen, str]]) -> list[tuple[_Seen, str]] | None:
+    """Apply the read requests and set the failed ones aside, all in one transaction.
 
-    Returns each request as it stands after the commit, with its Message-ID.
-    When the shared transaction fails as a whole, each request is tried again
-    in a transaction of its own.
+    Returns each request as it stands after the commit, with its Message-ID;
+    or None when anything failed: then nothing was committed, and the caller
+    applies each request alone (:func:`_apply_alone`).
     """
-    store = services.store
     done: list[tuple[_Seen, str]] = []
-    aside = list(failed)
     try:
-        with store.transaction() as session:
+        with services.store.transaction() as session:
             for item in read:
-                try:
-                    with store.savepoint(session):
-                        row = _received(session, item.seen.id)
-                        if row is not None:
-                            intake(ctx, session, row, item.headers, item.reading, replied_to=item.replied_to)
-                    done.append((_Seen.of(row) if row is not None else item.seen, item.message_id))
-                except Exception as exc:  # one bad message must not stop the others
-                    if isinstance(exc, DsrMailbotError) and exc.temporary:
-                        raise
-                    aside.append((item.seen, f"intake:{type(exc).__name__}"))
-            for seen, reason in aside:
-                log.error("request %s could not be handled (%s); set aside for review", seen.id, reason)
-                with store.savepoint(session):
-                    row = _received(session, seen.id)
-                    if row is not None:
-                        set_aside(ctx, session, row, reason)
+                row = _received(session, item.seen.id)
+                if row is not None:
+                    intake(ctx, session, row, item.headers, item.reading, replied_to=item.replied_to)
+                done.append((_Seen.of(row) if row is not None else item.seen, item.message_id))
+            for seen, reason in failed:
+                row = _received(session, seen.id)
+                if row is not None:
+                    set_aside(ctx, session, row, reason)
                 done.append((_Seen.of(row) if row is not None else seen, ""))
-    except DsrMailbotError as exc:
-        if exc.temporary:
+    except Exception as exc:
+        if isinstance(exc, DsrMailbotError) and exc.temporary:
             raise
-        alone = [*(seen for seen, _reason in failed), *(item.seen for item in read)]
-        if len(alone) == 1:
-            return [(_set_aside(services, alone[0], f"intake:{type(exc).__name__}"), "")]
-        log.warning("applying a group of %s requests failed (%s); each is applied alone", len(read) + len(failed),
-                    type(exc).__name__)
-        return [outcome for item in read for outcome in _apply_group(services, ctx, [item], [])] + [
-            outcome for one in failed for outcome in _apply_group(services, ctx, [], [one])]
+        log.info("applying a group of %s requests failed (%s); each is applied alone", len(read) + len(failed),
+                 type(exc).__name__)
+        return None
+    for seen, reason in failed:
+        log.error("request %s could not be handled (%s); set aside for review", seen.id, reason)
     return done
+
+
+def _apply_alone(services: Services, item: _Read) -> tuple[_Seen, str]:
+    """One read request in a transaction of its own; set aside for review when it fails."""
+    try:
+        with services.store.transaction() as session:
+            row = _received(session, item.seen.id)
+            if row is None:
+                return item.seen, item.message_id
+            intake(services.context(), session, row, item.headers, item.reading, replied_to=item.replied_to)
+            return _Seen.of(row), item.message_id
+    except Exception as exc:  # one bad message must not stop the others
+        if isinstance(exc, DsrMailbotError) and exc.temporary:
+            raise
+        return _set_aside(services, item.seen, f"intake:{type(exc).__name__}"), item.message_id
 
 
 def _handle_isolated(services: Services, source: MailSource, candidate: _Candidate, uidvalidity: int,

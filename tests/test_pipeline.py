@@ -383,7 +383,7 @@ def test_a_request_recorded_meanwhile_by_another_process_is_left_to_it(
     assert user is not None and user.marketing_consent  # not applied by this process
 
 
-# Group commits: new requests are recorded together and applied together, each in a savepoint of its own
+# Group commits: new requests are recorded together and applied together; a failure redoes its group one by one
 
 
 def commits_while_processing(bot: Bot, monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -433,14 +433,14 @@ def test_a_backlog_of_new_requests_is_committed_a_group_at_a_time(bot_any_db: Bo
 def test_a_request_failing_inside_a_group_is_rolled_back_and_set_aside_alone(
     bot_any_db: Bot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dsr_mailbot import pipeline
+    from dsr_mailbot import lifecycle, pipeline
 
     bot = bot_any_db
     people = ["a@example.kz", "b@example.kz", "c@example.kz"]
     for person in people:
         bot.add_user(person, marketing_consent=True)
         bot.account.append(mail(person, "Unsubscribe"))
-    real_intake = pipeline.intake
+    real_intake = lifecycle.intake
 
     def intake_failing_after_its_changes(ctx, session, row, headers, reading, **kw):  # type: ignore[no-untyped-def]
         done = real_intake(ctx, session, row, headers, reading, **kw)
@@ -462,10 +462,10 @@ def test_a_request_failing_inside_a_group_is_rolled_back_and_set_aside_alone(
     assert [e.event for e in bot.events() if e.request_id == failed.id] == ["request_received", "request_review"]
 
 
-def test_a_request_recorded_by_another_process_while_its_group_is_recorded_is_left_to_it(
+def test_a_request_handled_by_another_process_while_its_group_is_recorded_is_not_done_twice(
     bot_any_db: Bot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The database's unique Message-ID refuses one row of the group; its savepoint alone is rolled back."""
+    """The database's unique Message-ID refuses one row of the group: the group is redone one by one."""
     from dsr_mailbot import pipeline
 
     bot = bot_any_db
@@ -479,20 +479,21 @@ def test_a_request_recorded_by_another_process_while_its_group_is_recorded_is_le
     def another_process_first(*args, **kwargs):  # type: ignore[no-untyped-def]
         with bot.store.transaction() as session:  # after this process looked the batch up
             session.add(Request(message_ref=bot.keyring.message_ref(message_id_of(taken)),
-                                message_id=message_id_of(taken), source="other", uidvalidity=1, uid=1, kind="optout",
-                                state="received", language="en", received_at=utcnow(), due_at=utcnow(),
-                                subject_ref="x"))
+                                message_id=message_id_of(taken), source="other", uidvalidity=1, uid=10_000,
+                                kind="optout", state="completed", language="en", received_at=utcnow(),
+                                due_at=utcnow(), subject_ref="x"))
         return real_record_group(*args, **kwargs)
 
     monkeypatch.setattr(pipeline, "_record_group", another_process_first)
 
     report = bot.run()
 
-    assert report.states == {"completed": 1} and report.temporary_failure is None
+    assert report.states == {"completed": 1} and report.duplicates == 1 and report.temporary_failure is None
     assert [m.rcpt_tos for m in bot.smtp.messages] == [["a@example.kz"]]
     b = bot.user("b@example.kz")
-    assert b is not None and b.marketing_consent  # the other process's to apply
+    assert b is not None and b.marketing_consent  # the other process's to apply, not this one's
     assert [r.source for r in bot.requests()] == ["other", bot.config.source_name]
+    assert bot.account.snapshot("INBOX") == {}  # its copy moved out of the way, as any duplicate
 
 
 def test_logs_at_the_highest_verbosity_carry_no_personal_data(bot: Bot) -> None:
