@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -35,7 +36,14 @@ from dsr_mailbot.config import SmtpConfig
 from dsr_mailbot.errors import ConfigError, DsrMailbotError, SendError, SendUnavailable
 from dsr_mailbot.faults import crash_point
 from dsr_mailbot.reading.parse import header_block
-from dsr_mailbot.store.database import Store, notices_sent_since, queued_outbox, record_event, sendable_outbox
+from dsr_mailbot.store.database import (
+    Store,
+    is_notice,
+    notices_sent_since,
+    queued_outbox,
+    record_event,
+    sendable_outbox,
+)
 from dsr_mailbot.store.models import OutboxMessage, OutboxState, utcnow
 
 
@@ -175,49 +183,88 @@ def drain_outbox(store: Store, transport: Transport, envelope_from: str, stop: E
     the scheduler's outbox job may be sending too).
     """
     result = DrainResult()
-    send_one = _send_claimed if store.dialect == "postgresql" else _send_next
+    budget = _NoticeBudget(notices_per_minute)
+    send_some = _send_claimed if store.dialect == "postgresql" else _send_page
     with store.send_lock:
         try:
-            while not (stop and stop.is_set()) and send_one(store, transport, envelope_from, result,
-                                                            notices_per_minute):
+            while not (stop and stop.is_set()) and send_some(store, transport, envelope_from, result, budget, stop):
                 pass
         finally:
             transport.close()
     return result
 
 
-def _notices_allowed(session: Session, per_minute: int | None) -> bool:
-    return per_minute is None or notices_sent_since(session, utcnow() - timedelta(minutes=1)) < per_minute
+SEND_PAGE = 100  # SQLite: queued rows read in one transaction, then sent and marked one at a time
+
+
+class _NoticeBudget:
+    """How many campaign notices may go now (``[smtp] max_per_minute``).
+
+    The database counts the notices of the last minute at most once a
+    second; in between, each notice sent is counted here.  Replies to
+    requests never use it.
+    """
+
+    def __init__(self, per_minute: int | None) -> None:
+        self.per_minute = per_minute
+        self.sent = 0
+        self.counted_at: float | None = None
+
+    def allows_notices(self, session: Session) -> bool:
+        if self.per_minute is None:
+            return True
+        if self.counted_at is None or time.monotonic() - self.counted_at >= 1.0:
+            self.sent = notices_sent_since(session, utcnow() - timedelta(minutes=1))
+            self.counted_at = time.monotonic()
+        return self.sent < self.per_minute
+
+    def left(self) -> bool:
+        return self.per_minute is None or self.sent < self.per_minute
+
+    def spend(self, row: OutboxMessage) -> None:
+        if is_notice(row.purpose):
+            self.sent += 1
 
 
 def _send_claimed(store: Store, transport: Transport, envelope_from: str, result: DrainResult,
-                  notices_per_minute: int | None) -> bool:
+                  budget: _NoticeBudget, stop: Event | None) -> bool:
+    """PostgreSQL: claim one row, send it while its row lock keeps every other worker off it, mark it."""
     with store.transaction() as session:
         row = session.exec(
-            sendable_outbox(_notices_allowed(session, notices_per_minute)).limit(1).with_for_update(skip_locked=True)
+            sendable_outbox(budget.allows_notices(session)).limit(1).with_for_update(skip_locked=True)
         ).first()
         if row is None:
             return False
         error = _try_send(transport, envelope_from, row)
         go_on = _record(session, row, error, result)
+    if error is None:
+        budget.spend(row)
     crash_point("after_send_commit", row.message_id)
     return go_on
 
 
-def _send_next(store: Store, transport: Transport, envelope_from: str, result: DrainResult,
-               notices_per_minute: int | None) -> bool:
+def _send_page(store: Store, transport: Transport, envelope_from: str, result: DrainResult,
+               budget: _NoticeBudget, stop: Event | None) -> bool:
+    """SQLite (one process sends): read a page of queued rows, then send and mark each in a transaction of its own."""
     with store.transaction() as session:
-        rows = list(queued_outbox(session, limit=1, notices_allowed=_notices_allowed(session, notices_per_minute)))
-    if not rows:
-        return False
-    error = _try_send(transport, envelope_from, rows[0])
-    with store.transaction() as session:
-        fresh = session.get(OutboxMessage, rows[0].id)
-        if fresh is None:
-            return True
-        go_on = _record(session, fresh, error, result)
-    crash_point("after_send_commit", rows[0].message_id)
-    return go_on
+        rows = list(queued_outbox(session, limit=SEND_PAGE, notices_allowed=budget.allows_notices(session)))
+    sent_any = False
+    for row in rows:
+        if stop is not None and stop.is_set():
+            return False
+        if is_notice(row.purpose) and not budget.left():
+            continue  # this minute's notices are used up: it waits for a later drain
+        error = _try_send(transport, envelope_from, row)
+        with store.transaction() as session:
+            fresh = session.get(OutboxMessage, row.id)
+            go_on = fresh is None or _record(session, fresh, error, result)
+        if error is None:
+            budget.spend(row)
+        crash_point("after_send_commit", row.message_id)
+        if not go_on:
+            return False
+        sent_any = True
+    return sent_any
 
 
 def _try_send(transport: Transport, envelope_from: str, row: OutboxMessage) -> SendError | None:

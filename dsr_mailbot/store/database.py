@@ -150,21 +150,6 @@ class Store:
         except sa_exc.SQLAlchemyError as exc:
             raise _translate(exc) from exc
 
-    @staticmethod
-    @contextmanager
-    def savepoint(session: Session) -> Iterator[None]:
-        """One message's share of a transaction several messages share: on failure only its changes are undone.
-
-        Group commits (:mod:`~dsr_mailbot.pipeline`) write many requests in one
-        transaction; each runs in a SAVEPOINT, so one that fails is rolled back
-        alone and the others still commit.  The error leaves as the store's own.
-        """
-        try:
-            with session.begin_nested():
-                yield
-        except sa_exc.SQLAlchemyError as exc:
-            raise _translate(exc) from exc
-
     @property
     def erasure_method(self) -> str:
         """How :meth:`reclaim_erased` destroys, in words, for the act of destruction."""
@@ -297,6 +282,10 @@ def all_users(session: Session) -> Sequence[User]:
 
 
 NOTICE_PURPOSE_PREFIX = "n:"  # the outbox purpose of a campaign's notices: "n:<campaign>"
+
+
+def is_notice(purpose: str) -> bool:
+    return purpose.startswith(NOTICE_PURPOSE_PREFIX)
 
 
 def sendable_outbox(notices_allowed: bool) -> Any:
