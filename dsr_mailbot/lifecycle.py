@@ -142,8 +142,12 @@ def record_ignored(ctx: Context, session: Session, arrival: Arrival, headers: He
 
 def record_received(ctx: Context, session: Session, arrival: Arrival, headers: Headers, kind: str,
                     language: str) -> Request:
-    """The first transition: the message is ours to handle.  Committed before any work on it."""
+    """The first transition: the message is ours to handle.  Committed before any work on it.
+
+    Work on it follows at once, so its first attempt is counted here (see ``pipeline.MAX_ATTEMPTS``).
+    """
     request = _new_request(ctx, arrival, headers, kind, language)
+    request.attempts = 1
     session.add(request)
     session.flush()
     record_event(session, "request_received", request_id=request.id, subject_ref=request.subject_ref, at=ctx.now,

@@ -691,13 +691,17 @@ def _apply_group(services: Services, ctx: Context, read: list[_Read],
     done: list[tuple[_Seen, str]] = []
     try:
         with services.store.transaction() as session:
+            # One SELECT for the group's rows, instead of one each.
+            ids = [item.seen.id for item in read] + [seen.id for seen, _reason in failed]
+            rows = {row.id: row for row in session.exec(select(Request).where(col(Request.id).in_(ids)))
+                    if row.state == RequestState.RECEIVED}  # not set aside or decided meanwhile
             for item in read:
-                row = _received(session, item.seen.id)
+                row = rows.get(item.seen.id)
                 if row is not None:
                     intake(ctx, session, row, item.headers, item.reading, replied_to=item.replied_to)
                 done.append((_Seen.of(row) if row is not None else item.seen, item.message_id))
             for seen, reason in failed:
-                row = _received(session, seen.id)
+                row = rows.get(seen.id)
                 if row is not None:
                     set_aside(ctx, session, row, reason)
                 done.append((_Seen.of(row) if row is not None else seen, ""))
@@ -873,13 +877,11 @@ def _begin(services: Services, ctx: Context, arrival: Arrival, headers: Headers,
 
 def _record_new(ctx: Context, session: Session, arrival: Arrival, headers: Headers, kind: str,
                 language: str) -> tuple[Request, bool]:
-    """A message never seen before: ignored by the loop rules, or received with its first attempt counted."""
+    """A message never seen before: ignored by the loop rules, or received (its first attempt counted)."""
     reason = loop_reason(headers, ctx.config.policy.operator_addresses)
     if reason is not None:
         return record_ignored(ctx, session, arrival, headers, kind, language, reason), False
-    row = record_received(ctx, session, arrival, headers, kind, language)
-    row.attempts += 1
-    return row, True
+    return record_received(ctx, session, arrival, headers, kind, language), True
 
 
 def _received(session: Session, request_id: int) -> Request | None:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from dsr_mailbot.faults import crash_point
 from dsr_mailbot.mailbox.source import MailSource
-from dsr_mailbot.store.database import Store, requests_awaiting_archive
-from dsr_mailbot.store.models import Request, utcnow
+from dsr_mailbot.store.database import Store, mark_archived, requests_awaiting_archive
+from dsr_mailbot.store.models import utcnow
 
 
 @dataclass
@@ -36,10 +36,6 @@ def archive_pending(store: Store, source: MailSource, source_name: str, uidvalid
     for request in pending:
         if request.uidvalidity != uidvalidity and request.message_id:
             source.archive(source.find_by_message_id(request.message_id))
-    now = utcnow()
     with store.transaction() as session:
-        for request in pending:
-            row = session.get(Request, request.id)
-            if row is not None:
-                row.archived_at = now
+        mark_archived(session, [r.id for r in pending if r.id is not None], utcnow())
     return ArchiveResult(moved=len(pending))
