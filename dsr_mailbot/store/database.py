@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, event, func, update
+from sqlalchemy import Engine, event, func, insert, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session, SQLModel, col, create_engine, select
@@ -336,14 +336,28 @@ def record_event(
     at: datetime | None = None,
     **detail: Any,
 ) -> None:
-    """Append an audit event.  ``detail`` must hold no personal data: names of fields, kinds, reasons."""
-    session.add(
-        AuditEvent(
-            at=at or utcnow(),
-            request_id=request_id,
-            subject_ref=subject_ref,
-            event=event_name,
-            actor=actor,
-            detail=detail,
-        )
+    """Append an audit event.  ``detail`` must hold no personal data: names of fields, kinds, reasons.
+
+    The transaction's events are written together, in one INSERT, just
+    before it commits (:func:`_write_pending_events`), in the order they were
+    recorded: nothing reads an event in the transaction that records it.
+    """
+    session.info.setdefault(_PENDING_EVENTS, []).append(
+        {"at": at or utcnow(), "request_id": request_id, "subject_ref": subject_ref, "event": event_name,
+         "actor": actor, "detail": detail}
     )
+
+
+_PENDING_EVENTS = "dsr_mailbot.pending_audit_events"  # the session.info key of events not written yet
+
+
+@event.listens_for(Session, "before_commit")
+def _write_pending_events(session: Session) -> None:
+    pending = session.info.pop(_PENDING_EVENTS, None)
+    if pending:
+        session.execute(insert(AuditEvent), pending)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_pending_events(session: Session, _previous: Any) -> None:
+    session.info.pop(_PENDING_EVENTS, None)
