@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from threading import Event
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlmodel import Session
+from sqlalchemy import update as sa_update
+from sqlmodel import Session, SQLModel
 
 from dsr_mailbot.config import SmtpConfig
 from dsr_mailbot.errors import ConfigError, DsrMailbotError, SendError, SendUnavailable
@@ -256,8 +257,7 @@ def _send_page(store: Store, transport: Transport, envelope_from: str, result: D
             continue  # this minute's notices are used up: it waits for a later drain
         error = _try_send(transport, envelope_from, row)
         with store.transaction() as session:
-            fresh = session.get(OutboxMessage, row.id)
-            go_on = fresh is None or _record(session, fresh, error, result)
+            go_on = _record(session, row, error, result)
         if error is None:
             budget.spend(row)
         crash_point("after_send_commit", row.message_id)
@@ -282,20 +282,28 @@ def _try_send(transport: Transport, envelope_from: str, row: OutboxMessage) -> S
 
 
 def _record(session: Session, row: OutboxMessage, error: SendError | None, result: DrainResult) -> bool:
-    """Write down what happened to one reply; False when sending should stop for now."""
-    row.attempts += 1
+    """Write down what happened to one reply, in one UPDATE by its id; False when sending should stop for now.
+
+    A row gone meanwhile (purged by erasure) is left gone, and nothing is recorded for it.
+    """
+    outbox = SQLModel.metadata.tables["outbox"]
+    values: dict[str, Any] = {"attempts": outbox.c.attempts + 1}
     if error is None:
-        row.state = OutboxState.SENT
-        row.sent_at = utcnow()
-        row.last_error = None
-        record_event(session, "reply_sent", request_id=row.request_id, purpose=row.purpose)
-        result.sent += 1
-        return True
-    row.last_error = str(error)[:500]
-    if error.temporary:
+        values.update(state=OutboxState.SENT, sent_at=utcnow(), last_error=None)
+    else:
+        values["last_error"] = str(error)[:500]
+        if not error.temporary:
+            values["state"] = OutboxState.FAILED
+    updated = session.execute(sa_update(outbox).where(outbox.c.id == row.id).values(values))
+    if error is not None and error.temporary:
         result.unavailable = str(error)
         return False
-    row.state = OutboxState.FAILED
-    record_event(session, "reply_failed", request_id=row.request_id, purpose=row.purpose, error=str(error)[:200])
-    result.failed += 1
+    if not updated.rowcount:  # type: ignore[attr-defined]
+        return True
+    if error is None:
+        record_event(session, "reply_sent", request_id=row.request_id, purpose=row.purpose)
+        result.sent += 1
+    else:
+        record_event(session, "reply_failed", request_id=row.request_id, purpose=row.purpose, error=str(error)[:200])
+        result.failed += 1
     return True

@@ -355,7 +355,8 @@ _PENDING_EVENTS = "dsr_mailbot.pending_audit_events"  # the session.info key of 
 def _write_pending_events(session: Session) -> None:
     pending = session.info.pop(_PENDING_EVENTS, None)
     if pending:
-        session.execute(insert(AuditEvent), pending)
+        # Core, not the ORM: the ORM's bulk machinery costs more than the INSERT itself.
+        session.execute(insert(SQLModel.metadata.tables["audit_events"]), pending)
 
 
 @event.listens_for(Session, "after_soft_rollback")
