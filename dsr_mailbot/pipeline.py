@@ -9,7 +9,9 @@ How the stages connect, top to bottom (:func:`run_once`):
    are recognised by Message-ID and not handled again.
 3. **archive** (retry) — requests committed earlier whose message has not
    been moved yet are moved now.
-4. **scan** — header blocks of new messages only.  From the headers alone:
+4. **scan** — of new messages only the header fields the triage reads
+   (:data:`TRIAGE_FIELDS`); the whole header block of the few whose fields
+   do not show them to be ordinary.  From the headers alone:
    every ``multipart/report`` (delivery status, feedback/abuse reports, read
    receipts) is automated mail and never a request; a delivery report
    (:mod:`bounces`) is read to see whether it reports one of our replies.
@@ -24,8 +26,10 @@ How the stages connect, top to bottom (:func:`run_once`):
    is checked against its request; a request is fetched whole, **parsed**,
    its text **read** (:mod:`reading`, before any transaction opens), its
    sender **verified**, and it is **applied** or made to wait, with its
-   **reply** put into the outbox — one database transaction per message
-   (:mod:`lifecycle`).
+   **reply** put into the outbox (:mod:`lifecycle`).  A batch's new
+   requests are recorded in one transaction and applied in another, a group
+   at a time (:func:`_handle_group`); confirmations and messages seen before
+   take a transaction each.
 6. the cursor advances past each batch once every message in it is
    committed; then **archive** moves the new request messages (ignored
    ones stay where they are).
@@ -46,7 +50,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from threading import Event
 
@@ -67,7 +71,7 @@ from dsr_mailbot.lifecycle import (
     set_aside,
 )
 from dsr_mailbot.mailbox.archive import archive_pending
-from dsr_mailbot.mailbox.source import FetchedMessage, HeaderRecord, MailSource
+from dsr_mailbot.mailbox.source import FIELDS_CAP_BYTES, FetchedMessage, HeaderRecord, MailSource
 from dsr_mailbot.reading.classify import Classification, MarkerTable, classify_subject, shipped_table
 from dsr_mailbot.reading.parse import Headers, fast_subject, parse_headers, parse_message
 from dsr_mailbot.replies.outbox import queue_reply
@@ -101,6 +105,9 @@ MAX_ATTEMPTS = 3  # handling a message that killed the worker this many times is
 GROUP_REQUESTS = 50
 # ... and at most this much mail read at once (a request of max_message_bytes comes alone).
 GROUP_BYTES = 8 * 1024 * 1024
+# The header fields the triage reads (certainly_ordinary and _triage: reports, tokens, markers, replies to us);
+# the scan fetches only these, and the whole block of the few messages they do not show to be ordinary.
+TRIAGE_FIELDS = ("SUBJECT", "CONTENT-TYPE", "IN-REPLY-TO", "REFERENCES")
 
 
 # The outbox purpose of the last message to an erased person (purged once sent, see finish_destruction_notices).
@@ -327,7 +334,8 @@ def process_mailbox(services: Services, source: MailSource, uidvalidity: int, re
     cfg, store = services.config, services.store
     last_uid = _start_cursor(store, cfg.source_name, uidvalidity)
     report.archived += archive_pending(store, source, cfg.source_name, uidvalidity).moved
-    for batch in source.scan(last_uid, cfg.limits.fetch_batch_size):
+    for scanned in source.scan(last_uid, cfg.limits.fetch_batch_size, TRIAGE_FIELDS):
+        batch = _complete_suspects(source, scanned, services.markers)
         candidates: list[_Candidate] = []
         last_seen: int | None = None
         for record in batch:
@@ -345,6 +353,28 @@ def process_mailbox(services: Services, source: MailSource, uidvalidity: int, re
         if stop is not None and stop.is_set():
             break
     report.archived += archive_pending(store, source, cfg.source_name, uidvalidity).moved
+
+
+def _complete_suspects(source: MailSource, batch: list[HeaderRecord], markers: MarkerTable) -> list[HeaderRecord]:
+    """The batch, with the whole header block of each message its triage fields do not show to be ordinary.
+
+    Those are few (requests, replies to us, reports, a Subject the byte
+    reader is unsure of); one FETCH brings their blocks.  A record left
+    incomplete was told ordinary here, or is gone from the mailbox.
+    """
+    suspects = [record.uid for record in batch if not record.complete and _suspect(record, markers)]
+    if not suspects:
+        return batch
+    blocks = source.header_blocks(suspects)
+    return [replace(record, header=blocks[record.uid], complete=True) if record.uid in blocks else record
+            for record in batch]
+
+
+def _suspect(record: HeaderRecord, markers: MarkerTable) -> bool:
+    try:
+        return len(record.header) >= FIELDS_CAP_BYTES or not certainly_ordinary(record.header, markers)
+    except Exception:  # whatever the bytes do to the quick reader, the full triage (isolated) looks at them
+        return True
 
 
 def _start_cursor(store: Store, source_name: str, uidvalidity: int) -> int:
@@ -387,6 +417,8 @@ def _triage_isolated(services: Services, source: MailSource, record: HeaderRecor
 
 def _triage(services: Services, source: MailSource, record: HeaderRecord, report: RunReport) -> _Candidate | None:
     """Decide from the header block what a message is; None for mail that is not the bot's business."""
+    if not record.complete:
+        return None  # its triage fields showed it to be ordinary (_complete_suspects), or it is gone
     if certainly_ordinary(record.header, services.markers):
         return None  # ordinary support mail, told from its bytes without parsing the header block whole
     headers = parse_headers(record.header)

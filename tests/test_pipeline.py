@@ -193,8 +193,16 @@ def test_ordinary_support_mail_is_left_exactly_as_it_was(bot: Bot, monkeypatch: 
         fetched_whole.extend(uids)
         return real_fetch_many(self, uids, max_bytes)
 
+    headers_whole: list[int] = []
+    real_header_blocks = ImapSource.header_blocks
+
+    def recording_header_blocks(self: ImapSource, uids: list[int]):  # type: ignore[no-untyped-def]
+        headers_whole.extend(uids)
+        return real_header_blocks(self, uids)
+
     monkeypatch.setattr(ImapSource, "fetch", recording_fetch)
     monkeypatch.setattr(ImapSource, "fetch_many", recording_fetch_many)
+    monkeypatch.setattr(ImapSource, "header_blocks", recording_header_blocks)
 
     report = bot.run()
 
@@ -202,6 +210,8 @@ def test_ordinary_support_mail_is_left_exactly_as_it_was(bot: Bot, monkeypatch: 
     request_uid = max(before)
     assert after == {uid: v for uid, v in before.items() if uid != request_uid}
     assert fetched_whole == [request_uid]
+    # Only the triage's fields of ordinary mail were read; the whole header block of the two with a marker.
+    assert headers_whole == sorted(before)[-2:]
     # The out-of-office answer carries our marker: recorded as ignored, never answered, left in place.
     assert report.scanned == 5 and dict(report.states) == {"ignored": 1, "completed": 1}
     assert len(bot.smtp.messages) == 1

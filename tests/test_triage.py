@@ -15,6 +15,7 @@ from dsr_mailbot.trust.bounces import is_report
 from dsr_mailbot.trust.own_mail import our_messages, reply_message_id
 from dsr_mailbot.trust.tokens import find_token
 from tests.harness import mail
+from tests.servers import ImapAccount
 
 KEYS = Keyring(b"k" * 32)
 
@@ -57,3 +58,28 @@ def test_on_every_corpus_message_and_thousands_of_mutations_it_never_misses_one(
             fast += 1
             assert full_triage_says_ordinary(data), data[:300]
     assert fast > len(corpus) // 2  # most ordinary mail takes the fast path
+
+
+def test_the_triage_fields_from_a_real_server_never_call_a_message_of_ours_ordinary(
+    shared_dir: Path, imap_account: ImapAccount
+) -> None:
+    """Every corpus message through Dovecot: what the scan's fields say "ordinary" the whole block says too."""
+    from dsr_mailbot.config import ImapConfig
+    from dsr_mailbot.mailbox.imap import ImapSource
+    from dsr_mailbot.pipeline import TRIAGE_FIELDS
+    from tests.fuzzing import corpus_messages
+
+    corpus = corpus_messages(shared_dir / "corpora")
+    for data in corpus:
+        imap_account.append(data)
+    source = ImapSource(ImapConfig(host=imap_account.host, port=imap_account.port, security="none",
+                                   username=imap_account.username, password=imap_account.password))
+    source.open()
+    records = [r for batch in source.scan(0, 100, TRIAGE_FIELDS) for r in batch]
+    blocks = source.header_blocks([r.uid for r in records])
+    source.close()
+
+    assert len(records) == len(corpus) and all(not r.complete for r in records)
+    told = [r for r in records if certainly_ordinary(r.header, shipped_table())]
+    assert all(full_triage_says_ordinary(blocks[r.uid]) for r in told)
+    assert len(told) > len(corpus) // 2  # most of it needs nothing more than its fields

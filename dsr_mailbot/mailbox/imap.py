@@ -2,8 +2,10 @@
 
 What this adapter promises the shared mailbox:
 
-- scanning uses EXAMINE (read-only) and ``BODY.PEEK[HEADER]``: no flag of
-  any message changes, not even \\Recent;
+- scanning uses EXAMINE (read-only) and ``BODY.PEEK[HEADER.FIELDS (…)]``
+  with just the fields the caller's triage reads (``BODY.PEEK[HEADER]``
+  when the server refuses that, and for the few messages the triage wants
+  to see whole): no flag of any message changes, not even \\Recent;
 - whole bodies are fetched (``BODY.PEEK[]``, capped at ``max_bytes``) only
   for messages the caller has recognised as requests, several in one FETCH
   when the caller asks for a group;
@@ -32,7 +34,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 
 from dsr_mailbot.config import ImapConfig
 from dsr_mailbot.errors import ConfigError, SourceError, SourceUnavailable
-from dsr_mailbot.mailbox.source import FetchedMessage, HeaderRecord
+from dsr_mailbot.mailbox.source import FIELDS_CAP_BYTES, FetchedMessage, HeaderRecord
 from dsr_mailbot.reading.parse import Headers, parse_headers
 
 CONNECT_TIMEOUT_SECONDS = 15
@@ -65,6 +67,7 @@ class ImapSource:
         self.client: Any = None
         self.read_write = False
         self.highest_seen_uid = 0
+        self.fields_refused = False
 
     def open(self) -> int:
         cfg = self.config
@@ -89,28 +92,50 @@ class ImapSource:
         self.read_write = read_write
         return int(info[b"UIDVALIDITY"])
 
-    def scan(self, after_uid: int, batch_size: int) -> Iterator[list[HeaderRecord]]:
+    def scan(self, after_uid: int, batch_size: int,
+             fields: Sequence[str] = ()) -> Iterator[list[HeaderRecord]]:
         with _translated("search"):
             uids = sorted(u for u in self.client.search(["UID", f"{after_uid + 1}:*"]) if u > after_uid)
         self.highest_seen_uid = max([self.highest_seen_uid, after_uid, *uids])
         for start in range(0, len(uids), batch_size):
-            batch = uids[start : start + batch_size]
+            yield self._header_records(uids[start : start + batch_size], fields)
+
+    def _header_records(self, batch: list[int], fields: Sequence[str]) -> list[HeaderRecord]:
+        narrow = bool(fields) and not self.fields_refused
+        # Only the asked-for fields, each message's capped (a batch's bytes stay bounded); or the whole block.
+        section = (f"BODY.PEEK[HEADER.FIELDS ({' '.join(fields)})]<0.{FIELDS_CAP_BYTES}>" if narrow
+                   else "BODY.PEEK[HEADER]")
+        try:
             with _translated("fetch headers"):
-                response = self.client.fetch(batch, ["BODY.PEEK[HEADER]", "RFC822.SIZE", "INTERNALDATE"])
-            records = []
-            for uid in batch:
-                item = response.get(uid)
-                if item is None:  # expunged meanwhile
-                    continue
-                records.append(
-                    HeaderRecord(
-                        uid=uid,
-                        header=item.get(b"BODY[HEADER]", b""),
-                        size=int(item.get(b"RFC822.SIZE", 0)),
-                        internaldate=_aware(item.get(b"INTERNALDATE")),
-                    )
+                response = self.client.fetch(batch, [section, "RFC822.SIZE", "INTERNALDATE"])
+        except SourceError:
+            if not narrow:
+                raise
+            self.fields_refused = True  # a server that will not pick fields: whole blocks from now on
+            return self._header_records(batch, ())
+        records = []
+        for uid in batch:
+            item = response.get(uid)
+            if item is None:  # expunged meanwhile
+                continue
+            header = next((v for k, v in item.items() if k.startswith(b"BODY[HEADER")), b"") or b""
+            records.append(
+                HeaderRecord(
+                    uid=uid,
+                    header=header,
+                    size=int(item.get(b"RFC822.SIZE", 0)),
+                    internaldate=_aware(item.get(b"INTERNALDATE")),
+                    complete=not narrow,
                 )
-            yield records
+            )
+        return records
+
+    def header_blocks(self, uids: Sequence[int]) -> dict[int, bytes]:
+        if not uids:
+            return {}
+        with _translated("fetch headers"):
+            response = self.client.fetch(list(uids), ["BODY.PEEK[HEADER]"])
+        return {uid: item.get(b"BODY[HEADER]", b"") for uid, item in response.items() if uid in set(uids)}
 
     def fetch(self, uid: int, max_bytes: int) -> FetchedMessage | None:
         with _translated("fetch size"):

@@ -94,7 +94,9 @@ class MaildirSource:
         tmp.write_text(json.dumps(state), encoding="utf-8")
         tmp.replace(self.root / UIDLIST_NAME)
 
-    def scan(self, after_uid: int, batch_size: int) -> Iterator[list[HeaderRecord]]:
+    def scan(self, after_uid: int, batch_size: int,
+             fields: Sequence[str] = ()) -> Iterator[list[HeaderRecord]]:
+        # Local files: reading the whole header block costs no more than picking fields out of it.
         self._refresh()  # pick up what was delivered since the last scan
         uids = sorted(uid for uid in self.paths if uid > after_uid)
         for start in range(0, len(uids), batch_size):
@@ -116,6 +118,18 @@ class MaildirSource:
                     )
                 )
             yield records
+
+    def header_blocks(self, uids: Sequence[int]) -> dict[int, bytes]:
+        blocks = {}
+        for uid in uids:
+            path = self.paths.get(uid)
+            try:
+                if path is not None:
+                    with path.open("rb") as handle:
+                        blocks[uid] = header_block(handle.read(_HEADER_LIMIT))
+            except FileNotFoundError:
+                continue
+        return blocks
 
     def fetch(self, uid: int, max_bytes: int) -> FetchedMessage | None:
         path = self.paths.get(uid)

@@ -25,12 +25,21 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class HeaderRecord:
-    """A message seen by the scanner: its UID, header block, size and arrival time."""
+    """A message seen by the scanner: its UID, header lines, size and arrival time.
+
+    ``complete``: ``header`` is the whole header block; otherwise it holds
+    only the fields the scan asked for (see :meth:`MailSource.scan`).
+    """
 
     uid: int
     header: bytes
     size: int
     internaldate: datetime | None
+    complete: bool = True
+
+
+# A record's asked-for fields are read up to this many bytes; a record that reaches it is treated as unread.
+FIELDS_CAP_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -44,8 +53,19 @@ class MailSource(Protocol):
     def open(self) -> int:
         """Connect and select the watched folder; return its UIDVALIDITY."""
 
-    def scan(self, after_uid: int, batch_size: int) -> Iterator[list[HeaderRecord]]:
-        """Header records of messages with UID > ``after_uid``, in UID order, in batches."""
+    def scan(self, after_uid: int, batch_size: int,
+             fields: Sequence[str] = ()) -> Iterator[list[HeaderRecord]]:
+        """Header records of messages with UID > ``after_uid``, in UID order, in batches.
+
+        ``fields``: when given, a record may hold only these header fields
+        (``complete`` False), each capped at :data:`FIELDS_CAP_BYTES`, which
+        bounds a batch's bytes; a source for which the whole block costs no
+        more (a local Maildir, a server refusing the narrower request) gives
+        whole blocks.
+        """
+
+    def header_blocks(self, uids: Sequence[int]) -> dict[int, bytes]:
+        """The whole header blocks of these messages, in one exchange; those gone are missing."""
 
     def fetch(self, uid: int, max_bytes: int) -> FetchedMessage | None:
         """The whole message (at most ``max_bytes`` of it), or None when it is gone."""

@@ -36,6 +36,50 @@ def test_scan_reads_headers_in_batches_without_setting_any_flag(imap_account: Im
     assert imap_account.snapshot() == before
 
 
+def test_scan_for_fields_fetches_only_those_and_the_whole_block_on_demand(imap_account: ImapAccount) -> None:
+    data = mail("a@example.kz", "Unsubscribe", "body", headers={"In-Reply-To": "<x@shop.kz>", "X-Other": "no"})
+    uid = imap_account.append(data)
+    before = imap_account.snapshot()
+    source = source_for(imap_account)
+    source.open()
+
+    [[record]] = list(source.scan(0, 10, ("SUBJECT", "IN-REPLY-TO")))
+    blocks = source.header_blocks([uid, uid + 100])
+
+    source.close()
+    assert not record.complete and record.size == len(data)
+    assert record.header == b"Subject: Unsubscribe\r\nIn-Reply-To: <x@shop.kz>\r\n\r\n"
+    assert blocks == {uid: data.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"}  # the one gone is missing
+    assert imap_account.snapshot() == before
+
+
+def test_a_server_refusing_header_fields_gets_whole_blocks(imap_account: ImapAccount,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real Dovecot, behind a client that refuses HEADER.FIELDS as some servers do (BAD)."""
+    from imapclient.exceptions import IMAPClientError
+
+    for n in range(3):
+        imap_account.append(mail("a@example.kz", f"message {n}"))
+    source = source_for(imap_account)
+    source.open()
+    real_fetch = source.client.fetch
+    asked: list[str] = []
+
+    def refusing(messages: list[int], data: list[str]) -> Any:
+        asked.append(data[0])
+        if "HEADER.FIELDS" in data[0]:
+            raise IMAPClientError("FETCH command error: BAD [b'Error in IMAP command FETCH']")
+        return real_fetch(messages, data)
+
+    monkeypatch.setattr(source.client, "fetch", refusing)
+    batches = list(source.scan(0, 2, ("SUBJECT",)))
+
+    source.close()
+    records = [r for b in batches for r in b]
+    assert len(records) == 3 and all(r.complete and r.header.startswith(b"From:") for r in records)
+    assert asked == ["BODY.PEEK[HEADER.FIELDS (SUBJECT)]<0.65536>", "BODY.PEEK[HEADER]", "BODY.PEEK[HEADER]"]
+
+
 def test_scan_after_the_last_uid_finds_nothing(imap_account: ImapAccount) -> None:
     last = imap_account.append(mail("a@example.kz", "only one"))
     source = source_for(imap_account)
