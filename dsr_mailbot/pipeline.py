@@ -50,7 +50,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from threading import Event
 
@@ -356,7 +356,7 @@ def process_mailbox(services: Services, source: MailSource, uidvalidity: int, re
 
 
 def _complete_suspects(source: MailSource, batch: list[HeaderRecord], markers: MarkerTable) -> list[HeaderRecord]:
-    """The batch, with the whole header block of each message its triage fields do not show to be ordinary.
+    """The batch, with a complete record of each message whose triage fields do not show it to be ordinary.
 
     Those are few (requests, replies to us, reports, a Subject the byte
     reader is unsure of); one FETCH brings their blocks.  A record left
@@ -365,9 +365,8 @@ def _complete_suspects(source: MailSource, batch: list[HeaderRecord], markers: M
     suspects = [record.uid for record in batch if not record.complete and _suspect(record, markers)]
     if not suspects:
         return batch
-    blocks = source.header_blocks(suspects)
-    return [replace(record, header=blocks[record.uid], complete=True) if record.uid in blocks else record
-            for record in batch]
+    complete = source.complete_records(suspects)
+    return [complete.get(record.uid, record) for record in batch]
 
 
 def _suspect(record: HeaderRecord, markers: MarkerTable) -> bool:

@@ -194,15 +194,15 @@ def test_ordinary_support_mail_is_left_exactly_as_it_was(bot: Bot, monkeypatch: 
         return real_fetch_many(self, uids, max_bytes)
 
     headers_whole: list[int] = []
-    real_header_blocks = ImapSource.header_blocks
+    real_complete_records = ImapSource.complete_records
 
-    def recording_header_blocks(self: ImapSource, uids: list[int]):  # type: ignore[no-untyped-def]
+    def recording_complete_records(self: ImapSource, uids: list[int]):  # type: ignore[no-untyped-def]
         headers_whole.extend(uids)
-        return real_header_blocks(self, uids)
+        return real_complete_records(self, uids)
 
     monkeypatch.setattr(ImapSource, "fetch", recording_fetch)
     monkeypatch.setattr(ImapSource, "fetch_many", recording_fetch_many)
-    monkeypatch.setattr(ImapSource, "header_blocks", recording_header_blocks)
+    monkeypatch.setattr(ImapSource, "complete_records", recording_complete_records)
 
     report = bot.run()
 

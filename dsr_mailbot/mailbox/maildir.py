@@ -100,36 +100,25 @@ class MaildirSource:
         self._refresh()  # pick up what was delivered since the last scan
         uids = sorted(uid for uid in self.paths if uid > after_uid)
         for start in range(0, len(uids), batch_size):
-            records = []
-            for uid in uids[start : start + batch_size]:
-                path = self.paths[uid]
-                try:
-                    with path.open("rb") as handle:
-                        header = header_block(handle.read(_HEADER_LIMIT))
-                    stat = path.stat()
-                except FileNotFoundError:
-                    continue
-                records.append(
-                    HeaderRecord(
-                        uid=uid,
-                        header=header,
-                        size=stat.st_size,
-                        internaldate=datetime.fromtimestamp(stat.st_mtime, UTC),
-                    )
-                )
-            yield records
+            found = (self._record(uid) for uid in uids[start : start + batch_size])
+            yield [record for record in found if record is not None]
 
-    def header_blocks(self, uids: Sequence[int]) -> dict[int, bytes]:
-        blocks = {}
-        for uid in uids:
-            path = self.paths.get(uid)
-            try:
-                if path is not None:
-                    with path.open("rb") as handle:
-                        blocks[uid] = header_block(handle.read(_HEADER_LIMIT))
-            except FileNotFoundError:
-                continue
-        return blocks
+    def complete_records(self, uids: Sequence[int]) -> dict[int, HeaderRecord]:
+        found = {uid: self._record(uid) for uid in uids}
+        return {uid: record for uid, record in found.items() if record is not None}
+
+    def _record(self, uid: int) -> HeaderRecord | None:
+        path = self.paths.get(uid)
+        if path is None:
+            return None
+        try:
+            with path.open("rb") as handle:
+                header = header_block(handle.read(_HEADER_LIMIT))
+            stat = path.stat()
+        except FileNotFoundError:
+            return None
+        return HeaderRecord(uid=uid, header=header, size=stat.st_size,
+                            internaldate=datetime.fromtimestamp(stat.st_mtime, UTC))
 
     def fetch(self, uid: int, max_bytes: int) -> FetchedMessage | None:
         path = self.paths.get(uid)

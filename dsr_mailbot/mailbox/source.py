@@ -28,7 +28,8 @@ class HeaderRecord:
     """A message seen by the scanner: its UID, header lines, size and arrival time.
 
     ``complete``: ``header`` is the whole header block; otherwise it holds
-    only the fields the scan asked for (see :meth:`MailSource.scan`).
+    only the fields the scan asked for, and ``size`` and ``internaldate``
+    are not known (see :meth:`MailSource.scan`).
     """
 
     uid: int
@@ -57,15 +58,18 @@ class MailSource(Protocol):
              fields: Sequence[str] = ()) -> Iterator[list[HeaderRecord]]:
         """Header records of messages with UID > ``after_uid``, in UID order, in batches.
 
-        ``fields``: when given, a record may hold only these header fields
-        (``complete`` False), each capped at :data:`FIELDS_CAP_BYTES`, which
-        bounds a batch's bytes; a source for which the whole block costs no
-        more (a local Maildir, a server refusing the narrower request) gives
-        whole blocks.
+        ``fields``: when given, a record may hold only these header fields,
+        capped at :data:`FIELDS_CAP_BYTES` (which bounds a batch's bytes), and
+        neither size nor arrival time (``complete`` False); a source for which
+        the whole record costs no more (a local Maildir, a server refusing the
+        narrower request) gives complete ones.
         """
 
-    def header_blocks(self, uids: Sequence[int]) -> dict[int, bytes]:
-        """The whole header blocks of these messages, in one exchange; those gone are missing."""
+    def complete_records(self, uids: Sequence[int]) -> dict[int, HeaderRecord]:
+        """Complete records (whole header block, size, arrival time) of these messages, in one exchange.
+
+        Those gone are missing.
+        """
 
     def fetch(self, uid: int, max_bytes: int) -> FetchedMessage | None:
         """The whole message (at most ``max_bytes`` of it), or None when it is gone."""

@@ -36,7 +36,7 @@ def test_scan_reads_headers_in_batches_without_setting_any_flag(imap_account: Im
     assert imap_account.snapshot() == before
 
 
-def test_scan_for_fields_fetches_only_those_and_the_whole_block_on_demand(imap_account: ImapAccount) -> None:
+def test_scan_for_fields_fetches_only_those_and_the_complete_record_on_demand(imap_account: ImapAccount) -> None:
     data = mail("a@example.kz", "Unsubscribe", "body", headers={"In-Reply-To": "<x@shop.kz>", "X-Other": "no"})
     uid = imap_account.append(data)
     before = imap_account.snapshot()
@@ -44,12 +44,15 @@ def test_scan_for_fields_fetches_only_those_and_the_whole_block_on_demand(imap_a
     source.open()
 
     [[record]] = list(source.scan(0, 10, ("SUBJECT", "IN-REPLY-TO")))
-    blocks = source.header_blocks([uid, uid + 100])
+    complete = source.complete_records([uid, uid + 100])
 
     source.close()
-    assert not record.complete and record.size == len(data)
+    assert not record.complete
     assert record.header == b"Subject: Unsubscribe\r\nIn-Reply-To: <x@shop.kz>\r\n\r\n"
-    assert blocks == {uid: data.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"}  # the one gone is missing
+    assert list(complete) == [uid]  # the one gone is missing
+    whole = complete[uid]
+    assert whole.complete and whole.size == len(data) and whole.internaldate is not None
+    assert whole.header == data.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
     assert imap_account.snapshot() == before
 
 

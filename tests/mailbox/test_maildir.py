@@ -77,6 +77,14 @@ def test_fetch_many_caps_each_and_leaves_out_what_is_gone(maildir: Path) -> None
     assert (fetched[2].data, fetched[2].truncated) == (big[:4096], True)
 
 
+def test_complete_records_are_the_scan_s_records_and_leave_out_what_is_gone(maildir: Path) -> None:
+    deliver(maildir, "one.host", mail("a@example.kz", "one"), 1000)
+    source = MaildirSource(MaildirConfig(maildir))
+    source.open()
+    [[scanned]] = list(source.scan(0, 10, ("SUBJECT",)))  # a local file: the whole record costs no more
+    assert scanned.complete and source.complete_records([1, 99]) == {1: scanned}
+
+
 def test_not_a_maildir_or_a_damaged_uid_list_is_an_error(tmp_path: Path, maildir: Path) -> None:
     with pytest.raises(SourceError, match="not a Maildir"):
         MaildirSource(MaildirConfig(tmp_path / "nothing")).open()
