@@ -520,18 +520,27 @@ def _note_bounce(services: Services, source: MailSource, record: HeaderRecord, h
 
 def _handle_batch(services: Services, source: MailSource, candidates: list[_Candidate], uidvalidity: int,
                   report: RunReport) -> None:
-    """A batch's mail for the bot: the new requests in groups first, then the rest one message at a time."""
+    """A batch's mail for the bot: the new requests recorded together and worked in groups, the rest one at a time.
+
+    The guarantees of handling one message at a time hold.  Every request is
+    recorded as received, one attempt counted, before any work on it; each
+    message is read before the applying transaction opens; the move comes
+    after the commit (:func:`archive_pending`).  Failures are rare, so
+    recording and applying are optimistic: when anything in the shared
+    transaction fails, it is rolled back and each message is done again
+    alone, so that only the failing one is set aside.  A crash leaves the
+    requests recorded but not applied as received, and the next run takes
+    each of them alone (:func:`_handle`): a poison message uses up only its
+    own attempts.  The replies' Message-IDs are keyed on the request, so a
+    group never changes them.
+    """
     if not candidates:
         return
-    try:
-        fresh, one_by_one = _split(services, candidates)
-    except DsrMailbotError as exc:
-        if exc.temporary:
-            raise
-        fresh, one_by_one = [], candidates  # the lookup failed: every message takes the careful path
-    for group in _groups(fresh, services.config.limits.max_message_bytes):
+    recorded = _record_batch(services, candidates, uidvalidity, report)
+    started, one_by_one = recorded if recorded is not None else ([], candidates)
+    for group in _groups(started, services.config.limits.max_message_bytes):
         try:
-            _handle_group(services, source, group, uidvalidity, report)
+            _handle_group(services, source, group, report)
         except Exception as exc:
             if isinstance(exc, DsrMailbotError) and exc.temporary:
                 raise
@@ -545,43 +554,69 @@ def _handle_batch(services: Services, source: MailSource, candidates: list[_Cand
 
 @dataclass(frozen=True)
 class _Fresh:
-    """A request whose Message-ID the store has never seen: its kind and language, from its subject or thread."""
+    """A request whose Message-ID the store had never seen, recorded as received: what its handling needs."""
 
     candidate: _Candidate
-    classification: Classification
+    classification: Classification  # its kind and language, from its subject or its thread
+    seen: _Seen
 
 
-def _split(services: Services, candidates: list[_Candidate]) -> tuple[list[_Fresh], list[_Candidate]]:
-    """Which candidates are new requests, looked up together in one transaction; the others go one at a time.
+def _record_batch(services: Services, candidates: list[_Candidate], uidvalidity: int,
+                  report: RunReport) -> tuple[list[_Fresh], list[_Candidate]] | None:
+    """Look the batch's candidates up and record the new requests, all in one transaction.
 
-    Confirmations, messages seen before (a copy, a retry after a crash) and a
-    second copy within the batch take the one-at-a-time path, whose checks
-    they need; a reply naming a message of ours whose request is gone, and
-    which has no marker of its own, is ordinary mail and is dropped here.
+    Returns the new requests recorded as received (those the loop rules
+    ignore are recorded and counted here), and the candidates that take the
+    one-at-a-time path, whose checks they need: confirmations, messages seen
+    before (a copy, a retry after a crash) and a second copy within the
+    batch.  A reply naming a message of ours whose request is gone, with no
+    marker of its own, is ordinary mail and is dropped.  None when the
+    transaction failed (another process recorded one of them meanwhile, a
+    value the database refuses): nothing was recorded, and every candidate
+    takes the one-at-a-time path, where such a failure touches only its own
+    message.
     """
+    cfg, ctx = services.config, services.context()
     refs = [services.keyring.message_ref(c.headers.message_id) for c in candidates]
     parents = {c.replied_to for c in candidates if c.replied_to is not None}
-    with services.store.transaction() as session:
-        known = set(session.exec(select(Request.message_ref).where(col(Request.message_ref).in_(refs))).all())
-        parent_kinds: dict[int | None, str] = dict(
-            session.exec(select(Request.id, Request.kind).where(col(Request.id).in_(parents))).all()
-        ) if parents else {}
     fresh: list[_Fresh] = []
     one_by_one: list[_Candidate] = []
-    taken: set[str] = set()
-    for candidate, ref in zip(candidates, refs, strict=True):
-        if candidate.token is not None or ref in known or ref in taken:
-            one_by_one.append(candidate)
-            continue
-        classification = candidate.classification
-        if classification is None:
-            parent_kind = parent_kinds.get(candidate.replied_to)
-            if parent_kind is None or parent_kind == RequestKind.CONFIRM:
-                continue  # names a message of ours whose request is gone: ordinary mail
-            # A reply to our message keeps the kind of the request we wrote about.
-            classification = Classification(RequestKind(parent_kind), services.config.policy.default_language, "")
-        taken.add(ref)
-        fresh.append(_Fresh(candidate, classification))
+    ignored: list[_Seen] = []
+    try:
+        with services.store.transaction() as session:
+            known = set(session.exec(select(Request.message_ref).where(col(Request.message_ref).in_(refs))).all())
+            parent_kinds: dict[int | None, str] = dict(
+                session.exec(select(Request.id, Request.kind).where(col(Request.id).in_(parents))).all()
+            ) if parents else {}
+            for candidate, ref in zip(candidates, refs, strict=True):
+                if candidate.token is not None or ref in known:
+                    one_by_one.append(candidate)
+                    continue
+                classification = candidate.classification
+                if classification is None:
+                    parent_kind = parent_kinds.get(candidate.replied_to)
+                    if parent_kind is None or parent_kind == RequestKind.CONFIRM:
+                        continue  # names a message of ours whose request is gone: ordinary mail
+                    # A reply to our message keeps the kind of the request we wrote about.
+                    classification = Classification(RequestKind(parent_kind), cfg.policy.default_language, "")
+                known.add(ref)  # a second copy in this batch is a duplicate of this one
+                record = candidate.record
+                arrival = Arrival(cfg.source_name, uidvalidity, record.uid,
+                                  record.internaldate or candidate.headers.date or ctx.now)
+                row, go_on = _record_new(ctx, session, arrival, candidate.headers, classification.kind,
+                                         classification.language)
+                if go_on:
+                    fresh.append(_Fresh(candidate, classification, _Seen.of(row)))
+                else:
+                    ignored.append(_Seen.of(row))
+    except Exception as exc:
+        if isinstance(exc, DsrMailbotError) and exc.temporary:
+            raise
+        log.info("recording a batch's %s requests failed (%s); each is handled alone", len(candidates),
+                 type(exc).__name__)
+        return None
+    for seen in ignored:
+        _count(seen, report)
     return fresh, one_by_one
 
 
@@ -611,30 +646,10 @@ class _Read:
     replied_to: int | None
 
 
-def _handle_group(services: Services, source: MailSource, group: list[_Fresh], uidvalidity: int,
-                  report: RunReport) -> None:
-    """New requests, a group at a time: recorded in one transaction, read one by one, applied in one transaction.
-
-    The guarantees of handling one message at a time hold.  Every request is
-    recorded as received, one attempt counted, before any work on it; each
-    message is read before the applying transaction opens; the move comes
-    after the commit (:func:`archive_pending`).  Failures are rare, so the
-    group is optimistic: when one request fails, its group's transaction is
-    rolled back and each is done again alone, so that only the failing one
-    is set aside.
-    A crash leaves the group's requests received, and the next run takes each
-    of them alone (:func:`_handle`): a poison message uses up only its own
-    attempts.  The replies' Message-IDs are keyed on the request, so a group
-    never changes them.
-    """
-    ctx = services.context()
-    started = _record_group(services, ctx, group, uidvalidity, report)
-    if started is None:
-        for item in group:  # exactly as if each had come alone
-            _handle_isolated(services, source, item.candidate, uidvalidity, report)
-        return
-    read, failed = _read_group(services, source, started)
-    outcomes = _apply_group(services, ctx, read, failed)
+def _handle_group(services: Services, source: MailSource, group: list[_Fresh], report: RunReport) -> None:
+    """Recorded new requests, a group at a time: read one by one, then applied in one transaction."""
+    read, failed = _read_group(services, source, group)
+    outcomes = _apply_group(services, services.context(), read, failed)
     if outcomes is None:
         outcomes = [_apply_alone(services, item) for item in read] + [
             (_set_aside(services, seen, reason), "") for seen, reason in failed]
@@ -643,53 +658,21 @@ def _handle_group(services: Services, source: MailSource, group: list[_Fresh], u
         _count(seen, report)
 
 
-def _record_group(services: Services, ctx: Context, group: list[_Fresh], uidvalidity: int,
-                  report: RunReport) -> list[tuple[_Fresh, _Seen]] | None:
-    """Record the group's requests as received (or ignored, by the loop rules) in one transaction.
-
-    Optimistic: when anything fails (another process recorded one of them
-    since the lookup, a value the database refuses), the whole transaction
-    is rolled back and the answer is None; the caller then handles each
-    message alone, where such a failure touches only its own message.
-    """
-    cfg = services.config
-    started: list[tuple[_Fresh, _Seen]] = []
-    ignored: list[_Seen] = []
-    try:
-        with services.store.transaction() as session:
-            for item in group:
-                candidate, classification = item.candidate, item.classification
-                arrival = Arrival(cfg.source_name, uidvalidity, candidate.record.uid,
-                                  candidate.record.internaldate or candidate.headers.date or ctx.now)
-                row, go_on = _record_new(ctx, session, arrival, candidate.headers, classification.kind,
-                                         classification.language)
-                (started.append((item, _Seen.of(row))) if go_on else ignored.append(_Seen.of(row)))
-    except Exception as exc:
-        if isinstance(exc, DsrMailbotError) and exc.temporary:
-            raise
-        log.info("recording a group of %s requests failed (%s); each is handled alone", len(group),
-                 type(exc).__name__)
-        return None
-    for seen in ignored:
-        _count(seen, report)
-    return started
-
-
 def _read_group(services: Services, source: MailSource,
-                started: list[tuple[_Fresh, _Seen]]) -> tuple[list[_Read], list[tuple[_Seen, str]]]:
+                group: list[_Fresh]) -> tuple[list[_Read], list[tuple[_Seen, str]]]:
     """Fetch the group's messages in one exchange, then parse and read each; the failures, with their stage."""
     cfg = services.config
     try:
         fetched: dict[int, FetchedMessage] | None = source.fetch_many(
-            [item.candidate.record.uid for item, _ in started], cfg.limits.max_message_bytes)
+            [item.candidate.record.uid for item in group], cfg.limits.max_message_bytes)
     except DsrMailbotError as exc:
         if exc.temporary:
             raise
         fetched = None  # the shared FETCH was refused: each alone, so that only the culprit is set aside
     read: list[_Read] = []
     failed: list[tuple[_Seen, str]] = []
-    for item, seen in started:
-        candidate = item.candidate
+    for item in group:
+        candidate, seen = item.candidate, item.seen
         stage = "fetch"
         try:
             uid = candidate.record.uid

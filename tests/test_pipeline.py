@@ -472,10 +472,12 @@ def test_a_request_failing_inside_a_group_is_rolled_back_and_set_aside_alone(
     assert [e.event for e in bot.events() if e.request_id == failed.id] == ["request_received", "request_review"]
 
 
-def test_a_request_handled_by_another_process_while_its_group_is_recorded_is_not_done_twice(
+# On SQLite the race cannot happen: the lookup and the inserts share one BEGIN IMMEDIATE transaction.
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_request_recorded_by_another_process_during_the_batch_s_recording_is_not_done_twice(
     bot_any_db: Bot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The database's unique Message-ID refuses one row of the group: the group is redone one by one."""
+    """The database's unique Message-ID refuses one row of the batch: it is rolled back and redone one by one."""
     from dsr_mailbot import pipeline
 
     bot = bot_any_db
@@ -484,17 +486,18 @@ def test_a_request_handled_by_another_process_while_its_group_is_recorded_is_not
     taken = mail("b@example.kz", "Unsubscribe")
     bot.account.append(mail("a@example.kz", "Unsubscribe"))
     bot.account.append(taken)
-    real_record_group = pipeline._record_group
+    real_record_new = pipeline._record_new
 
-    def another_process_first(*args, **kwargs):  # type: ignore[no-untyped-def]
-        with bot.store.transaction() as session:  # after this process looked the batch up
-            session.add(Request(message_ref=bot.keyring.message_ref(message_id_of(taken)),
-                                message_id=message_id_of(taken), source="other", uidvalidity=1, uid=10_000,
-                                kind="optout", state="completed", language="en", received_at=utcnow(),
-                                due_at=utcnow(), subject_ref="x"))
-        return real_record_group(*args, **kwargs)
+    def another_process_first(ctx, session, arrival, headers, *args):  # type: ignore[no-untyped-def]
+        if headers.message_id == message_id_of(taken):  # after this process looked the batch up
+            with bot.store.transaction() as other:
+                other.add(Request(message_ref=bot.keyring.message_ref(message_id_of(taken)),
+                                  message_id=message_id_of(taken), source="other", uidvalidity=1, uid=10_000,
+                                  kind="optout", state="completed", language="en", received_at=utcnow(),
+                                  due_at=utcnow(), subject_ref="x"))
+        return real_record_new(ctx, session, arrival, headers, *args)
 
-    monkeypatch.setattr(pipeline, "_record_group", another_process_first)
+    monkeypatch.setattr(pipeline, "_record_new", another_process_first)
 
     report = bot.run()
 
