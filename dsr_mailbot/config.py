@@ -511,7 +511,9 @@ def _clock_time(section: _Section, key: str, default: str) -> tuple[int, int]:
 
 def _calendar(section: _Section) -> str:
     country = section.string("calendar", DEFAULT_CALENDAR).upper()
-    if not supported_calendar(country):
+    # The default needs no look-up (tests/intents/test_deadlines.py checks it), which spares every run the
+    # holidays package's registry (a twentieth of a cron run with nothing to do).
+    if country != DEFAULT_CALENDAR and not supported_calendar(country):
         raise ConfigError(f"[policy] calendar: {country!r} is not a country code the holidays package knows")
     return country
 

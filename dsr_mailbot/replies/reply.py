@@ -33,8 +33,10 @@ writes RFC 2047 words of 76 characters (RFC 2047 §2 allows 75).
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.headerregistry import Address
@@ -48,6 +50,7 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
+from dsr_mailbot import __version__
 from dsr_mailbot.config import LANGUAGES
 from dsr_mailbot.errors import TemplateError
 from dsr_mailbot.trust.own_mail import LOOP_MARKER_HEADER
@@ -204,6 +207,35 @@ class Renderer:
         if not subject:
             raise TemplateError(f"template {name} has an empty subject")
         return Rendered(subject, text.strip() + "\n")
+
+    def render_all(self, renders: Sequence[tuple[str, str, Mapping[str, Any]]]) -> None:
+        """Render each (template, language, context); raise on the first failure.
+
+        The start-up check of every cron run: once this very list has passed
+        against these very template files, a stamp in the compiled-template
+        cache says so, and the next run with the same templates (by path,
+        modification time and size) and the same list skips the rendering.
+        Any edit of a template, or a new version with other contexts, checks again.
+        """
+        stamp = self._stamp(renders)
+        if stamp is not None and stamp.exists():
+            return
+        for template, language, context in renders:
+            self.render(template, language, context)
+        if stamp is not None:
+            with suppress(OSError):  # no stamp: the next run checks again
+                stamp.touch(mode=0o600)
+
+    def _stamp(self, renders: Sequence[tuple[str, str, Mapping[str, Any]]]) -> Path | None:
+        cache = self.env.bytecode_cache
+        if not isinstance(cache, jinja2.FileSystemBytecodeCache):
+            return None
+        digest = hashlib.sha256(repr((__version__, self.operator_name, renders)).encode())
+        for path in sorted(self.directory.rglob("*")):
+            if path.is_file():
+                stat = path.stat()
+                digest.update(f"{path}\0{stat.st_mtime_ns}\0{stat.st_size}\0".encode())
+        return Path(cache.directory) / f"dsr-mailbot-checked-{digest.hexdigest()}"
 
     def check(self, outcomes: Sequence[str] = OUTCOME_TEMPLATES) -> None:
         """Render every outcome in every language with sample values; raise on the first failure."""

@@ -41,21 +41,20 @@ def check_registry(markers: Sequence[Marker], profile_names: Sequence[str], rend
     for kind in RequestKind:
         if kind not in REGISTRY and kind not in NOT_INTENTS:
             raise ConfigError(f"intent {kind.value}: no handler in the registry")
-    for kind, spec in REGISTRY.items():
+    for kind in REGISTRY:
         languages = {m.language for m in markers if m.kind is kind and m.place == SUBJECT}
         if missing := [language for language in LANGUAGES if language not in languages]:
             raise ConfigError(f"intent {kind.value}: no subject markers in {', '.join(missing)}")
         for name in profile_names:
             if kind.value not in profiles()[name]:
                 raise ConfigError(f"intent {kind.value}: no deadline in profile {name}")
-        for template in (*spec.templates, *COMMON_TEMPLATES):
-            for language in LANGUAGES:
-                for context in sample_contexts(kind.value):
-                    renderer.render(template, language, context)  # raises TemplateError, naming the template
-    for template in NOTICE_TEMPLATES.values():  # notices belong to no intent: checked once, not once per intent
-        for language in LANGUAGES:
-            for context in sample_contexts(""):
-                renderer.render(template, language, context)
+    renders = [(template, language, context) for kind, spec in REGISTRY.items()
+               for template in (*spec.templates, *COMMON_TEMPLATES) for language in LANGUAGES
+               for context in sample_contexts(kind.value)]
+    # Notices belong to no intent: checked once, not once per intent.
+    renders += [(template, language, context) for template in NOTICE_TEMPLATES.values() for language in LANGUAGES
+                for context in sample_contexts("")]
+    renderer.render_all(renders)  # raises TemplateError, naming the template
 
 
 def make_transport(config: Config) -> Transport:

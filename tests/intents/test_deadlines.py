@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import holidays
 import pytest
 
-from dsr_mailbot.intents.deadlines import due_at, erasure_limit_days, profiles
+from dsr_mailbot.intents.deadlines import DEFAULT_CALENDAR, due_at, erasure_limit_days, profiles, supported_calendar
 from dsr_mailbot.store.models import RequestKind
 
 ALMATY = ZoneInfo("Asia/Almaty")
@@ -42,6 +42,12 @@ FRIDAY_BEFORE_INDEPENDENCE_DAY = date(2026, 12, 11)
 ])
 def test_working_days_skip_holidays_and_weekends(friday: date, profile: str, kind: str, days: int) -> None:
     assert due_at(kind, received(friday), [profile]) == end_of(nth_working_day_after(friday, days))
+
+
+def test_the_default_calendar_is_one_the_holidays_package_knows_and_others_are_looked_up() -> None:
+    # The configuration takes the default without a look-up; this is the look-up it spares.
+    assert supported_calendar(DEFAULT_CALENDAR)
+    assert supported_calendar("RU") and not supported_calendar("XX")
 
 
 def test_the_first_working_day_after_nauryz_is_thursday() -> None:

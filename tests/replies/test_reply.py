@@ -55,6 +55,35 @@ def test_a_template_using_an_unknown_name_fails_the_start_up_check(tmp_path: Pat
         Renderer(tmp_path).check()
 
 
+def test_the_start_up_check_renders_once_per_set_of_templates_and_again_after_any_edit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "en").mkdir()
+    template = tmp_path / "en" / "note.txt"
+    template.write_text("Subject: Note\nHello {{ name }}\n", encoding="utf-8")
+    renders = [("note", "en", {"name": "Ivan"})]
+    rendered: list[str] = []
+    real_render = Renderer.render
+
+    def counted(self: Renderer, outcome: str, language: str, context: object) -> object:
+        rendered.append(outcome)
+        return real_render(self, outcome, language, context)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Renderer, "render", counted)
+
+    Renderer(tmp_path).render_all(renders)
+    Renderer(tmp_path).render_all(renders)  # the next cron run: same templates, same list
+    assert rendered == ["note"]
+    Renderer(tmp_path).render_all([("note", "en", {"name": "Anna"})])  # another list: checked again
+    assert rendered == ["note", "note"]
+
+    template.write_text("Subject: Note\nHello {{ no_such_name }}\n", encoding="utf-8")  # an edit
+    with pytest.raises(TemplateError, match="no_such_name"):
+        Renderer(tmp_path).render_all(renders)
+    with pytest.raises(TemplateError, match="no_such_name"):
+        Renderer(tmp_path).render_all(renders)  # a failed check leaves no stamp
+
+
 def test_a_missing_template_is_named(tmp_path: Path) -> None:
     with pytest.raises(TemplateError, match=r"ru/update_applied\.txt"):
         Renderer(tmp_path).check()
