@@ -160,7 +160,10 @@ class AuditEvent(SQLModel, table=True):
 class OutboxMessage(SQLModel, table=True):
     __tablename__ = "outbox"
     # Each request counts its person's replies of the last day (the loop limit): by recipient, then time.
-    __table_args__ = (Index("ix_outbox_recipient_created_at", "recipient", "created_at"),)
+    # The sender takes the oldest queued reply (state, then id): without the pair, PostgreSQL walks every sent row
+    # to find it, and a backlog slows down as it is answered.
+    __table_args__ = (Index("ix_outbox_recipient_created_at", "recipient", "created_at"),
+                      Index("ix_outbox_state_id", "state", "id"))
 
     id: int | None = Field(default=None, primary_key=True)
     request_id: int | None = Field(default=None, foreign_key="requests.id", index=True)
