@@ -68,6 +68,7 @@ class ImapSource:
         self.read_write = False
         self.highest_seen_uid = 0
         self.fields_refused = False
+        self.uidnext: int | None = None
 
     def open(self) -> int:
         cfg = self.config
@@ -90,10 +91,18 @@ class ImapSource:
         with _translated("select"):
             info = self.client.select_folder(self.config.folder, readonly=not read_write)
         self.read_write = read_write
+        # The next UID the folder will give (RFC 3501: in every SELECT/EXAMINE answer); good only until mail arrives.
+        uidnext = info.get(b"UIDNEXT")
+        self.uidnext = int(uidnext) if uidnext is not None else None
         return int(info[b"UIDVALIDITY"])
 
     def scan(self, after_uid: int, batch_size: int,
              fields: Sequence[str] = ()) -> Iterator[list[HeaderRecord]]:
+        uidnext, self.uidnext = self.uidnext, None  # from the folder's selection: true for the first scan only
+        if uidnext is not None and uidnext <= after_uid + 1:
+            # Nothing has a UID above the cursor: a pass with nothing new costs the EXAMINE and no more.
+            self.highest_seen_uid = max(self.highest_seen_uid, after_uid)
+            return
         with _translated("search"):
             uids = sorted(u for u in self.client.search(["UID", f"{after_uid + 1}:*"]) if u > after_uid)
         self.highest_seen_uid = max([self.highest_seen_uid, after_uid, *uids])

@@ -83,6 +83,29 @@ def test_a_server_refusing_header_fields_gets_whole_blocks(imap_account: ImapAcc
     assert asked == ["BODY.PEEK[HEADER.FIELDS (SUBJECT)]<0.65536>", "BODY.PEEK[HEADER]", "BODY.PEEK[HEADER]"]
 
 
+def test_a_scan_with_nothing_new_costs_the_examine_and_no_search(imap_account: ImapAccount,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    last = imap_account.append(mail("a@example.kz", "seen already"))
+    source = source_for(imap_account)
+    source.open()
+    searches: list[object] = []
+    real_search = source.client.search
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        searches.append(args)
+        return real_search(*args, **kwargs)
+
+    monkeypatch.setattr(source.client, "search", counted)
+
+    nothing = [r for b in source.scan(last, 10) for r in b]  # the folder's UIDNEXT says there is nothing above
+    newer = imap_account.append(mail("b@example.kz", "arrived since the EXAMINE"))
+    source.client.noop()  # the session learns of it, as the daemon does in IDLE
+    found = [r.uid for b in source.scan(last, 10) for r in b]  # the EXAMINE's UIDNEXT is used once, then searched
+
+    source.close()
+    assert nothing == [] and found == [newer] and len(searches) == 1
+
+
 def test_scan_after_the_last_uid_finds_nothing(imap_account: ImapAccount) -> None:
     last = imap_account.append(mail("a@example.kz", "only one"))
     source = source_for(imap_account)
