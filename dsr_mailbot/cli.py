@@ -608,6 +608,26 @@ def demo(directory: Path) -> int:
     return EX_OK
 
 
+@cli.group()
+def web() -> None:
+    """The operator console (issue 12, in progress: its logins so far)."""
+
+
+@web.command("hash-password")
+def web_hash_password() -> int:
+    """Read a password on stdin; print its Argon2id hash for a [[web.operators]] password_hash."""
+    import sys
+
+    from argon2 import PasswordHasher
+
+    line = sys.stdin.readline()
+    password = line.removesuffix("\n").removesuffix("\r")
+    if not password:
+        raise click.UsageError("no password on stdin (one line, not empty)")
+    click.echo(PasswordHasher().hash(password))  # argon2-cffi's defaults: RFC 9106's second recommendation
+    return EX_OK
+
+
 def _actor() -> str:
     """Who ran the command: the login behind sudo if there is one, else the current user."""
     import getpass

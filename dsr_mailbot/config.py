@@ -119,6 +119,24 @@ class DaemonConfig:
 
 
 @dataclass(frozen=True)
+class WebOperator:
+    """A person who may log in to the operator console (issue 12): a login, an Argon2 hash, a language."""
+
+    login: str
+    password_hash: str = field(repr=False)
+    language: str = "ru"
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """The operator console: where it listens (loopback unless told otherwise) and who may log in."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    operators: tuple[WebOperator, ...] = ()
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     max_message_bytes: int = 10 * 1024 * 1024
     fetch_batch_size: int = 200
@@ -143,6 +161,7 @@ class Config:
     templates_dir: Path | None
     # Subject markers an operator adds to the shipped ones ([classify] extra_markers_file).
     extra_markers: tuple[Marker, ...] = ()
+    web: WebConfig = WebConfig()
     secret_key: str | None = field(default=None, repr=False)  # hex; when given, key_file is not used
 
     @property
@@ -279,7 +298,7 @@ def _table(data: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
 
 _KNOWN_SECTIONS = (
     "imap", "maildir", "smtp", "file_delivery", "database",
-    "policy", "trust", "daemon", "limits", "secrets", "templates", "classify",
+    "policy", "trust", "daemon", "limits", "secrets", "templates", "classify", "web",
 )
 
 
@@ -405,6 +424,9 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     templates_dir = templates_sec.path("directory") if "directory" in templates_sec.table else None
     templates_sec.used.add("directory")
 
+    web_sec = section("web")
+    web = _web(web_sec) if web_sec is not None else WebConfig()
+
     for sec in sections:
         sec.finish()
 
@@ -424,7 +446,37 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         templates_dir=templates_dir,
         extra_markers=extra_markers,
         secret_key=secret_key,
+        web=web,
     )
+
+
+ARGON2_PREFIX = "$argon2id$"  # what `dsr-mailbot web hash-password` prints
+
+
+def _web(sec: _Section) -> WebConfig:
+    listen = sec.string("listen", "127.0.0.1:8080")
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"[web] listen: expected host:port, like \"127.0.0.1:8080\", got {listen!r}")
+    sec.used.add("operators")
+    entries = sec.table.get("operators", [])
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        raise ConfigError("[[web.operators]]: expected tables with login, password_hash and language")
+    operators: list[WebOperator] = []
+    for number, entry in enumerate(entries, start=1):
+        where = _Section(f"web.operators #{number}", entry, sec.base_dir)
+        login = where.string("login")
+        password_hash = where.string("password_hash")
+        if not password_hash.startswith(ARGON2_PREFIX):
+            # Never echo it: even a mistyped hash is a secret's neighbour.
+            raise ConfigError(f"[[web.operators]] {login}: password_hash is not an Argon2id hash; "
+                              "make one with 'dsr-mailbot web hash-password'")
+        language = where.choice("language", LANGUAGES, "ru")
+        where.finish()
+        if any(o.login == login for o in operators):
+            raise ConfigError(f"[[web.operators]] {login}: listed twice")
+        operators.append(WebOperator(login, password_hash, language))
+    return WebConfig(host, int(port), tuple(operators))
 
 
 def _imap(sec: _Section) -> ImapConfig:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.harness import Bot, mail
@@ -182,3 +184,17 @@ def test_audit_export_is_one_json_object_per_line_with_stable_fields_and_no_pers
     assert bot.cli("audit", "export", "--since", tomorrow).stdout == ""
     today = local_now.strftime("%Y-%m-%d")
     assert len(bot.cli("audit", "export", "--since", today).stdout.splitlines()) == len(lines)
+
+
+def test_web_hash_password_prints_an_argon2id_hash_of_the_line_on_stdin(tmp_path: Path) -> None:
+    from argon2 import PasswordHasher
+
+    made = subprocess.run([sys.executable, "-m", "dsr_mailbot", "web", "hash-password"], input="пароль 1\n",
+                          capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False)
+    empty = subprocess.run([sys.executable, "-m", "dsr_mailbot", "web", "hash-password"], input="\n",
+                           capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False)
+
+    assert made.returncode == 0 and made.stdout.startswith("$argon2id$")
+    assert PasswordHasher().verify(made.stdout.strip(), "пароль 1")
+    assert "пароль" not in made.stdout + made.stderr
+    assert empty.returncode == 64 and "no password" in empty.stderr  # EX_USAGE, as every usage error

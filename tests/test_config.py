@@ -140,3 +140,49 @@ def test_commented_alternatives_in_the_example_are_valid(tmp_path: Path) -> None
     config = load_config(write(tmp_path, "\n".join(keep) + "\n"))
     assert config.maildir is not None and config.file_delivery is not None
     assert config.templates_dir == tmp_path / "templates"
+
+
+HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
+
+
+def test_the_console_listens_on_loopback_with_no_operators_unless_told(tmp_path: Path) -> None:
+    web = load_config(write(tmp_path, IMAP)).web
+    assert (web.host, web.port, web.operators) == ("127.0.0.1", 8080, ())
+
+
+def test_console_operators_are_read_with_their_hash_and_language(tmp_path: Path) -> None:
+    text = IMAP + f"""
+[web]
+listen = "0.0.0.0:9000"
+[[web.operators]]
+login = "aigerim"
+password_hash = "{HASH}"
+language = "kk"
+[[web.operators]]
+login = "ivan"
+password_hash = "{HASH}"
+"""
+    web = load_config(write(tmp_path, text)).web
+    assert (web.host, web.port) == ("0.0.0.0", 9000)
+    assert [(o.login, o.language) for o in web.operators] == [("aigerim", "kk"), ("ivan", "ru")]
+    assert HASH not in repr(web)  # a hash stays out of logs and tracebacks
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ('login = "a"\npassword_hash = "plain-text-password"', "not an Argon2id hash"),
+    (f'login = "a"\npassword_hash = "{HASH}"\nlanguage = "de"', "language: must be one of ru, kk, en"),
+    (f'login = "a"\npassword_hash = "{HASH}"\nrole = "admin"', "role: unknown key"),
+    (f'password_hash = "{HASH}"', "login: missing"),
+    (f'login = "a"\npassword_hash = "{HASH}"\n[[web.operators]]\nlogin = "a"\npassword_hash = "{HASH}"',
+     "listed twice"),
+])
+def test_a_wrong_operator_entry_is_named_and_no_password_is_echoed(tmp_path: Path, entry: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as refused:
+        load_config(write(tmp_path, IMAP + "[[web.operators]]\n" + entry + "\n"))
+    assert "plain-text-password" not in str(refused.value)
+
+
+@pytest.mark.parametrize("listen", ["8080", "localhost:", "127.0.0.1:99999", "127.0.0.1:http"])
+def test_a_console_address_without_a_port_is_refused(tmp_path: Path, listen: str) -> None:
+    with pytest.raises(ConfigError, match=r"\[web\] listen: expected host:port"):
+        load_config(write(tmp_path, IMAP + f'[web]\nlisten = "{listen}"\n'))
