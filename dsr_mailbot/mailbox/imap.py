@@ -39,6 +39,7 @@ from dsr_mailbot.reading.parse import Headers, parse_headers
 
 CONNECT_TIMEOUT_SECONDS = 15
 IDLE_CHECK_SECONDS = 1.0
+HEADER_BATCH = 200  # header blocks per FETCH when erasure checks search hits exactly
 
 
 @contextmanager
@@ -251,7 +252,8 @@ class ImapSource:
                 with _translated("search"):
                     uids.update(self.client.search(["HEADER", "Message-ID", message_id]))
             # IMAP's HEADER search matches substrings: only an exact Message-ID counts.
-            exact = [uid for uid in sorted(uids) if self._header_of(uid).message_id in wanted]
+            exact = [uid for uid, headers in sorted(self._headers_of(sorted(uids)).items())
+                     if headers.message_id in wanted]
             if exact:
                 with _translated("expunge"):
                     self.client.add_flags(exact, [b"\\Deleted"], silent=True)
@@ -267,12 +269,15 @@ class ImapSource:
         with _translated("search"):
             candidates = self.client.search(["FROM", address])
         # FROM matches substrings and display names: only the parsed sender counts.
-        return sum(1 for uid in candidates if self._header_of(uid).sender == address)
+        return sum(1 for headers in self._headers_of(sorted(candidates)).values() if headers.sender == address)
 
-    def _header_of(self, uid: int) -> Headers:
-        with _translated("fetch headers"):
-            item = self.client.fetch([uid], ["BODY.PEEK[HEADER]"]).get(uid) or {}
-        return parse_headers(item.get(b"BODY[HEADER]", b""))
+    def _headers_of(self, uids: Sequence[int]) -> dict[int, Headers]:
+        """The parsed header blocks of these messages, a FETCH per :data:`HEADER_BATCH` of them."""
+        found: dict[int, Headers] = {}
+        for start in range(0, len(uids), HEADER_BATCH):
+            for record in self._header_records(list(uids[start : start + HEADER_BATCH]), ()):
+                found[record.uid] = parse_headers(record.header)
+        return found
 
     def close(self) -> None:
         client, self.client = self.client, None
