@@ -23,7 +23,7 @@ from threading import Event
 from dsr_mailbot.config import MaildirConfig
 from dsr_mailbot.errors import SourceError, SourceUnavailable
 from dsr_mailbot.mailbox.source import FetchedMessage, HeaderRecord
-from dsr_mailbot.reading.parse import header_block, parse_headers
+from dsr_mailbot.reading.parse import Headers, header_block, parse_headers
 
 UIDLIST_NAME = "dsr-mailbot-uidlist"
 _HEADER_LIMIT = 1024 * 1024
@@ -36,6 +36,15 @@ def _key(filename: str) -> str:
 def ensure_maildir(path: Path) -> None:
     for sub in ("new", "cur", "tmp"):
         (path / sub).mkdir(parents=True, exist_ok=True)
+
+
+def _headers_at(path: Path) -> Headers | None:
+    """The parsed header block of the message in this file; None when it is gone (another client moved it)."""
+    try:
+        with path.open("rb") as handle:
+            return parse_headers(handle.read(_HEADER_LIMIT))
+    except FileNotFoundError:
+        return None
 
 
 class MaildirSource:
@@ -148,16 +157,8 @@ class MaildirSource:
             del self.paths[uid]
 
     def find_by_message_id(self, message_id: str) -> list[int]:
-        found = []
-        for uid, path in self.paths.items():
-            try:
-                with path.open("rb") as handle:
-                    headers = parse_headers(handle.read(_HEADER_LIMIT))
-            except FileNotFoundError:
-                continue
-            if headers.message_id == message_id:
-                found.append(uid)
-        return sorted(found)
+        return sorted(uid for uid, path in self.paths.items()
+                      if (headers := _headers_at(path)) is not None and headers.message_id == message_id)
 
     def expunge_processed(self, message_ids: Sequence[str]) -> int:
         wanted = {mid for mid in message_ids if mid}
@@ -167,24 +168,19 @@ class MaildirSource:
             if not wanted or not (folder / sub).is_dir():
                 continue
             for path in sorted((folder / sub).iterdir()):
-                try:
-                    with path.open("rb") as handle:
-                        if parse_headers(handle.read(_HEADER_LIMIT)).message_id in wanted:
-                            path.unlink()
-                            removed += 1
-                except FileNotFoundError:
+                headers = _headers_at(path)
+                if headers is None or headers.message_id not in wanted:
                     continue
+                try:
+                    path.unlink()
+                except FileNotFoundError:
+                    continue  # gone meanwhile: not ours to count
+                removed += 1
         return removed
 
     def count_from(self, address: str) -> int:
-        count = 0
-        for path in list(self.paths.values()):
-            try:
-                with path.open("rb") as handle:
-                    count += parse_headers(handle.read(_HEADER_LIMIT)).sender == address
-            except FileNotFoundError:
-                continue
-        return count
+        return sum(1 for path in list(self.paths.values())
+                   if (headers := _headers_at(path)) is not None and headers.sender == address)
 
     def wait_for_change(self, timeout: float, stop: Event, use_idle: bool = True) -> None:
         """Watch the mtimes of new/ and cur/ (a delivery renames a file into new/)."""
