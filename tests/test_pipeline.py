@@ -217,6 +217,36 @@ def test_ordinary_support_mail_is_left_exactly_as_it_was(bot: Bot, monkeypatch: 
     assert len(bot.smtp.messages) == 1
 
 
+def test_a_message_whose_triage_fields_pass_the_cap_is_read_whole_and_left_as_it_was(
+    bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An attacker's 100 KB References (encoded words, look-alikes): past the scan's cap, the whole block decides."""
+    from dsr_mailbot.mailbox.source import FIELDS_CAP_BYTES
+
+    bot.add_user(IVAN, marketing_consent=True)
+    references = " ".join(f"<=?utf-8?q?r{n}=D0=B5?=@shop.kz>" for n in range(3_000))  # Cyrillic е, as q-words
+    assert len(references) > FIELDS_CAP_BYTES
+    huge = mail("buyer@example.org", "Re: Доставка", "Спасибо", headers={"References": references})
+    bot.account.append(huge)
+    bot.account.append(mail(IVAN, "Отписаться"))
+    before = bot.account.snapshot("INBOX")
+    completed: list[int] = []
+    real_complete_records = ImapSource.complete_records
+
+    def recording_complete_records(self: ImapSource, uids: list[int]):  # type: ignore[no-untyped-def]
+        completed.extend(uids)
+        return real_complete_records(self, uids)
+
+    monkeypatch.setattr(ImapSource, "complete_records", recording_complete_records)
+
+    report = bot.run()
+
+    huge_uid, request_uid = sorted(before)
+    assert completed == [huge_uid, request_uid]  # its capped fields were not trusted to say "ordinary"
+    assert bot.account.snapshot("INBOX") == {huge_uid: before[huge_uid]}  # ordinary: untouched, in place
+    assert dict(report.states) == {"completed": 1} and len(bot.smtp.messages) == 1
+
+
 def test_second_run_is_a_no_op(bot: Bot) -> None:
     bot.add_user(IVAN, marketing_consent=True)
     bot.account.append(mail(IVAN, "Unsubscribe"))
