@@ -27,6 +27,7 @@ from dsr_mailbot.trust.authresults import AuthCheck, check_authentication
 
 MAX_BODY_CHARS = 256 * 1024  # a person's request is a few lines; the rest of a huge body is never read
 MAX_OWN_WORDS_CHARS = 32 * 1024
+MAX_SUBJECT_CHARS = 998  # RFC 5322's line limit: a longer decoded subject is cut for the reviewer's page
 _TOKEN_SEPARATORS = str.maketrans({c: " " for c in "<>()[]{},;:\"'`|"})
 
 
@@ -44,6 +45,9 @@ class Reading:
     # that names another user's address goes to review, and folding here only makes that more cautious.
     named_addresses: frozenset[str]
     detail: dict[str, Any] = field(default_factory=dict)  # for the audit trail: names and flags, no values
+    # What a reviewer reads while the request is open (the console's request page): never parsed again.
+    subject: str = ""
+    own_words: str = ""
 
 
 def read_request(config: Config, parsed: ParsedMessage, classification: Classification,
@@ -72,6 +76,8 @@ def read_request(config: Config, parsed: ParsedMessage, classification: Classifi
         named_addresses=frozenset(named),
         detail={"body": parsed.body_kind, "defects": sorted(parsed.defects)[:20], "truncated": parsed.truncated,
                 "has_message_id": headers.has_message_id},
+        subject=headers.subject[:MAX_SUBJECT_CHARS],
+        own_words=own_words,
     )
 
 

@@ -116,6 +116,8 @@ def _transition(ctx: Context, session: Session, request: Request, state: Request
         request.reply_address = None
         request.thread = None
         request.intent = {}
+        request.letter_subject = None
+        request.letter_text = None
         request.awaiting = None
         request.confirm_expires_at = None
     record_event(session, f"request_{state}", request_id=request.id, subject_ref=request.subject_ref,
@@ -262,6 +264,8 @@ def intake(ctx: Context, session: Session, request: Request, headers: Headers, r
     request.authenticated = auth.authenticated
     request.user_id = identity.user.id if identity.user else None
     request.intent = {"changes": intent.changes, "problems": [[p.field, p.code] for p in intent.problems]}
+    request.letter_subject = reading.subject
+    request.letter_text = reading.own_words
     session.add(request)
     record_event(session, "request_read", request_id=request.id, subject_ref=request.subject_ref, at=ctx.now,
                  language=reading.language, intents=kinds, authentication=auth.summary, fields=sorted(intent.changes),

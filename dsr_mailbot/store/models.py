@@ -14,6 +14,8 @@
   report, sent afterwards, so a failed send is retried and never lost.
 - ``mailbox_cursors``: per watched mailbox, its UIDVALIDITY and the last
   UID scanned.
+- ``worker_status``: per daemon, its servers' state, last pass and counters
+  (for ``/healthz`` and ``/metrics`` served by another process).
 
 Times are stored as UTC and always returned timezone-aware.
 """
@@ -25,7 +27,7 @@ import enum
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index, LargeBinary, TypeDecorator
+from sqlalchemy import JSON, DateTime, Index, LargeBinary, Text, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
@@ -135,6 +137,10 @@ class Request(SQLModel, table=True):
     reply_address: str | None = Field(default=None, max_length=320)
     thread: str | None = Field(default=None, max_length=8000)
     intent: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    # The letter as a reviewer reads it: its subject and the person's own words (bounded, quotes cut).
+    # Personal data, kept only while the request is open, like the three above.
+    letter_subject: str | None = Field(default=None, max_length=998)
+    letter_text: str | None = Field(default=None, sa_type=Text)
     authenticated: bool = False
     # Whose confirmation the request waits for: "o" (the address on file) or "n" (a new address).
     awaiting: str | None = Field(default=None, max_length=1)
@@ -189,3 +195,17 @@ class MailboxCursor(SQLModel, table=True):
     uidvalidity: int
     last_uid: int = 0
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class WorkerStatus(SQLModel, table=True):
+    """What a daemon last knew of its servers and passes (``service/health.py``), for another process to report.
+
+    ``status`` is a :class:`~dsr_mailbot.service.health.StatusRecord` as JSON: server names, times and
+    counters, never personal data.
+    """
+
+    __tablename__ = "worker_status"
+
+    worker: str = Field(primary_key=True, max_length=200)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    status: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)

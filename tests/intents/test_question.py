@@ -30,6 +30,8 @@ def test_a_question_is_acknowledged_then_answered_from_the_cli(
     assert (request.kind, request.state, request.reason, request.language) == (
         "question", "review", "awaiting_answer", language)
     assert request.due_at == due_at("question", request.received_at)  # 3 working days: kz is the stricter
+    # The reviewer reads the letter from the store while it is open (the console's request page).
+    assert (request.letter_subject, request.letter_text) == (subject, body)
     [ack] = bot.replies()
     text = bot.reply_text(ack)
     assert acknowledged in text and str(request.id) in str(ack["Subject"])
@@ -47,6 +49,7 @@ def test_a_question_is_acknowledged_then_answered_from_the_cli(
     assert "Мы никому не передаём ваш телефон" in bot.reply_text(reply)
     [closed] = bot.requests()
     assert (closed.state, closed.outcome) == ("completed", "question_answer")
+    assert (closed.letter_subject, closed.letter_text) == (None, None)  # personal data, gone with the request
     events = [e for e in bot.events() if e.request_id == request.id]
     [completed] = [e for e in events if e.event == "request_completed"]
     assert completed.actor.startswith("cli:") and completed.detail["outcome"] == "question_answer"
