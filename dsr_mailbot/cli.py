@@ -21,11 +21,10 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from zoneinfo import ZoneInfo
 
 import click
@@ -34,7 +33,10 @@ from sqlmodel import select
 from dsr_mailbot.config import Config, load_config
 from dsr_mailbot.errors import ConfigError, DsrMailbotError
 from dsr_mailbot.store.database import Store, all_requests
-from dsr_mailbot.store.models import FINAL_STATES, AuditEvent, Request, RequestState
+from dsr_mailbot.store.models import AuditEvent, Request, RequestState
+
+if TYPE_CHECKING:
+    from dsr_mailbot.service.review import ReviewAction
 
 EX_OK, EX_SOFTWARE, EX_USAGE, EX_DATAERR, EX_TEMPFAIL, EX_CONFIG = 0, 1, 64, 65, 75, 78
 log = logging.getLogger("dsr_mailbot")
@@ -480,29 +482,25 @@ def requests_show(state: CliState, request_id: int, fmt: str) -> int:
     return EX_OK
 
 
-def _decide(state: CliState, request_id: int, decision: Callable[..., None], *args: str) -> int:
+def _decide(state: CliState, request_id: int, action: ReviewAction) -> int:
+    """One decision through the path the console uses too (:mod:`~dsr_mailbot.service.review`)."""
     from dsr_mailbot.lifecycle import DecisionError
-    from dsr_mailbot.replies.send import drain_outbox
     from dsr_mailbot.service.app import build_services
+    from dsr_mailbot.service.review import UnknownRequest, decide_request
 
     services = build_services(state.config)
-    with services.store.transaction() as session:
-        request = session.get(Request, request_id)
-        if request is None:
-            raise click.ClickException(f"no request {request_id}")
-        try:
-            decision(services.context(), session, request, *args, _actor())
-        except DecisionError as exc:
-            raise click.ClickException(str(exc)) from exc
-        result = f"request {request_id}: {request.state}" + (f" ({request.outcome})" if request.outcome else "")
-        if request.state not in FINAL_STATES:
-            result += f", due {request.due_at.astimezone(ZoneInfo(state.config.policy.timezone)).isoformat()}"
-    drained = drain_outbox(services.store, services.transport, services.config.reply_from,
-                           notices_per_minute=services.config.notices_per_minute)
-    click.echo(result + f"; {drained.sent} reply(ies) sent")
-    if drained.unavailable:
-        click.echo(f"dsr-mailbot: reply queued, will be sent by the next run: {drained.unavailable}", err=True)
-        return EX_TEMPFAIL
+    try:
+        done = decide_request(services, request_id, action, _actor())
+    except (UnknownRequest, DecisionError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    result = f"request {request_id}: {done.state}" + (f" ({done.outcome})" if done.outcome else "")
+    if done.due_at is not None:
+        result += f", due {done.due_at.astimezone(ZoneInfo(state.config.policy.timezone)).isoformat()}"
+    click.echo(result + f"; {done.sent} reply(ies) sent")
+    if done.queued_because:
+        click.echo(f"dsr-mailbot: reply queued: {done.queued_because}", err=True)
+        if done.smtp_unavailable:
+            return EX_TEMPFAIL
     return EX_OK
 
 
@@ -511,9 +509,9 @@ def _decide(state: CliState, request_id: int, decision: Callable[..., None], *ar
 @pass_state
 def requests_approve(state: CliState, request_id: int) -> int:
     """Apply a request in review (or waiting for confirmation) and answer it, as the automatic path would."""
-    from dsr_mailbot.lifecycle import approve
+    from dsr_mailbot.service.review import Approve
 
-    return _decide(state, request_id, approve)
+    return _decide(state, request_id, Approve())
 
 
 @requests_group.command("answer")
@@ -523,12 +521,12 @@ def requests_approve(state: CliState, request_id: int) -> int:
 @pass_state
 def requests_answer(state: CliState, request_id: int, answer_file: Any) -> int:
     """Answer a question (policy 7.1): sent threaded to it, from the operator address; the request is closed."""
-    from dsr_mailbot.lifecycle import answer
+    from dsr_mailbot.service.review import Answer
 
     text = answer_file.read()
     if not text.strip():
         raise click.UsageError("the answer is empty")
-    return _decide(state, request_id, answer, text)
+    return _decide(state, request_id, Answer(text))
 
 
 @requests_group.command("extend")
@@ -537,11 +535,11 @@ def requests_answer(state: CliState, request_id: int, answer_file: Any) -> int:
 @pass_state
 def requests_extend(state: CliState, request_id: int, reason: str) -> int:
     """Extend an open request's deadline once, where the deadline profiles allow it, with a reasoned notice."""
-    from dsr_mailbot.lifecycle import extend
+    from dsr_mailbot.service.review import Extend
 
     if not reason.strip():
         raise click.UsageError("--reason must not be empty")
-    return _decide(state, request_id, extend, reason.strip())
+    return _decide(state, request_id, Extend(reason.strip()))
 
 
 @requests_group.command("act")
@@ -590,11 +588,11 @@ def acts_list(state: CliState, fmt: str) -> int:
 @pass_state
 def requests_reject(state: CliState, request_id: int, reason: str) -> int:
     """Close a request unapplied and tell the sender why."""
-    from dsr_mailbot.lifecycle import reject
+    from dsr_mailbot.service.review import Reject
 
     if not reason.strip():
         raise click.UsageError("--reason must not be empty")
-    return _decide(state, request_id, reject, reason.strip())
+    return _decide(state, request_id, Reject(reason.strip()))
 
 
 @cli.command()
