@@ -69,6 +69,19 @@ def dovecot() -> Iterator[Dovecot]:
 
 
 @pytest.fixture
+def own_dovecot() -> Iterator[Dovecot]:
+    """A Dovecot of its own, for a test that stops and restarts it."""
+    binary = dovecot_binary()
+    if binary is None:
+        need("dovecot is not installed (apt-get install dovecot-imapd)")
+    assert binary is not None
+    server = Dovecot(binary)
+    server.start()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
 def imap_account(dovecot: Dovecot) -> ImapAccount:
     return dovecot.new_account()
 

@@ -6,14 +6,12 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import create_engine, text
 
 from tests.harness import Bot, DaemonProcess, mail, wait_until
-from tests.servers import Dovecot, ImapAccount, SmtpServer, dovecot_binary
+from tests.servers import Dovecot, ImapAccount, SmtpServer
 
 IVAN = "ivan.petrov@example.ru"
 
@@ -116,18 +114,6 @@ def test_a_second_daemon_on_one_sqlite_store_leaves(bot: Bot) -> None:
 
 
 # Outages
-
-
-@pytest.fixture
-def own_dovecot() -> Iterator[Dovecot]:
-    """A Dovecot of its own, for a test that stops and restarts it."""
-    binary = dovecot_binary()
-    if binary is None:
-        pytest.skip("dovecot is not installed")
-    server = Dovecot(binary)
-    server.start()
-    yield server
-    server.destroy()
 
 
 def test_dovecot_restarted_mid_run_is_survived_and_logged_once(
