@@ -116,6 +116,8 @@ class TrustConfig:
 class DaemonConfig:
     idle: bool = True  # use IMAP IDLE when the server offers it
     poll_interval_seconds: int = 60  # fallback polling, IDLE renewal, and the outbox retry interval
+    # Where `run` serves /healthz and /metrics itself ("host:port"), or None: not served.
+    metrics_listen: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -394,6 +396,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         idle=daemon_sec.boolean("idle", True),
         # IDLE is renewed every interval: well inside RFC 2177's 29 minutes and NAT timeouts.
         poll_interval_seconds=daemon_sec.integer("poll_interval_seconds", 60, minimum=1),
+        metrics_listen=_listen(daemon_sec, "metrics_listen", None),
     )
     if daemon.poll_interval_seconds > 25 * 60:
         raise ConfigError("[daemon] poll_interval_seconds: at most 1500 (IDLE must be renewed within 29 minutes)")
@@ -453,11 +456,20 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
 ARGON2_PREFIX = "$argon2id$"  # what `dsr-mailbot web hash-password` prints
 
 
-def _web(sec: _Section) -> WebConfig:
-    listen = sec.string("listen", "127.0.0.1:8080")
+def _listen(sec: _Section, key: str, default: str | None) -> tuple[str, int] | None:
+    listen = sec.string(key, default)
+    if listen is None:
+        return None
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"[web] listen: expected host:port, like \"127.0.0.1:8080\", got {listen!r}")
+        raise ConfigError(f"[{sec.name}] {key}: expected host:port, like \"127.0.0.1:8080\", got {listen!r}")
+    return host.strip("[]"), int(port)
+
+
+def _web(sec: _Section) -> WebConfig:
+    listen = _listen(sec, "listen", "127.0.0.1:8080")
+    assert listen is not None
+    host, port = listen
     sec.used.add("operators")
     entries = sec.table.get("operators", [])
     if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
@@ -476,7 +488,7 @@ def _web(sec: _Section) -> WebConfig:
         if any(o.login == login for o in operators):
             raise ConfigError(f"[[web.operators]] {login}: listed twice")
         operators.append(WebOperator(login, password_hash, language))
-    return WebConfig(host, int(port), tuple(operators))
+    return WebConfig(host, port, tuple(operators))
 
 
 def _imap(sec: _Section) -> ImapConfig:

@@ -186,3 +186,11 @@ def test_a_wrong_operator_entry_is_named_and_no_password_is_echoed(tmp_path: Pat
 def test_a_console_address_without_a_port_is_refused(tmp_path: Path, listen: str) -> None:
     with pytest.raises(ConfigError, match=r"\[web\] listen: expected host:port"):
         load_config(write(tmp_path, IMAP + f'[web]\nlisten = "{listen}"\n'))
+
+
+def test_the_daemon_serves_health_and_metrics_only_where_told(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, IMAP)).daemon.metrics_listen is None
+    told = load_config(write(tmp_path, IMAP + '[daemon]\nmetrics_listen = "127.0.0.1:9464"\n'))
+    assert told.daemon.metrics_listen == ("127.0.0.1", 9464)
+    with pytest.raises(ConfigError, match=r"\[daemon\] metrics_listen: expected host:port"):
+        load_config(write(tmp_path, IMAP + '[daemon]\nmetrics_listen = "9464"\n'))

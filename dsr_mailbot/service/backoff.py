@@ -15,6 +15,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from dsr_mailbot.service.health import HealthBoard
+
 log = logging.getLogger("dsr_mailbot")
 
 
@@ -39,8 +41,11 @@ class Outages:
 
     since: dict[str, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    board: HealthBoard | None = None  # told of every failure and success, for /healthz and /metrics
 
     def failed(self, server: str, reason: str) -> None:
+        if self.board is not None:
+            self.board.failed(server)
         with self.lock:
             if server in self.since:
                 return
@@ -49,6 +54,8 @@ class Outages:
 
     def recovered(self, *servers: str) -> None:
         for server in servers:
+            if self.board is not None:
+                self.board.succeeded(server)
             with self.lock:
                 started = self.since.pop(server, None)
             if started is not None:

@@ -13,6 +13,12 @@ library-notes 1.5):
   and once when it is back.  Without the lock (another worker on the same
   PostgreSQL store has the mailbox) it keeps trying, and takes over when the
   holder dies.
+- **monitoring** (``[daemon] metrics_listen``, off by default): uvicorn in a
+  thread serves ``/healthz`` and ``/metrics`` from the daemon's
+  :class:`~dsr_mailbot.service.health.HealthBoard`.  The board is also
+  written to ``worker_status`` after each pass and outbox run, and at once
+  when a server goes down or comes back, so that the console reports the
+  daemon from its own process.
 - **APScheduler** (3.x, in-memory job store, ``max_instances=1``,
   coalescing) runs the periodic jobs: sending the outbox (every worker; this
   is the retry after an SMTP outage), expiring unconfirmed requests, and
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -37,7 +44,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
+from starlette.applications import Starlette
 
 from dsr_mailbot.config import Config, load_config
 from dsr_mailbot.errors import ConfigError, DsrMailbotError
@@ -53,7 +62,11 @@ from dsr_mailbot.pipeline import (
 from dsr_mailbot.replies.digest import queue_digest
 from dsr_mailbot.service.app import build_services, open_source
 from dsr_mailbot.service.backoff import Backoff, Outages, server_of
+from dsr_mailbot.service.health import HealthBoard
 from dsr_mailbot.service.locks import RunLock, run_lock_for
+from dsr_mailbot.service.monitoring import monitoring_routes
+from dsr_mailbot.store.figures import save_worker_status
+from dsr_mailbot.store.models import utcnow
 
 log = logging.getLogger("dsr_mailbot")
 EX_OK, EX_SOFTWARE, EX_TEMPFAIL, EX_CONFIG = 0, 1, 75, 78
@@ -69,7 +82,18 @@ class Daemon:
     wake: threading.Event = field(default_factory=threading.Event)
     fatal: BaseException | None = None
     lock: RunLock | None = None
-    outages: Outages = field(default_factory=Outages)
+    board: HealthBoard = field(init=False)
+    outages: Outages = field(init=False)
+    _connected_before: bool = False
+    _status_saved_at: float = 0.0
+    _saved_states: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        mailbox = "imap" if self.config.imap is not None else "maildir"
+        sending = "smtp" if self.config.smtp is not None else "files"
+        self.board = HealthBoard(self.config.daemon.poll_interval_seconds,
+                                 {"mailbox": mailbox, "SMTP server": sending, "database": "database"})
+        self.outages = Outages(board=self.board)
 
     @property
     def config(self) -> Config:
@@ -86,6 +110,7 @@ class Daemon:
         scheduler.start()
         watcher = threading.Thread(target=self._watch, name="mailbox-watcher", daemon=True)
         watcher.start()
+        monitor = self._serve_monitoring()
         log.info("dsr-mailbot running (idle=%s, poll every %s s)", self.config.daemon.idle,
                  self.config.daemon.poll_interval_seconds)
         while not self.stop.wait(0.5):
@@ -93,6 +118,8 @@ class Daemon:
         log.info("stopping")
         watcher.join(timeout=15)
         scheduler.shutdown(wait=True)
+        if monitor is not None:
+            monitor.should_exit = True
         self.lock.release()
         self.services.store.dispose()
         if isinstance(self.fatal, ConfigError):
@@ -157,6 +184,7 @@ class Daemon:
                     self._die(exc)
                     return
                 self.outages.failed(server_of(exc), str(exc))
+                self._save_status()
                 self.stop.wait(backoff.next_delay())
             except Exception as exc:  # a bug must not kill the watcher; it is retried like an outage
                 self.outages.failed("worker", f"{type(exc).__name__} in the mailbox watcher")
@@ -166,6 +194,9 @@ class Daemon:
         source = open_source(self.config)
         try:
             uidvalidity = source.open()
+            if self._connected_before:
+                self.board.reconnected()
+            self._connected_before = True
             while not self.stop.is_set():
                 if self.reload_requested.is_set():
                     return  # reconnect with the new configuration
@@ -174,11 +205,15 @@ class Daemon:
                     log.warning("lost the mailbox lock; will try to take it again")
                     return
                 report = RunReport()
+                started = time.monotonic()
                 process_mailbox(self.services, source, uidvalidity, report, self.stop)
+                scanned = time.monotonic()
                 self.outages.recovered("mailbox", "database", "worker")
                 backoff.reset()
                 if report.requests:
                     self._send()
+                self.board.pass_done(time.monotonic() - started, scanned - started)
+                self._save_status()
                 source.wait_for_change(self.config.daemon.poll_interval_seconds, self.wake, self.config.daemon.idle)
                 if not self.stop.is_set():
                     self.wake.clear()
@@ -216,6 +251,7 @@ class Daemon:
             return
         except DsrMailbotError as exc:
             self.outages.failed(server_of(exc), str(exc))
+            self._save_status()
             return
         except Exception as exc:  # keep the scheduler alive; the next run retries
             self.outages.failed("worker", f"{type(exc).__name__} while sending")
@@ -224,6 +260,42 @@ class Daemon:
             self.outages.failed("SMTP server", report.temporary_failure)
         else:
             self.outages.recovered("SMTP server", "database")
+        self._save_status()
+
+    # Health and metrics
+
+    def _save_status(self, at_most_every: float = 1.0) -> None:
+        """Write the board to ``worker_status`` for the console (another process); never fails the caller.
+
+        At most once a second while nothing changes (a busy mailbox makes many passes), at once when a
+        server's state changed.
+        """
+        record = self.board.snapshot()
+        states = tuple(sorted((name, server.state) for name, server in record.servers.items()))
+        if states == self._saved_states and time.monotonic() - self._status_saved_at < at_most_every:
+            return
+        self._status_saved_at, self._saved_states = time.monotonic(), states
+        try:
+            with self.services.store.transaction() as session:
+                save_worker_status(session, self.worker_name, record.updated_at, record.as_json())
+        except Exception as exc:  # the database's outage is on the board already, or will be by the next job
+            log.debug("status not saved: %s", type(exc).__name__)
+
+    @property
+    def worker_name(self) -> str:
+        return f"{socket.gethostname()} {self.config.source_name}"[:200]
+
+    def _serve_monitoring(self) -> uvicorn.Server | None:
+        """``/healthz`` and ``/metrics`` from the board itself, on ``[daemon] metrics_listen``, in a thread."""
+        listen = self.config.daemon.metrics_listen
+        if listen is None:
+            return None
+        routes = monitoring_routes(self.services.store, lambda: [self.board.snapshot()], utcnow)
+        server = uvicorn.Server(uvicorn.Config(Starlette(routes=routes), host=listen[0], port=listen[1],
+                                               log_level="warning", access_log=False, lifespan="off"))
+        threading.Thread(target=server.run, name="monitoring", daemon=True).start()
+        log.info("serving /healthz and /metrics on %s:%s", *listen)
+        return server
 
     def _expire(self) -> None:
         self._job(lambda: expire_unconfirmed(self.services, RunReport()))
@@ -253,6 +325,7 @@ class Daemon:
             self.outages.recovered("database")
         except DsrMailbotError as exc:
             self.outages.failed(server_of(exc), str(exc))
+            self._save_status()
         except Exception as exc:  # keep the scheduler alive; the next run retries
             self.outages.failed("worker", f"{type(exc).__name__} in a scheduled job")
 
