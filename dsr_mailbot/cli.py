@@ -606,9 +606,30 @@ def demo(directory: Path) -> int:
     return EX_OK
 
 
-@cli.group()
-def web() -> None:
-    """The operator console (issue 12, in progress: its logins so far)."""
+@cli.group(invoke_without_command=True)
+@click.pass_context
+def web(ctx: click.Context) -> int:
+    """Serve the operator console on [web] listen (put a TLS proxy in front; see the README)."""
+    if ctx.invoked_subcommand is not None:
+        return EX_OK
+    import uvicorn
+
+    from dsr_mailbot.service.app import build_services
+    from dsr_mailbot.web.app import create_app
+
+    state = ctx.find_object(CliState)
+    assert state is not None
+    config = state.config
+    if not config.web.operators:
+        raise ConfigError("[[web.operators]]: nobody may log in; add one (dsr-mailbot web hash-password)")
+    app = create_app(build_services(config))
+    if logging.getLogger().level > logging.INFO:
+        configure_logging(1)  # like the daemon: sign-ins, decisions and outages go to the journal
+    log.info("console on http://%s:%s/", config.web.host, config.web.port)
+    # The proxy in front (README) is on this host: its X-Forwarded-For names the client, for the login throttle.
+    uvicorn.run(app, host=config.web.host, port=config.web.port, proxy_headers=True,
+                forwarded_allow_ips="127.0.0.1", log_level="warning", access_log=False)
+    return EX_OK
 
 
 @web.command("hash-password")

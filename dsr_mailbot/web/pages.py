@@ -1,0 +1,270 @@
+"""What each console page shows, as typed records: loaded from the store, decided and masked here (no HTTP).
+
+Masking is the default: a page record holds the masked form of every
+personal field, and the plain value only of the one field the operator
+asked to reveal (:func:`request_page`'s ``revealed``), which the caller has
+recorded in the audit trail (:func:`~dsr_mailbot.service.review.reveal_field`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, col, select
+
+from dsr_mailbot.config import PolicyConfig
+from dsr_mailbot.intents.deadlines import due_at, soon_horizon, working_days_between
+from dsr_mailbot.intents.registry import spec_for
+from dsr_mailbot.replies.outbox import mask_address
+from dsr_mailbot.replies.report import MonthReport
+from dsr_mailbot.service.review import REVEALABLE, USER_FIELDS
+from dsr_mailbot.store.database import open_requests_due_by
+from dsr_mailbot.store.models import FINAL_STATES, AuditEvent, Request, RequestKind, RequestState, User
+
+WAITING = (RequestState.REVIEW, RequestState.AWAITING_CONFIRMATION)
+SOON_WORKING_DAYS = 2
+
+
+def mask(field: str, value: str | None) -> str:
+    """The masked form of a personal value (pure): enough to recognise it, not to learn it."""
+    if value is None or value == "":
+        return "—"
+    name = field.rpartition(".")[2]
+    if name in ("email", "sender"):
+        return mask_address(value)
+    if name == "phone":
+        digits = [c for c in value if c.isdigit()]
+        return "•••" + "".join(digits[-2:])
+    if name == "letter":
+        return "•••"
+    return value[:1] + "•••"
+
+
+@dataclass(frozen=True)
+class Deadline:
+    due_at: datetime
+    days_left: int  # working days after today up to the due day; 0 = due today; -1 = late
+    overdue: bool
+
+
+def deadline(due: datetime, now: datetime, policy: PolicyConfig) -> Deadline:
+    if due < now:
+        return Deadline(due, -1, True)
+    return Deadline(due, working_days_between(now, due, policy.calendar, policy.timezone), False)
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    id: int
+    received_at: datetime
+    intents: tuple[str, ...]
+    language: str
+    state: str
+    reason: str | None
+    deadline: Deadline
+
+
+def _intents(request: Request) -> tuple[str, ...]:
+    return tuple(request.intents) or (request.kind,)
+
+
+def queue(session: Session, now: datetime, policy: PolicyConfig) -> list[QueueRow]:
+    """Requests waiting for a person (review, or a confirmation), oldest first."""
+    rows = session.exec(
+        select(Request)
+        .where(col(Request.state).in_(list(WAITING)), Request.kind != RequestKind.CONFIRM)
+        .order_by(col(Request.received_at), col(Request.id))
+    ).all()
+    return [QueueRow(r.id or 0, r.received_at, _intents(r), r.language, r.state, r.reason,
+                     deadline(r.due_at, now, policy)) for r in rows]
+
+
+@dataclass(frozen=True)
+class ShownField:
+    key: str  # the name :data:`~dsr_mailbot.service.review.REVEALABLE` and the audit event use
+    masked: str
+    value: str | None  # the plain value, only when this field was revealed
+    present: bool
+
+
+@dataclass(frozen=True)
+class EventRow:
+    at: datetime
+    event: str
+    actor: str
+    detail: str  # names and flags only: the audit trail holds no values
+
+
+@dataclass(frozen=True)
+class RequestPage:
+    id: int
+    state: str
+    outcome: str | None
+    reason: str | None
+    intents: tuple[str, ...]
+    language: str
+    received_at: datetime
+    deadline: Deadline | None  # None once closed
+    subject: str | None
+    sender: ShownField
+    fields_asked: tuple[str, ...]
+    asked_values: tuple[ShownField, ...]
+    problems: tuple[str, ...]
+    user: tuple[ShownField, ...] | None  # None: no user on file
+    letter: ShownField
+    letter_chars: int
+    events: tuple[EventRow, ...]
+    can_approve: bool
+    can_reject: bool
+    can_answer: bool
+    can_extend: bool
+
+
+def _shown(key: str, request: Request, user: User | None, revealed: Mapping[str, str | None]) -> ShownField:
+    value = REVEALABLE[key](request, user)
+    return ShownField(key, mask(key, value), revealed.get(key) if key in revealed else None, value is not None)
+
+
+def request_page(session: Session, request_id: int, now: datetime, policy: PolicyConfig,
+                 revealed: Mapping[str, str | None] | None = None) -> RequestPage | None:
+    request = session.get(Request, request_id)
+    if request is None:
+        return None
+    shown = dict(revealed or {})
+    user = session.get(User, request.user_id) if request.user_id is not None else None
+    events = session.exec(select(AuditEvent).where(AuditEvent.request_id == request_id)
+                          .order_by(col(AuditEvent.id))).all()
+    intent = request.intent or {}
+    changes: Mapping[str, object] = intent.get("changes", {})
+    is_open = request.state not in FINAL_STATES and request.kind != RequestKind.CONFIRM
+    by_person = spec_for(request.kind).answered_by_person if request.kind != RequestKind.CONFIRM else False
+    return RequestPage(
+        id=request_id,
+        state=request.state,
+        outcome=request.outcome,
+        reason=request.reason,
+        intents=_intents(request),
+        language=request.language,
+        received_at=request.received_at,
+        deadline=deadline(request.due_at, now, policy) if is_open else None,
+        subject=request.letter_subject,
+        sender=_shown("sender", request, user, shown),
+        fields_asked=tuple(sorted(changes)),
+        asked_values=tuple(_shown(f"asked.{name}", request, user, shown) for name in USER_FIELDS if name in changes),
+        problems=tuple(f"{f}: {c}" for f, c in intent.get("problems", [])),
+        user=tuple(_shown(f"user.{name}", request, user, shown) for name in USER_FIELDS) if user else None,
+        letter=_shown("letter", request, user, shown),
+        letter_chars=len(request.letter_text or ""),
+        events=tuple(EventRow(e.at, e.event, e.actor, _detail(e.detail)) for e in events),
+        can_approve=is_open and request.state in WAITING and not by_person,
+        can_reject=is_open,
+        can_answer=is_open and request.state == RequestState.REVIEW and by_person,
+        can_extend=is_open,
+    )
+
+
+def _detail(detail: Mapping[str, object]) -> str:
+    return ", ".join(f"{k}={'+'.join(map(str, v)) if isinstance(v, list) else v}"
+                     for k, v in detail.items() if v not in (None, [], "", {}))
+
+
+@dataclass(frozen=True)
+class DeadlineRow:
+    id: int
+    intents: tuple[str, ...]
+    state: str
+    reason: str | None
+    deadline: Deadline
+    by_profile: tuple[tuple[str, datetime], ...]  # each profile's own date; the strictest is the deadline
+
+
+def deadlines(session: Session, now: datetime, policy: PolicyConfig,
+              within: int = SOON_WORKING_DAYS) -> tuple[list[DeadlineRow], list[DeadlineRow]]:
+    """Open requests that are late, and those due within ``within`` working days, each with its date per profile."""
+    found = open_requests_due_by(session, soon_horizon(now, within, policy.calendar, policy.timezone))
+    rows = []
+    for r in found:
+        pending = [k for k in _intents(r) if k not in (r.intent or {}).get("on_receipt", [])] or [r.kind]
+        per_profile = tuple(
+            (name, min(due_at(k, r.received_at, [name], policy.calendar, policy.timezone) for k in pending))
+            for name in policy.deadline_profile)
+        rows.append(DeadlineRow(r.id or 0, _intents(r), r.state, r.reason, deadline(r.due_at, now, policy),
+                                per_profile))
+    return [r for r in rows if r.deadline.overdue], [r for r in rows if not r.deadline.overdue]
+
+
+# The report's chart
+
+
+@dataclass(frozen=True)
+class Bar:
+    x: int
+    y: int
+    width: int
+    height: int
+    intent: str
+    count: int
+
+
+@dataclass(frozen=True)
+class WeeklyChart:
+    weeks: tuple[date, ...]  # each week's Monday
+    intents: tuple[str, ...]
+    counts: Mapping[tuple[date, str], int]
+    bars: tuple[Bar, ...]
+    labels: tuple[tuple[int, date], ...]  # x of each week's label
+    width: int
+    height: int
+    most: int  # the tallest week's total, the scale's top
+
+
+CHART_HEIGHT, BAR_WIDTH, GAP, LABEL_ROOM = 160, 48, 24, 20
+
+
+def weekly_chart(requests: Sequence[Request], timezone: str, first: date, after: date) -> WeeklyChart:
+    """Stacked bars: requests received per week (Monday to Sunday, local time) by intent (pure).
+
+    Every week that touches the month has its bar, empty or not; a mixed letter counts once per intent.
+    """
+    zone = ZoneInfo(timezone)
+    monday = first - timedelta(days=first.weekday())
+    weeks: list[date] = []
+    while monday < after:
+        weeks.append(monday)
+        monday += timedelta(days=7)
+    counts: Counter[tuple[date, str]] = Counter()
+    for request in requests:
+        if request.kind == RequestKind.CONFIRM:
+            continue
+        day = request.received_at.astimezone(zone).date()
+        week = day - timedelta(days=day.weekday())
+        for intent in _intents(request):
+            counts[(week, intent)] += 1
+    intents = tuple(sorted({intent for _, intent in counts}))
+    totals = [sum(counts[(w, i)] for i in intents) for w in weeks]
+    most = max(totals, default=0)
+    bars: list[Bar] = []
+    for index, week in enumerate(weeks):
+        x = GAP + index * (BAR_WIDTH + GAP)
+        top = CHART_HEIGHT
+        for intent in intents:
+            count = counts[(week, intent)]
+            if not count:
+                continue
+            height = max(1, round(CHART_HEIGHT * count / most))
+            top -= height
+            bars.append(Bar(x, top, BAR_WIDTH, height, intent, count))
+    labels = tuple((GAP + i * (BAR_WIDTH + GAP), w) for i, w in enumerate(weeks))
+    return WeeklyChart(tuple(weeks), intents, dict(counts), tuple(bars), labels,
+                       GAP + len(weeks) * (BAR_WIDTH + GAP), CHART_HEIGHT + LABEL_ROOM, most)
+
+
+@dataclass(frozen=True)
+class ReportPage:
+    month: str
+    report: MonthReport
+    chart: WeeklyChart

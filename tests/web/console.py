@@ -1,0 +1,78 @@
+"""Helpers of the console tests: a configured operator, a console served by uvicorn, a signed-in client."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import httpx2 as httpx
+import uvicorn
+from argon2 import PasswordHasher
+
+from dsr_mailbot.service.app import build_services
+from dsr_mailbot.web.app import create_app
+from tests.harness import Bot
+from tests.servers import free_port, wait_for_port
+
+LOGIN, PASSWORD = "aigerim", "correct horse battery staple"
+# Hashing is slow on purpose; one hash serves every test (argon2-cffi's cheapest parameters would test nothing).
+PASSWORD_HASH = PasswordHasher().hash(PASSWORD)
+
+
+def operators_config(language: str = "en") -> str:
+    return (f'\n[web]\nlisten = "127.0.0.1:8080"\n[[web.operators]]\nlogin = "{LOGIN}"\n'
+            f'password_hash = "{PASSWORD_HASH}"\nlanguage = "{language}"\n')
+
+
+def with_operator(bot: Bot, language: str = "en", extra: str = "") -> None:
+    bot.write_config(extra=extra + operators_config(language))
+
+
+@dataclass
+class Served:
+    url: str
+    server: uvicorn.Server
+
+
+@contextmanager
+def serve_console(bot: Bot) -> Iterator[Served]:
+    """The console app of ``bot``'s configuration on a free loopback port, in a thread."""
+    port = free_port()
+    app = create_app(build_services(bot.config))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           access_log=False, lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    assert wait_for_port(port)
+    try:
+        yield Served(f"http://127.0.0.1:{port}", server)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "the page has no csrf_token field"
+    return found.group(1)
+
+
+def signed_in(url: str, login: str = LOGIN, password: str = PASSWORD) -> httpx.Client:
+    """A client with a session.  Secure cookies travel over plain HTTP to 127.0.0.1 only in a browser;
+    httpx sends them to an https URL, so the client keeps its cookies by hand."""
+    client = httpx.Client(base_url=url, follow_redirects=False, timeout=20)
+    form = client.get("/login")
+    token = csrf_of(form.text)
+    answer = client.post("/login", data={"username": login, "password": password, "csrf_token": token},
+                         cookies={"dsr_login_csrf": form.cookies["dsr_login_csrf"]})
+    assert answer.status_code == 303, answer.text
+    client.cookies.set("dsr_session", answer.cookies["dsr_session"])
+    return client
+
+
+def wait(seconds: float) -> None:
+    time.sleep(seconds)
