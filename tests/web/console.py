@@ -67,8 +67,8 @@ def signed_in(url: str, login: str = LOGIN, password: str = PASSWORD) -> httpx.C
     client = httpx.Client(base_url=url, follow_redirects=False, timeout=20)
     form = client.get("/login")
     token = csrf_of(form.text)
-    answer = client.post("/login", data={"username": login, "password": password, "csrf_token": token},
-                         cookies={"dsr_login_csrf": form.cookies["dsr_login_csrf"]})
+    client.cookies.set("dsr_login_csrf", form.cookies["dsr_login_csrf"])
+    answer = client.post("/login", data={"username": login, "password": password, "csrf_token": token})
     assert answer.status_code == 303, answer.text
     client.cookies.set("dsr_session", answer.cookies["dsr_session"])
     return client

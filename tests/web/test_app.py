@@ -1,0 +1,215 @@
+"""The console over real HTTP (uvicorn on loopback): the contract's routes, sessions, CSRF, throttling, headers."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+
+from dsr_mailbot.store.acts import Act, write_act
+from dsr_mailbot.web.app import CONTENT_SECURITY_POLICY
+from dsr_mailbot.web.auth import FREE_FAILURES
+from tests.harness import Bot, mail
+from tests.web.console import LOGIN, PASSWORD, csrf_of, serve_console, signed_in, with_operator
+
+IVAN = "ivan.petrov@example.ru"
+SCRIPT_SUBJECT = "Personal data update <script>alert(1)</script>"
+CONFLICT = "Телефон: +7 701 111 22 33\nТелефон: +7 701 999 88 77"
+PAGES = ("/queue", "/requests/1", "/deadlines", "/acts", "/acts/1", "/report")
+
+
+def _review(bot: Bot, subject: str = SCRIPT_SUBJECT) -> int:
+    bot.add_user(IVAN, phone="+77010000000", surname="Петров")
+    bot.account.append(mail(IVAN, subject, CONFLICT))
+    bot.run()
+    [request] = bot.requests()
+    assert request.state == "review" and request.id is not None
+    return request.id
+
+
+@pytest.fixture
+def console(bot: Bot) -> Bot:
+    with_operator(bot)
+    return bot
+
+
+def test_every_page_sends_a_visitor_without_a_session_to_login(console: Bot) -> None:
+    _review(console)
+    with serve_console(console) as served:
+        client = httpx.Client(base_url=served.url, follow_redirects=False)
+        for path in PAGES:
+            answer = client.get(path)
+            assert (answer.status_code, answer.headers["location"]) == (303, "/login"), path
+        for path in ("/requests/1/approve", "/requests/1/reveal", "/logout"):
+            assert client.post(path, data={"csrf_token": "x"}).headers["location"] == "/login", path
+        # A made-up session cookie is no session.
+        forged = httpx.Client(base_url=served.url, follow_redirects=False)
+        forged.cookies.set("dsr_session", "forged")
+        assert forged.get("/queue").status_code == 303
+        form = client.get("/login")
+        assert form.status_code == 200 and 'name="username"' in form.text and 'name="password"' in form.text
+    assert [r.state for r in console.requests()] == ["review"]
+
+
+def test_signing_in_sets_a_secure_httponly_strict_expiring_cookie(console: Bot) -> None:
+    with serve_console(console) as served:
+        client = httpx.Client(base_url=served.url)
+        form = client.get("/login")
+        client.cookies.set("dsr_login_csrf", form.cookies["dsr_login_csrf"])
+        answer = client.post("/login", data={"username": LOGIN, "password": PASSWORD, "csrf_token": csrf_of(form.text)})
+        assert (answer.status_code, answer.headers["location"]) == (303, "/queue")
+        [session_cookie] = [c for c in answer.headers.get_list("set-cookie") if c.startswith("dsr_session=")]
+        flags = {part.strip().split("=")[0].lower() for part in session_cookie.split(";")[1:]}
+        assert {"secure", "httponly", "samesite", "max-age", "path"} <= flags
+        assert "samesite=strict" in session_cookie.lower()
+        assert int(re.search(r"Max-Age=(\d+)", session_cookie, re.I).group(1)) <= 8 * 3600  # type: ignore[union-attr]
+
+
+def test_the_login_form_without_its_token_is_refused(console: Bot) -> None:
+    with serve_console(console) as served:
+        client = httpx.Client(base_url=served.url)
+        answer = client.post("/login", data={"username": LOGIN, "password": PASSWORD})
+        assert answer.status_code == 403 and "dsr_session" not in answer.headers.get("set-cookie", "")
+
+
+def test_a_wrong_password_is_refused_then_throttled_even_when_right(console: Bot) -> None:
+    with serve_console(console) as served:
+        client = httpx.Client(base_url=served.url)
+
+        def attempt(password: str) -> httpx.Response:
+            form = client.get("/login")
+            client.cookies.set("dsr_login_csrf", form.cookies["dsr_login_csrf"])
+            return client.post("/login", data={"username": LOGIN, "password": password,
+                                               "csrf_token": csrf_of(form.text)})
+
+        refused = [attempt("guess").status_code for _ in range(FREE_FAILURES)]
+        throttled = attempt(PASSWORD)
+        assert refused == [401] * FREE_FAILURES
+        assert throttled.status_code == 429 and int(throttled.headers["retry-after"]) >= 1
+        assert "dsr_session" not in throttled.headers.get("set-cookie", "")
+
+
+def test_every_response_carries_the_strict_headers(console: Bot) -> None:
+    _review(console)
+    with serve_console(console) as served:
+        client = signed_in(served.url)
+        anonymous = httpx.Client(base_url=served.url)
+        for answer in (client.get("/queue"), client.get("/requests/1"), client.get("/requests/999"),
+                       anonymous.get("/login"), anonymous.get("/static/console.css"), anonymous.get("/healthz")):
+            assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+            assert answer.headers["x-frame-options"] == "DENY" and answer.headers["cache-control"] == "no-store"
+            assert answer.headers["x-content-type-options"] == "nosniff"
+        assert "'unsafe-inline'" not in CONTENT_SECURITY_POLICY and "default-src 'none'" in CONTENT_SECURITY_POLICY
+
+
+def test_a_subject_holding_a_script_is_shown_as_text(console: Bot) -> None:
+    request_id = _review(console)
+    with serve_console(console) as served:
+        page = signed_in(served.url).get(f"/requests/{request_id}").text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script>alert" not in page and "<script" not in page  # the request page has no script at all
+
+
+@pytest.mark.parametrize("decision", ["approve", "reject", "answer", "extend", "reveal"])
+def test_a_post_without_its_csrf_token_is_refused_and_changes_nothing(console: Bot, decision: str) -> None:
+    request_id = _review(console)
+    events = len(console.events())
+    with serve_console(console) as served:
+        client = signed_in(served.url)
+        missing = client.post(f"/requests/{request_id}/{decision}", data={"reason": "x", "text": "x",
+                                                                           "field": "sender"})
+        wrong = client.post(f"/requests/{request_id}/{decision}", data={"reason": "x", "text": "x",
+                                                                         "field": "sender", "csrf_token": "forged"})
+        logout = client.post("/logout")
+    assert missing.status_code == wrong.status_code == logout.status_code == 403
+    assert IVAN not in missing.text
+    assert [r.state for r in console.requests()] == ["review"] and len(console.events()) == events
+
+
+def test_rejecting_in_the_console_replies_and_names_the_operator(console: Bot) -> None:
+    request_id = _review(console)
+    with serve_console(console) as served:
+        client = signed_in(served.url)
+        token = csrf_of(client.get(f"/requests/{request_id}").text)
+        answer = client.post(f"/requests/{request_id}/reject", data={"reason": "Укажите один номер.",
+                                                                     "csrf_token": token})
+        assert answer.status_code == 303
+        shown = client.get(answer.headers["location"])
+    assert "rejected" in shown.text and "The reply was sent." in shown.text
+    assert "Укажите один номер." in console.reply_text(console.replies()[-1])
+    [rejected] = [e for e in console.events() if e.event == "request_rejected"]
+    assert rejected.actor == f"web:{LOGIN}" and "Укажите" not in str(rejected.detail)
+
+
+def test_a_decision_the_state_forbids_is_explained_not_done(console: Bot) -> None:
+    request_id = _review(console)
+    with serve_console(console) as served:
+        client = signed_in(served.url)
+        token = csrf_of(client.get(f"/requests/{request_id}").text)
+        answer = client.post(f"/requests/{request_id}/answer", data={"text": "Ответ", "csrf_token": token})
+    assert answer.status_code == 409 and "Not possible" in answer.text
+    assert [r.state for r in console.requests()] == ["review"]
+
+
+def test_revealing_shows_the_value_once_and_audits_it(console: Bot) -> None:
+    request_id = _review(console)
+    with serve_console(console) as served:
+        client = signed_in(served.url)
+        page = client.get(f"/requests/{request_id}").text
+        assert IVAN not in page and "+77010000000" not in page and "Петров" not in page  # masked by default
+        shown = client.post(f"/requests/{request_id}/reveal", data={"field": "user.phone",
+                                                                    "csrf_token": csrf_of(page)})
+        again = client.get(f"/requests/{request_id}").text
+    assert shown.status_code == 200 and "+77010000000" in shown.text and "+77010000000" not in again
+    [revealed] = [e for e in console.events() if e.event == "field_revealed"]
+    assert (revealed.actor, revealed.request_id, revealed.detail) == (f"web:{LOGIN}", request_id,
+                                                                      {"field": "user.phone"})
+
+
+def test_opening_an_act_shows_it_and_audits_who_opened_it(console: Bot) -> None:
+    acts_dir = console.config.policy.acts_dir
+    write_act(acts_dir, Act(act_id="7", made_at="2026-11-20T10:00:00+00:00", system_name="shop",
+                            subject_full_name="Петров Иван Иванович", subject_ref="ref-7",
+                            categories=("email", "phone"), reason="withdrawal", request_id=7,
+                            request_received_at="2026-11-19T10:00:00+00:00", method="deletion",
+                            processed_messages_expunged=1, ordinary_messages_left_in_inbox=0, notice="sent"))
+    with serve_console(console) as served:
+        client = signed_in(served.url)
+        listing = client.get("/acts").text
+        act = client.get("/acts/7")
+        missing = client.get("/acts/8")
+    assert "Петров" not in listing and 'href="/acts/7"' in listing  # the list names nobody
+    assert act.status_code == 200 and "Петров Иван Иванович" in act.text and 'src="/static/print.js"' in act.text
+    assert missing.status_code == 404
+    [opened] = [e for e in console.events() if e.event == "act_opened"]
+    assert (opened.actor, opened.request_id, opened.detail) == (f"web:{LOGIN}", 7, {"act": "7"})
+
+
+def test_each_operator_reads_the_console_in_their_language(bot: Bot) -> None:
+    with_operator(bot, language="kk")
+    with serve_console(bot) as served:
+        queue = signed_in(served.url).get("/queue").text
+        russian = httpx.Client(base_url=served.url).get("/login", headers={"Accept-Language": "ru-RU,ru;q=0.9"})
+    assert "Тексеру кезегі" in queue and 'lang="kk"' in queue
+    assert "Вход" in russian.text and 'lang="ru"' in russian.text
+
+
+def test_the_report_and_deadlines_pages_show_the_store(console: Bot) -> None:
+    request_id = _review(console, "Personal data update")
+    with serve_console(console) as served:
+        client = signed_in(served.url)
+        month = console.requests()[0].received_at.strftime("%Y-%m")
+        report = client.get(f"/report?month={month}").text
+        odd = client.get("/report?month=<b>").status_code
+        deadlines = client.get("/deadlines").text
+    assert "update" in report and "<svg" in report and 'class="intent-0"' in report
+    assert odd == 200
+    assert "ru-152fz" in deadlines and "kz" in deadlines
+    assert f"#{request_id}" in deadlines or "(0)" in deadlines
+
+
+def test_the_console_needs_an_operator_to_start(bot: Bot, tmp_path: Path) -> None:
+    result = bot.cli("web")
+    assert result.returncode == 78 and "[[web.operators]]" in result.stderr

@@ -1,0 +1,83 @@
+"""What the console's pages show, decided without HTTP (web/pages.py): masks, deadlines and the weekly chart."""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from dsr_mailbot.config import PolicyConfig
+from dsr_mailbot.intents.deadlines import working_days_between
+from dsr_mailbot.replies.reply import default_templates_dir
+from dsr_mailbot.store.models import Request
+from dsr_mailbot.web.pages import CHART_HEIGHT, deadline, mask, weekly_chart
+
+NOW = datetime(2026, 3, 18, 6, 0, tzinfo=UTC)  # a Wednesday; Nauryz (21-23 March 2026) follows
+
+
+@pytest.mark.parametrize(("field", "value", "masked"), [
+    ("sender", "ivan.petrov@example.ru", "i***@example.ru"),
+    ("user.email", "anna@example.kz", "a***@example.kz"),
+    ("asked.phone", "+7 701 111 22 33", "•••33"),
+    ("user.surname", "Петров", "П•••"),
+    ("letter", "Кому вы передаёте мой телефон?", "•••"),
+    ("user.patronymic", None, "—"),
+])
+def test_a_masked_value_is_recognisable_not_readable(field: str, value: str | None, masked: str) -> None:
+    assert mask(field, value) == masked
+
+
+def test_working_days_left_count_holidays_and_overdue_is_marked() -> None:
+    policy = PolicyConfig()
+    due = datetime(2026, 3, 25, 18, 59, tzinfo=UTC)
+    ahead = deadline(due, NOW, policy)
+    assert not ahead.overdue and ahead.days_left == working_days_between(NOW, due, policy.calendar, policy.timezone)
+    assert ahead.days_left < (due.date() - NOW.date()).days  # the weekend and Nauryz do not count
+    today = deadline(NOW + timedelta(hours=2), NOW, policy)
+    assert (today.overdue, today.days_left) == (False, 0)
+    late = deadline(NOW - timedelta(minutes=1), NOW, policy)
+    assert late.overdue
+
+
+def _received(day: date, *intents: str) -> Request:
+    at = datetime(day.year, day.month, day.day, 8, tzinfo=UTC)
+    return Request(message_ref="x", source="s", uidvalidity=1, uid=1, kind=intents[0], intents=list(intents),
+                   state="completed", language="ru", received_at=at, due_at=at, subject_ref="-")
+
+
+def test_the_weekly_chart_has_a_bar_per_week_of_the_month_stacked_by_intent() -> None:
+    requests = [_received(date(2026, 3, 2), "update"), _received(date(2026, 3, 3), "update", "optout"),
+                _received(date(2026, 3, 18), "withdraw"), _received(date(2026, 3, 31), "question"),
+                _received(date(2026, 3, 4), "confirm")]
+    chart = weekly_chart(requests, "Asia/Almaty", date(2026, 3, 1), date(2026, 4, 1))
+    # 1 March 2026 is a Sunday: its week began on 23 February; 31 March is in the week of 30 March.
+    assert chart.weeks == (date(2026, 2, 23), date(2026, 3, 2), date(2026, 3, 9), date(2026, 3, 16),
+                           date(2026, 3, 23), date(2026, 3, 30))
+    assert chart.intents == ("optout", "question", "update", "withdraw")  # confirmations are not requests
+    assert chart.counts[(date(2026, 3, 2), "update")] == 2 and chart.counts[(date(2026, 3, 2), "optout")] == 1
+    assert chart.most == 3
+    tallest = [b for b in chart.bars if b.x == chart.labels[1][0]]
+    assert sum(b.height for b in tallest) == CHART_HEIGHT and min(b.y for b in tallest) == 0
+    assert len(chart.bars) == 4  # one bar per (week, intent) that has requests: 2 + 1 + 1
+
+
+def test_a_month_without_requests_draws_empty_weeks() -> None:
+    chart = weekly_chart([], "Asia/Almaty", date(2026, 2, 1), date(2026, 3, 1))
+    assert chart.bars == () and chart.most == 0 and len(chart.weeks) == 5
+
+
+def test_every_console_string_is_in_every_language() -> None:
+    with (default_templates_dir() / "console" / "strings.toml").open("rb") as handle:
+        strings = tomllib.load(handle)
+    assert set(strings) == {"en", "ru", "kk"}
+    for language in ("ru", "kk"):
+        assert set(strings[language]) == set(strings["en"]), language
+        for key, text in strings[language].items():
+            assert sorted(_fields(text)) == sorted(_fields(strings["en"][key])), (language, key)
+
+
+def _fields(text: str) -> list[str]:
+    import string
+
+    return [name for _, name, _, _ in string.Formatter().parse(text) if name]
