@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlmodel import SQLModel
 
-from tests.harness import Bot, DaemonProcess
+from tests.harness import Bot, DaemonProcess, WebProcess
 from tests.servers import Dovecot, ImapAccount, SmtpServer, dovecot_binary
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,12 +39,13 @@ def need(reason: str) -> None:
 @pytest.fixture(autouse=True)
 def _no_daemon_outlives_its_test() -> Iterator[None]:
     yield
-    while DaemonProcess.started:
-        daemon = DaemonProcess.started.pop()
-        if daemon.process.poll() is None:
-            daemon.process.kill()
-            daemon.process.wait(timeout=10)
-        daemon.log_file.close()
+    for started in (DaemonProcess.started, WebProcess.started):
+        while started:
+            process = started.pop()
+            if process.process.poll() is None:
+                process.process.kill()
+                process.process.wait(timeout=10)
+            process.log_file.close()
 
 
 @pytest.fixture(scope="session")

@@ -242,3 +242,39 @@ def wait_until(condition: Callable[[], bool], timeout: float = 20.0, what: str =
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class WebProcess:
+    """`dsr-mailbot web` as a real process on a free loopback port, its log in a file."""
+
+    started: list[WebProcess] = []  # noqa: RUF012 - killed after each test by a conftest fixture
+
+    def __init__(self, bot: Bot, port: int) -> None:
+        import os
+
+        from tests.servers import wait_for_port
+
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = bot.dir / "web.log"
+        self.log_file = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "dsr_mailbot", "-c", str(bot.config_path), "web"],
+            stdout=self.log_file, stderr=subprocess.STDOUT, cwd=bot.dir, env=dict(os.environ),
+        )
+        WebProcess.started.append(self)
+        if not wait_for_port(port, timeout=30):
+            self.stop()
+            raise AssertionError(f"the console did not listen on {port}:\n{self.log}")
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def stop(self) -> int:
+        import signal as signals
+
+        if self.process.poll() is None:
+            self.process.send_signal(signals.SIGTERM)
+        code = self.process.wait(timeout=10)
+        self.log_file.close()
+        return code

@@ -23,13 +23,13 @@ LOGIN, PASSWORD = "aigerim", "correct horse battery staple"
 PASSWORD_HASH = PasswordHasher().hash(PASSWORD)
 
 
-def operators_config(language: str = "en") -> str:
-    return (f'\n[web]\nlisten = "127.0.0.1:8080"\n[[web.operators]]\nlogin = "{LOGIN}"\n'
+def operators_config(language: str = "en", port: int = 8080) -> str:
+    return (f'\n[web]\nlisten = "127.0.0.1:{port}"\n[[web.operators]]\nlogin = "{LOGIN}"\n'
             f'password_hash = "{PASSWORD_HASH}"\nlanguage = "{language}"\n')
 
 
-def with_operator(bot: Bot, language: str = "en", extra: str = "") -> None:
-    bot.write_config(extra=extra + operators_config(language))
+def with_operator(bot: Bot, language: str = "en", extra: str = "", port: int = 8080) -> None:
+    bot.write_config(extra=extra + operators_config(language, port))
 
 
 @dataclass

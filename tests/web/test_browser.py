@@ -1,0 +1,219 @@
+"""The console end to end in headless Chromium (Debian's package, driven by Playwright), against the real
+daemon, Dovecot, SMTP server and database: what an operator who never opened a terminal does.
+
+Screenshots of the queue and of a request page are taken here; with DSR_SCREENSHOTS=DIR they are also
+written to DIR (the README's come from ``DSR_SCREENSHOTS=docs/screenshots``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from dsr_mailbot.store.models import Request, utcnow
+from tests.conftest import need
+from tests.harness import Bot, DaemonProcess, WebProcess, mail, wait_until
+from tests.servers import free_port
+from tests.web.console import LOGIN, PASSWORD, with_operator
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+IVAN = "ivan.petrov@example.ru"
+ANNA = "anna@example.kz"
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        need("chromium is not installed (apt-get install chromium)")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@dataclass
+class Stack:
+    bot: Bot
+    daemon: DaemonProcess
+    web: WebProcess
+    page: object  # a Playwright Page
+    dialogs: list[str]
+
+    def sign_in(self, password: str = PASSWORD) -> None:
+        page = self.page
+        page.goto(f"{self.web.url}/login")  # type: ignore[attr-defined]
+        page.fill("input[name=username]", LOGIN)  # type: ignore[attr-defined]
+        page.fill("input[name=password]", password)  # type: ignore[attr-defined]
+        page.click("form.login button[type=submit]")  # type: ignore[attr-defined]
+
+    def replies_to(self, address: str) -> list[str]:
+        return [self.bot.reply_text(r) for r in self.bot.replies() if r["To"] == address]
+
+
+def _stack(bot: Bot, chromium: object) -> Iterator[Stack]:
+    port = free_port()
+    with_operator(bot, port=port, extra="\n[daemon]\npoll_interval_seconds = 1\n")
+    daemon = DaemonProcess(bot)
+    web = WebProcess(bot, port)
+    context = chromium.new_context(locale="en-US")  # type: ignore[attr-defined]
+    page = context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    yield Stack(bot, daemon, web, page, dialogs)
+    context.close()
+    # uvicorn stops gracefully on SIGTERM, then raises the signal again: systemd counts that a clean stop.
+    assert web.stop() in (0, -signal.SIGTERM)
+    assert daemon.stop() == 0
+
+
+@pytest.fixture
+def stack(bot: Bot, chromium: object) -> Iterator[Stack]:
+    yield from _stack(bot, chromium)
+
+
+@pytest.fixture
+def stack_any_db(bot_any_db: Bot, chromium: object) -> Iterator[Stack]:
+    yield from _stack(bot_any_db, chromium)
+
+
+def _wait_for_review(bot: Bot, count: int) -> list[int]:
+    wait_until(lambda: len(bot.requests()) == count and all(r.state == "review" for r in bot.requests()),
+               what=f"{count} request(s) in review")
+    return [r.id for r in bot.requests() if r.id is not None]
+
+
+def _screenshot(page: object, name: str, directory: Path) -> Path:
+    path = directory / name
+    page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+    if target := os.environ.get("DSR_SCREENSHOTS"):
+        Path(target).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(target) / name)
+    return path
+
+
+def test_an_operator_signs_in_approves_a_request_and_the_reply_arrives(stack_any_db: Stack, tmp_path: Path) -> None:
+    s = stack_any_db
+    s.bot.add_user(IVAN, surname="Петров")
+    s.bot.add_user(ANNA)
+    # Naming another user's address sends a letter to review.
+    s.bot.account.append(mail(IVAN, "Personal data update", f"Фамилия: Сидоров\nРаньше писал с {ANNA}"))
+    s.bot.account.append(mail(ANNA, "Вопрос об обработке персональных данных", "Кому вы передаёте мой телефон?"))
+    request_id, question_id = _wait_for_review(s.bot, 2)
+    with s.bot.store.transaction() as session:  # the question is made late, as if it had waited a week
+        question = session.get(Request, question_id)
+        assert question is not None
+        question.due_at = utcnow() - timedelta(days=1)
+        session.add(question)
+    page = s.page
+
+    page.goto(f"{s.web.url}/queue")  # type: ignore[attr-defined]
+    assert page.url.endswith("/login")  # type: ignore[attr-defined]
+    s.sign_in()
+    assert page.url.endswith("/queue")  # type: ignore[attr-defined]
+    row = page.locator(f"tr[data-request='{request_id}']")  # type: ignore[attr-defined]
+    assert "update" in row.inner_text() and "review" in row.inner_text()
+    late = page.locator(f"tr[data-request='{question_id}']")  # type: ignore[attr-defined]
+    assert late.get_attribute("class") == "overdue" and "overdue" in late.inner_text()
+    assert row.get_attribute("class") == ""
+    order = page.locator("tr[data-request]").evaluate_all(  # type: ignore[attr-defined]
+        "rows => rows.map(r => r.dataset.request)")
+    assert order == [str(request_id), str(question_id)]  # oldest first
+    queue_png = _screenshot(page, "console-queue.png", tmp_path)
+    page.click(f"a[href='/requests/{request_id}']")  # type: ignore[attr-defined]
+    assert page.locator(".masked[data-field=sender]").inner_text() == "i***@example.ru"  # type: ignore[attr-defined]
+    request_png = _screenshot(page, "console-request.png", tmp_path)
+    replies_before = len(s.replies_to(IVAN))
+    page.click("#approve button")  # type: ignore[attr-defined]
+
+    assert "Done: the request is completed." in page.inner_text(".message.ok")  # type: ignore[attr-defined]
+    wait_until(lambda: len(s.replies_to(IVAN)) == replies_before + 1, what="the reply at the SMTP server")
+    user = s.bot.user(IVAN)
+    assert user is not None and user.surname == "Сидоров"
+    [completed] = [e for e in s.bot.events() if e.event == "request_completed"]
+    assert completed.actor == f"web:{LOGIN}"
+    assert queue_png.stat().st_size > 5000 and request_png.stat().st_size > 5000
+    assert s.dialogs == []
+
+
+def test_rejecting_and_answering_in_the_browser_reply_to_the_person(stack: Stack) -> None:
+    s = stack
+    s.bot.add_user(IVAN, phone="+77010000000")
+    s.bot.add_user(ANNA)
+    s.bot.account.append(mail(IVAN, "Personal data update", "Телефон: +7 701 111 22 33\nТелефон: +7 701 999 88 77"))
+    s.bot.account.append(mail(ANNA, "Question about personal data", "To whom do you pass my phone?"))
+    update_id, question_id = _wait_for_review(s.bot, 2)
+    s.sign_in()
+    page = s.page
+
+    page.goto(f"{s.web.url}/requests/{update_id}")  # type: ignore[attr-defined]
+    page.fill("#reject textarea[name=reason]", "Please give one phone number.")  # type: ignore[attr-defined]
+    page.click("#reject button")  # type: ignore[attr-defined]
+    assert "rejected" in page.inner_text(".message.ok")  # type: ignore[attr-defined]
+    page.goto(f"{s.web.url}/requests/{question_id}")  # type: ignore[attr-defined]
+    assert page.locator("#approve").count() == 0  # type: ignore[attr-defined]  # a question is answered
+    page.fill("#answer textarea[name=text]", "We pass it to nobody (policy 6.2).")  # type: ignore[attr-defined]
+    page.click("#answer button")  # type: ignore[attr-defined]
+    assert "completed" in page.inner_text(".message.ok")  # type: ignore[attr-defined]
+
+    wait_until(lambda: any("Please give one phone number." in t for t in s.replies_to(IVAN)), what="the rejection")
+    wait_until(lambda: any("We pass it to nobody" in t for t in s.replies_to(ANNA)), what="the answer")
+    states = {r.id: (r.state, r.outcome) for r in s.bot.requests()}
+    assert states == {update_id: ("rejected", "request_rejected"), question_id: ("completed", "question_answer")}
+    user = s.bot.user(IVAN)
+    assert user is not None and user.phone == "+77010000000"
+
+
+def test_a_wrong_password_is_refused_and_repeated_failures_are_throttled(stack: Stack) -> None:
+    page = stack.page
+    for _ in range(5):
+        stack.sign_in("not the password")
+        assert "Wrong login or password." in page.inner_text("[role=alert]")  # type: ignore[attr-defined]
+    stack.sign_in()  # the right password, while throttled
+    assert "Too many failed attempts" in page.inner_text("[role=alert]")  # type: ignore[attr-defined]
+    page.goto(f"{stack.web.url}/queue")  # type: ignore[attr-defined]
+    assert page.url.endswith("/login")  # type: ignore[attr-defined]
+
+
+def test_a_form_posted_without_its_csrf_token_is_refused(stack: Stack) -> None:
+    stack.bot.add_user(IVAN, phone="+77010000000")
+    stack.bot.account.append(mail(IVAN, "Personal data update", "Телефон: +7 701 111 22 33\nТелефон: +7 701 999 88 77"))
+    [request_id] = _wait_for_review(stack.bot, 1)
+    stack.sign_in()
+    page = stack.page
+    page.goto(f"{stack.web.url}/requests/{request_id}")  # type: ignore[attr-defined]
+    page.evaluate("document.querySelector('#reject input[name=csrf_token]').remove()")  # type: ignore[attr-defined]
+    page.fill("#reject textarea[name=reason]", "forged")  # type: ignore[attr-defined]
+    page.click("#reject button")  # type: ignore[attr-defined]
+    assert "The form was not accepted" in page.inner_text("[role=alert]")  # type: ignore[attr-defined]
+    assert [r.state for r in stack.bot.requests()] == ["review"]
+
+
+def test_a_script_in_the_subject_is_text_and_revealing_a_field_is_audited(stack: Stack) -> None:
+    subject = "Personal data update <script>alert(1)</script><img src=x onerror=alert(2)>"
+    stack.bot.add_user(IVAN, phone="+77010000000")
+    stack.bot.account.append(mail(IVAN, subject, "Телефон: +7 701 111 22 33\nТелефон: +7 701 999 88 77"))
+    [request_id] = _wait_for_review(stack.bot, 1)
+    stack.sign_in()
+    page = stack.page
+    page.goto(f"{stack.web.url}/requests/{request_id}")  # type: ignore[attr-defined]
+    assert page.inner_text("td.subject") == subject  # type: ignore[attr-defined]
+    assert page.locator("main img").count() == 0  # type: ignore[attr-defined]
+    assert IVAN not in page.content()  # type: ignore[attr-defined]
+
+    page.click("button.reveal[value=sender]")  # type: ignore[attr-defined]
+    assert page.inner_text(".revealed[data-field=sender]") == IVAN  # type: ignore[attr-defined]
+    [revealed] = [e for e in stack.bot.events() if e.event == "field_revealed"]
+    assert (revealed.actor, revealed.request_id, revealed.detail) == (f"web:{LOGIN}", request_id, {"field": "sender"})
+    page.click("form.logout button")  # type: ignore[attr-defined]
+    page.goto(f"{stack.web.url}/requests/{request_id}")  # type: ignore[attr-defined]
+    assert page.url.endswith("/login")  # type: ignore[attr-defined]
+    assert stack.dialogs == []  # no script ran
