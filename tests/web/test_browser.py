@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, Dialog, Page, sync_playwright
 
 from dsr_mailbot.store.models import Request, utcnow
 from tests.conftest import need
@@ -23,18 +24,16 @@ from tests.harness import Bot, DaemonProcess, WebProcess, mail, wait_until
 from tests.servers import free_port
 from tests.web.console import LOGIN, PASSWORD, with_operator
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-
 IVAN = "ivan.petrov@example.ru"
 ANNA = "anna@example.kz"
 CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Iterator[object]:
+def chromium() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         need("chromium is not installed (apt-get install chromium)")
-    with playwright_api.sync_playwright() as playwright:
+    with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         yield browser
         browser.close()
@@ -45,29 +44,34 @@ class Stack:
     bot: Bot
     daemon: DaemonProcess
     web: WebProcess
-    page: object  # a Playwright Page
+    page: Page
     dialogs: list[str]
 
     def sign_in(self, password: str = PASSWORD) -> None:
         page = self.page
-        page.goto(f"{self.web.url}/login")  # type: ignore[attr-defined]
-        page.fill("input[name=username]", LOGIN)  # type: ignore[attr-defined]
-        page.fill("input[name=password]", password)  # type: ignore[attr-defined]
-        page.click("form.login button[type=submit]")  # type: ignore[attr-defined]
+        page.goto(f"{self.web.url}/login")
+        page.fill("input[name=username]", LOGIN)
+        page.fill("input[name=password]", password)
+        page.click("form.login button[type=submit]")
 
     def replies_to(self, address: str) -> list[str]:
         return [self.bot.reply_text(r) for r in self.bot.replies() if r["To"] == address]
 
 
-def _stack(bot: Bot, chromium: object) -> Iterator[Stack]:
+def _stack(bot: Bot, chromium: Browser) -> Iterator[Stack]:
     port = free_port()
     with_operator(bot, port=port, extra="\n[daemon]\npoll_interval_seconds = 1\n")
     daemon = DaemonProcess(bot)
     web = WebProcess(bot, port)
-    context = chromium.new_context(locale="en-US")  # type: ignore[attr-defined]
+    context = chromium.new_context(locale="en-US")
     page = context.new_page()
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def dismiss(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", dismiss)
     yield Stack(bot, daemon, web, page, dialogs)
     context.close()
     # uvicorn stops gracefully on SIGTERM, then raises the signal again: systemd counts that a clean stop.
@@ -76,12 +80,12 @@ def _stack(bot: Bot, chromium: object) -> Iterator[Stack]:
 
 
 @pytest.fixture
-def stack(bot: Bot, chromium: object) -> Iterator[Stack]:
+def stack(bot: Bot, chromium: Browser) -> Iterator[Stack]:
     yield from _stack(bot, chromium)
 
 
 @pytest.fixture
-def stack_any_db(bot_any_db: Bot, chromium: object) -> Iterator[Stack]:
+def stack_any_db(bot_any_db: Bot, chromium: Browser) -> Iterator[Stack]:
     yield from _stack(bot_any_db, chromium)
 
 
@@ -91,9 +95,9 @@ def _wait_for_review(bot: Bot, count: int) -> list[int]:
     return [r.id for r in bot.requests() if r.id is not None]
 
 
-def _screenshot(page: object, name: str, directory: Path) -> Path:
+def _screenshot(page: Page, name: str, directory: Path) -> Path:
     path = directory / name
-    page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+    page.screenshot(path=str(path), full_page=True)
     if target := os.environ.get("DSR_SCREENSHOTS"):
         Path(target).mkdir(parents=True, exist_ok=True)
         shutil.copy(path, Path(target) / name)
@@ -115,26 +119,26 @@ def test_an_operator_signs_in_approves_a_request_and_the_reply_arrives(stack_any
         session.add(question)
     page = s.page
 
-    page.goto(f"{s.web.url}/queue")  # type: ignore[attr-defined]
-    assert page.url.endswith("/login")  # type: ignore[attr-defined]
+    page.goto(f"{s.web.url}/queue")
+    assert page.url.endswith("/login")
     s.sign_in()
-    assert page.url.endswith("/queue")  # type: ignore[attr-defined]
-    row = page.locator(f"tr[data-request='{request_id}']")  # type: ignore[attr-defined]
+    assert page.url.endswith("/queue")
+    row = page.locator(f"tr[data-request='{request_id}']")
     assert "update" in row.inner_text() and "review" in row.inner_text()
-    late = page.locator(f"tr[data-request='{question_id}']")  # type: ignore[attr-defined]
+    late = page.locator(f"tr[data-request='{question_id}']")
     assert late.get_attribute("class") == "overdue" and "overdue" in late.inner_text()
     assert row.get_attribute("class") == ""
-    order = page.locator("tr[data-request]").evaluate_all(  # type: ignore[attr-defined]
+    order = page.locator("tr[data-request]").evaluate_all(
         "rows => rows.map(r => r.dataset.request)")
     assert order == [str(request_id), str(question_id)]  # oldest first
     queue_png = _screenshot(page, "console-queue.png", tmp_path)
-    page.click(f"a[href='/requests/{request_id}']")  # type: ignore[attr-defined]
-    assert page.locator(".masked[data-field=sender]").inner_text() == "i***@example.ru"  # type: ignore[attr-defined]
+    page.click(f"a[href='/requests/{request_id}']")
+    assert page.locator(".masked[data-field=sender]").inner_text() == "i***@example.ru"
     request_png = _screenshot(page, "console-request.png", tmp_path)
     replies_before = len(s.replies_to(IVAN))
-    page.click("#approve button")  # type: ignore[attr-defined]
+    page.click("#approve button")
 
-    assert "Done: the request is completed." in page.inner_text(".message.ok")  # type: ignore[attr-defined]
+    assert "Done: the request is completed." in page.inner_text(".message.ok")
     wait_until(lambda: len(s.replies_to(IVAN)) == replies_before + 1, what="the reply at the SMTP server")
     user = s.bot.user(IVAN)
     assert user is not None and user.surname == "Сидоров"
@@ -154,15 +158,15 @@ def test_rejecting_and_answering_in_the_browser_reply_to_the_person(stack: Stack
     s.sign_in()
     page = s.page
 
-    page.goto(f"{s.web.url}/requests/{update_id}")  # type: ignore[attr-defined]
-    page.fill("#reject textarea[name=reason]", "Please give one phone number.")  # type: ignore[attr-defined]
-    page.click("#reject button")  # type: ignore[attr-defined]
-    assert "rejected" in page.inner_text(".message.ok")  # type: ignore[attr-defined]
-    page.goto(f"{s.web.url}/requests/{question_id}")  # type: ignore[attr-defined]
-    assert page.locator("#approve").count() == 0  # type: ignore[attr-defined]  # a question is answered
-    page.fill("#answer textarea[name=text]", "We pass it to nobody (policy 6.2).")  # type: ignore[attr-defined]
-    page.click("#answer button")  # type: ignore[attr-defined]
-    assert "completed" in page.inner_text(".message.ok")  # type: ignore[attr-defined]
+    page.goto(f"{s.web.url}/requests/{update_id}")
+    page.fill("#reject textarea[name=reason]", "Please give one phone number.")
+    page.click("#reject button")
+    assert "rejected" in page.inner_text(".message.ok")
+    page.goto(f"{s.web.url}/requests/{question_id}")
+    assert page.locator("#approve").count() == 0  # a question is answered
+    page.fill("#answer textarea[name=text]", "We pass it to nobody (policy 6.2).")
+    page.click("#answer button")
+    assert "completed" in page.inner_text(".message.ok")
 
     wait_until(lambda: any("Please give one phone number." in t for t in s.replies_to(IVAN)), what="the rejection")
     wait_until(lambda: any("We pass it to nobody" in t for t in s.replies_to(ANNA)), what="the answer")
@@ -176,11 +180,11 @@ def test_a_wrong_password_is_refused_and_repeated_failures_are_throttled(stack: 
     page = stack.page
     for _ in range(5):
         stack.sign_in("not the password")
-        assert "Wrong login or password." in page.inner_text("[role=alert]")  # type: ignore[attr-defined]
+        assert "Wrong login or password." in page.inner_text("[role=alert]")
     stack.sign_in()  # the right password, while throttled
-    assert "Too many failed attempts" in page.inner_text("[role=alert]")  # type: ignore[attr-defined]
-    page.goto(f"{stack.web.url}/queue")  # type: ignore[attr-defined]
-    assert page.url.endswith("/login")  # type: ignore[attr-defined]
+    assert "Too many failed attempts" in page.inner_text("[role=alert]")
+    page.goto(f"{stack.web.url}/queue")
+    assert page.url.endswith("/login")
 
 
 def test_a_form_posted_without_its_csrf_token_is_refused(stack: Stack) -> None:
@@ -189,11 +193,11 @@ def test_a_form_posted_without_its_csrf_token_is_refused(stack: Stack) -> None:
     [request_id] = _wait_for_review(stack.bot, 1)
     stack.sign_in()
     page = stack.page
-    page.goto(f"{stack.web.url}/requests/{request_id}")  # type: ignore[attr-defined]
-    page.evaluate("document.querySelector('#reject input[name=csrf_token]').remove()")  # type: ignore[attr-defined]
-    page.fill("#reject textarea[name=reason]", "forged")  # type: ignore[attr-defined]
-    page.click("#reject button")  # type: ignore[attr-defined]
-    assert "The form was not accepted" in page.inner_text("[role=alert]")  # type: ignore[attr-defined]
+    page.goto(f"{stack.web.url}/requests/{request_id}")
+    page.evaluate("document.querySelector('#reject input[name=csrf_token]').remove()")
+    page.fill("#reject textarea[name=reason]", "forged")
+    page.click("#reject button")
+    assert "The form was not accepted" in page.inner_text("[role=alert]")
     assert [r.state for r in stack.bot.requests()] == ["review"]
 
 
@@ -204,16 +208,16 @@ def test_a_script_in_the_subject_is_text_and_revealing_a_field_is_audited(stack:
     [request_id] = _wait_for_review(stack.bot, 1)
     stack.sign_in()
     page = stack.page
-    page.goto(f"{stack.web.url}/requests/{request_id}")  # type: ignore[attr-defined]
-    assert page.inner_text("td.subject") == subject  # type: ignore[attr-defined]
-    assert page.locator("main img").count() == 0  # type: ignore[attr-defined]
-    assert IVAN not in page.content()  # type: ignore[attr-defined]
+    page.goto(f"{stack.web.url}/requests/{request_id}")
+    assert page.inner_text("td.subject") == subject
+    assert page.locator("main img").count() == 0
+    assert IVAN not in page.content()
 
-    page.click("button.reveal[value=sender]")  # type: ignore[attr-defined]
-    assert page.inner_text(".revealed[data-field=sender]") == IVAN  # type: ignore[attr-defined]
+    page.click("button.reveal[value=sender]")
+    assert page.inner_text(".revealed[data-field=sender]") == IVAN
     [revealed] = [e for e in stack.bot.events() if e.event == "field_revealed"]
     assert (revealed.actor, revealed.request_id, revealed.detail) == (f"web:{LOGIN}", request_id, {"field": "sender"})
-    page.click("form.logout button")  # type: ignore[attr-defined]
-    page.goto(f"{stack.web.url}/requests/{request_id}")  # type: ignore[attr-defined]
-    assert page.url.endswith("/login")  # type: ignore[attr-defined]
+    page.click("form.logout button")
+    page.goto(f"{stack.web.url}/requests/{request_id}")
+    assert page.url.endswith("/login")
     assert stack.dialogs == []  # no script ran
