@@ -213,3 +213,14 @@ def test_the_report_and_deadlines_pages_show_the_store(console: Bot) -> None:
 def test_the_console_needs_an_operator_to_start(bot: Bot, tmp_path: Path) -> None:
     result = bot.cli("web")
     assert result.returncode == 78 and "[[web.operators]]" in result.stderr
+
+
+def test_contrib_web_unit_runs_the_console_hardened_like_the_daemon() -> None:
+    from tests.harness import REPO
+
+    daemon = (REPO / "contrib" / "dsr-mailbot.service").read_text(encoding="utf-8").splitlines()
+    web = (REPO / "contrib" / "dsr-mailbot-web.service").read_text(encoding="utf-8").splitlines()
+    hardening = [line for line in daemon[daemon.index("StateDirectory=dsr-mailbot"):] if line and "=" in line]
+    assert len(hardening) > 20 and [line for line in hardening if line not in web] == []
+    assert "ExecStart=/opt/dsr-mailbot/.venv/bin/dsr-mailbot -c /etc/dsr-mailbot/config.toml web" in web
+    assert "RestartPreventExitStatus=78" in web and "User=dsr-mailbot" in web
