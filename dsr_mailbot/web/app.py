@@ -104,12 +104,17 @@ DECISIONS: Mapping[str, Callable[[FormData], ReviewAction]] = {
 }
 
 
+class _BodyTooLarge(Exception):
+    pass
+
+
 class SecurityHeaders:
     """Adds :data:`SECURITY_HEADERS` to every response, the static files' and the errors' included.
 
     It is the outermost layer, so it also turns a bug into a plain 500 page
-    and one log line naming the exception's type and place: the message
-    itself may quote a request's data.
+    and one log line naming the exception's type and place (the message
+    itself may quote a request's data), and it stops reading a request body
+    past :data:`MAX_FORM_BYTES` (413), whether or not it declared its length.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -120,6 +125,16 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         started = False
+        received = 0
+
+        async def bounded_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > MAX_FORM_BYTES:
+                    raise _BodyTooLarge
+            return message
 
         async def send_with_headers(message: Message) -> None:
             nonlocal started
@@ -131,7 +146,11 @@ class SecurityHeaders:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_headers)
+            await self.app(scope, bounded_receive, send_with_headers)
+        except _BodyTooLarge:
+            if not started:
+                await PlainTextResponse("Request body too large.", status_code=413)(scope, receive,
+                                                                                   send_with_headers)
         except Exception as exc:
             tb = exc.__traceback__
             while tb is not None and tb.tb_next is not None:

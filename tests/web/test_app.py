@@ -224,3 +224,21 @@ def test_contrib_web_unit_runs_the_console_hardened_like_the_daemon() -> None:
     assert len(hardening) > 20 and [line for line in hardening if line not in web] == []
     assert "ExecStart=/opt/dsr-mailbot/.venv/bin/dsr-mailbot -c /etc/dsr-mailbot/config.toml web" in web
     assert "RestartPreventExitStatus=78" in web and "User=dsr-mailbot" in web
+
+
+def test_a_body_past_the_limit_is_refused_declared_or_not(console: Bot) -> None:
+    from dsr_mailbot.web.app import MAX_FORM_BYTES
+
+    def chunks() -> object:
+        for _ in range(MAX_FORM_BYTES // 65536 + 2):
+            yield b"a" * 65536
+
+    with serve_console(console) as served:
+        client = httpx.Client(base_url=served.url)
+        declared = client.post("/login", content=b"username=" + b"a" * (MAX_FORM_BYTES + 1),
+                               headers={"content-type": "application/x-www-form-urlencoded"})
+        streamed = client.post("/login", content=chunks(),  # type: ignore[arg-type]
+                               headers={"content-type": "application/x-www-form-urlencoded"})
+        after = client.get("/login")
+    assert declared.status_code in (400, 413) and streamed.status_code == 413
+    assert after.status_code == 200  # the console goes on
