@@ -1,0 +1,169 @@
+"""The console and its monitoring endpoints on a large store, next to the floor of the same server.
+
+Fills a store (SQLite, then PostgreSQL at 127.0.0.1:5432 as the tests use
+it, a fresh database) with ``--requests`` requests — 2 % of them waiting
+in review, the rest closed, a mixed letter now and then — and as many
+outbox rows, serves the console with uvicorn on loopback, signs in, and
+times ``--repeat`` GETs of each page over one keep-alive connection:
+
+- **the floor**: a Starlette route on the same server returning a page of
+  the queue's size with no database work (what the HTTP stack costs);
+- ``/healthz``, ``/metrics`` (counted by the database at each scrape), the
+  queue, one request page, the deadlines, the monthly report.
+
+It prints the median and the 99th percentile of each, in milliseconds, and
+each median's ratio to the floor's.
+
+Run from the repository root:  .venv/bin/python -m bench.console [--requests 10000] [--repeat 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import httpx2 as httpx
+import uvicorn
+from sqlalchemy import create_engine, insert, text
+from starlette.applications import Starlette
+from starlette.requests import Request as HttpRequest
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
+
+from dsr_mailbot.config import load_config
+from dsr_mailbot.service.app import build_services
+from dsr_mailbot.store.database import Store
+from dsr_mailbot.store.models import OutboxMessage, Request, utcnow
+from dsr_mailbot.web.app import create_app
+from tests.servers import free_port, wait_for_port
+from tests.web.console import csrf_of, operators_config, signed_in
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+INTENTS = ("update", "withdraw", "optout", "access", "question")
+
+
+def fill(store: Store, count: int, seed: int = 7) -> int:
+    """``count`` requests and as many outbox rows, in a few large INSERTs; returns a request id in review."""
+    rng = random.Random(seed)
+    now = utcnow()
+    requests, outbox = [], []
+    for n in range(count):
+        received = now - timedelta(minutes=rng.randint(0, 60 * 24 * 40))
+        waiting = n % 50 == 0
+        kinds = [rng.choice(INTENTS)] + (["optout"] if n % 7 == 0 else [])
+        requests.append({
+            "message_ref": f"{n:064x}", "message_id": f"<m{n}@example.kz>", "source": "bench", "uidvalidity": 1,
+            "uid": n + 1, "kind": kinds[0], "intents": kinds, "state": "review" if waiting else "completed",
+            "outcome": None if waiting else "applied", "reason": "names_another_user" if waiting else None,
+            "language": rng.choice(("ru", "kk", "en")), "received_at": received,
+            "due_at": received + timedelta(days=rng.randint(0, 10)), "subject_ref": f"ref{n % 3000}",
+            "completed_at": None if waiting else received + timedelta(hours=3),
+            "reply_address": f"user{n}@example.kz" if waiting else None,
+            "letter_subject": "Personal data update" if waiting else None,
+            "letter_text": "Фамилия: Сидоров" if waiting else None,
+            "intent": {"changes": {"surname": "Сидоров"}, "problems": []} if waiting else {},
+            "authenticated": False, "attempts": 1,
+        })
+        outbox.append({"request_id": None, "purpose": "reply", "message_id": f"<r{n}@smarthings.kz>",
+                       "recipient": f"user{n}@example.kz", "data": b"x" * 200, "state": "sent", "attempts": 1,
+                       "created_at": received, "for_verified": False, "sent_at": received})
+    with store.engine.begin() as connection:
+        for start in range(0, count, 2000):
+            connection.execute(insert(Request), requests[start:start + 2000])
+            connection.execute(insert(OutboxMessage), outbox[start:start + 2000])
+        first = connection.execute(text("SELECT min(id) FROM requests WHERE state = 'review'")).scalar_one()
+    return int(first)
+
+
+def serve(app: Starlette) -> tuple[str, uvicorn.Server]:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           access_log=False, lifespan="off"))
+    threading.Thread(target=server.run, daemon=True).start()
+    assert wait_for_port(port)
+    return f"http://127.0.0.1:{port}", server
+
+
+def timed(get: Callable[[], httpx.Response], repeat: int) -> tuple[float, float]:
+    get()  # warm: templates compiled, connection open
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        answer = get()
+        times.append((time.perf_counter() - started) * 1000)
+        assert answer.status_code in (200, 503), answer.status_code
+    times.sort()
+    return statistics.median(times), times[min(len(times) - 1, round(0.99 * (len(times) - 1)))]
+
+
+def measure(name: str, url: str, directory: Path, count: int, repeat: int) -> None:
+    config_path = directory / "config.toml"
+    (directory / "mail").mkdir(exist_ok=True)
+    config_path.write_text(f'[maildir]\npath = "mail"\n[file_delivery]\ndirectory = "outbox"\n'
+                           f'[database]\nurl = "{url}"\n' + operators_config("en", free_port()), encoding="utf-8")
+    config = load_config(config_path)
+    store = Store(url)
+    store.init_schema()
+    started = time.perf_counter()
+    review_id = fill(store, count)
+    filled = time.perf_counter() - started
+    console_url, console = serve(create_app(build_services(config, store)))
+    client = signed_in(console_url)
+    queue_size = len(client.get("/queue").text)
+    floor_page = "<p>x</p>" * (queue_size // 8)
+
+    def floor_view(_request: HttpRequest) -> HTMLResponse:
+        return HTMLResponse(floor_page)
+
+    floor_url, floor = serve(Starlette(routes=[Route("/", floor_view)]))
+    floor_client = httpx.Client(base_url=floor_url)
+    month = utcnow().strftime("%Y-%m")
+    pages = [("floor (no database)", lambda: floor_client.get("/")),
+             ("/healthz", lambda: client.get("/healthz")),
+             ("/metrics", lambda: client.get("/metrics")),
+             (f"/queue ({count // 50} rows)", lambda: client.get("/queue")),
+             ("/requests/{id}", lambda: client.get(f"/requests/{review_id}")),
+             ("/deadlines", lambda: client.get("/deadlines")),
+             ("/report", lambda: client.get(f"/report?month={month}"))]
+    assert csrf_of(client.get(f"/requests/{review_id}").text)
+    print(f"\n{name}: {count:,} requests and outbox rows (filled in {filled:.1f} s); {repeat} GETs each")
+    print(f"  {'page':<26}{'median ms':>10}{'p99 ms':>9}{'× floor':>9}")
+    base = None
+    for label, get in pages:
+        median, p99 = timed(get, repeat)
+        base = base or median
+        print(f"  {label:<26}{median:>10.1f}{p99:>9.1f}{median / base:>9.1f}")
+    console.should_exit = floor.should_exit = True
+    store.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=50)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="dsr-bench-console-") as tmp:
+        directory = Path(tmp)
+        measure("SQLite", f"sqlite:///{directory / 'store.db'}", directory, args.requests, args.repeat)
+        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        database = f"dsr_bench_console_{int(time.time())}"
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{database}"'))
+        try:
+            measure("PostgreSQL", PG_ADMIN.rsplit("/", 1)[0] + f"/{database}", directory, args.requests,
+                    args.repeat)
+        finally:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+            admin.dispose()
+
+
+if __name__ == "__main__":
+    main()
