@@ -55,8 +55,7 @@ def shared_dir() -> Path:
     return SHARED
 
 
-@pytest.fixture(scope="session")
-def dovecot() -> Iterator[Dovecot]:
+def _started_dovecot() -> Iterator[Dovecot]:
     binary = dovecot_binary()
     if binary is None:
         need("dovecot is not installed (apt-get install dovecot-imapd)")
@@ -69,17 +68,15 @@ def dovecot() -> Iterator[Dovecot]:
     server.destroy()
 
 
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[Dovecot]:
+    yield from _started_dovecot()
+
+
 @pytest.fixture
 def own_dovecot() -> Iterator[Dovecot]:
     """A Dovecot of its own, for a test that stops and restarts it."""
-    binary = dovecot_binary()
-    if binary is None:
-        need("dovecot is not installed (apt-get install dovecot-imapd)")
-    assert binary is not None
-    server = Dovecot(binary)
-    server.start()
-    yield server
-    server.destroy()
+    yield from _started_dovecot()
 
 
 @pytest.fixture

@@ -182,6 +182,19 @@ erasure_delay_days = {erasure_delay_days}
 
 
 
+CONFLICTING_PHONES = "Телефон: +7 701 111 22 33\nТелефон: +7 701 999 88 77"
+
+
+def request_in_review(bot: Bot, sender: str, subject: str = "Personal data update",
+                      body: str = CONFLICTING_PHONES) -> int:
+    """One pass over a letter that goes to review (by default, two phone numbers conflict); its request's id."""
+    bot.account.append(mail(sender, subject, body))
+    bot.run()
+    [request] = bot.requests()
+    assert request.state == "review" and request.id is not None
+    return request.id
+
+
 class DaemonProcess:
     """`dsr-mailbot run` as a real process, with its log in a file the test can wait on."""
 

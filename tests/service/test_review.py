@@ -17,20 +17,15 @@ from dsr_mailbot.service.review import (
     decide_request,
     reveal_field,
 )
-from tests.harness import Bot, mail
+from tests.harness import CONFLICTING_PHONES, Bot, mail, request_in_review
 
 IVAN = "ivan.petrov@example.ru"
 UPDATE = "Personal data update"
 
 
-def _in_review(bot: Bot, body: str = "Телефон: +7 701 111 22 33\nТелефон: +7 701 999 88 77") -> int:
-    """A request in review: two phone numbers conflict."""
+def _in_review(bot: Bot, body: str = CONFLICTING_PHONES) -> int:
     bot.add_user(IVAN, phone="+77010000000", surname="Петров")
-    bot.account.append(mail(IVAN, UPDATE, body))
-    bot.run()
-    [request] = bot.requests()
-    assert request.state == "review" and request.id is not None
-    return request.id
+    return request_in_review(bot, IVAN, UPDATE, body)
 
 
 def _waiting_for_confirmation(bot: Bot) -> int:

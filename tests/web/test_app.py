@@ -11,22 +11,17 @@ import pytest
 from dsr_mailbot.store.acts import Act, write_act
 from dsr_mailbot.web.app import CONTENT_SECURITY_POLICY
 from dsr_mailbot.web.auth import FREE_FAILURES
-from tests.harness import Bot, mail
+from tests.harness import Bot, request_in_review
 from tests.web.console import LOGIN, PASSWORD, csrf_of, serve_console, signed_in, with_operator
 
 IVAN = "ivan.petrov@example.ru"
 SCRIPT_SUBJECT = "Personal data update <script>alert(1)</script>"
-CONFLICT = "Телефон: +7 701 111 22 33\nТелефон: +7 701 999 88 77"
 PAGES = ("/queue", "/requests/1", "/deadlines", "/acts", "/acts/1", "/report")
 
 
 def _review(bot: Bot, subject: str = SCRIPT_SUBJECT) -> int:
     bot.add_user(IVAN, phone="+77010000000", surname="Петров")
-    bot.account.append(mail(IVAN, subject, CONFLICT))
-    bot.run()
-    [request] = bot.requests()
-    assert request.state == "review" and request.id is not None
-    return request.id
+    return request_in_review(bot, IVAN, subject)
 
 
 @pytest.fixture
