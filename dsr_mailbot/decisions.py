@@ -79,7 +79,8 @@ def _question(facts: Facts) -> Decision | None:
 
 
 def _names_another_user(facts: Facts) -> Decision | None:
-    return Decision(Action.REVIEW, "names_another_user") if facts.names_another_user else None
+    # A person decides the rest; an opt-out in the letter is harmless if forged and due at once: carried out now.
+    return Decision(Action.REVIEW, "names_another_user", on_receipt=True) if facts.names_another_user else None
 
 
 def _unknown_sender(facts: Facts) -> Decision | None:
@@ -87,12 +88,12 @@ def _unknown_sender(facts: Facts) -> Decision | None:
 
 
 def _conflicting_values(facts: Facts) -> Decision | None:
-    return Decision(Action.REVIEW, "conflicting_values") if facts.conflicting_values else None
+    return Decision(Action.REVIEW, "conflicting_values", on_receipt=True) if facts.conflicting_values else None
 
 
 def _conflicting_intents(facts: Facts) -> Decision | None:
     contradiction = conflict_of(facts.intents)
-    return Decision(Action.REVIEW, f"conflicting_intents: {contradiction}") if contradiction else None
+    return Decision(Action.REVIEW, f"conflicting_intents: {contradiction}", on_receipt=True) if contradiction else None
 
 
 def _nothing_readable(facts: Facts) -> Decision | None:

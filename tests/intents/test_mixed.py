@@ -14,6 +14,7 @@ from email.message import EmailMessage
 
 import pytest
 
+from dsr_mailbot.intents.deadlines import due_at
 from tests.harness import TRUST, Bot, authenticated, mail, via_mx
 
 IVAN = "ivan.petrov@example.ru"
@@ -152,3 +153,21 @@ def test_a_forged_mixed_letter_changes_only_what_needs_no_confirmation(bot_any_d
     assert user is not None and (user.phone, user.marketing_consent) == ("+77011112233", False)
     assert all(m.rcpt_tos == [IVAN] for m in bot.smtp.messages) and len(bot.smtp.messages) == 1
     assert bot.requests()[0].state == "review"
+
+
+def test_an_optout_in_a_letter_that_goes_to_review_is_carried_out_at_once(bot_any_db: Bot) -> None:
+    """The opt-out is due at once and harmless if forged: it does not wait for the person who reviews the rest."""
+    bot = bot_any_db
+    bot.add_user(IVAN, phone="+77011112233", marketing_consent=True)
+    body = "Телефон: 8 701 999 88 77\nТелефон: 8 701 111 22 33\n\nИ прошу больше не присылать рекламу."
+    bot.account.append(authenticated(mail(IVAN, "Обновление персональных данных", body)))
+
+    bot.run()
+
+    [request] = bot.requests()
+    assert (request.intents, request.state, request.reason) == (["update", "optout"], "review", "conflicting_values")
+    user = bot.user(IVAN)
+    assert user is not None and not user.marketing_consent and user.phone == "+77011112233"
+    assert request.due_at == due_at("update", request.received_at)  # what is left is the update
+    assert request.due_at > request.received_at  # not overdue the moment it arrived
+    assert "applied_on_receipt" in [e.event for e in bot.events()]

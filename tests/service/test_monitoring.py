@@ -34,7 +34,9 @@ def test_metrics_parse_and_match_the_store(bot: Bot) -> None:
     bot.add_user(IVAN, marketing_consent=True, surname="Петров")
     bot.add_user(ANNA, marketing_consent=True)
     bot.account.append(mail(IVAN, "Unsubscribe"))
-    bot.account.append(mail(ANNA, "Personal data update", "Телефон: +7 701 111 22 33\nТелефон: +7 701 999 88 77"))
+    # A mixed letter (an update with an opt-out in its words) counts once for each intent.
+    bot.account.append(mail(ANNA, "Personal data update", "Телефон: +7 701 111 22 33\nТелефон: +7 701 999 88 77\n\n"
+                                                          "И прошу больше не присылать рекламу."))
     bot.account.append(mail("stranger@example.org", "Вопрос об обработке персональных данных", "Кому?"))
     daemon = DaemonProcess(bot)
     wait_until(lambda: len(bot.requests()) == 3 and all(r.state != "received" for r in bot.requests())
@@ -49,7 +51,7 @@ def test_metrics_parse_and_match_the_store(bot: Bot) -> None:
     by_metric = {dict(labels)["intent"] + "/" + dict(labels)["state"]: value
                  for (name, labels), value in samples.items() if name == "dsr_mailbot_requests"}
     assert by_metric == {f"{i}/{s}": float(n) for (i, s), n in in_store.items()}
-    assert by_metric == {"optout/completed": 1.0, "update/review": 1.0, "question/review": 1.0}
+    assert by_metric == {"optout/completed": 1.0, "update/review": 1.0, "optout/review": 1.0, "question/review": 1.0}
     outbox = Counter(m.state for m in bot.outbox())
     assert samples[("dsr_mailbot_replies_sent_total", ())] == outbox["sent"] == len(bot.smtp.messages)
     assert samples[("dsr_mailbot_replies_failed_total", ())] == outbox["failed"] == 0

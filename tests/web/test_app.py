@@ -237,3 +237,16 @@ def test_a_body_past_the_limit_is_refused_declared_or_not(console: Bot) -> None:
         after = client.get("/login")
     assert declared.status_code in (400, 413) and streamed.status_code == 413
     assert after.status_code == 200  # the console goes on
+
+
+def test_every_form_that_posts_carries_the_sessions_csrf_token(console: Bot) -> None:
+    request_id = _review(console)
+    with serve_console(console) as served:
+        client = signed_in(served.url)
+        pages = [client.get(path).text for path in (f"/requests/{request_id}", "/queue", "/deadlines", "/report")]
+    token = csrf_of(pages[0])
+    forms = [form for page in pages for form in re.findall(r"<form[^>]*>.*?</form>", page, re.S)]
+    posting = [form for form in forms if 'method="post"' in form]
+    # approve, reject, extend, a reveal per masked field, and sign-out on every page
+    assert len(posting) >= 4 + 4
+    assert all(f'name="csrf_token" value="{token}"' in form for form in posting)

@@ -81,3 +81,34 @@ def _fields(text: str) -> list[str]:
     import string
 
     return [name for _, name, _, _ in string.Formatter().parse(text) if name]
+
+
+def test_the_deadlines_page_gives_each_profiles_date_and_counts_the_strictest(sqlite_url: str) -> None:
+    from dsr_mailbot.intents.deadlines import due_at
+    from dsr_mailbot.store.database import Store
+    from dsr_mailbot.web.pages import deadlines
+
+    policy = PolicyConfig()
+    now = datetime(2026, 3, 19, 6, 0, tzinfo=UTC)  # Thursday before Nauryz
+    store = Store(sqlite_url)
+    store.init_schema()
+    with store.transaction() as session:
+        for n, (kind, received, state) in enumerate([
+            ("access", now - timedelta(days=20), "review"),  # late
+            ("access", now - timedelta(hours=1), "review"),  # due soon under kz (3 working days)
+            ("question", now - timedelta(days=30), "completed"),  # closed: not listed
+        ]):
+            due = due_at(kind, received, policy.deadline_profile, policy.calendar, policy.timezone)
+            session.add(Request(message_ref=f"r{n}", source="s", uidvalidity=1, uid=n, kind=kind, intents=[kind],
+                                state=state, language="ru", received_at=received, due_at=due, subject_ref="-"))
+    with store.transaction() as session:
+        late, soon = deadlines(session, now, policy, within=5)
+    assert [r.deadline.overdue for r in late] == [True] and [r.deadline.overdue for r in soon] == [False]
+    row = soon[0]
+    by_profile = dict(row.by_profile)
+    received = now - timedelta(hours=1)
+    assert set(by_profile) == {"ru-152fz", "kz"}
+    for name, when in by_profile.items():
+        assert when == due_at("access", received, [name], policy.calendar, policy.timezone)
+    assert row.deadline.due_at == min(by_profile.values()) == by_profile["kz"]  # the strictest counts
+    store.dispose()
