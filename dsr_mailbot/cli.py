@@ -31,7 +31,7 @@ import click
 from sqlmodel import select
 
 from dsr_mailbot.config import Config, load_config
-from dsr_mailbot.errors import ConfigError, DsrMailbotError
+from dsr_mailbot.errors import ConfigError, DsrMailbotError, where_raised
 from dsr_mailbot.store.database import Store, all_requests
 from dsr_mailbot.store.models import AuditEvent, Request, RequestState
 
@@ -676,11 +676,6 @@ def main(argv: list[str] | None = None) -> NoReturn:
         click.echo(f"dsr-mailbot: {exc}", err=True)
         sys.exit(EX_TEMPFAIL if exc.temporary else EX_SOFTWARE)
     except Exception as exc:
-        # The exception text may quote personal data; the type and place are enough to find it.
-        tb = exc.__traceback__
-        while tb is not None and tb.tb_next is not None:
-            tb = tb.tb_next
-        where = f" at {Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno}" if tb else ""
-        click.echo(f"dsr-mailbot: internal error ({type(exc).__name__}{where})", err=True)
+        click.echo(f"dsr-mailbot: internal error ({where_raised(exc)})", err=True)
         sys.exit(EX_SOFTWARE)
     sys.exit(code if isinstance(code, int) else EX_OK)

@@ -73,3 +73,16 @@ class SendUnavailable(SendError):
     """Raised when the SMTP server is unreachable or answers 4xx; the reply stays queued."""
 
     temporary = True
+
+
+def where_raised(exc: BaseException) -> str:
+    """``TypeName at file.py:123``: what a log line may say of an unexpected exception.
+
+    Its text may quote personal data (a value it failed on); its type and the place it was raised are enough
+    to find it.
+    """
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    place = f" at {tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}" if tb else ""
+    return f"{type(exc).__name__}{place}"

@@ -52,6 +52,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dsr_mailbot.config import Config
+from dsr_mailbot.errors import where_raised
 from dsr_mailbot.lifecycle import DecisionError
 from dsr_mailbot.pipeline import Services
 from dsr_mailbot.replies.reply import default_templates_dir
@@ -152,11 +153,7 @@ class SecurityHeaders:
                 await PlainTextResponse("Request body too large.", status_code=413)(scope, receive,
                                                                                    send_with_headers)
         except Exception as exc:
-            tb = exc.__traceback__
-            while tb is not None and tb.tb_next is not None:
-                tb = tb.tb_next
-            where = f" at {Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno}" if tb else ""
-            log.error("console: internal error (%s%s) on %s", type(exc).__name__, where, scope.get("path", "")[:100])
+            log.error("console: internal error (%s) on %s", where_raised(exc), scope.get("path", "")[:100])
             if not started:
                 await PlainTextResponse("Internal error; it is logged.", status_code=500)(scope, receive,
                                                                                           send_with_headers)
