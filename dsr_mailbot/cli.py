@@ -133,26 +133,20 @@ def db_current(state: CliState) -> int:
 @pass_state
 def report(state: CliState, month: str | None, fmt: str) -> int:
     """A month's requests: counts by intent and state, working days to answer, late answers, erasures."""
-    from dsr_mailbot.replies.report import build_report, month_bounds, report_lines
-    from dsr_mailbot.store.database import erasures_between, pending_erasures, requests_received_between
+    from dsr_mailbot.replies.report import load_month, month_bounds, report_lines
     from dsr_mailbot.store.models import utcnow
 
     policy = state.config.policy
-    zone = ZoneInfo(policy.timezone)
     now = utcnow()
-    month = month or now.astimezone(zone).strftime("%Y-%m")
+    month = month or now.astimezone(ZoneInfo(policy.timezone)).strftime("%Y-%m")
     try:
-        first, after = month_bounds(month)
+        month_bounds(month)
     except ValueError as exc:
         raise click.UsageError(f"--month: expected YYYY-MM, got {month!r}") from exc
-    start = datetime.combine(first, datetime.min.time(), zone)
-    end = datetime.combine(after, datetime.min.time(), zone)
     store = state.store()
     store.check_schema()
     with store.transaction() as session:
-        result = build_report(month, requests_received_between(session, start, end), now,
-                              erasures_between(session, start, end), pending_erasures(session),
-                              policy.calendar, policy.timezone)
+        result = load_month(session, month, now, policy).report
     if fmt == "json":
         click.echo(json.dumps(result.as_json(), ensure_ascii=False, indent=2))
     else:

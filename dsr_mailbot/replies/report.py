@@ -14,6 +14,10 @@ are part of their request, not requests):
   date is set).
 
 No personal data: references, intents, states and figures.
+
+:func:`build_report` is pure; :func:`load_month` reads a month's requests
+from the store and builds its report, for ``dsr-mailbot report`` and the
+console's report page alike.
 """
 
 from __future__ import annotations
@@ -25,7 +29,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from sqlmodel import Session
+
+from dsr_mailbot.config import PolicyConfig
 from dsr_mailbot.intents.deadlines import working_days_between
+from dsr_mailbot.store.database import erasures_between, pending_erasures, requests_received_between
 from dsr_mailbot.store.models import FINAL_STATES, Request, RequestKind, RequestState
 
 
@@ -108,3 +116,23 @@ def report_lines(report: MonthReport) -> list[str]:
         f"erasures: {report.erasures_done} done, {report.erasures_pending} pending",
     ]
     return lines
+
+
+@dataclass(frozen=True)
+class LoadedMonth:
+    first: date  # the month's first day
+    after: date  # the next month's first day
+    received: Sequence[Request]  # the requests received in it, local time
+    report: MonthReport
+
+
+def load_month(session: Session, month: str, now: datetime, policy: PolicyConfig) -> LoadedMonth:
+    """``month`` (YYYY-MM, in ``[policy] timezone``) from the store, and its report; ValueError for a bad month."""
+    zone = ZoneInfo(policy.timezone)
+    first, after = month_bounds(month)
+    start = datetime.combine(first, datetime.min.time(), zone)
+    end = datetime.combine(after, datetime.min.time(), zone)
+    received = requests_received_between(session, start, end)
+    report = build_report(month, received, now, erasures_between(session, start, end), pending_erasures(session),
+                          policy.calendar, policy.timezone)
+    return LoadedMonth(first, after, received, report)

@@ -56,7 +56,7 @@ from dsr_mailbot.errors import where_raised
 from dsr_mailbot.lifecycle import DecisionError
 from dsr_mailbot.pipeline import Services
 from dsr_mailbot.replies.reply import default_templates_dir
-from dsr_mailbot.replies.report import build_report, month_bounds
+from dsr_mailbot.replies.report import load_month, month_bounds
 from dsr_mailbot.service.monitoring import monitoring_routes, stored_records
 from dsr_mailbot.service.review import (
     REVEALABLE,
@@ -70,12 +70,7 @@ from dsr_mailbot.service.review import (
     reveal_field,
 )
 from dsr_mailbot.store.acts import list_acts, read_act
-from dsr_mailbot.store.database import (
-    erasures_between,
-    pending_erasures,
-    record_event,
-    requests_received_between,
-)
+from dsr_mailbot.store.database import record_event
 from dsr_mailbot.store.models import utcnow
 from dsr_mailbot.web import pages
 from dsr_mailbot.web.auth import MAX_AGE, LoginThrottle, Passwords, Sessions, WebSession, same_token
@@ -416,14 +411,9 @@ async def act_page(console: Console, request: HttpRequest, session: WebSession) 
 
 def _report(db: Any, month: str, console: Console) -> pages.ReportPage:
     policy = console.config.policy
-    zone = ZoneInfo(policy.timezone)
-    first, after = month_bounds(month)
-    start = datetime.combine(first, datetime.min.time(), zone)
-    end = datetime.combine(after, datetime.min.time(), zone)
-    received = requests_received_between(db, start, end)
-    report = build_report(month, received, console.clock(), erasures_between(db, start, end), pending_erasures(db),
-                          policy.calendar, policy.timezone)
-    return pages.ReportPage(month, report, pages.weekly_chart(received, policy.timezone, first, after))
+    loaded = load_month(db, month, console.clock(), policy)
+    return pages.ReportPage(month, loaded.report,
+                            pages.weekly_chart(loaded.received, policy.timezone, loaded.first, loaded.after))
 
 
 async def report_page(console: Console, request: HttpRequest, session: WebSession) -> Response:
