@@ -223,7 +223,7 @@ def _on_receipt_intents(request: Request) -> list[str]:
     return now if len(now) < len(request.intents) else []
 
 
-def _pending(request: Request) -> list[str]:
+def pending_intents(request: Request) -> list[str]:
     """The intents whose deadline the request's due date is: all but those carried out on receipt."""
     early = (request.intent or {}).get("on_receipt", [])
     return [kind for kind in request.intents or [request.kind] if kind not in early]
@@ -241,7 +241,7 @@ def _on_receipt(ctx: Context, session: Session, request: Request, user: User) ->
         return
     outcomes = _carry_out(ctx, session, request, user, now)
     request.intent = {**request.intent, "on_receipt": now}
-    request.due_at = _due(ctx, request, _pending(request))
+    request.due_at = _due(ctx, request, pending_intents(request))
     record_event(session, "applied_on_receipt", request_id=request.id, subject_ref=request.subject_ref, at=ctx.now,
                  intents=now, changed=sorted({f for o in outcomes for f in o.changed_fields}))
 
@@ -524,7 +524,7 @@ def extend(ctx: Context, session: Session, request: Request, reason: str, actor:
     if session.exec(select(AuditEvent).where(AuditEvent.request_id == request.id,
                                              AuditEvent.event == "deadline_extended")).first():
         raise DecisionError(f"request {request.id}: its deadline was extended once already; the law allows one")
-    pending = _pending(request)
+    pending = pending_intents(request)
     extended = _due(ctx, request, pending, extended=True)
     if extended <= request.due_at:
         profiles = ", ".join(ctx.config.policy.deadline_profile)

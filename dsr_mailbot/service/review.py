@@ -23,6 +23,7 @@ from sqlmodel import Session
 
 from dsr_mailbot.lifecycle import DecisionError, answer, approve, extend, reject
 from dsr_mailbot.pipeline import Services
+from dsr_mailbot.reading.extract import FIELDS
 from dsr_mailbot.replies.send import drain_outbox
 from dsr_mailbot.service.locks import run_lock_for
 from dsr_mailbot.store.database import record_event
@@ -137,14 +138,12 @@ def _asked(name: str) -> Callable[[Request, User | None], str | None]:
     return value
 
 
-USER_FIELDS = ("email", "phone", "surname", "first_name", "patronymic")  # policy 4.1: what the operator holds
-
 # Every field the console masks, by the name the audit event records.  Read in this order on the page.
 REVEALABLE: Mapping[str, Callable[[Request, User | None], str | None]] = {
     "sender": lambda request, user: request.reply_address,
     "letter": lambda request, user: request.letter_text,
-    **{f"user.{name}": _user_field(name) for name in USER_FIELDS},
-    **{f"asked.{name}": _asked(name) for name in USER_FIELDS},
+    **{f"user.{name}": _user_field(name) for name in FIELDS},
+    **{f"asked.{name}": _asked(name) for name in FIELDS},
 }
 
 

@@ -211,6 +211,9 @@ class Console:
         form = await request.form(max_files=0, max_fields=20)
         return form if same_token(session.csrf_token, form.get("csrf_token")) else None
 
+    def not_found(self, session: WebSession) -> HTMLResponse:
+        return self.page("error.html", session, 404, message_key="not_found")
+
     def forbidden(self, session: WebSession | None) -> HTMLResponse:
         language = session.language if session else "en"
         return self.render("error.html", language, 403, session=session, message_key="forbidden")
@@ -329,7 +332,7 @@ async def _show_request(console: Console, session: WebSession, request_id: int, 
     page = await run_in_threadpool(_read, console, pages.request_page, request_id, console.clock(),
                                    console.config.policy, revealed)
     if page is None:
-        return console.page("error.html", session, 404, message_key="not_found")
+        return console.not_found(session)
     shown = {"done": None, "reply": None, "refused": None, "revealed_field": None, **notes}
     return console.page("request.html", session, status_code, request=page, **shown)
 
@@ -337,7 +340,7 @@ async def _show_request(console: Console, session: WebSession, request_id: int, 
 async def request_view(console: Console, request: HttpRequest, session: WebSession) -> Response:
     request_id = _request_id(request)
     if request_id is None:
-        return console.page("error.html", session, 404, message_key="not_found")
+        return console.not_found(session)
     done = request.query_params.get("done")
     reply = request.query_params.get("reply")
     return await _show_request(console, session, request_id, done=done if done else None,
@@ -351,12 +354,12 @@ async def decide(console: Console, request: HttpRequest, session: WebSession) ->
         return console.forbidden(session)
     decision = DECISIONS.get(str(request.path_params.get("decision")))
     if request_id is None or decision is None:
-        return console.page("error.html", session, 404, message_key="not_found")
+        return console.not_found(session)
     actor = f"web:{session.login}"
     try:
         done = await run_in_threadpool(decide_request, console.services, request_id, decision(form), actor)
     except UnknownRequest:
-        return console.page("error.html", session, 404, message_key="not_found")
+        return console.not_found(session)
     except DecisionError as exc:
         return await _show_request(console, session, request_id, 409, refused=str(exc))
     reply = "sent" if done.sent else ("queued" if done.queued_because else "")
@@ -371,11 +374,11 @@ async def reveal(console: Console, request: HttpRequest, session: WebSession) ->
         return console.forbidden(session)
     field = str(form.get("field") or "")
     if request_id is None or field not in REVEALABLE:
-        return console.page("error.html", session, 404, message_key="not_found")
+        return console.not_found(session)
     try:
         value = await run_in_threadpool(reveal_field, console.services, request_id, field, f"web:{session.login}")
     except UnknownRequest:
-        return console.page("error.html", session, 404, message_key="not_found")
+        return console.not_found(session)
     return await _show_request(console, session, request_id, revealed={field: value}, revealed_field=field)
 
 
@@ -402,10 +405,10 @@ def _open_act(console: Console, act_id: str, actor: str) -> Any:
 async def act_page(console: Console, request: HttpRequest, session: WebSession) -> Response:
     act_id = str(request.path_params.get("act_id", ""))
     if not act_id.replace("u", "", 1).isdigit() or len(act_id) > 20:
-        return console.page("error.html", session, 404, message_key="not_found")
+        return console.not_found(session)
     act = await run_in_threadpool(_open_act, console, act_id, f"web:{session.login}")
     if act is None:
-        return console.page("error.html", session, 404, message_key="not_found")
+        return console.not_found(session)
     return console.page("act.html", session, act=act)
 
 

@@ -19,9 +19,11 @@ from sqlmodel import Session, col, select
 from dsr_mailbot.config import PolicyConfig
 from dsr_mailbot.intents.deadlines import due_at, soon_horizon, working_days_between
 from dsr_mailbot.intents.registry import spec_for
+from dsr_mailbot.lifecycle import pending_intents
+from dsr_mailbot.reading.extract import FIELDS
 from dsr_mailbot.replies.outbox import mask_address
 from dsr_mailbot.replies.report import MonthReport
-from dsr_mailbot.service.review import REVEALABLE, USER_FIELDS
+from dsr_mailbot.service.review import REVEALABLE
 from dsr_mailbot.store.database import open_requests_due_by
 from dsr_mailbot.store.models import FINAL_STATES, AuditEvent, Request, RequestKind, RequestState, User
 
@@ -154,9 +156,9 @@ def request_page(session: Session, request_id: int, now: datetime, policy: Polic
         subject=request.letter_subject,
         sender=_shown("sender", request, user, shown),
         fields_asked=tuple(sorted(changes)),
-        asked_values=tuple(_shown(f"asked.{name}", request, user, shown) for name in USER_FIELDS if name in changes),
+        asked_values=tuple(_shown(f"asked.{name}", request, user, shown) for name in FIELDS if name in changes),
         problems=tuple(f"{f}: {c}" for f, c in intent.get("problems", [])),
-        user=tuple(_shown(f"user.{name}", request, user, shown) for name in USER_FIELDS) if user else None,
+        user=tuple(_shown(f"user.{name}", request, user, shown) for name in FIELDS) if user else None,
         letter=_shown("letter", request, user, shown),
         letter_chars=len(request.letter_text or ""),
         events=tuple(EventRow(e.at, e.event, e.actor, _detail(e.detail)) for e in events),
@@ -188,7 +190,7 @@ def deadlines(session: Session, now: datetime, policy: PolicyConfig,
     found = open_requests_due_by(session, soon_horizon(now, within, policy.calendar, policy.timezone))
     rows = []
     for r in found:
-        pending = [k for k in _intents(r) if k not in (r.intent or {}).get("on_receipt", [])] or [r.kind]
+        pending = pending_intents(r)
         per_profile = tuple(
             (name, min(due_at(k, r.received_at, [name], policy.calendar, policy.timezone) for k in pending))
             for name in policy.deadline_profile)
