@@ -86,13 +86,13 @@ class Daemon:
     outages: Outages = field(init=False)
     _connected_before: bool = False
     _status_saved_at: float = 0.0
-    _saved_states: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         mailbox = "imap" if self.config.imap is not None else "maildir"
         sending = "smtp" if self.config.smtp is not None else "files"
         self.board = HealthBoard(self.config.daemon.poll_interval_seconds,
-                                 {"mailbox": mailbox, "SMTP server": sending, "database": "database"})
+                                 {"mailbox": mailbox, "SMTP server": sending, "database": "database"},
+                                 on_change=lambda: self._save_status(at_once=True))
         self.outages = Outages(board=self.board)
 
     @property
@@ -184,7 +184,6 @@ class Daemon:
                     self._die(exc)
                     return
                 self.outages.failed(server_of(exc), str(exc))
-                self._save_status()
                 self.stop.wait(backoff.next_delay())
             except Exception as exc:  # a bug must not kill the watcher; it is retried like an outage
                 self.outages.failed("worker", f"{type(exc).__name__} in the mailbox watcher")
@@ -208,11 +207,12 @@ class Daemon:
                 started = time.monotonic()
                 process_mailbox(self.services, source, uidvalidity, report, self.stop)
                 scanned = time.monotonic()
-                self.outages.recovered("mailbox", "database", "worker")
                 backoff.reset()
                 if report.requests:
                     self._send()
+                # The pass first: a recovery below writes the record at once, and it must show this pass.
                 self.board.pass_done(time.monotonic() - started, scanned - started)
+                self.outages.recovered("mailbox", "database", "worker")
                 self._save_status()
                 source.wait_for_change(self.config.daemon.poll_interval_seconds, self.wake, self.config.daemon.idle)
                 if not self.stop.is_set():
@@ -251,7 +251,6 @@ class Daemon:
             return
         except DsrMailbotError as exc:
             self.outages.failed(server_of(exc), str(exc))
-            self._save_status()
             return
         except Exception as exc:  # keep the scheduler alive; the next run retries
             self.outages.failed("worker", f"{type(exc).__name__} while sending")
@@ -264,17 +263,16 @@ class Daemon:
 
     # Health and metrics
 
-    def _save_status(self, at_most_every: float = 1.0) -> None:
+    def _save_status(self, at_once: bool = False) -> None:
         """Write the board to ``worker_status`` for the console (another process); never fails the caller.
 
-        At most once a second while nothing changes (a busy mailbox makes many passes), at once when a
-        server's state changed.
+        At most once a second after passes and outbox runs (a busy mailbox makes many passes); ``at_once``
+        when a server went down or came up (the board calls it so).
         """
-        record = self.board.snapshot()
-        states = tuple(sorted((name, server.state) for name, server in record.servers.items()))
-        if states == self._saved_states and time.monotonic() - self._status_saved_at < at_most_every:
+        if not at_once and time.monotonic() - self._status_saved_at < 1.0:
             return
-        self._status_saved_at, self._saved_states = time.monotonic(), states
+        self._status_saved_at = time.monotonic()
+        record = self.board.snapshot()
         try:
             with self.services.store.transaction() as session:
                 save_worker_status(session, self.worker_name, record.updated_at, record.as_json())
@@ -325,7 +323,6 @@ class Daemon:
             self.outages.recovered("database")
         except DsrMailbotError as exc:
             self.outages.failed(server_of(exc), str(exc))
-            self._save_status()
         except Exception as exc:  # keep the scheduler alive; the next run retries
             self.outages.failed("worker", f"{type(exc).__name__} in a scheduled job")
 

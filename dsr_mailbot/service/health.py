@@ -15,7 +15,7 @@ down.  No personal data: server names, times and counts only.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -86,10 +86,16 @@ class StatusRecord:
 
 
 class HealthBoard:
-    """The daemon's record, updated by its threads (the watcher, the scheduler's jobs)."""
+    """The daemon's record, updated by its threads (the watcher, the scheduler's jobs).
 
-    def __init__(self, poll_interval_seconds: int, server_keys: Mapping[str, str] = SERVER_KEYS) -> None:
+    ``on_change`` is called (outside the board's lock) when a server goes down or comes up: the daemon
+    writes its record at once then, so that another process sees an outage when it begins.
+    """
+
+    def __init__(self, poll_interval_seconds: int, server_keys: Mapping[str, str] = SERVER_KEYS,
+                 on_change: Callable[[], None] | None = None) -> None:
         now = utcnow()
+        self._on_change = on_change
         self._keys = dict(server_keys)
         self._lock = threading.Lock()
         self._record = StatusRecord(started_at=now, updated_at=now, poll_interval_seconds=poll_interval_seconds,
@@ -110,6 +116,8 @@ class HealthBoard:
             outages = {**self._record.outages, key: self._record.outages.get(key, 0) + 1} if began \
                 else self._record.outages
             self._record = replace(self._record, servers=servers, outages=outages, updated_at=now)
+        if began and self._on_change is not None:
+            self._on_change()
 
     def succeeded(self, server: str) -> None:
         key = self._key(server)
@@ -120,6 +128,8 @@ class HealthBoard:
             old = self._record.servers.get(key, ServerHealth())
             servers = {**self._record.servers, key: replace(old, last_success=now, down_since=None)}
             self._record = replace(self._record, servers=servers, updated_at=now)
+        if old.state != "up" and self._on_change is not None:
+            self._on_change()
 
     def pass_done(self, pass_seconds: float, scan_seconds: float) -> None:
         now = utcnow()

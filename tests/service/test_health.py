@@ -85,3 +85,16 @@ def test_the_worker_that_passed_last_speaks_for_the_mailbox() -> None:
     assert watching([sender_only, watcher]) == watcher
     assert watching([sender_only]) == sender_only
     assert watching([]) is None
+
+
+def test_the_board_says_when_a_server_goes_down_or_comes_up_not_at_every_retry() -> None:
+    changes: list[dict[str, str]] = []
+    board = HealthBoard(60, on_change=lambda: changes.append(
+        {name: s.state for name, s in board.snapshot().servers.items()}))
+    board.succeeded("mailbox")  # unknown -> up
+    board.succeeded("mailbox")  # still up
+    board.failed("mailbox")  # up -> down
+    board.failed("mailbox")  # the same outage, retried
+    board.failed("worker")  # not a server
+    board.succeeded("mailbox")  # back
+    assert [c["imap"] for c in changes] == ["up", "down", "up"]
