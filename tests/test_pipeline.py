@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import time
+from typing import Any
 
 import pytest
 
@@ -170,6 +171,23 @@ def test_invalid_phone_changes_nothing_and_reply_offers_a_form(bot: Bot) -> None
     assert "\nТелефон:\nE-mail:\nФамилия:\nИмя:\nОтчество:\n" in text
 
 
+def uids_asked(monkeypatch: pytest.MonkeyPatch, *methods: str) -> list[int]:
+    """The UIDs these ImapSource methods are asked for (their first argument: one UID or a list), in order.
+
+    The methods still do their work against Dovecot; this only notes what was asked.
+    """
+    asked: list[int] = []
+    for name in methods:
+        real = getattr(ImapSource, name)
+
+        def recording(self: ImapSource, uids: int | list[int], *args: object, _real: Any = real) -> Any:
+            asked.extend(uids if isinstance(uids, list) else [uids])
+            return _real(self, uids, *args)
+
+        monkeypatch.setattr(ImapSource, name, recording)
+    return asked
+
+
 def test_ordinary_support_mail_is_left_exactly_as_it_was(bot: Bot, monkeypatch: pytest.MonkeyPatch) -> None:
     bot.add_user(IVAN)
     ordinary = [
@@ -182,27 +200,8 @@ def test_ordinary_support_mail_is_left_exactly_as_it_was(bot: Bot, monkeypatch: 
         bot.account.append(data, flags=flags)
     bot.account.append(mail(IVAN, "Отписаться", "Хватит рекламы"))
     before = bot.account.snapshot("INBOX")
-    fetched_whole: list[int] = []
-    real_fetch, real_fetch_many = ImapSource.fetch, ImapSource.fetch_many
-
-    def recording_fetch(self: ImapSource, uid: int, max_bytes: int):  # type: ignore[no-untyped-def]
-        fetched_whole.append(uid)
-        return real_fetch(self, uid, max_bytes)
-
-    def recording_fetch_many(self: ImapSource, uids: list[int], max_bytes: int):  # type: ignore[no-untyped-def]
-        fetched_whole.extend(uids)
-        return real_fetch_many(self, uids, max_bytes)
-
-    headers_whole: list[int] = []
-    real_complete_records = ImapSource.complete_records
-
-    def recording_complete_records(self: ImapSource, uids: list[int]):  # type: ignore[no-untyped-def]
-        headers_whole.extend(uids)
-        return real_complete_records(self, uids)
-
-    monkeypatch.setattr(ImapSource, "fetch", recording_fetch)
-    monkeypatch.setattr(ImapSource, "fetch_many", recording_fetch_many)
-    monkeypatch.setattr(ImapSource, "complete_records", recording_complete_records)
+    fetched_whole = uids_asked(monkeypatch, "fetch", "fetch_many")
+    headers_whole = uids_asked(monkeypatch, "complete_records")
 
     report = bot.run()
 
@@ -230,14 +229,7 @@ def test_a_message_whose_triage_fields_pass_the_cap_is_read_whole_and_left_as_it
     bot.account.append(huge)
     bot.account.append(mail(IVAN, "Отписаться"))
     before = bot.account.snapshot("INBOX")
-    completed: list[int] = []
-    real_complete_records = ImapSource.complete_records
-
-    def recording_complete_records(self: ImapSource, uids: list[int]):  # type: ignore[no-untyped-def]
-        completed.extend(uids)
-        return real_complete_records(self, uids)
-
-    monkeypatch.setattr(ImapSource, "complete_records", recording_complete_records)
+    completed = uids_asked(monkeypatch, "complete_records")
 
     report = bot.run()
 
