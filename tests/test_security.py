@@ -281,6 +281,31 @@ def test_whatever_fails_with_one_message_sets_only_that_message_aside(
     assert data == not_yet_known and flags == frozenset()
 
 
+def test_the_letter_kept_for_the_reviewer_is_bounded_and_holds_no_nul_or_lone_surrogate(bot_any_db: Bot) -> None:
+    """An open request keeps its subject and own words for the console: an attacker's encodings must store."""
+    bot = bot_any_db
+    words = " ".join(["=?utf-8?q?=D0=B5=00?="] * 2_000)  # 2,000 encoded words of a Cyrillic е and a NUL
+    subject = f"=?utf-8?q?Question_about_personal_data=00_=ED=A0=80?= {words}"
+    body = "Кому вы передаёте мой телефон?\x00 <script>alert(1)</script> " + "ж" * 1_000_000
+    bot.account.append(raw_mail(f"From: {IVAN}\nSubject: {subject}\nMessage-ID: <letter@mail.ru>\n"
+                                "Content-Type: text/plain; charset=utf-8", body))
+    legitimate_optout(bot)
+    bot.add_user(ANNA, marketing_consent=True)
+
+    report = bot.run()
+
+    assert report.temporary_failure is None
+    anna_opted_out(bot)
+    [question] = [r for r in bot.requests() if r.kind == "question"]
+    assert (question.state, question.reason) == ("review", "awaiting_answer")
+    assert question.letter_subject is not None and question.letter_text is not None
+    assert question.letter_subject.startswith("Question about personal data")
+    assert len(question.letter_subject) <= 998 and len(question.letter_text) <= 32 * 1024
+    for kept in (question.letter_subject, question.letter_text):
+        assert "\x00" not in kept and not any("\ud800" <= c <= "\udfff" for c in kept)
+    assert "<script>" in question.letter_text  # kept as the person wrote it; the console escapes it
+
+
 # 3. Slow input: each crafted class at 1 MB, in one pass, with a request behind them
 
 
