@@ -69,6 +69,12 @@ def negated_body_phrases(sender: str, size: int) -> bytes:
     return mail(sender, SUBJECT, "x" * (size // 2) + _repeat(" не отпишите меня не присылайте мне рекламу", size // 2))
 
 
+def ticket_like_subject(sender: str, size: int) -> bytes:
+    """A subject of almost-ticket tags and auto-reply words before the marker: the loop rules read it whole."""
+    almost = _repeat("[#1 ", min(size, 60_000) // 2) + _repeat("##1 auto ", min(size, 60_000) // 2)
+    return mail(sender, almost + SUBJECT, "Телефон: 8 701 765 43 21\n")
+
+
 CRAFTED: dict[str, Callable[[str, int], bytes]] = {
     "ru_attribution": ru_attribution,
     "padded_field": padded_field,
@@ -80,6 +86,7 @@ CRAFTED: dict[str, Callable[[str, int], bytes]] = {
     "encoded_word_subject": encoded_word_subject,
     "huge_address_header": huge_address_header,
     "negated_body_phrases": negated_body_phrases,
+    "ticket_like_subject": ticket_like_subject,
 }
 
 

@@ -16,8 +16,8 @@ be read as the weaker request.  Markers match whole words inside the
 subject, so "Personal data update – order 1234" is still a request.
 
 Out-of-office answers ("Automatic reply: Re: Personal data update") carry
-our own marker back; :func:`is_auto_reply_subject` recognises their prefixes
-for the loop rules (:mod:`loops`), which record such mail as ``ignored``.
+our own marker back; the loop rules (:mod:`~dsr_mailbot.trust.loops`)
+recognise them and record such mail as ``ignored``.
 """
 
 from __future__ import annotations
@@ -109,11 +109,6 @@ _PREFIX = re.compile(
     r"(?:\s*\[\d+\]|\s*\(\d+\))?\s*[:：]\s*|\[[^\]]*\]\s*)",
     re.IGNORECASE,
 )
-_AUTO_REPLY_PREFIX = re.compile(
-    r"^\s*(automatic reply|auto(matic)?[- ]?(reply|response)|out of (the )?office|autoreply|"
-    r"auto:|автоответ|автоматический ответ|нет на месте|вне офиса|автожауап)",
-    re.IGNORECASE,
-)
 _KAZAKH_LETTERS = re.compile(r"[әғқңөұүһіӘҒҚҢӨҰҮҺІ]")
 _CYRILLIC = re.compile(r"[а-яёА-ЯЁ]")
 _LATIN = re.compile(r"[a-zA-Z]")
@@ -137,10 +132,6 @@ def normalise_subject(subject: str) -> str:
             break
         text = stripped
     return normalise_text(text)
-
-
-def is_auto_reply_subject(subject: str) -> bool:
-    return bool(_AUTO_REPLY_PREFIX.match(subject))
 
 
 def _phrase_pattern(phrase: str) -> str:

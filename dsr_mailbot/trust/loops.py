@@ -1,95 +1,170 @@
-"""Mail the bot must never answer: auto-replies, bulk mail, bounces, and its own mail coming back (pure).
+"""Mail the bot must never answer: auto-replies, bulk mail, helpdesk acknowledgements, its own mail (pure).
 
-An auto-responder that answers auto-responders floods two mailboxes, so
-every rule here errs towards silence.  The rules are an ordered table
-(after GNU Mailman's chains): the first that matches gives the reason,
-which is stored with the request (state ``ignored``).  The rules follow
-RFC 3834 §2 and the headers real autoresponders send.
+An auto-responder that answers auto-responders floods two mailboxes, and an
+auto-reply threaded to a challenge must never count as its owner's "yes".
+So every rule here errs towards silence.  The rules are data
+(``loop_rules.toml`` beside this module, each row naming its source: an RFC
+or the software that sends such mail), read in order after GNU Mailman's
+chains: the first that matches gives the reason, which is stored with the
+request (state ``ignored``).  A rule's ``test`` picks one of the small
+predicates of :data:`TESTS`; a file naming any other test is refused when
+it is loaded, so dispatch is exhaustive.
 """
 
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 
-from dsr_mailbot.reading.classify import is_auto_reply_subject
+from dsr_mailbot.reading.classify import LANGUAGES
 from dsr_mailbot.reading.parse import Headers
-from dsr_mailbot.trust.own_mail import LOOP_MARKER_HEADER
 
-_DAEMON_LOCAL_PART = re.compile(
-    r"^(mailer-daemon|postmaster|no[-_.]?reply|do[-_.]?not[-_.]?reply|bounces?|"
-    r"mail[-_.]?daemon|auto[-_.]?(reply|responder)|listserv|majordomo)([+-].*)?$",
-    re.IGNORECASE,
-)
+MAX_TAG_TAIL = 40  # "[Ticket #4711 - Personal data]": what may follow the number inside the brackets
+
+
+class LoopRulesError(ValueError):
+    """The loop rules file is not what :func:`parse_loop_rules` expects."""
 
 
 @dataclass(frozen=True)
 class LoopRule:
     reason: str
-    applies: Callable[[Headers, Collection[str]], bool]
+    test: str
+    source: str
+    headers: tuple[str, ...] = ()  # lower case
+    values: frozenset[str] = frozenset()  # lower case
 
 
-def _first(headers: Headers, name: str) -> str | None:
-    values = headers.get(name)
-    return values[0] if values else None
+@dataclass(frozen=True)
+class LoopRules:
+    rules: tuple[LoopRule, ...]
+    auto_reply_subject: re.Pattern[str]
+    ticket_subject: re.Pattern[str]
+    subject_languages: frozenset[str]
 
 
-def _auto_submitted(headers: Headers, _own: Collection[str]) -> bool:
-    value = _first(headers, "auto-submitted")
-    return value is not None and value.split(";")[0].strip().lower() != "no"
+@dataclass(frozen=True)
+class _Message:
+    """What the predicates read: the headers, and the operator's own addresses."""
+
+    headers: Headers
+    own: Collection[str]
 
 
-def _bulk_precedence(headers: Headers, _own: Collection[str]) -> bool:
-    value = (_first(headers, "precedence") or "").strip().lower()
-    return value in {"bulk", "junk", "list"}
+def _first_values(message: _Message, rule: LoopRule) -> list[str]:
+    """Each named header's first value, lower case, without ``;`` parameters (``auto-generated; owner=…``)."""
+    found = []
+    for name in rule.headers:
+        values = message.headers.get(name)
+        if values:
+            found.append(values[0].split(";")[0].strip().lower())
+    return found
 
 
-def _list_mail(headers: Headers, _own: Collection[str]) -> bool:
-    return bool(headers.get("list-id") or headers.get("list-unsubscribe"))
+def _header_present(message: _Message, rule: LoopRule, rules: LoopRules) -> bool:
+    return any(message.headers.get(name) for name in rule.headers)
 
 
-def _autoreply_headers(headers: Headers, _own: Collection[str]) -> bool:
-    return any(headers.get(name) for name in ("x-autoreply", "x-autorespond", "x-auto-response-suppress"))
+def _header_any_of(message: _Message, rule: LoopRule, rules: LoopRules) -> bool:
+    return any(value in rule.values for value in _first_values(message, rule))
 
 
-def _null_return_path(headers: Headers, _own: Collection[str]) -> bool:
-    values = headers.get("return-path")
-    return bool(values) and values[0].strip() in {"", "<>"}
+def _header_other_than(message: _Message, rule: LoopRule, rules: LoopRules) -> bool:
+    return any(value not in rule.values for value in _first_values(message, rule))
 
 
-def _daemon_sender(headers: Headers, _own: Collection[str]) -> bool:
-    return any(_DAEMON_LOCAL_PART.match(addr.split("@", 1)[0]) for addr in headers.from_addresses)
+def _from_operator(message: _Message, rule: LoopRule, rules: LoopRules) -> bool:
+    return any(address in message.own for address in message.headers.from_addresses)
 
 
-def _own_address(headers: Headers, own: Collection[str]) -> bool:
-    return any(addr in own for addr in headers.from_addresses)
+def _sender_local_part(message: _Message, rule: LoopRule, rules: LoopRules) -> bool:
+    for address in message.headers.from_addresses:
+        local = address.rsplit("@", 1)[0].lower()
+        if any(local == name or local.startswith((f"{name}+", f"{name}-")) for name in rule.values):
+            return True
+    return False
 
 
-def _own_loop_marker(headers: Headers, _own: Collection[str]) -> bool:
-    return bool(headers.get(LOOP_MARKER_HEADER.lower()))
+def _subject_prefix(message: _Message, rule: LoopRule, rules: LoopRules) -> bool:
+    return bool(rules.auto_reply_subject.match(message.headers.subject))
 
 
-def _auto_reply_subject(headers: Headers, _own: Collection[str]) -> bool:
-    return is_auto_reply_subject(headers.subject)
+def _subject_ticket(message: _Message, rule: LoopRule, rules: LoopRules) -> bool:
+    return bool(rules.ticket_subject.match(message.headers.subject))
 
 
-LOOP_RULES: tuple[LoopRule, ...] = (
-    LoopRule("own_loop_marker", _own_loop_marker),
-    LoopRule("from_operator_address", _own_address),
-    LoopRule("auto_submitted", _auto_submitted),
-    LoopRule("autoreply_header", _autoreply_headers),
-    LoopRule("bulk_precedence", _bulk_precedence),
-    LoopRule("list_mail", _list_mail),
-    LoopRule("null_return_path", _null_return_path),
-    LoopRule("daemon_sender", _daemon_sender),
-    LoopRule("auto_reply_subject", _auto_reply_subject),
-)
+TESTS: dict[str, Callable[[_Message, LoopRule, LoopRules], bool]] = {
+    "header_present": _header_present,
+    "header_any_of": _header_any_of,
+    "header_other_than": _header_other_than,
+    "from_operator": _from_operator,
+    "sender_local_part": _sender_local_part,
+    "subject_prefix": _subject_prefix,
+    "subject_ticket": _subject_ticket,
+}
 
 
-def loop_reason(headers: Headers, operator_addresses: Collection[str]) -> str | None:
-    """Why this message must not be answered, or None when it may be."""
-    for rule in LOOP_RULES:
-        if rule.applies(headers, operator_addresses):
+def _strings(table: dict[str, object], key: str, where: str) -> list[str]:
+    value = table.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise LoopRulesError(f"{where}: {key} must be a list of strings")
+    return value
+
+
+def _alternatives(phrases: list[str]) -> str:
+    # Longest first, so that "auto reply" is not cut short by "auto"; every phrase an escaped literal.
+    return "|".join(re.escape(p.lower()) for p in sorted(set(phrases), key=len, reverse=True))
+
+
+def parse_loop_rules(text: str) -> LoopRules:
+    """The rules of a loop rules file, in the file's order, with their subject patterns compiled."""
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise LoopRulesError(f"not valid TOML ({exc})") from exc
+    rules = []
+    for index, row in enumerate(table.get("rule", [])):
+        where = f"rule {index + 1}"
+        if not isinstance(row, dict) or row.get("test") not in TESTS:
+            raise LoopRulesError(f"{where}: test must be one of {', '.join(TESTS)}")
+        if not isinstance(row.get("reason"), str) or not isinstance(row.get("source"), str) or not row["source"]:
+            raise LoopRulesError(f"{where}: every rule needs a reason and a source")
+        rules.append(LoopRule(
+            reason=row["reason"], test=row["test"], source=row["source"],
+            headers=tuple(h.lower() for h in _strings(row, "headers", where)),
+            values=frozenset(v.lower() for v in _strings(row, "values", where)),
+        ))
+    subjects = table.get("subjects", {})
+    phrases = [p for language in subjects.values() for p in _strings(language, "phrases", "subjects")]
+    tickets = table.get("tickets", {})
+    tags = _alternatives(_strings(tickets, "tags", "tickets"))
+    bare_tags = _alternatives(_strings(tickets, "bare_tags", "tickets"))
+    acknowledgements = _alternatives(_strings(tickets, "phrases", "tickets"))
+    number = r"\s{0,3}[#№]\s{0,3}\d{1,24}"
+    ticket = (rf"\s{{0,5}}(?:\[\s{{0,3}}(?:{tags})?{number}[^\]]{{0,{MAX_TAG_TAIL}}}\]"
+              rf"|(?:{bare_tags}){number}(?!\w)|##\s{{0,3}}\d{{1,24}}\s{{0,3}}##|(?:{acknowledgements})(?!\w))")
+    return LoopRules(
+        rules=tuple(rules),
+        auto_reply_subject=re.compile(rf"\s{{0,5}}(?:{_alternatives(phrases)})(?!\w)", re.IGNORECASE),
+        ticket_subject=re.compile(ticket, re.IGNORECASE),
+        subject_languages=frozenset(subjects) & frozenset(LANGUAGES),
+    )
+
+
+@cache
+def shipped_loop_rules() -> LoopRules:
+    return parse_loop_rules((resources.files("dsr_mailbot.trust") / "loop_rules.toml").read_text(encoding="utf-8"))
+
+
+def loop_reason(headers: Headers, operator_addresses: Collection[str], rules: LoopRules | None = None) -> str | None:
+    """Why this message must not be answered (nor confirm anything), or None when it may be."""
+    rules = rules or shipped_loop_rules()
+    message = _Message(headers, operator_addresses)
+    for rule in rules.rules:
+        if TESTS[rule.test](message, rule, rules):
             return rule.reason
     return None
