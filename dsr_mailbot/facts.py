@@ -81,27 +81,6 @@ def read_request(config: Config, parsed: ParsedMessage, classification: Classifi
     )
 
 
-# A reply to a challenge confirms it, unless the person says no: "Нет!", "ЖОҚ", "No, I did not send this".
-# The first word of their own words, or one of these phrases anywhere in them, is an objection.
-REFUSAL_WORDS = frozenset({
-    "no", "nope", "not", "never", "cancel", "stop", "don't", "dont",
-    "нет", "не", "отмена", "отменить", "отмените", "стоп", "никогда",
-    "жоқ", "жок", "тоқтат", "тоқтатыңыз", "болдырмау",
-})
-REFUSAL_PHRASES = (
-    "did not send", "didn't send", "did not ask", "didn't ask", "not me", "wasn't me",
-    "не отправлял", "не отправляла", "не посылал", "не посылала", "не писал", "не писала", "это не я",
-    "не подтверждаю", "жібермедім", "мен емес", "растамаймын",
-)
-
-
-def objects(body_text: str) -> bool:
-    """Does a reply to a challenge say no?  Then it confirms nothing, and a person looks at the request."""
-    words = reply_text(body_text[:MAX_BODY_CHARS])[:MAX_OWN_WORDS_CHARS].lower().replace("ё", "е")
-    first = words.translate(_TOKEN_SEPARATORS).replace("!", " ").replace(".", " ").replace("?", " ").split()[:1]
-    return bool(first and first[0] in REFUSAL_WORDS) or any(phrase in words for phrase in REFUSAL_PHRASES)
-
-
 def named_addresses(text: str) -> list[str]:
     """Address-like words of ``text``, look-alikes folded (NFKC: a full-width dot becomes a dot), normalised.
 

@@ -53,13 +53,22 @@ from dsr_mailbot.facts import Reading
 from dsr_mailbot.intents.apply import Outcome, combined
 from dsr_mailbot.intents.deadlines import due_at, erasure_due_at
 from dsr_mailbot.intents.registry import Target, in_order, spec_for
+from dsr_mailbot.reading.consent import ConsentReading, Verdict
 from dsr_mailbot.reading.extract import Problem, UpdateIntent
 from dsr_mailbot.reading.parse import Headers
 from dsr_mailbot.replies.outbox import mask_address, queue_reply, replies_in_last_day
 from dsr_mailbot.replies.reply import Renderer, ReplyContent
 from dsr_mailbot.store.database import find_user_by_email, record_event
 from dsr_mailbot.store.keys import Keyring
-from dsr_mailbot.store.models import FINAL_STATES, AuditEvent, Request, RequestKind, RequestState, User
+from dsr_mailbot.store.models import (
+    FINAL_STATES,
+    AuditEvent,
+    Request,
+    RequestKind,
+    RequestState,
+    User,
+    forget_personal_text,
+)
 from dsr_mailbot.trust.tokens import NEW_ADDRESS, OWNER, Token, TokenStatus, check_token, make_token
 from dsr_mailbot.trust.verify import Confirmation, identify
 
@@ -113,11 +122,7 @@ def _transition(ctx: Context, session: Session, request: Request, state: Request
     if state in FINAL_STATES:
         request.completed_at = ctx.now
         # A closed request needs none of the person's data: the reply, if any, carries its own recipient.
-        request.reply_address = None
-        request.thread = None
-        request.intent = {}
-        request.letter_subject = None
-        request.letter_text = None
+        forget_personal_text(request)
         request.awaiting = None
         request.confirm_expires_at = None
     record_event(session, f"request_{state}", request_id=request.id, subject_ref=request.subject_ref,
@@ -398,13 +403,16 @@ def complete(ctx: Context, session: Session, request: Request, user: User, actor
 # Confirmations
 
 
-def confirm(ctx: Context, session: Session, row: Request, headers: Headers, token: Token, *,
-            objection: bool = False) -> Request:
-    """Check a received reply to a challenge and, when it is the right person's, move its request on.
+def confirm(ctx: Context, session: Session, row: Request, headers: Headers, token: Token,
+            consent: ConsentReading) -> Request:
+    """Check a received reply to a challenge and, when it is the right person's clear yes, move its request on.
 
-    A reply that says no (``objection``, see :func:`reading.objects`) confirms
-    nothing: the request goes to review, for a person (a forged request's
-    owner answering "НЕТ, я не отправлял!" must never be read as a yes).
+    ``consent``: what the reply says, read before the transaction
+    (:func:`~dsr_mailbot.reading.consent.read_confirmation`).  Only a clear
+    yes (or an empty reply) confirms.  A no confirms nothing and the request
+    goes to review: a forged request's owner answering «НЕТ, я не
+    отправлял!» must never be read as a yes.  Anything else goes to review
+    too, with the reply kept for the person who decides.
     """
     target = session.get(Request, token.request_id)
     row.language = target.language if target else ctx.config.policy.default_language
@@ -431,10 +439,20 @@ def confirm(ctx: Context, session: Session, row: Request, headers: Headers, toke
         _transition(ctx, session, target, RequestState.REVIEW, reason="confirmation_from_other_address")
         _transition(ctx, session, row, RequestState.REJECTED, reason="other_address")
         return row
-    if objection:
-        _transition(ctx, session, target, RequestState.REVIEW, reason="owner_objected")
-        _transition(ctx, session, row, RequestState.REJECTED, reason="objection")
-        return row
+    match consent.verdict:
+        case Verdict.NO:
+            _transition(ctx, session, target, RequestState.REVIEW, reason="owner_objected")
+            _transition(ctx, session, row, RequestState.REJECTED, reason="objection")
+            return row
+        case Verdict.UNCLEAR:
+            target.owner_reply = consent.own_words
+            _transition(ctx, session, target, RequestState.REVIEW, reason="unclear_confirmation")
+            _transition(ctx, session, row, RequestState.REJECTED, reason="unclear")
+            return row
+        case Verdict.YES:
+            pass
+        case _:
+            assert_never(consent.verdict)
     _transition(ctx, session, row, RequestState.COMPLETED, outcome="confirmed")
     record_event(session, "confirmed", request_id=target.id, subject_ref=target.subject_ref, at=ctx.now,
                  audience=token.audience, confirmation_request_id=row.id)

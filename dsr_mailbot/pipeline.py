@@ -58,7 +58,7 @@ from sqlmodel import Session, col, select
 
 from dsr_mailbot.config import Config
 from dsr_mailbot.errors import DsrMailbotError, StoreConflict
-from dsr_mailbot.facts import Reading, objects, read_request
+from dsr_mailbot.facts import Reading, read_request
 from dsr_mailbot.faults import crash_point
 from dsr_mailbot.lifecycle import (
     Arrival,
@@ -73,6 +73,7 @@ from dsr_mailbot.lifecycle import (
 from dsr_mailbot.mailbox.archive import archive_pending
 from dsr_mailbot.mailbox.source import FIELDS_CAP_BYTES, FetchedMessage, HeaderRecord, MailSource
 from dsr_mailbot.reading.classify import Classification, MarkerTable, classify_subject, shipped_table
+from dsr_mailbot.reading.consent import read_confirmation
 from dsr_mailbot.reading.parse import Headers, fast_subject, parse_headers, parse_message
 from dsr_mailbot.replies.outbox import queue_reply
 from dsr_mailbot.replies.reply import Renderer, ReplyContent
@@ -815,13 +816,15 @@ def _handle(services: Services, source: MailSource, candidate: _Candidate, uidva
         if token is not None:
             stage = "fetch"
             fetched = source.fetch(record.uid, CONFIRMATION_FETCH_BYTES)
+            if fetched is None:
+                return  # expunged by someone else since the scan: nothing was said, nothing is confirmed
             stage = "read"
-            objection = fetched is not None and objects(parse_message(fetched.data, fetched.truncated).body_text)
+            consent = read_confirmation(parse_message(fetched.data, fetched.truncated).body_text)
             stage = "confirm"
             with store.transaction() as session:
                 row = _received(session, request_id)
                 if row is not None:
-                    confirm(ctx, session, row, headers, token, objection=objection)
+                    confirm(ctx, session, row, headers, token, consent)
                     seen = _Seen.of(row)
         else:
             assert classification is not None

@@ -70,8 +70,11 @@ def negated_body_phrases(sender: str, size: int) -> bytes:
 
 
 def ticket_like_subject(sender: str, size: int) -> bytes:
-    """A subject of almost-ticket tags and auto-reply words before the marker: the loop rules read it whole."""
-    almost = _repeat("[#1 ", min(size, 60_000) // 2) + _repeat("##1 auto ", min(size, 60_000) // 2)
+    """Almost-ticket tags and auto-reply words before the marker: the loop rules read the subject whole.
+
+    The decoded subject is cut at 4,095 characters, so this one stays below that whatever ``size`` is.
+    """
+    almost = _repeat("[#1 ", 1_800) + _repeat("##1 auto ", 1_800)
     return mail(sender, almost + SUBJECT, "Телефон: 8 701 765 43 21\n")
 
 

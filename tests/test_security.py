@@ -652,3 +652,64 @@ def test_an_automated_answer_from_the_owners_mailbox_confirms_nothing_and_is_not
     assert automated.state == "ignored" and automated.reason
     assert len([m for m in bot.smtp.messages if m.rcpt_tos == [IVAN]]) == 1  # the challenge, and no answer
     anna_opted_out(bot)
+
+
+@pytest.mark.parametrize("refusal", [
+    "Добрый день!\nНет, я против. Ничего не удаляйте.",
+    "Hello,\nNO. I never asked for this.",
+    "Hi - please don't do this",
+    "Здравствуйте. Я такого не просил, отзывать согласие не надо!",
+])
+def test_the_owners_no_in_any_position_confirms_nothing(guarded: Bot, refusal: str) -> None:
+    bot = guarded
+    challenge = forged_withdrawal_challenge(bot)
+    reply_to(bot, challenge, IVAN, refusal)
+    legitimate_optout(bot)
+
+    bot.run()
+
+    ivan_untouched(bot)
+    user = bot.user(IVAN)
+    assert user is not None and user.erasure_due_at is None  # no erasure scheduled
+    withdrawal = waiting_withdrawal(bot)
+    assert (withdrawal.state, withdrawal.reason) == ("review", "owner_objected")
+    anna_opted_out(bot)
+
+
+@pytest.mark.parametrize("words", ["Что это за письмо? Я ничего такого", "Спасибо", "Delete my orders too",
+                                   "Иә\nБірақ телефонды да өзгертіңіз"])
+def test_a_reply_that_is_neither_yes_nor_no_waits_for_a_person_with_its_words(guarded: Bot, words: str) -> None:
+    bot = guarded
+    challenge = forged_withdrawal_challenge(bot)
+    reply_to(bot, challenge, IVAN, words)
+
+    bot.run()
+
+    ivan_untouched(bot)
+    withdrawal = waiting_withdrawal(bot)
+    assert (withdrawal.state, withdrawal.reason) == ("review", "unclear_confirmation")
+    assert withdrawal.owner_reply == words  # shown to the reviewer (masked in the console until revealed)
+    [answer] = [r for r in bot.requests() if r.kind == "confirm"]
+    assert (answer.state, answer.reason) == ("rejected", "unclear")
+    assert len([m for m in bot.smtp.messages if m.rcpt_tos == [IVAN]]) == 1  # nothing more is sent
+    # The request stays open until a person decides.
+    assert bot.cli("requests", "approve", str(withdrawal.id)).returncode == 0
+    user = bot.user(IVAN)
+    assert user is not None and not user.processing_consent
+    assert next(r for r in bot.requests() if r.id == withdrawal.id).owner_reply is None  # closed: forgotten
+
+
+def test_an_empty_html_reply_from_a_phone_confirms(guarded: Bot) -> None:
+    bot = guarded
+    challenge = forged_withdrawal_challenge(bot)
+    mid = str(challenge["Message-ID"])
+    html = ('<div dir="auto"></div><div class="gmail_quote"><div dir="ltr">On Mon, SmartThings wrote:</div>'
+            '<blockquote class="gmail_quote">If you did not send this request, do nothing.</blockquote></div>')
+    bot.account.append(dmarc_pass(mail(IVAN, f"Re: {challenge['Subject']}", html=html,
+                                       headers={"In-Reply-To": mid, "References": mid}), "mail.ru"))
+
+    bot.run()
+
+    user = bot.user(IVAN)
+    assert user is not None and not user.processing_consent and user.erasure_due_at is not None
+    assert waiting_withdrawal(bot).state == "completed"

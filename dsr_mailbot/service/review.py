@@ -141,7 +141,10 @@ def _asked(name: str) -> Callable[[Request, User | None], str | None]:
 # Every field the console masks, by the name the audit event records.  Read in this order on the page.
 REVEALABLE: Mapping[str, Callable[[Request, User | None], str | None]] = {
     "sender": lambda request, user: request.reply_address,
+    # People put their name, phone and new address in the subject: masked like every other personal field.
+    "subject": lambda request, user: request.letter_subject,
     "letter": lambda request, user: request.letter_text,
+    "owner_reply": lambda request, user: request.owner_reply,
     **{f"user.{name}": _user_field(name) for name in FIELDS},
     **{f"asked.{name}": _asked(name) for name in FIELDS},
 }

@@ -24,6 +24,7 @@ Times are stored as UTC and always returned timezone-aware.
 # annotations at class creation time.
 
 import enum
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -90,6 +91,8 @@ class User(SQLModel, table=True):
     __tablename__ = "users"
 
     id: int | None = Field(default=None, primary_key=True)
+    # A random reference, never reused (SQLite reuses a deleted row's id): what a campaign's notices are keyed by.
+    ref: str = Field(default_factory=lambda: secrets.token_hex(16), index=True, unique=True, max_length=32)
     email: str = Field(index=True, unique=True, max_length=320)
     phone: str | None = Field(default=None, max_length=32)
     surname: str | None = Field(default=None, max_length=100)
@@ -141,6 +144,8 @@ class Request(SQLModel, table=True):
     # Personal data, kept only while the request is open, like the three above.
     letter_subject: str | None = Field(default=None, max_length=998)
     letter_text: str | None = Field(default=None, sa_type=Text)
+    # The owner's reply to a challenge that was neither a clear yes nor a no: a person reads it and decides.
+    owner_reply: str | None = Field(default=None, sa_type=Text)
     authenticated: bool = False
     # Whose confirmation the request waits for: "o" (the address on file) or "n" (a new address).
     awaiting: str | None = Field(default=None, max_length=1)
@@ -149,6 +154,18 @@ class Request(SQLModel, table=True):
     # How many times handling this message started; a message that keeps killing
     # the worker is set aside after MAX_ATTEMPTS (see pipeline.py).
     attempts: int = 0
+
+
+# Every column of a request that holds the person's own data or words while it is open: a request that closes
+# forgets them (lifecycle), and erasure forgets them on every request of the person, open or not.
+PERSONAL_REQUEST_TEXT = ("reply_address", "thread", "letter_subject", "letter_text", "owner_reply")
+
+
+def forget_personal_text(request: Request) -> None:
+    """Clear the person's data an open request kept to be finished (``intent`` holds the values asked)."""
+    for name in PERSONAL_REQUEST_TEXT:
+        setattr(request, name, None)
+    request.intent = {}
 
 
 class AuditEvent(SQLModel, table=True):

@@ -41,7 +41,7 @@ def mask(field: str, value: str | None) -> str:
     if name == "phone":
         digits = [c for c in value if c.isdigit()]
         return "•••" + "".join(digits[-2:])
-    if name == "letter":
+    if name in ("letter", "owner_reply", "subject"):
         return "•••"
     return value[:1] + "•••"
 
@@ -111,7 +111,7 @@ class RequestPage:
     language: str
     received_at: datetime
     deadline: Deadline | None  # None once closed
-    subject: str | None
+    subject: ShownField
     sender: ShownField
     fields_asked: tuple[str, ...]
     asked_values: tuple[ShownField, ...]
@@ -119,6 +119,8 @@ class RequestPage:
     user: tuple[ShownField, ...] | None  # None: no user on file
     letter: ShownField
     letter_chars: int
+    owner_reply: ShownField  # a reply to the challenge that was neither a yes nor a no
+    owner_reply_chars: int
     events: tuple[EventRow, ...]
     can_approve: bool
     can_reject: bool
@@ -153,7 +155,7 @@ def request_page(session: Session, request_id: int, now: datetime, policy: Polic
         language=request.language,
         received_at=request.received_at,
         deadline=deadline(request.due_at, now, policy) if is_open else None,
-        subject=request.letter_subject,
+        subject=_shown("subject", request, user, shown),
         sender=_shown("sender", request, user, shown),
         fields_asked=tuple(sorted(changes)),
         asked_values=tuple(_shown(f"asked.{name}", request, user, shown) for name in FIELDS if name in changes),
@@ -161,6 +163,8 @@ def request_page(session: Session, request_id: int, now: datetime, policy: Polic
         user=tuple(_shown(f"user.{name}", request, user, shown) for name in FIELDS) if user else None,
         letter=_shown("letter", request, user, shown),
         letter_chars=len(request.letter_text or ""),
+        owner_reply=_shown("owner_reply", request, user, shown),
+        owner_reply_chars=len(request.owner_reply or ""),
         events=tuple(EventRow(e.at, e.event, e.actor, _detail(e.detail)) for e in events),
         can_approve=is_open and request.state in WAITING and not by_person,
         can_reject=is_open,

@@ -130,3 +130,25 @@ def test_every_revealable_field_reads_a_request_and_its_user(bot: Bot) -> None:
     assert values["user.email"] == IVAN and values["user.surname"] == "Петров"
     assert values["letter"] is not None and "Сидоров" in values["letter"]
     assert values["asked.phone"] is None  # the two numbers conflict: none is asked for
+    assert values["subject"] == UPDATE and values["owner_reply"] is None
+
+
+def test_an_unclear_reply_to_a_challenge_is_revealed_to_the_reviewer_and_audited(bot_any_db: Bot) -> None:
+    bot = bot_any_db
+    request_id = _waiting_for_confirmation(bot)
+    [challenge] = bot.replies()
+    mid = str(challenge["Message-ID"])
+    bot.account.append(mail(IVAN, f"Re: {challenge['Subject']}", "А имя тоже поменяйте: Пётр",
+                            headers={"In-Reply-To": mid, "References": mid}))
+    bot.run()
+    services = build_services(bot.config)
+
+    words = reveal_field(services, request_id, "owner_reply", "web:aigerim")
+
+    assert words == "А имя тоже поменяйте: Пётр"
+    [revealed] = [e for e in bot.events() if e.event == "field_revealed"]
+    assert revealed.detail == {"field": "owner_reply"} and "Пётр" not in str(revealed.detail)
+    assert decide_request(services, request_id, Reject("Пришлите, пожалуйста, новое письмо."), "web:aigerim"
+                          ).state == "rejected"
+    user = bot.user(IVAN)
+    assert user is not None and user.surname == "Петров"

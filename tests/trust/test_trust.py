@@ -75,7 +75,7 @@ def test_a_forged_withdrawal_changes_nothing_until_the_owner_confirms(
     assert challenge["To"] == IVAN  # the address on file, never Reply-To
     assert "[DSR-" in challenge["Subject"] and "DSR-" in challenge["Message-ID"]
     text = bot.reply_text(challenge)
-    assert "отозвать согласие" in text and "просто ответьте на это письмо" in text
+    assert "отозвать согласие" in text and "пустым письмом или словом «Да»" in text
     assert "без подтверждения ничего не изменится" in text
 
     bot.account.append(answer(challenge, IVAN))
@@ -208,7 +208,7 @@ def test_a_new_address_must_confirm_and_the_old_one_is_told(trusting: Bot) -> No
     assert bot.user(IVAN) is not None and bot.user(new) is None
     assert challenges(bot, IVAN) == []  # authenticated: the owner need not confirm
     [challenge] = challenges(bot, new)
-    assert "just reply to this message" in bot.reply_text(challenge)
+    assert "with no text, or with \"Yes\"" in bot.reply_text(challenge)
     assert "+77017654321" not in bot.reply_text(challenge)  # the new address learns nothing about the account
     bot.account.append(answer(challenge, new, "yes"))
     bot.run()

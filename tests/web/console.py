@@ -74,5 +74,11 @@ def signed_in(url: str, login: str = LOGIN, password: str = PASSWORD) -> httpx.C
     return client
 
 
+def reveal(client: httpx.Client, request_id: int, field: str) -> httpx.Response:
+    """Press "Show" on one masked field of a request page."""
+    page = client.get(f"/requests/{request_id}").text
+    return client.post(f"/requests/{request_id}/reveal", data={"field": field, "csrf_token": csrf_of(page)})
+
+
 def wait(seconds: float) -> None:
     time.sleep(seconds)

@@ -12,7 +12,7 @@ from dsr_mailbot.store.acts import Act, write_act
 from dsr_mailbot.web.app import CONTENT_SECURITY_POLICY
 from dsr_mailbot.web.auth import FREE_FAILURES
 from tests.harness import Bot, request_in_review
-from tests.web.console import LOGIN, PASSWORD, csrf_of, serve_console, signed_in, with_operator
+from tests.web.console import LOGIN, PASSWORD, csrf_of, reveal, serve_console, signed_in, with_operator
 
 IVAN = "ivan.petrov@example.ru"
 SCRIPT_SUBJECT = "Personal data update <script>alert(1)</script>"
@@ -102,9 +102,23 @@ def test_every_response_carries_the_strict_headers(console: Bot) -> None:
 def test_a_subject_holding_a_script_is_shown_as_text(console: Bot) -> None:
     request_id = _review(console)
     with serve_console(console) as served:
-        page = signed_in(served.url).get(f"/requests/{request_id}").text
+        client = signed_in(served.url)
+        page = reveal(client, request_id, "subject").text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<script>alert" not in page and "<script" not in page  # the request page has no script at all
+
+
+def test_the_subject_is_masked_until_revealed_and_the_reveal_is_audited(console: Bot) -> None:
+    """People put their name, phone and new address in the subject."""
+    request_id = _review(console, subject="Personal data update: Петров Иван, +7 701 999 88 77")
+    with serve_console(console) as served:
+        client = signed_in(served.url)
+        masked = client.get(f"/requests/{request_id}").text
+        shown = reveal(client, request_id, "subject").text
+    assert "Петров" not in masked and "999 88 77" not in masked
+    assert "Петров Иван, +7 701 999 88 77" in shown
+    [revealed] = [e for e in console.events() if e.event == "field_revealed"]
+    assert (revealed.request_id, revealed.detail) == (request_id, {"field": "subject"})
 
 
 @pytest.mark.parametrize("decision", ["approve", "reject", "answer", "extend", "reveal"])

@@ -22,6 +22,8 @@ NOW = datetime(2026, 3, 18, 6, 0, tzinfo=UTC)  # a Wednesday; Nauryz (21-23 Marc
     ("asked.phone", "+7 701 111 22 33", "•••33"),
     ("user.surname", "Петров", "П•••"),
     ("letter", "Кому вы передаёте мой телефон?", "•••"),
+    ("subject", "Personal data update: Петров, +7 701 111 22 33", "•••"),
+    ("owner_reply", "Иә, бірақ телефонымды да өзгертіңіз", "•••"),
     ("user.patronymic", None, "—"),
 ])
 def test_a_masked_value_is_recognisable_not_readable(field: str, value: str | None, masked: str) -> None:
