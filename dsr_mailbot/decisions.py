@@ -47,6 +47,8 @@ class Facts:
     update_understood: bool
     authenticated: bool
     verification: str  # [trust] verification
+    # An irreversible intent (a withdrawal) that only the letter's own words asked for, not its subject.
+    irreversible_from_words: bool
     challenge_open: bool  # the same user's request of the same kind already waits for the owner
 
 
@@ -102,7 +104,9 @@ def _nothing_readable(facts: Facts) -> Decision | None:
 
 
 def _confirmation(facts: Facts) -> Decision | None:
-    if not needs_owner_confirmation(confirmation_of(facts.intents), facts.authenticated, facts.verification):
+    # Words can be misread ("I do not want to withdraw…"): what cannot be undone waits for the owner's yes.
+    if not facts.irreversible_from_words and not needs_owner_confirmation(
+            confirmation_of(facts.intents), facts.authenticated, facts.verification):
         return None
     if not facts.challenge_open:
         return Decision(Action.AWAIT_OWNER, on_receipt=True)

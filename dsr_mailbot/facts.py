@@ -19,9 +19,10 @@ from dsr_mailbot.addresses import normalise_address
 from dsr_mailbot.config import Config
 from dsr_mailbot.intents.registry import spec_for
 from dsr_mailbot.reading.body import reply_text
-from dsr_mailbot.reading.classify import Classification, MarkerTable, body_intents, request_language
+from dsr_mailbot.reading.classify import Classification, MarkerTable, request_language
 from dsr_mailbot.reading.extract import UpdateIntent, extract_update
 from dsr_mailbot.reading.parse import Headers, ParsedMessage
+from dsr_mailbot.reading.phrases import body_phrases
 from dsr_mailbot.store.models import RequestKind
 from dsr_mailbot.trust.authresults import AuthCheck, check_authentication
 
@@ -40,6 +41,8 @@ class Reading:
     auth: AuthCheck
     # The subject's intent first, then those the person's own words add (in the markers' order).
     intents: tuple[RequestKind, ...]
+    # The intents the own words added (not the subject), each with the phrase understood: a challenge quotes it.
+    from_words: dict[str, str]
     intent: UpdateIntent
     # Every address the person's own words name, in the normal form, with look-alikes folded: a letter
     # that names another user's address goes to review, and folding here only makes that more cautious.
@@ -59,10 +62,13 @@ def read_request(config: Config, parsed: ParsedMessage, classification: Classifi
     trust = config.trust
     auth = check_authentication(headers.items, trust.authserv_id, headers.sender, trust.own_received_lines)
     intents: tuple[RequestKind, ...] = (classification.kind,)
+    from_words: dict[str, str] = {}
     if not spec_for(classification.kind).answered_by_person:  # a question is read whole, by a person
         # Nor do the own words add a question: it would wait for a person while the rest was carried out.
-        intents += tuple(k for k in body_intents(own_words, markers)
-                         if k not in intents and not spec_for(k).answered_by_person)
+        for found in body_phrases(own_words, markers):
+            if found.kind not in intents and not spec_for(found.kind).answered_by_person:
+                intents += (found.kind,)
+                from_words[found.kind.value] = found.phrase
     intent = extract_update(own_words) if RequestKind.UPDATE in intents else UpdateIntent({}, ())
     named = set(named_addresses(own_words))
     if "email" in intent.changes:
@@ -72,6 +78,7 @@ def read_request(config: Config, parsed: ParsedMessage, classification: Classifi
         sender=headers.sender,
         auth=auth,
         intents=intents,
+        from_words=from_words,
         intent=intent,
         named_addresses=frozenset(named),
         detail={"body": parsed.body_kind, "defects": sorted(parsed.defects)[:20], "truncated": parsed.truncated,

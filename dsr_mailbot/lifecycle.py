@@ -268,7 +268,8 @@ def intake(ctx: Context, session: Session, request: Request, headers: Headers, r
     auth, intent = reading.auth, reading.intent
     request.authenticated = auth.authenticated
     request.user_id = identity.user.id if identity.user else None
-    request.intent = {"changes": intent.changes, "problems": [[p.field, p.code] for p in intent.problems]}
+    request.intent = {"changes": intent.changes, "problems": [[p.field, p.code] for p in intent.problems],
+                      "from_words": reading.from_words}
     request.letter_subject = reading.subject
     request.letter_text = reading.own_words
     session.add(request)
@@ -293,6 +294,7 @@ def intake(ctx: Context, session: Session, request: Request, headers: Headers, r
         authenticated=auth.authenticated,
         verification=cfg.trust.verification,
         challenge_open=waiting is not None,
+        irreversible_from_words=any(spec_for(kind).irreversible for kind in reading.from_words),
     )
     decision = decide(facts)
     # The request this one relates to: the one whose message it answers, or the one whose open challenge stops it.
@@ -357,6 +359,8 @@ def _await(ctx: Context, session: Session, request: Request, user: User, audienc
         content = ReplyContent(
             kinds=tuple(request.intents), changes=intent.changes, token=str(token), expires_at=token.expires_at,
             erasure_due_at=erasure_due_at(request.received_at, ctx.config.policy.erasure_delay_days),
+            understood={kind: phrase for kind, phrase in (request.intent or {}).get("from_words", {}).items()
+                        if spec_for(kind).irreversible},
         )
     else:
         recipient = intent.changes["email"]

@@ -11,7 +11,7 @@ from dsr_mailbot.decisions import RULES, Action, Decision, Facts, decide
 PLAIN = Facts(
     intents=("update",), replies_to_our_message=False, has_sender=True, sender_known=True, replies_today=0,
     daily_limit=5, names_another_user=False, conflicting_values=False, update_understood=True, authenticated=True,
-    verification="auto", challenge_open=False,
+    verification="auto", challenge_open=False, irreversible_from_words=False,
 )
 
 
@@ -38,6 +38,11 @@ def test_an_authenticated_readable_request_from_a_known_user_is_carried_out() ->
     ({"intents": ("optout",), "authenticated": False, "challenge_open": True}, Decision(Action.CARRY_OUT)),
     ({"intents": ("access",)}, Decision(Action.AWAIT_OWNER, on_receipt=True)),  # it e-mails personal data
     ({"verification": "never", "authenticated": False}, Decision(Action.CARRY_OUT)),
+    # A withdrawal only the words asked for waits for the owner's yes, authenticated or not, whatever the mode.
+    ({"intents": ("optout", "withdraw"), "irreversible_from_words": True},
+     Decision(Action.AWAIT_OWNER, on_receipt=True)),
+    ({"intents": ("optout", "withdraw"), "irreversible_from_words": True, "verification": "never"},
+     Decision(Action.AWAIT_OWNER, on_receipt=True)),
     ({"verification": "always"}, Decision(Action.AWAIT_OWNER, on_receipt=True)),
 ])
 def test_each_rule_decides_what_it_names(change: dict[str, object], expected: Decision) -> None:

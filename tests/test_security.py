@@ -713,3 +713,42 @@ def test_an_empty_html_reply_from_a_phone_confirms(guarded: Bot) -> None:
     user = bot.user(IVAN)
     assert user is not None and not user.processing_consent and user.erasure_due_at is not None
     assert waiting_withdrawal(bot).state == "completed"
+
+
+@pytest.mark.parametrize("words", [
+    "I do not want to withdraw my consent", "I am not going to withdraw my consent",
+    "Я не прошу отозвать согласие", "Просто отпишите, я не хочу отозвать согласие!",
+    "Мен келісімімді кері қайтарып аламын деп жазған жоқпын",
+])
+def test_an_optout_saying_it_does_not_withdraw_consent_withdraws_nothing(guarded: Bot, words: str) -> None:
+    bot = guarded
+    bot.account.append(dmarc_pass(mail(IVAN, "Unsubscribe", words), "mail.ru"))  # the owner's own, authenticated
+
+    bot.run()
+
+    [request] = bot.requests()
+    assert (request.intents, request.state) == (["optout"], "completed")
+    user = bot.user(IVAN)
+    assert user is not None and user.processing_consent and not user.marketing_consent
+    assert user.erasure_due_at is None
+
+
+def test_a_withdrawal_found_only_in_the_words_waits_for_the_owners_yes_and_the_challenge_quotes_it(
+        guarded: Bot) -> None:
+    bot = guarded
+    bot.account.append(dmarc_pass(mail(IVAN, "Отписаться", "Отпишите меня. И отзываю своё согласие на обработку."),
+                                  "mail.ru"))  # authenticated: still not carried out on receipt
+
+    bot.run()
+
+    user = bot.user(IVAN)
+    assert user is not None and user.processing_consent and not user.marketing_consent  # the opt-out is done
+    [request] = bot.requests()
+    assert (request.state, request.intents) == ("awaiting_confirmation", ["optout", "withdraw"])
+    [challenge] = [m for m in bot.replies() if m["To"] == IVAN]
+    text = bot.reply_text(challenge)
+    assert "Мы поняли это из слов вашего письма:\n    «отзываю свое согласие»" in text
+    reply_to(bot, challenge, IVAN, "Да, подтверждаю")
+    bot.run()
+    user = bot.user(IVAN)
+    assert user is not None and not user.processing_consent and user.erasure_due_at is not None

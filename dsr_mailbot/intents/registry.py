@@ -57,6 +57,9 @@ class IntentSpec:
     templates: tuple[str, ...]  # every reply template its outcome may use
     # Answered by a person, not applied: acknowledged at once, then waits in review (requests answer).
     answered_by_person: bool = False
+    # Cannot be undone (a withdrawal ends in erasure): when only the letter's own words asked for it, not its
+    # subject, the owner confirms by reply first, whatever authenticated the letter; the challenge quotes the phrase.
+    irreversible: bool = False
 
 
 # In the order their handlers run when a letter carries several.
@@ -71,7 +74,7 @@ REGISTRY: Mapping[RequestKind, IntentSpec] = {spec.kind: spec for spec in (
     IntentSpec(RequestKind.ACCESS, Confirmation.ALWAYS, lambda t: apply.apply_access(t.user), ("access_answer",)),
     IntentSpec(RequestKind.WITHDRAW, Confirmation.UNLESS_AUTHENTICATED,
                lambda t: apply.apply_withdrawal(t.user, t.received_at, t.erasure_delay_days, t.now),
-               ("withdrawal_applied", "data_destroyed")),
+               ("withdrawal_applied", "data_destroyed"), irreversible=True),
     # Anyone may ask, known or not; asking changes nothing, so nothing needs confirming.
     IntentSpec(RequestKind.QUESTION, Confirmation.NEVER, lambda t: apply.nothing_to_apply(),
                ("question_acknowledged", "question_answer"), answered_by_person=True),

@@ -184,33 +184,6 @@ def classify_subject(subject: str, table: MarkerTable | None = None) -> Classifi
     return None
 
 
-# A phrase right after one of these words says the opposite: "я не отзываю согласие", "do not unsubscribe me".
-# (Kazakh negates inside the verb, and its phrases are the positive forms, which a negated verb does not match.)
-NEGATIONS = frozenset({"не", "нет", "not", "never", "dont", "no", "емес"})
-
-
-def body_intents(own_words: str, table: MarkerTable | None = None) -> tuple[RequestKind, ...]:
-    """The intents a request's own words add to it, in the table's order, once each.
-
-    ``own_words``: the person's text with quotes and signatures removed (a
-    quoted "unsubscribe" is someone else's words).  A phrase counts only
-    where no negation stands right before it.  Linear: one search per phrase
-    over the normalised text, and a look at the one word before each hit.
-    """
-    table = table or shipped_table()
-    text = normalise_text(own_words.replace("n't", " not").replace("n’t", " not"))  # the apostrophe goes
-    found: list[RequestKind] = []
-    for marker, pattern in table.body:
-        if marker.kind in found:
-            continue
-        for match in pattern.finditer(text):
-            end = match.start() - 1  # the space before the phrase, if any
-            if end <= 0 or text[text.rfind(" ", 0, end) + 1:end] not in NEGATIONS:
-                found.append(marker.kind)
-                break
-    return tuple(found)
-
-
 def detect_language(text: str, default: Language) -> Language:
     """Kazakh when Kazakh-only letters appear, Russian for other Cyrillic, English for Latin."""
     if _KAZAKH_LETTERS.search(text):

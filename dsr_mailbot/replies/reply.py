@@ -125,6 +125,8 @@ class ReplyContent:
     consents: dict[str, bool] = field(default_factory=dict)  # an access answer: processing, marketing
     due_at: datetime | None = None  # when the request will be answered (a question's acknowledgement)
     answer: str = ""  # an operator's answer to a question, as they wrote it
+    # A challenge: the intents the letter's own words added, each with the phrase understood (quoted to the owner).
+    understood: dict[str, str] = field(default_factory=dict)
 
     def as_context(self, language: str, timezone: str, received_at: datetime) -> dict[str, Any]:
         zone = ZoneInfo(timezone)
@@ -147,6 +149,7 @@ class ReplyContent:
             "reference": self.reference,
             "due_date": day(self.due_at),
             "answer": self.answer,
+            "understood": dict(self.understood),
             "held": dict(self.held),
             "consents": {"processing": self.consents.get("processing", False),
                          "marketing": self.consents.get("marketing", False)},
@@ -265,6 +268,7 @@ def sample_context() -> dict[str, Any]:
         consents={"processing": True, "marketing": False},
         due_at=day,
         answer="Sample answer.",
+        understood={"withdraw": "отзываю согласие", "optout": "отпишите меня"},
     ).as_context("ru", "UTC", day)
 
 

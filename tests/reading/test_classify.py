@@ -146,29 +146,6 @@ def test_a_wrong_markers_file_is_named(tmp_path: Path, text: str) -> None:
         load_config(tmp_path / "c.toml")
 
 
-@pytest.mark.parametrize(("words", "added"), [
-    ("Телефон: 8 701 999 88 77\nИ прошу больше не присылать рекламу.", (OPT,)),
-    ("Мой новый телефон: 8 701 999 88 77. Отзываю согласие на рассылки? Нет: отпишите меня.", (UPD, WDR, OPT)),
-    ("Телефон: 8 701 999 88 77. Маған жарнама жібермеңіз!", (OPT,)),
-    ("Phone: +7 701 999 88 77. Also stop sending me advertising.", (OPT,)),
-    ("Please update my phone. And send me a copy of my personal data.", (UPD, RequestKind.ACCESS)),
-    ("Дербес деректерімді жіберіңіз.", (RequestKind.ACCESS,)),
-    ("Здравствуйте, спасибо за быструю доставку!", ()),
-])
-def test_phrases_in_a_requests_own_words_add_intents(words: str, added: tuple[RequestKind, ...]) -> None:
-    from dsr_mailbot.reading.classify import body_intents
-
-    assert set(body_intents(words)) == set(added)
-
-
-@pytest.mark.parametrize("words", ["Я не отзываю согласие", "Please do not unsubscribe me", "I don't withdraw my "
-                                   "consent", "Нет, не отпишите меня"])
-def test_a_phrase_right_after_a_negation_adds_nothing(words: str) -> None:
-    from dsr_mailbot.reading.classify import body_intents
-
-    assert body_intents(words) == ()
-
-
 def test_body_phrases_are_data_for_every_intent_but_questions_in_every_language() -> None:
     from dsr_mailbot.reading.classify import BODY, LANGUAGES, shipped_markers
 
@@ -184,17 +161,3 @@ def test_body_phrases_never_make_ordinary_mail_a_request() -> None:
     table = MarkerTable.of(shipped_markers())
     assert classify_subject("Больше не присылать рекламу", table) is None
     assert classify_subject("Please update my phone", table) is None
-
-
-def test_an_operators_extra_body_phrase_adds_its_intent(tmp_path: Path) -> None:
-    from dsr_mailbot.config import load_config
-    from dsr_mailbot.reading.classify import MarkerTable, body_intents, shipped_markers, with_extra
-
-    (tmp_path / "markers.toml").write_text('[optout.body]\nru = ["хватит спама"]\n', encoding="utf-8")
-    (tmp_path / "c.toml").write_text('[maildir]\npath = "m"\n[classify]\nextra_markers_file = "markers.toml"\n',
-                                     encoding="utf-8")
-    table = MarkerTable.of(with_extra(shipped_markers(), load_config(tmp_path / "c.toml").extra_markers))
-
-    assert body_intents("Хватит спама!", table) == (OPT,)
-    assert body_intents("Хватит спама!") == ()
-    assert classify_subject("Хватит спама", table) is None  # a body phrase, not a subject marker
