@@ -49,6 +49,21 @@ def test_russian_update_is_applied_answered_and_archived(bot_any_db: Bot) -> Non
     assert report.replies_sent == 1 and report.temporary_failure is None
 
 
+def test_a_kazakh_update_with_possessive_labels_is_applied(bot_any_db: Bot) -> None:
+    """«Менің жаңа телефоным: …» is both the update phrase and the field's label."""
+    bot = bot_any_db
+    bot.add_user(IVAN, phone="+77011112233", surname="Петров")
+    bot.account.append(mail(IVAN, "Дербес деректерді жаңарту",
+                            "Сәлеметсіз бе!\nМенің жаңа телефоным: 8 701 765 43 21\nТегім: Сейітов\n"))
+
+    bot.run()
+
+    user = bot.user(IVAN)
+    assert user is not None and (user.phone, user.surname) == ("+77017654321", "Сейітов")
+    [row] = bot.requests()
+    assert (row.state, row.outcome, row.language) == ("completed", "update_applied", "kk")
+
+
 LANGUAGE_CASES = [
     ("update", "en", "Personal data update", "Phone: +7 701 765 43 21", "We have updated your personal data"),
     ("update", "ru", "Обновление персональных данных", "Телефон: +7 701 765 43 21", "Мы обновили"),

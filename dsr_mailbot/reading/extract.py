@@ -1,10 +1,11 @@
 """Stage 3b: the fields an update request asks to change (pure).
 
 People write «Поле: значение» lines, in Russian, Kazakh or English, with the
-synonyms in :data:`LABELS` (Телефон/Phone/Тел., E-mail/Почта, ФИО/Full
-name, Фамилия/Surname, Имя/First name, Отчество/Patronymic, and Kazakh
-equivalents), optionally prefixed with "new"/«новый»/«жаңа», and separated
-by ``:``, ``=``, a dash between spaces, or an em dash.
+labels of ``labels.toml`` beside this module, one table per language
+(Телефон/Phone/Тел., E-mail/Почта, ФИО/Full name, Фамилия/Surname, Имя/First
+name, Отчество/Patronymic; Kazakh's possessive forms «телефоным», «поштам»,
+«тегім»), optionally prefixed with "my new"/«мой новый»/«менің жаңа», and
+separated by ``:``, ``=``, a dash between spaces, or an em dash.
 
 Values are checked and normalised:
 
@@ -23,35 +24,58 @@ Values are checked and normalised:
 from __future__ import annotations
 
 import re
+import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 
 from dsr_mailbot.addresses import normalise_address
 
 FIELDS = ("email", "phone", "surname", "first_name", "patronymic")
 
-LABELS: dict[str, str] = {}
-for _field, _labels in {
-    "phone": (
-        "телефон", "тел", "номер телефона", "номер", "мобильный", "мобильный телефон", "моб",
-        "моб тел", "контактный телефон", "сотовый", "phone", "phone number", "mobile",
-        "mobile phone", "tel", "telephone", "cell", "телефон нөмірі", "тел нөмірі",
-        "ұялы телефон", "байланыс телефоны", "нөмір",
-    ),
-    "email": (
-        "e-mail", "email", "e mail", "эл почта", "электронная почта", "почта",
-        "адрес электронной почты", "емейл", "имейл", "мейл", "e-mail адрес", "email address",
-        "e-mail address", "mail", "электрондық пошта", "эл пошта", "пошта", "е-mail",
-    ),
-    "full_name": (
-        "фио", "ф и о", "full name", "name", "полное имя", "аты-жөні", "аты жөні",
-        "толық аты-жөні", "толық аты жөні", "тегі аты әкесінің аты",
-    ),
-    "surname": ("фамилия", "surname", "last name", "family name", "тегі", "тек"),
-    "first_name": ("имя", "first name", "given name", "аты", "есімі", "есім"),
-    "patronymic": ("отчество", "patronymic", "middle name", "әкесінің аты"),
-}.items():
-    for _label in _labels:
-        LABELS[_label] = _field
+LABEL_TABLES = ("prefixes", "labels", "examples")
+
+
+class LabelsError(ValueError):
+    """The labels file lacks a table, or names a field the bot does not know."""
+
+
+@dataclass(frozen=True)
+class Labels:
+    by_label: Mapping[str, str]  # normalised label → field ("full_name" splits into three)
+    prefix: re.Pattern[str]  # any run of "my new", «мой новый», «менің жаңа» … at the front of a label
+    examples: Mapping[str, Mapping[str, tuple[str, ...]]]  # language → field → lines written in it
+    languages: frozenset[str]
+
+
+def _normalised(label: str) -> str:
+    text = label.lower().replace("ё", "е").replace(".", " ").replace("*", " ")
+    return " ".join(text.split())
+
+
+def parse_labels(text: str) -> Labels:
+    table = tomllib.loads(text)
+    by_label: dict[str, str] = {}
+    prefixes: list[str] = []
+    examples: dict[str, dict[str, tuple[str, ...]]] = {}
+    for language, tables in table.items():
+        if not isinstance(tables, dict) or any(name not in tables for name in LABEL_TABLES):
+            raise LabelsError(f"[{language}]: needs {', '.join(LABEL_TABLES)}")
+        prefixes += [_normalised(p) for p in tables["prefixes"]]
+        for field, labels in tables["labels"].items():
+            if field not in (*FIELDS, "full_name"):
+                raise LabelsError(f"[{language}.labels] {field}: not a field")
+            by_label.update({_normalised(label): field for label in labels})
+        examples[language] = {field: tuple(lines) for field, lines in tables["examples"].items()}
+    words = "|".join(re.escape(p) for p in sorted(set(prefixes), key=len, reverse=True))
+    return Labels(by_label, re.compile(rf"^(?:(?:{words})\s+)+"), examples, frozenset(table))
+
+
+@cache
+def shipped_labels() -> Labels:
+    return parse_labels((resources.files("dsr_mailbot.reading") / "labels.toml").read_text(encoding="utf-8"))
+
 
 # The value is everything after the separator, stripped in Python: "(?P<value>.*?)\s*$" tried every split
 # of a run of spaces between two words, quadratic in the run.
@@ -61,7 +85,6 @@ _LINE = re.compile(
 )
 MAX_FIELD_LINE_CHARS = 500  # a "Field: value" line is short; longer lines are never read as fields
 # "Мой новый телефон", "my new phone": any run of them (labels are at most 40 characters).
-_LABEL_PREFIX = re.compile(r"^(?:(?:новый|новая|новое|новые|мой|моя|моё|мое|new|my|жаңа|менің)\s+)+")
 _NAME_WORD = re.compile(r"^[^\W\d_](?:[^\W\d_]|['’\-][^\W\d_])*$")
 _CYRILLIC = re.compile(r"[\u0400-\u04FF]")
 
@@ -86,10 +109,8 @@ class UpdateIntent:
         return bool(self.changes)
 
 
-def normalise_label(label: str) -> str:
-    text = label.lower().replace("ё", "е").replace(".", " ").replace("*", " ")
-    text = re.sub(r"\s+", " ", text).strip()
-    return _LABEL_PREFIX.sub("", text)
+def normalise_label(label: str, labels: Labels | None = None) -> str:
+    return (labels or shipped_labels()).prefix.sub("", _normalised(label))
 
 
 def normalise_phone(value: str, region: str = "KZ") -> str | None:
@@ -160,6 +181,7 @@ def _normalise_value(field: str, value: str, phone_region: str) -> dict[str, str
 
 def extract_update(text: str, phone_region: str = "KZ") -> UpdateIntent:
     """The changes an update request's own text asks for."""
+    labels = shipped_labels()
     found: dict[str, set[str]] = {}
     invalid: set[str] = set()
     for line in text.splitlines():
@@ -168,7 +190,7 @@ def extract_update(text: str, phone_region: str = "KZ") -> UpdateIntent:
         match = _LINE.match(line)
         if not match:
             continue
-        field = LABELS.get(normalise_label(match["label"]))
+        field = labels.by_label.get(normalise_label(match["label"], labels))
         value = match["value"].strip()
         if field is None or not value:
             continue

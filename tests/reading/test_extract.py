@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import tomllib
+from importlib import resources
+
 import pytest
 
+from dsr_mailbot.reading.classify import LANGUAGES
 from dsr_mailbot.reading.extract import (
+    FIELDS,
+    LabelsError,
     Problem,
     extract_update,
     normalise_email,
     normalise_phone,
+    parse_labels,
+    shipped_labels,
     split_full_name,
 )
 
@@ -110,3 +118,35 @@ def test_full_name_and_separate_surname_that_disagree_conflict() -> None:
     intent = extract_update("ФИО: Иванова Анна\nФамилия: Петрова")
     assert intent.changes == {"first_name": "Анна"}
     assert intent.problems == (Problem("surname", "conflict"),)
+
+
+def test_every_language_has_prefixes_labels_for_every_field_and_examples() -> None:
+    labels = shipped_labels()
+    assert labels.languages == set(LANGUAGES)
+    table = tomllib.loads((resources.files("dsr_mailbot.reading") / "labels.toml").read_text(encoding="utf-8"))
+    for language in LANGUAGES:
+        assert table[language]["prefixes"], language
+        assert set(table[language]["labels"]) == {*FIELDS, "full_name"}, language
+        assert set(table[language]["examples"]) == {*FIELDS, "full_name"}, language
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_each_languages_labels_read_the_examples_written_in_it(language: str) -> None:
+    for field, lines in shipped_labels().examples[language].items():
+        for line in lines:
+            changes = extract_update(line).changes
+            expected = {"surname", "first_name"} if field == "full_name" else {field}
+            assert expected <= set(changes), (language, line)
+
+
+@pytest.mark.parametrize("line", ["Менің жаңа телефоным: 8 701 111 22 33", "Жаңа телефон нөмірім: +7 701 111 22 33",
+                                  "Менің ұялы нөмірім — 8 (701) 111-22-33"])
+def test_kazakh_possessive_labels_are_read(line: str) -> None:
+    assert extract_update(line).changes == {"phone": "+77011112233"}
+
+
+def test_a_labels_file_naming_an_unknown_field_or_lacking_a_table_is_refused() -> None:
+    with pytest.raises(LabelsError, match="not a field"):
+        parse_labels('[en]\nprefixes = ["my"]\nexamples = {}\n[en.labels]\npassword = ["password"]\n')
+    with pytest.raises(LabelsError, match="needs"):
+        parse_labels('[en]\nprefixes = ["my"]\n')
