@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from dataclasses import dataclass
 from datetime import datetime
@@ -172,10 +173,10 @@ def notify(state: CliState, template_name: str, campaign: str, dry_run: bool) ->
         NOTICE_TEMPLATES,
         batches,
         check_campaign,
-        notice_message_id,
         queue_notices,
-        queued_message_ids,
+        queued_notices,
         recipients,
+        still_to_queue,
         waiting,
     )
     from dsr_mailbot.replies.send import drain_outbox
@@ -190,8 +191,8 @@ def notify(state: CliState, template_name: str, campaign: str, dry_run: bool) ->
     domain = config.reply_domain
     with services.store.transaction() as session:
         users = recipients(session, config.policy.default_language)
-        have = queued_message_ids(session, campaign)
-    todo = [u for u in users if notice_message_id(services.keyring, campaign, u.user_id, domain) not in have]
+        have = queued_notices(session, campaign)
+    todo = still_to_queue(services.keyring, campaign, users, have, domain)
     if dry_run:
         click.echo(f"campaign {campaign}: {len(users)} user(s) would receive {template_name}; "
                    f"{len(users) - len(todo)} already have it queued or sent; nothing queued, nothing sent")
@@ -653,6 +654,9 @@ def _actor() -> str:
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
+    # Every file the bot creates holds personal data or a secret (the store and its WAL, replies written to
+    # files, acts, the key): private to its owner, whatever umask cron or a shell gives.
+    os.umask(0o077)
     try:
         code = cli.main(args=argv, prog_name="dsr-mailbot", standalone_mode=False)
     except click.exceptions.Exit as exc:

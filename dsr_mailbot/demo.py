@@ -164,8 +164,10 @@ def _deliver(maildir: Path, name: str, data: bytes) -> None:
 def _answer_challenges(outbox: Path, maildir: Path) -> int:
     """Play the people who reply to their challenges: one plain reply each, from the address written to."""
     answered = 0
-    for path in sorted(outbox.glob("dsr.*.challenge_*.eml")):
+    for path in sorted(outbox.glob("*.eml")):
         challenge = email.message_from_bytes(path.read_bytes(), policy=default_policy)
+        if "[DSR-" not in str(challenge["Subject"]):
+            continue  # not a challenge: its subject carries no token
         reply = _message(str(challenge["To"]), f"Re: {challenge['Subject']}", "Да, подтверждаю.\n",
                          in_reply_to=str(challenge["Message-ID"]))
         _deliver(maildir, f"1800000{answered:03d}.R{answered}P1.demo", reply)

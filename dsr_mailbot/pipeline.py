@@ -243,6 +243,9 @@ def _erase_one(services: Services, user_id: int, mailbox: MailSource | None) -> 
         if user is None:
             return 0
         plan = plan_erasure(session, keyring, user)
+    # The transport's copies (file delivery's .eml files) go before the store's: a crash between the two
+    # leaves the person due, and the next run forgets again; whatever is written meanwhile goes after the commit.
+    services.transport.forget(plan.reply_ids)
     expunged = left_in_inbox = 0
     if mailbox is not None:
         if cfg.policy.expunge_processed_mail:
@@ -279,8 +282,9 @@ def _erase_one(services: Services, user_id: int, mailbox: MailSource | None) -> 
                                     request=target, template="data_destroyed", purpose=DESTRUCTION_NOTICE,
                                     recipient=user.email, content=ReplyContent(), now=ctx.now, for_verified=True))
             session.flush()  # erase_user looks for every reply of theirs, this one included
-        erase_user(session, keyring, user, keep_outbox=kept, act=act.act_id, expunged=expunged,
-                   left_in_inbox=left_in_inbox)
+        scrubbed = erase_user(session, keyring, user, now=ctx.now, keep_outbox=kept, act=act.act_id,
+                              expunged=expunged, left_in_inbox=left_in_inbox)
+    services.transport.forget(scrubbed)
     return 1
 
 
@@ -293,7 +297,7 @@ def finish_destruction_notices(services: Services) -> int:
     now = services.clock()
     limit = timedelta(days=services.config.trust.confirm_expiry_days)
     acts_dir = services.config.policy.acts_dir
-    done = 0
+    done: list[str] = []
     with services.store.transaction() as session:
         for row in session.exec(select(OutboxMessage).where(OutboxMessage.purpose == DESTRUCTION_NOTICE,
                                                             OutboxMessage.recipient != "erased")).all():
@@ -307,8 +311,9 @@ def finish_destruction_notices(services: Services) -> int:
                 continue
             record_event(session, f"destruction_notice_{outcome}", request_id=row.request_id, at=now)
             record_notice(acts_dir, str(row.request_id), outcome, at)
-            done += 1
-    return done
+            done.append(row.message_id)
+    services.transport.forget(done)  # with file delivery, the file was the delivery: it goes with the row
+    return len(done)
 
 
 def send_queued(services: Services, report: RunReport, stop: Event | None = None) -> None:
@@ -431,7 +436,8 @@ def _triage(services: Services, source: MailSource, record: HeaderRecord, report
     classification = classify_subject(headers.subject, services.markers)
     replied_to = None
     if token is None:
-        ours = our_messages(services.keyring, " ".join([headers.in_reply_to or "", *headers.references]))
+        ours = our_messages(services.keyring, " ".join([headers.in_reply_to or "", *headers.references,
+                                                        headers.thread_text]))
         replied_to = ours[-1].request_id if ours else None
     if token is None and classification is None and replied_to is None:
         return None  # ordinary support mail: never touched
@@ -448,11 +454,29 @@ def certainly_ordinary(header: bytes, markers: MarkerTable) -> bool:
     reader is unsure of, goes the full way.
     """
     lowered = header.lower()
-    if b"multipart/report" in lowered or b"dsr" in lowered:
+    if b"multipart/report" in lowered or b"dsr" in lowered or _encoded_thread(lowered):
         return False
     subject = fast_subject(header)
     # A token may hide in an encoded Subject ("Подтвердите запрос [DSR-…]" travels as base64).
     return subject is not None and "dsr" not in subject.lower() and classify_subject(subject, markers) is None
+
+
+def _encoded_thread(lowered: bytes) -> bool:
+    """Does In-Reply-To or References hold an encoded word (where base64 may hide one of our IDs)?"""
+    if b"=?" not in lowered:
+        return False
+    for name in (b"in-reply-to:", b"references:"):
+        start = 0 if lowered.startswith(name) else lowered.find(b"\n" + name)
+        while start >= 0:
+            end = start + 1
+            while True:  # the header's lines: it goes on while the next line starts with white space
+                end = lowered.find(b"\n", end + 1)
+                if end < 0 or lowered[end + 1:end + 2] not in (b" ", b"\t"):
+                    break
+            if b"=?" in lowered[start:end if end >= 0 else len(lowered)]:
+                return True
+            start = lowered.find(b"\n" + name, start + 1)
+    return False
 
 
 def _unrecordable(services: Services, record: HeaderRecord, uidvalidity: int, stage: str, exc: Exception,

@@ -198,3 +198,62 @@ def test_web_hash_password_prints_an_argon2id_hash_of_the_line_on_stdin(tmp_path
     assert PasswordHasher().verify(made.stdout.strip(), "пароль 1")
     assert "пароль" not in made.stdout + made.stderr
     assert empty.returncode == 64 and "no password" in empty.stderr  # EX_USAGE, as every usage error
+
+
+def test_every_file_the_bot_creates_is_private_whatever_the_umask(bot: Bot, tmp_path: Path) -> None:
+    """Run from cron with umask 022: the store, its WAL, the replies, the act and the key are still 0600."""
+    import os
+    import stat
+
+    home = tmp_path / "state"
+    home.mkdir()
+    config = home / "config.toml"
+    config.write_text(f"""
+[imap]
+host = "127.0.0.1"
+port = {bot.account.port}
+security = "none"
+username = "{bot.account.username}"
+password = "{bot.account.password}"
+
+[file_delivery]
+directory = "outbox"
+
+[database]
+url = "sqlite:///store.db"
+
+[trust]
+verification = "never"
+
+[policy]
+erasure_delay_days = 0
+""", encoding="utf-8")
+    users = home / "users.csv"
+    users.write_text(HEADER + "ivan@example.ru,8 701 765 43 21,Петров,Иван,Сергеевич,true\n", encoding="utf-8")
+    os.chmod(users, 0o600)
+
+    def cron(*args: str) -> None:
+        done = subprocess.run([sys.executable, "-m", "dsr_mailbot", "-c", str(config), *args], cwd=home,
+                              capture_output=True, text=True, timeout=120, check=False,
+                              preexec_fn=lambda: os.umask(0o022))  # the umask cron gives
+        assert done.returncode == 0, done.stderr
+
+    seen: set[str] = set()
+
+    def all_private() -> None:
+        for path in (p for p in home.rglob("*") if p.is_file() and p not in (config, users)):
+            seen.add(path.relative_to(home).as_posix())
+            assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, (path.name, oct(path.stat().st_mode))
+
+    cron("db", "init")
+    cron("users", "import", str(users))
+    all_private()
+    bot.account.append(mail("ivan@example.ru", "Отзыв согласия на обработку персональных данных"))
+    cron("run", "--once")  # the withdrawal and its reply, written to a file
+    all_private()
+    cron("run", "--once")  # the erasure, its act; the person's files go
+    all_private()
+
+    assert {"store.db", "dsr-mailbot.key", "acts/act-1.json"} <= seen, seen
+    assert any(name.startswith("outbox/") for name in seen), seen
+    assert not list((home / "outbox").glob("*.eml"))  # erased: his replies are gone from the folder too

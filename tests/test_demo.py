@@ -38,7 +38,7 @@ def test_demo_applies_requests_answers_them_and_leaves_other_mail(tmp_path: Path
     assert config.maildir is not None and config.file_delivery is not None
     assert len(list((config.maildir.path / "new").iterdir())) == len(sample_messages()) - 6
     outbox = sorted(p.name for p in config.file_delivery.directory.glob("*.eml"))
-    assert len(outbox) == 7 and len([n for n in outbox if ".challenge_o." in n]) == 1
+    assert len(outbox) == 7 and len([n for n in outbox if n.startswith("dsr.2.o.")]) == 1  # the one challenge
     text = out.getvalue()
     assert "Run 1:" in text and "(1 awaiting_confirmation, 3 completed, 2 rejected)" in text
     assert "Run 3: scanned 0 new message(s); 0 request(s)" in text

@@ -173,3 +173,63 @@ def test_several_people_due_at_once_are_erased_on_one_mailbox_connection(bot_any
     assert sorted(acts) == sorted(r.id or 0 for r in bot.requests())
     assert sorted(a.ordinary_messages_left_in_inbox for a in acts.values()) == [0, 0, 1]
     assert all(a.processed_messages_expunged == 1 and a.notice == "sent" for a in acts.values())
+
+
+def with_file_delivery(bot: Bot) -> Path:
+    """Replies written as .eml files instead of sent (no [smtp]); the folder they go to."""
+    text = bot.config_path.read_text(encoding="utf-8")
+    start, end = text.index("[smtp]"), text.index("[database]")
+    bot.config_path.write_text(text[:start] + '[file_delivery]\ndirectory = "outbox"\n\n' + text[end:],
+                               encoding="utf-8")
+    return bot.dir / "outbox"
+
+
+def test_erasure_leaves_nothing_of_the_person_in_open_requests_the_database_files_or_the_outbox_folder(
+        bot_any_db: Bot) -> None:
+    """A question and a request in review, still open at the erasure date, hold his words: they go too."""
+    bot = bot_any_db
+    bot.write_config(erasure_delay_days=0)
+    outbox = with_file_delivery(bot)
+    bot.add_user(IVAN, phone="+77011112233", surname="Петров", first_name="Иван", patronymic="Сергеевич")
+    bot.add_user(ANNA, phone="+77015556677", surname="Ахметова")
+    bot.account.append(mail(IVAN, "Вопрос об обработке персональных данных (Петров)",
+                            "Меня зовут Петров Иван Сергеевич, телефон +7 701 111 22 33. Кому вы их передаёте?"))
+    bot.account.append(mail(IVAN, "Обновление персональных данных: Петров Сергеевич",
+                            "Телефон: +7 701 111 22 33\nТелефон: +7 701 999 88 77"))
+    bot.account.append(mail(ANNA, "Отписаться", "Ахметова"))
+    bot.run()
+    assert sorted(r.reason or "" for r in bot.requests() if r.state == "review") == [
+        "awaiting_answer", "conflicting_values"]
+    assert any(IVAN.encode() in p.read_bytes() for p in outbox.glob("*.eml"))  # the acknowledgement, to him
+    bot.account.append(mail(IVAN, "Отзыв согласия на обработку персональных данных", "Петров И. С., +77011112233"))
+    bot.run()  # the withdrawal: his erasure date is its receipt; the question and the review are still open
+
+    erasing = bot.cli("run", "--once")
+
+    assert erasing.returncode == 0, erasing.stderr
+    assert bot.user(IVAN) is None
+    his = [r for r in bot.requests() if r.kind != "optout"]
+    assert all(r.state in ("completed", "rejected") for r in his)
+    closed = [r for r in his if r.reason == "erased"]
+    assert len(closed) == 2  # the question and the update in review, closed by the erasure
+    for row in his:
+        assert (row.letter_subject, row.letter_text, row.owner_reply, row.reply_address, row.thread) == (
+            None, None, None, None, None)
+        assert row.intent == {} and row.message_id is None
+    erased_events = [e for e in bot.events() if e.detail.get("reason") == "erased"]
+    assert sorted(e.request_id or 0 for e in erased_events) == sorted(r.id or 0 for r in closed)
+    his_values = ("Петров", "Сергеевич", "+77011112233", "77011112233", "701 111 22 33", "701 999 88 77",
+                  IVAN, "ivan.petrov")
+    dump = json.dumps([[r.model_dump(mode="json") for r in rows] for rows in (
+        bot.requests(), bot.outbox(), bot.events())], ensure_ascii=False)
+    files = b"".join(p.read_bytes() for p in outbox.iterdir())
+    assert "Ахметова".encode() in files or ANNA.encode() in files  # the check can find what is there
+    for value in his_values:
+        assert value not in dump, value
+        assert value.encode() not in files, value
+    if bot.db_url.startswith("sqlite"):
+        database = Path(bot.db_url.removeprefix("sqlite:///"))
+        raw = b"".join(p.read_bytes() for p in database.parent.glob(database.name + "*"))  # the file, WAL, shm
+        for value in his_values:
+            assert value.encode("utf-8") not in raw, value
+        assert "Ахметова".encode() in raw

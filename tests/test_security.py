@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email
 from email.message import EmailMessage
+from email.policy import SMTP
 from email.policy import default as default_policy
 
 import pytest
@@ -576,6 +577,17 @@ def test_an_owner_answering_no_to_a_forged_requests_challenge_confirms_nothing(g
 # 8. Our mail as other mail software reads it
 
 
+def test_a_reply_to_its_sender_keeps_the_thread(guarded: Bot) -> None:
+    bot = guarded
+    bot.account.append(dmarc_pass(mail(IVAN, "Personal data update", "Phone: +7 701 765 43 21",
+                                       headers={"References": "<first@mail.ru> <second@mail.ru>",
+                                                "In-Reply-To": "<second@mail.ru>"}), "mail.ru"))
+    bot.run()
+    [applied] = bot.replies()
+    assert applied["Auto-Submitted"] == "auto-replied" and applied["In-Reply-To"] is not None
+    assert str(applied["References"]).split()[:2] == ["<first@mail.ru>", "<second@mail.ru>"]
+
+
 def test_replies_keep_the_thread_and_notices_stand_alone(guarded: Bot) -> None:
     bot = guarded
     new = "ivan.new@mail.ru"
@@ -590,11 +602,11 @@ def test_replies_keep_the_thread_and_notices_stand_alone(guarded: Bot) -> None:
 
     [notice] = [m for m in bot.replies() if m["To"] == IVAN]
     assert notice["Auto-Submitted"] == "auto-generated" and notice["In-Reply-To"] is None
+    # The new address never sent the letter: the answer to it starts its own thread.
     [applied] = [m for m in bot.replies() if m["To"] == new and "[DSR-" not in str(m["Subject"])]
-    assert applied["Auto-Submitted"] == "auto-replied"
+    assert applied["Auto-Submitted"] == "auto-generated"
+    assert (applied["In-Reply-To"], applied["References"]) == (None, None)
     [request] = [r for r in bot.requests() if r.kind == "update"]
-    assert applied["In-Reply-To"] is not None
-    assert str(applied["References"]).split()[:2] == ["<first@mail.ru>", "<second@mail.ru>"]
     assert request.thread is None  # closed: the thread (Message-IDs name people) is forgotten
     for sent in bot.smtp.messages:
         parsed = email.message_from_bytes(sent.data, policy=default_policy)
@@ -752,3 +764,28 @@ def test_a_withdrawal_found_only_in_the_words_waits_for_the_owners_yes_and_the_c
     bot.run()
     user = bot.user(IVAN)
     assert user is not None and not user.processing_consent and user.erasure_due_at is not None
+
+
+def test_a_reply_to_a_challenge_sent_before_the_upgrade_is_recognised_inside_encoded_words(guarded: Bot) -> None:
+    """The old 96-character Message-ID, folded into encoded words by the person's client, the token gone from the
+    subject: still the owner's confirmation (for confirm_expiry_days after the upgrade)."""
+    bot = guarded
+    challenge = forged_withdrawal_challenge(bot)
+    token = str(challenge["Subject"]).split("[")[-1].rstrip("]")
+    request_id = waiting_withdrawal(bot).id
+    tag = bot.keyring.digest("message-id", f"{request_id}:challenge_o")[:20]
+    before_upgrade = f"<dsr.{request_id}.challenge_o.{tag}.{token}@smarthings.kz>"
+    folded = EmailMessage(policy=SMTP)
+    folded["From"], folded["To"], folded["Subject"] = IVAN, "support@smarthings.kz", "Re: Подтвердите запрос"
+    folded["Message-ID"] = "<reply-1@mail.ru>"
+    folded["In-Reply-To"], folded["References"] = before_upgrade, before_upgrade
+    folded.set_content("Да")
+    data = folded.as_bytes()
+    assert b"In-Reply-To: =?utf-8?q?" in data and b"DSR-" not in data
+    bot.account.append(dmarc_pass(data, "mail.ru"))
+
+    bot.run()
+
+    user = bot.user(IVAN)
+    assert user is not None and not user.processing_consent  # confirmed
+    assert waiting_withdrawal(bot).state == "completed"

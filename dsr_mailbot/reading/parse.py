@@ -71,6 +71,10 @@ class Headers:
     items: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     content_type: str = "text/plain"
     report_type: str | None = None  # the report-type parameter of a multipart/report
+    # In-Reply-To and References as text, when a client wrote them as RFC 2047 encoded words (Python's email
+    # package folds a Message-ID past a line's length that way).  Read only for the bot's own Message-IDs,
+    # whose keyed tag makes that safe; never for anything else.
+    thread_text: str = ""
 
     @property
     def sender(self) -> str | None:
@@ -165,8 +169,10 @@ def _headers_from(msg: Message, raw: bytes) -> Headers:
         except (TypeError, ValueError, IndexError, OverflowError):
             date = None
 
-    in_reply_to = _message_ids(first("in-reply-to") or "")
-    references = _message_ids(" ".join(all_headers.get("references", ())))
+    raw_in_reply_to = first("in-reply-to") or ""
+    raw_references = " ".join(all_headers.get("references", ()))
+    in_reply_to = _message_ids(raw_in_reply_to)
+    references = _message_ids(raw_references)
     language = (first("content-language") or "").split(",")[0].strip().lower()[:20] or None
     content_type, report_type = _content_type(msg)
     return Headers(
@@ -180,9 +186,30 @@ def _headers_from(msg: Message, raw: bytes) -> Headers:
         content_language=language,
         content_type=content_type,
         report_type=report_type,
+        thread_text=encoded_thread_text(raw_in_reply_to, raw_references),
         all=all_headers,
         items=tuple(items),
     )
+
+
+MAX_THREAD_TEXT = 4096  # of each header's raw value: the newest Message-IDs of References stand at its end
+
+
+def encoded_thread_text(in_reply_to: str, references: str) -> str:
+    """The decoded text of In-Reply-To and References, when either holds encoded words; else "" (linear).
+
+    In-Reply-To from its start; References from its end, where its newest
+    Message-IDs stand (cut at a space, so that no encoded word is split).
+    """
+    parts = []
+    if "=?" in in_reply_to:
+        parts.append(decode_header_text(in_reply_to[:MAX_THREAD_TEXT]))
+    if "=?" in references:
+        tail = references[-MAX_THREAD_TEXT:]
+        if len(references) > MAX_THREAD_TEXT:
+            tail = tail[tail.find(" ") + 1:] if " " in tail else ""
+        parts.append(decode_header_text(tail))
+    return " ".join(parts)
 
 
 def _message_ids(text: str) -> list[str]:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from dsr_mailbot.config import Config
 from dsr_mailbot.intents.deadlines import soon_horizon
@@ -58,9 +58,11 @@ def queue_digest(session: Session, config: Config, keyring: Keyring, now: dateti
     domain = config.reply_domain
     queued = 0
     for recipient in policy.operator_addresses:
-        tag = keyring.digest("digest", f"{day}:{recipient}")[:20]
-        message_id = f"<dsr-digest.{day}.{tag}@{domain}>"
-        if session.exec(select(OutboxMessage).where(OutboxMessage.message_id == message_id)).first() is not None:
+        tag = keyring.digest("digest", f"{day}:{recipient}")
+        message_id = f"<dsr.g.{day.replace('-', '')}.{tag[:16]}@{domain}>"  # at most 64 characters
+        before_issue_18 = f"<dsr-digest.{day}.{tag[:20]}@{domain}>"
+        if session.exec(select(OutboxMessage).where(
+                col(OutboxMessage.message_id).in_([message_id, before_issue_18]))).first() is not None:
             continue  # already queued today
         data = build_message(
             from_address=config.reply_from, from_name=policy.operator_name, to_address=recipient, subject=subject,

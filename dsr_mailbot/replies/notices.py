@@ -7,14 +7,21 @@ of their last request, else ``default_language``) and its text is the same
 for everyone: it names nobody, so it is rendered once per language.
 
 Exactly once: the notice's Message-ID is derived from the campaign and the
-user under the bot's key, and the outbox refuses a second row with the same
-Message-ID; queueing again (after a crash, or by mistake) adds only what is
-missing, and sending goes through the outbox like every reply (a row is sent
-once, and marked sent in its own transaction).  The outbox sends a
-campaign's notices at most ``[smtp] max_per_minute`` a minute.
+user's ``ref`` (random, never reused: SQLite reuses an erased user's row
+id, and a user imported later must still get the campaign) under the bot's
+key, and the outbox refuses a second row with the same Message-ID; queueing
+again (after a crash, or by mistake) adds only what is missing
+(:func:`still_to_queue`), and sending goes through the outbox like every
+reply (a row is sent once, and marked sent in its own transaction).  A
+campaign half-queued by a version that keyed notices by row id is finished
+without sending twice: such a row counts for the user whose address it went
+to.  The outbox sends a campaign's notices at most ``[smtp] max_per_minute``
+a minute, and checks each user's consent again just before sending
+(:func:`notice_refusal`): a notice queued before a withdrawal is not sent.
 
-The Message-ID does not follow the replies' ``<dsr.<request>…>`` form: a
-notice belongs to no request, so an answer to it is ordinary support mail.
+The Message-ID (``<dsr.n.<tag>@…>``) does not follow the replies'
+``<dsr.<request>…>`` form: a notice belongs to no request, so an answer to
+it is ordinary support mail.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ _CAMPAIGN = re.compile(r"[A-Za-z0-9._-]{1,40}")
 @dataclass(frozen=True)
 class Recipient:
     user_id: int
+    ref: str  # the user's never-reused reference: what the notice is keyed by
     email: str
     language: str
 
@@ -55,8 +63,13 @@ def purpose_of(campaign: str) -> str:
     return f"{NOTICE_PURPOSE_PREFIX}{campaign}"
 
 
-def notice_message_id(keyring: Keyring, campaign: str, user_id: int, domain: str) -> str:
+def notice_message_id(keyring: Keyring, campaign: str, user_ref: str, domain: str) -> str:
     """The same for the same campaign and user, whoever queues it, whenever: the key of exactly once."""
+    return f"<dsr.n.{keyring.digest('notice', f'{campaign}:ref:{user_ref}')[:16]}@{domain}>"
+
+
+def legacy_notice_message_id(keyring: Keyring, campaign: str, user_id: int, domain: str) -> str:
+    """The Message-ID a notice had before notices were keyed by ``users.ref`` (by the reusable row id)."""
     tag = keyring.digest("notice", f"{campaign}:{user_id}")[:20]
     return f"<dsr-notice.{campaign}.{tag}@{domain}>"
 
@@ -72,12 +85,34 @@ def recipients(session: Session, default_language: str) -> list[Recipient]:
         if user_id is not None:
             languages[user_id] = language
     users = session.exec(select(User).where(User.processing_consent == True).order_by(col(User.id))).all()  # noqa: E712
-    return [Recipient(u.id, u.email, languages.get(u.id, default_language)) for u in users if u.id is not None]
+    return [Recipient(u.id, u.ref, u.email, languages.get(u.id, default_language)) for u in users if u.id is not None]
 
 
-def queued_message_ids(session: Session, campaign: str) -> set[str]:
-    return set(session.exec(select(OutboxMessage.message_id).where(OutboxMessage.purpose == purpose_of(campaign)))
-               .all())
+def queued_notices(session: Session, campaign: str) -> dict[str, str]:
+    """The campaign's notices queued or sent so far: Message-ID → recipient."""
+    return {message_id: recipient for message_id, recipient in session.exec(
+        select(OutboxMessage.message_id, OutboxMessage.recipient).where(OutboxMessage.purpose == purpose_of(campaign))
+    ).all()}
+
+
+def still_to_queue(keyring: Keyring, campaign: str, users: Iterable[Recipient], have: dict[str, str],
+                   domain: str) -> list[Recipient]:
+    """The users who have no notice of the campaign yet (``have``: :func:`queued_notices`).
+
+    A notice of the old form counts only for the address it went to: the
+    row id it was keyed by may since belong to someone else.
+    """
+    return [user for user in users
+            if notice_message_id(keyring, campaign, user.ref, domain) not in have
+            and have.get(legacy_notice_message_id(keyring, campaign, user.user_id, domain)) != user.email]
+
+
+def notice_refusal(session: Session, recipient: str) -> str | None:
+    """Why a queued notice must not go now (checked just before sending), or None."""
+    user = session.exec(select(User).where(User.email == recipient)).first()
+    if user is None:
+        return "recipient no longer on file"
+    return None if user.processing_consent else "consent withdrawn"
 
 
 def waiting(session: Session, campaign: str) -> int:
@@ -90,13 +125,10 @@ def queue_notices(session: Session, *, config: Config, keyring: Keyring, rendere
                   template: str, users: Iterable[Recipient], now: datetime) -> int:
     """Queue the campaign's notice for each of ``users`` that does not have it yet; how many were queued."""
     domain = config.reply_domain
-    have = queued_message_ids(session, campaign)
     texts: dict[str, Rendered] = {}
     queued = 0
-    for user in users:
-        message_id = notice_message_id(keyring, campaign, user.user_id, domain)
-        if message_id in have:
-            continue
+    for user in still_to_queue(keyring, campaign, users, queued_notices(session, campaign), domain):
+        message_id = notice_message_id(keyring, campaign, user.ref, domain)
         if user.language not in texts:
             context = ReplyContent().as_context(user.language, config.policy.timezone, now)
             texts[user.language] = renderer.render(template, user.language, context)

@@ -60,6 +60,10 @@ from dsr_mailbot.trust.own_mail import LOOP_MARKER_HEADER
 class TemplateSpec:
     name: str
     answers_recipient: bool  # a reply to mail from its recipient (threaded, auto-replied), or a notice
+    # Its text is typed by a member of staff (an answer, a rejection's or an extension's reason): marked
+    # "Auto-Submitted: no" (RFC 3834 §5: originated by a person) and signed by the support team, not "sent
+    # automatically".
+    written_by_staff: bool = False
 
 
 TEMPLATES: tuple[TemplateSpec, ...] = (
@@ -69,12 +73,12 @@ TEMPLATES: tuple[TemplateSpec, ...] = (
     TemplateSpec("optout_applied", answers_recipient=True),
     TemplateSpec("unknown_sender", answers_recipient=True),
     TemplateSpec("challenge", answers_recipient=True),
-    TemplateSpec("request_rejected", answers_recipient=True),
+    TemplateSpec("request_rejected", answers_recipient=True, written_by_staff=True),
     TemplateSpec("access_answer", answers_recipient=True),
     TemplateSpec("question_acknowledged", answers_recipient=True),
-    TemplateSpec("question_answer", answers_recipient=True),
+    TemplateSpec("question_answer", answers_recipient=True, written_by_staff=True),
     TemplateSpec("several_applied", answers_recipient=True),
-    TemplateSpec("deadline_extended", answers_recipient=True),
+    TemplateSpec("deadline_extended", answers_recipient=True, written_by_staff=True),
     TemplateSpec("challenge_new_address", answers_recipient=False),
     TemplateSpec("confirmation_expired", answers_recipient=False),
     TemplateSpec("email_changed_notice", answers_recipient=False),
@@ -332,6 +336,13 @@ def mailbox_header(display_name: str, address: str) -> str:
     if name.isascii() and "=?" not in name:
         return str(Address(display_name=name, addr_spec=address))
     return "\r\n ".join(encoded_words(name)) + f"\r\n <{address}>"
+
+
+def auto_submitted(spec: TemplateSpec, threaded: bool) -> str:
+    """The Auto-Submitted value (RFC 3834 §5) of a message of this template, threaded to its recipient's or not."""
+    if spec.written_by_staff:
+        return "no"
+    return "auto-replied" if threaded else "auto-generated"
 
 
 def thread_references(parent_id: str | None, parent_references: Sequence[str]) -> list[str]:

@@ -21,9 +21,12 @@ with the next: one reply never blocks the queue.
 
 from __future__ import annotations
 
+import logging
+import os
 import smtplib
 import ssl
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -37,6 +40,7 @@ from dsr_mailbot.config import SmtpConfig
 from dsr_mailbot.errors import ConfigError, DsrMailbotError, SendError, SendUnavailable
 from dsr_mailbot.faults import crash_point
 from dsr_mailbot.reading.parse import header_block
+from dsr_mailbot.replies.notices import notice_refusal
 from dsr_mailbot.store.database import (
     Store,
     is_notice,
@@ -47,6 +51,8 @@ from dsr_mailbot.store.database import (
 )
 from dsr_mailbot.store.models import OutboxMessage, OutboxState, utcnow
 
+log = logging.getLogger("dsr_mailbot")
+
 
 class Transport(Protocol):
     def send(self, envelope_from: str, recipient: str, data: bytes) -> None:
@@ -54,6 +60,9 @@ class Transport(Protocol):
 
     def close(self) -> None:
         """Release the connection, if any; never raises."""
+
+    def forget(self, message_ids: Sequence[str]) -> None:
+        """Remove any copy of these messages the transport keeps (erasure); a copy already gone is no error."""
 
 
 class SmtpTransport:
@@ -123,13 +132,20 @@ class SmtpTransport:
         except Exception:  # the connection may already be gone; nothing left to release
             conn.close()
 
+    def forget(self, message_ids: Sequence[str]) -> None:
+        return None  # mail handed to the SMTP server is the server's; nothing of it is kept here
+
 
 def _ascii_headers(data: bytes) -> bool:
     return header_block(data).isascii()
 
 
 class FileTransport:
-    """Writes each message as ``<directory>/<n>-<message-id>.eml`` (no SMTP configured)."""
+    """Writes each message as ``<directory>/<message-id>.eml`` (no SMTP configured), private to its owner.
+
+    The folder stands in for the SMTP server and keeps what it was given,
+    so erasure removes a person's files from it (:meth:`forget`).
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -139,7 +155,9 @@ class FileTransport:
             self.directory.mkdir(parents=True, exist_ok=True)
             name = _file_name(data)
             tmp = self.directory / f".{name}.tmp"
-            tmp.write_bytes(data)
+            # 0600 whatever the umask: the file holds a person's address and data.
+            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
+                handle.write(data)
             tmp.replace(self.directory / name)
         except OSError as exc:
             raise SendUnavailable(f"cannot write to outbox directory ({exc.strerror})") from exc
@@ -147,12 +165,23 @@ class FileTransport:
     def close(self) -> None:
         return None
 
+    def forget(self, message_ids: Sequence[str]) -> None:
+        for message_id in message_ids:
+            try:
+                (self.directory / file_name_of(message_id)).unlink(missing_ok=True)
+            except OSError as exc:  # one file that cannot go must not keep the others
+                log.warning("outbox file of an erased person could not be removed (%s)", exc.strerror)
+
+
+def file_name_of(message_id: str) -> str:
+    """The file a message with this Message-ID is written to: the ID without its brackets, made a safe name."""
+    return "".join(c if c.isalnum() or c in ".-_@" else "_" for c in message_id.strip().strip("<>")) + ".eml"
+
 
 def _file_name(data: bytes) -> str:
     for line in data.split(b"\r\n"):
         if line.lower().startswith(b"message-id:"):
-            mid = line.split(b":", 1)[1].strip().strip(b"<>").decode("ascii", "replace")
-            return "".join(c if c.isalnum() or c in ".-_@" else "_" for c in mid) + ".eml"
+            return file_name_of(line.split(b":", 1)[1].decode("ascii", "replace"))
         if not line:
             break
     return f"{utcnow().strftime('%Y%m%dT%H%M%S%f')}.eml"
@@ -236,7 +265,7 @@ def _send_claimed(store: Store, transport: Transport, envelope_from: str, result
         ).first()
         if row is None:
             return False
-        error = _try_send(transport, envelope_from, row)
+        error = _refusal(session, row) or _try_send(transport, envelope_from, row)
         go_on = _record(session, row, error, result)
     if error is None:
         budget.spend(row)
@@ -255,7 +284,12 @@ def _send_page(store: Store, transport: Transport, envelope_from: str, result: D
             return False
         if is_notice(row.purpose) and not budget.left():
             continue  # this minute's notices are used up: it waits for a later drain
-        error = _try_send(transport, envelope_from, row)
+        if is_notice(row.purpose):
+            with store.transaction() as session:
+                refused = _refusal(session, row)
+        else:
+            refused = None
+        error = refused or _try_send(transport, envelope_from, row)
         with store.transaction() as session:
             go_on = _record(session, row, error, result)
         if error is None:
@@ -265,6 +299,12 @@ def _send_page(store: Store, transport: Transport, envelope_from: str, result: D
             return False
         sent_any = True
     return sent_any
+
+
+def _refusal(session: Session, row: OutboxMessage) -> SendError | None:
+    """A campaign's notice whose user withdrew consent (or is gone) since it was queued: failed, never sent."""
+    reason = notice_refusal(session, row.recipient) if is_notice(row.purpose) else None
+    return SendError(reason) if reason else None
 
 
 def _try_send(transport: Transport, envelope_from: str, row: OutboxMessage) -> SendError | None:

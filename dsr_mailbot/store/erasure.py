@@ -5,17 +5,22 @@ request**, never by recipient address (an e-mail change leaves replies to
 the old address behind, and those name the person too):
 
 - the user row;
-- every request linked to the user, and every confirmation of those: the
-  address to answer, the thread, the fields asked, and the inbound
-  Message-ID (it often holds the address).  The Message-ID's keyed hash,
-  the dedup key, stays, so a redelivered copy is still recognised;
+- every request linked to the user, and every confirmation of those,
+  whatever its state: every text it holds of them (the address to answer,
+  the thread, the fields asked, the letter's subject and words, a reply to a
+  challenge: :data:`~dsr_mailbot.store.models.PERSONAL_REQUEST_TEXT`) and
+  the inbound Message-ID (it often holds the address).  The Message-ID's
+  keyed hash, the dedup key, stays, so a redelivered copy is still
+  recognised.  A request still open (a question awaiting its answer, a
+  letter in review) is closed as ``rejected`` with the reason ``erased``:
+  there is nobody left to answer;
 - every outbox row of those requests, and any other reply addressed to the
-  person's current address: recipient and bytes.
+  person's current address: recipient and bytes.  The caller also has the
+  transport forget its copies (the ``.eml`` files of file delivery).
 
 The audit trail keeps a ``user_erased`` event under the person's
 pseudonymous reference, with the categories of data destroyed and the
-reason, but not the data.  (Leaving no trace in database files, backups or
-the mailbox is a later issue; SQLite already runs with ``secure_delete``.)
+reason, but not the data.
 """
 
 from __future__ import annotations
@@ -29,7 +34,16 @@ from sqlmodel import Session, col, select
 
 from dsr_mailbot.store.database import record_event
 from dsr_mailbot.store.keys import Keyring
-from dsr_mailbot.store.models import OutboxMessage, OutboxState, Request, RequestKind, RequestState, User
+from dsr_mailbot.store.models import (
+    FINAL_STATES,
+    OutboxMessage,
+    OutboxState,
+    Request,
+    RequestKind,
+    RequestState,
+    User,
+    forget_personal_text,
+)
 
 ERASED_FIELDS = ("email", "phone", "surname", "first_name", "patronymic")
 
@@ -44,6 +58,7 @@ class ErasurePlan:
     full_name: str
     categories: tuple[str, ...]  # the fields that held a value
     message_ids: tuple[str, ...]  # their request and confirmation messages, to expunge from the mailbox
+    reply_ids: tuple[str, ...]  # the Message-IDs of every reply to them: the transport forgets its copies
     withdrawal: Request | None  # the request whose withdrawal is the reason
     language: str | None  # of their last request
 
@@ -67,6 +82,15 @@ def person_requests(session: Session, keyring: Keyring, user: User) -> list[Requ
     return sorted(requests, key=lambda r: r.id or 0)
 
 
+def person_replies(session: Session, user: User, requests: Sequence[Request]) -> Sequence[OutboxMessage]:
+    """Every reply of the person's requests, and any other message to their current address."""
+    return session.exec(
+        select(OutboxMessage).where(
+            or_(col(OutboxMessage.request_id).in_([r.id for r in requests]), col(OutboxMessage.recipient) == user.email)
+        )
+    ).all()
+
+
 def plan_erasure(session: Session, keyring: Keyring, user: User) -> ErasurePlan:
     assert user.id is not None
     requests = person_requests(session, keyring, user)
@@ -80,14 +104,15 @@ def plan_erasure(session: Session, keyring: Keyring, user: User) -> ErasurePlan:
         full_name=" ".join(p for p in (user.surname, user.first_name, user.patronymic) if p) or "(no name held)",
         categories=tuple(name for name in ERASED_FIELDS if getattr(user, name)),
         message_ids=tuple(sorted({r.message_id for r in requests if r.message_id})),
+        reply_ids=tuple(sorted(row.message_id for row in person_replies(session, user, requests))),
         withdrawal=withdrawals[-1] if withdrawals else None,
         language=asked[-1].language if asked else None,
     )
 
 
-def erase_user(session: Session, keyring: Keyring, user: User, *, keep_outbox: Sequence[str] = (),
-               act: str | None = None, expunged: int = 0, left_in_inbox: int = 0) -> None:
-    """Destroy the person's data in the store.
+def erase_user(session: Session, keyring: Keyring, user: User, *, now: datetime, keep_outbox: Sequence[str] = (),
+               act: str | None = None, expunged: int = 0, left_in_inbox: int = 0) -> list[str]:
+    """Destroy the person's data in the store; return the Message-IDs of the replies scrubbed.
 
     ``keep_outbox``: Message-IDs of replies left as they are (the notice of
     destruction, purged once sent).
@@ -97,13 +122,14 @@ def erase_user(session: Session, keyring: Keyring, user: User, *, keep_outbox: S
     for request in requests:
         request.user_id = None
         request.message_id = None
-        request.reply_address, request.thread, request.intent = None, None, {}
-    replies = session.exec(
-        select(OutboxMessage).where(
-            or_(col(OutboxMessage.request_id).in_([r.id for r in requests]), col(OutboxMessage.recipient) == user.email)
-        )
-    ).all()
-    scrubbed = [row for row in replies if row.message_id not in keep_outbox]
+        forget_personal_text(request)
+        if request.state not in FINAL_STATES:  # a question awaiting its answer, a letter in review
+            request.state, request.outcome, request.reason = RequestState.REJECTED, None, "erased"
+            request.completed_at = now
+            request.awaiting, request.confirm_expires_at = None, None
+            record_event(session, "request_rejected", request_id=request.id, subject_ref=request.subject_ref, at=now,
+                         reason="erased")
+    scrubbed = [row for row in person_replies(session, user, requests) if row.message_id not in keep_outbox]
     for row in scrubbed:
         if row.state == OutboxState.QUEUED:
             row.state = OutboxState.FAILED
@@ -113,6 +139,7 @@ def erase_user(session: Session, keyring: Keyring, user: User, *, keep_outbox: S
                  reason="consent_withdrawn", requests=len(requests), replies=len(scrubbed), act=act,
                  messages_expunged=expunged, messages_left_in_inbox=left_in_inbox)
     session.delete(user)
+    return [row.message_id for row in scrubbed]
 
 
 def purge_outbox_row(row: OutboxMessage, state: OutboxState, reason: str | None = None) -> None:

@@ -8,9 +8,19 @@ moved to another request or extended::
     DSR-<request id>-<o|n>-<expiry, Unix seconds>-<20 hex digits of HMAC-SHA256>
 
 The challenge carries it in its Subject (people see it, and replies keep it)
-and in its Message-ID (clients put it into In-Reply-To and References, even
-when they rewrite the subject).  Single use is enforced by the request's
-state, not here: once confirmed, the request no longer waits for it.
+and, compactly, in its Message-ID (clients put it into In-Reply-To and
+References, even when they rewrite the subject)::
+
+    <dsr.<request id>.<o|n>.<expiry in base 36>.<the HMAC's first 16 hex digits>@<domain>>
+
+at most 64 characters with the shop's domain, so that no client folds it
+into encoded words when it writes In-Reply-To (Python's ``email`` package
+does so past a line's 78 characters).  Challenges sent before that form
+carried the whole token in a longer Message-ID; :func:`find_token` still
+finds it there, and in In-Reply-To and References that a client wrote as
+RFC 2047 encoded words (``Headers.thread_text``): the HMAC makes reading
+decoded text safe.  Single use is enforced by the request's state, not
+here: once confirmed, the request no longer waits for it.
 """
 
 from __future__ import annotations
@@ -26,6 +36,9 @@ from dsr_mailbot.store.keys import Keyring
 
 OWNER, NEW_ADDRESS = "o", "n"
 TOKEN = re.compile(r"DSR-(\d{1,12})-([on])-(\d{1,12})-([0-9a-fA-F]{20})")
+CHALLENGE_ID = re.compile(r"<dsr\.(\d{1,12})\.([on])\.([0-9a-z]{1,8})\.([0-9a-f]{16})@[^<>\s]{1,255}>")
+SHORT_MAC = 16  # hex digits of the HMAC in a challenge's Message-ID: 64 bits, and a forger gets no oracle
+_DIGITS36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
 class TokenStatus(enum.StrEnum):
@@ -55,19 +68,48 @@ def make_token(keyring: Keyring, request_id: int, audience: str, expires_at: dat
     return Token(request_id, audience, datetime.fromtimestamp(expires, UTC), mac)
 
 
+def _base36(number: int) -> str:
+    digits = ""
+    while True:
+        number, digit = divmod(number, 36)
+        digits = _DIGITS36[digit] + digits
+        if not number:
+            return digits
+
+
+def challenge_message_id(token: Token, domain: str) -> str:
+    """The challenge's Message-ID: the token in compact form (see the module's docstring)."""
+    expires = _base36(int(token.expires_at.timestamp()))
+    return f"<dsr.{token.request_id}.{token.audience}.{expires}.{token.mac[:SHORT_MAC]}@{domain}>"
+
+
+def parse_token(text: str) -> Token | None:
+    """The first token in ``text``, in either form (the Subject's, or a challenge's Message-ID), checked or not."""
+    match = TOKEN.search(text)
+    if match:
+        request_id, audience, expires, mac = match.groups()
+        return Token(int(request_id), audience, datetime.fromtimestamp(int(expires), UTC), mac.lower())
+    match = CHALLENGE_ID.search(text)
+    if match:
+        request_id, audience, expires, mac = match.groups()
+        seconds = int(expires, 36)
+        if seconds < 2**40:
+            return Token(int(request_id), audience, datetime.fromtimestamp(seconds, UTC), mac)
+    return None
+
+
 def find_token(headers: Headers) -> Token | None:
-    """The first token in In-Reply-To, References or Subject, checked or not."""
-    for text in (headers.in_reply_to or "", " ".join(headers.references), headers.subject):
-        match = TOKEN.search(text)
-        if match:
-            request_id, audience, expires, mac = match.groups()
-            return Token(int(request_id), audience, datetime.fromtimestamp(int(expires), UTC), mac.lower())
+    """The first token in In-Reply-To, References (also as encoded words) or Subject, checked or not."""
+    for text in (headers.in_reply_to or "", " ".join(headers.references), headers.thread_text, headers.subject):
+        token = parse_token(text)
+        if token is not None:
+            return token
     return None
 
 
 def check_token(keyring: Keyring, token: Token, now: datetime) -> TokenStatus:
     expected = _mac(keyring, token.request_id, token.audience, int(token.expires_at.timestamp()))
-    if not hmac.compare_digest(expected, token.mac):
+    if len(token.mac) < SHORT_MAC or not hmac.compare_digest(expected[: len(token.mac)], token.mac):
         return TokenStatus.TAMPERED
     if now >= token.expires_at:
         return TokenStatus.EXPIRED

@@ -47,6 +47,11 @@ def test_a_question_is_acknowledged_then_answered_from_the_cli(
     reply = bot.replies()[-1]
     assert reply["To"] == IVAN and reply["In-Reply-To"] == message_id_of(question)
     assert "Мы никому не передаём ваш телефон" in bot.reply_text(reply)
+    # Typed by a person: marked and signed as such (RFC 3834 §5), while the acknowledgement was automatic.
+    assert (ack["Auto-Submitted"], reply["Auto-Submitted"]) == ("auto-replied", "no")
+    assert "automatically" not in bot.reply_text(reply) and "автоматически" not in bot.reply_text(reply)
+    assert ("support staff" in bot.reply_text(reply) or "сотрудник" in bot.reply_text(reply)
+            or "қызметкері" in bot.reply_text(reply))
     [closed] = bot.requests()
     assert (closed.state, closed.outcome) == ("completed", "question_answer")
     assert (closed.letter_subject, closed.letter_text) == (None, None)  # personal data, gone with the request

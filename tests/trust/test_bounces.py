@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from dsr_mailbot.reading.parse import parse_headers
 from dsr_mailbot.store.keys import Keyring
 from dsr_mailbot.trust.bounces import find_bounced_reply, is_report
 from dsr_mailbot.trust.own_mail import reply_message_id
+from dsr_mailbot.trust.tokens import OWNER, Token, challenge_message_id, make_token
 
 KEYS = Keyring(b"k" * 32)
 
@@ -32,9 +34,11 @@ def test_a_report_of_our_reply_names_its_request() -> None:
 
 
 def test_a_report_of_a_challenge_names_its_request() -> None:
-    mid = reply_message_id(KEYS, 9, "challenge_o", "smarthings.kz", "DSR-9-o-1893456000-0123456789abcdef0123")
-    bounced = find_bounced_reply(dsn(mid), KEYS)
+    token = make_token(KEYS, 9, OWNER, datetime(2030, 1, 1, tzinfo=UTC))
+    bounced = find_bounced_reply(dsn(challenge_message_id(token, "smarthings.kz")), KEYS)
     assert bounced is not None and (bounced.request_id, bounced.purpose) == (9, "challenge_o")
+    forged = challenge_message_id(Token(9, OWNER, token.expires_at, "0" * 20), "smarthings.kz")
+    assert find_bounced_reply(dsn(forged), KEYS) is None
 
 
 def test_a_forged_or_foreign_report_is_not_linked() -> None:

@@ -11,6 +11,7 @@ from email.message import EmailMessage
 import pytest
 
 from dsr_mailbot.store.models import utcnow
+from dsr_mailbot.trust.tokens import challenge_message_id, parse_token
 from tests.harness import MX, RECEIVED, TRUST, Bot, authenticated, mail, via_mx
 
 IVAN = "ivan.petrov@example.ru"
@@ -73,7 +74,10 @@ def test_a_forged_withdrawal_changes_nothing_until_the_owner_confirms(
     assert request.state == "awaiting_confirmation" and not request.authenticated
     [challenge] = bot.replies()
     assert challenge["To"] == IVAN  # the address on file, never Reply-To
-    assert "[DSR-" in challenge["Subject"] and "DSR-" in challenge["Message-ID"]
+    token = parse_token(str(challenge["Subject"]))
+    assert token is not None and "[DSR-" in challenge["Subject"]
+    assert challenge["Message-ID"] == challenge_message_id(token, "smarthings.kz")  # the token, compactly
+    assert len(challenge["Message-ID"]) <= 64
     text = bot.reply_text(challenge)
     assert "отозвать согласие" in text and "пустым письмом или словом «Да»" in text
     assert "без подтверждения ничего не изменится" in text
