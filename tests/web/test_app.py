@@ -9,7 +9,7 @@ import httpx2 as httpx
 import pytest
 
 from dsr_mailbot.store.acts import Act, write_act
-from dsr_mailbot.web.app import CONTENT_SECURITY_POLICY
+from dsr_mailbot.web.security import CONTENT_SECURITY_POLICY
 from dsr_mailbot.web.auth import FREE_FAILURES
 from tests.harness import Bot, request_in_review
 from tests.web.console import LOGIN, PASSWORD, csrf_of, reveal, serve_console, signed_in, with_operator
@@ -236,7 +236,7 @@ def test_contrib_web_unit_runs_the_console_hardened_like_the_daemon() -> None:
 
 
 def test_a_body_past_the_limit_is_refused_declared_or_not(console: Bot) -> None:
-    from dsr_mailbot.web.app import MAX_FORM_BYTES
+    from dsr_mailbot.web.security import MAX_FORM_BYTES
 
     def chunks() -> object:
         for _ in range(MAX_FORM_BYTES // 65536 + 2):

@@ -1,0 +1,112 @@
+"""The console's state and what every page needs: rendering in the operator's language, and sessions.
+
+:class:`Console` holds the services, the strings, the Jinja2 environment and
+the login machinery (:mod:`~dsr_mailbot.web.auth`); :func:`authenticated`
+wraps a page so that a visitor without a session is sent to ``/login``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+from starlette.datastructures import FormData
+from starlette.requests import Request as HttpRequest
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from dsr_mailbot.config import Config
+from dsr_mailbot.pipeline import Services
+from dsr_mailbot.replies.reply import default_templates_dir
+from dsr_mailbot.web.auth import LoginThrottle, Passwords, Sessions, WebSession, same_token
+from dsr_mailbot.web.security import MAX_FORM_BYTES
+
+SESSION_COOKIE = "dsr_session"
+LOGIN_CSRF_COOKIE = "dsr_login_csrf"
+LOGIN_FORM_SECONDS = 15 * 60
+
+def console_dir(config: Config) -> Path:
+    return (config.templates_dir or default_templates_dir()) / "console"
+
+
+def load_strings(directory: Path) -> dict[str, dict[str, str]]:
+    with (directory / "strings.toml").open("rb") as handle:
+        return {language: {k: str(v) for k, v in table.items()} for language, table in tomllib.load(handle).items()}
+
+
+@dataclass
+class Console:
+    services: Services
+    strings: Mapping[str, Mapping[str, str]]
+    env: jinja2.Environment
+    passwords: Passwords
+    throttle: LoginThrottle
+    sessions: Sessions
+    clock: Callable[[], datetime]
+
+    @property
+    def config(self) -> Config:
+        return self.services.config
+
+    # Rendering
+
+    def render(self, name: str, language: str, status_code: int = 200, **values: Any) -> HTMLResponse:
+        zone = ZoneInfo(self.config.policy.timezone)
+        words = self.strings.get(language) or self.strings["en"]
+
+        def t(key: str, **fill: object) -> str:
+            text = words.get(key) or self.strings["en"][key]
+            return text.format(**fill) if fill else text
+
+        def local(moment: datetime | None, with_time: bool = True) -> str:
+            if moment is None:
+                return "—"
+            shown = moment.astimezone(zone)
+            return shown.strftime("%Y-%m-%d %H:%M") if with_time else shown.strftime("%Y-%m-%d")
+
+        html = self.env.get_template(name).render(t=t, local=local, language=language, **values)
+        return HTMLResponse(html, status_code=status_code)
+
+    def page(self, name: str, session: WebSession, status_code: int = 200, **values: Any) -> HTMLResponse:
+        return self.render(name, session.language, status_code, session=session, **values)
+
+    # Sessions
+
+    def session_of(self, request: HttpRequest) -> WebSession | None:
+        return self.sessions.find(request.cookies.get(SESSION_COOKIE))
+
+    async def form_checked(self, request: HttpRequest, session: WebSession) -> FormData | None:
+        """The posted form if it carries this session's CSRF token, else None (the caller answers 403)."""
+        if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
+            return None
+        form = await request.form(max_files=0, max_fields=20)
+        return form if same_token(session.csrf_token, form.get("csrf_token")) else None
+
+    def not_found(self, session: WebSession) -> HTMLResponse:
+        return self.page("error.html", session, 404, message_key="not_found")
+
+    def forbidden(self, session: WebSession | None) -> HTMLResponse:
+        language = session.language if session else "en"
+        return self.render("error.html", language, 403, session=session, message_key="forbidden")
+
+
+def login_redirect() -> RedirectResponse:
+    return RedirectResponse("/login", status_code=303)
+
+
+Handler = Callable[[Console, HttpRequest, WebSession], Awaitable[Response]]
+
+
+def authenticated(console: Console, handler: Handler) -> Callable[[HttpRequest], Awaitable[Response]]:
+    async def endpoint(request: HttpRequest) -> Response:
+        session = console.session_of(request)
+        if session is None:
+            return login_redirect()
+        return await handler(console, request, session)
+
+    return endpoint
