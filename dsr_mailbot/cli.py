@@ -607,10 +607,11 @@ def web(ctx: click.Context) -> int:
     """Serve the operator console on [web] listen (put a TLS proxy in front; see the README)."""
     if ctx.invoked_subcommand is not None:
         return EX_OK
+
     import uvicorn
 
     from dsr_mailbot.service.app import build_services
-    from dsr_mailbot.web.app import create_app
+    from dsr_mailbot.web.app import create_app, server_config
 
     state = ctx.find_object(CliState)
     assert state is not None
@@ -621,9 +622,7 @@ def web(ctx: click.Context) -> int:
     if logging.getLogger().level > logging.INFO:
         configure_logging(1)  # like the daemon: sign-ins, decisions and outages go to the journal
     log.info("console on http://%s:%s/", config.web.host, config.web.port)
-    # The proxy in front (README) is on this host: its X-Forwarded-For names the client, for the login throttle.
-    uvicorn.run(app, host=config.web.host, port=config.web.port, proxy_headers=True,
-                forwarded_allow_ips="127.0.0.1", log_level="warning", access_log=False)
+    uvicorn.Server(server_config(app, config.web.host, config.web.port)).run()
     return EX_OK
 
 

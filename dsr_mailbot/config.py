@@ -136,6 +136,9 @@ class WebConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     operators: tuple[WebOperator, ...] = ()
+    # The Host header values the console answers (lower case, without the port): anything else gets 400, so a
+    # page on another name (DNS rebinding onto loopback) cannot read it.  Default: the listen host and localhost.
+    allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass(frozen=True)
@@ -479,16 +482,51 @@ def _web(sec: _Section) -> WebConfig:
         where = _Section(f"web.operators #{number}", entry, sec.base_dir)
         login = where.string("login")
         password_hash = where.string("password_hash")
-        if not password_hash.startswith(ARGON2_PREFIX):
-            # Never echo it: even a mistyped hash is a secret's neighbour.
-            raise ConfigError(f"[[web.operators]] {login}: password_hash is not an Argon2id hash; "
-                              "make one with 'dsr-mailbot web hash-password'")
+        _check_password_hash(login, password_hash)
         language = where.choice("language", LANGUAGES, "ru")
         where.finish()
         if any(o.login == login for o in operators):
             raise ConfigError(f"[[web.operators]] {login}: listed twice")
         operators.append(WebOperator(login, password_hash, language))
-    return WebConfig(host, port, tuple(operators))
+    if len({_argon2_cost(o.password_hash) for o in operators}) > 1:
+        # An unknown login is checked against a dummy hash of the same cost; with two costs, the time of a
+        # refusal would tell which logins exist.
+        raise ConfigError("[[web.operators]]: every password_hash must use the same Argon2 parameters; "
+                          "make them all with 'dsr-mailbot web hash-password'")
+    default_hosts = tuple(dict.fromkeys((host.lower(), "127.0.0.1", "localhost", "::1")))
+    hosts = sec.string_list("allowed_hosts", default_hosts)
+    return WebConfig(host, port, tuple(operators), tuple(h.strip().lower() for h in hosts))
+
+
+# RFC 9106 §4: the second recommended option (64 MiB, 3 passes) or the first (2 GiB, 1 pass); weaker is refused.
+MIN_MEMORY_KIB, MIN_PASSES, FIRST_OPTION_MEMORY_KIB = 64 * 1024, 3, 2 * 1024 * 1024
+
+
+def _argon2_cost(password_hash: str) -> tuple[int, int, int]:
+    from argon2 import extract_parameters
+
+    parameters = extract_parameters(password_hash)
+    return parameters.time_cost, parameters.memory_cost, parameters.parallelism
+
+
+def _check_password_hash(login: str, password_hash: str) -> None:
+    """Argon2id, at least as strong as RFC 9106 recommends; the message never echoes the hash."""
+    from argon2 import Type, extract_parameters
+    from argon2.exceptions import InvalidHashError
+
+    try:
+        parameters = extract_parameters(password_hash) if password_hash.startswith(ARGON2_PREFIX) else None
+    except (InvalidHashError, ValueError):
+        parameters = None
+    if parameters is None or parameters.type is not Type.ID:
+        raise ConfigError(f"[[web.operators]] {login}: password_hash is not an Argon2id hash; "
+                          "make one with 'dsr-mailbot web hash-password'")
+    strong = (parameters.memory_cost >= MIN_MEMORY_KIB and parameters.time_cost >= MIN_PASSES) or \
+        parameters.memory_cost >= FIRST_OPTION_MEMORY_KIB
+    if not strong:
+        raise ConfigError(f"[[web.operators]] {login}: password_hash is too cheap to guess against "
+                          f"(m={parameters.memory_cost} KiB, t={parameters.time_cost}); RFC 9106 asks for at least "
+                          "m=65536 and t=3, or m=2097152; make one with 'dsr-mailbot web hash-password'")
 
 
 def _imap(sec: _Section) -> ImapConfig:

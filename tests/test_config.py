@@ -143,11 +143,24 @@ def test_commented_alternatives_in_the_example_are_valid(tmp_path: Path) -> None
 
 
 HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
+CHEAP = "$argon2id$v=19$m=8192,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
+ARGON2I = "$argon2i$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
+FIRST_OPTION = "$argon2id$v=19$m=2097152,t=1,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
 
 
 def test_the_console_listens_on_loopback_with_no_operators_unless_told(tmp_path: Path) -> None:
     web = load_config(write(tmp_path, IMAP)).web
     assert (web.host, web.port, web.operators) == ("127.0.0.1", 8080, ())
+    assert web.allowed_hosts == ("127.0.0.1", "localhost", "::1")
+
+
+def test_the_hosts_the_console_answers_default_to_its_listen_address_and_localhost(tmp_path: Path) -> None:
+    web = load_config(write(tmp_path, IMAP + '[web]\nlisten = "10.0.0.5:8080"\n')).web
+    assert web.allowed_hosts == ("10.0.0.5", "127.0.0.1", "localhost", "::1")
+    told = load_config(write(tmp_path, IMAP + '[web]\nallowed_hosts = ["DSR.smarthings.kz", "127.0.0.1"]\n')).web
+    assert told.allowed_hosts == ("dsr.smarthings.kz", "127.0.0.1")
+    assert load_config(write(tmp_path, IMAP + f'[[web.operators]]\nlogin = "a"\npassword_hash = "{FIRST_OPTION}"\n'
+                                              )).web.operators[0].login == "a"  # RFC 9106's first option
 
 
 def test_console_operators_are_read_with_their_hash_and_language(tmp_path: Path) -> None:
@@ -175,6 +188,11 @@ password_hash = "{HASH}"
     (f'password_hash = "{HASH}"', "login: missing"),
     (f'login = "a"\npassword_hash = "{HASH}"\n[[web.operators]]\nlogin = "a"\npassword_hash = "{HASH}"',
      "listed twice"),
+    # RFC 9106: at least m=64 MiB and t=3, or m=2 GiB; Argon2id only; one cost for every operator.
+    (f'login = "a"\npassword_hash = "{CHEAP}"', "a: password_hash is too cheap"),
+    (f'login = "a"\npassword_hash = "{ARGON2I}"', "a: password_hash is not an Argon2id hash"),
+    (f'login = "a"\npassword_hash = "{HASH}"\n[[web.operators]]\nlogin = "b"\npassword_hash = "{FIRST_OPTION}"',
+     "the same Argon2 parameters"),
 ])
 def test_a_wrong_operator_entry_is_named_and_no_password_is_echoed(tmp_path: Path, entry: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as refused:

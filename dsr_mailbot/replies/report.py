@@ -63,9 +63,17 @@ class MonthReport:
         }
 
 
+FIRST_YEAR, LAST_YEAR = 1970, 9998  # a month outside these cannot hold a request, nor be turned into UTC
+
+
 def month_bounds(month: str) -> tuple[date, date]:
-    """The first day of ``YYYY-MM`` and the first day of the month after."""
-    year, number = (int(part) for part in month.split("-"))
+    """The first day of ``YYYY-MM`` and the first day of the month after; ValueError for anything else."""
+    if len(month) != 7 or month[4] != "-" or not (month[:4] + month[5:]).isascii() or \
+            not (month[:4] + month[5:]).isdigit():
+        raise ValueError(f"expected YYYY-MM, got {month[:20]!r}")
+    year, number = int(month[:4]), int(month[5:])
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise ValueError(f"the year must be from {FIRST_YEAR} to {LAST_YEAR}")
     first = date(year, number, 1)
     return first, date(year + number // 12, number % 12 + 1, 1)
 

@@ -37,10 +37,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
+import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request as HttpRequest
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -63,15 +65,16 @@ from dsr_mailbot.service.review import (
 )
 from dsr_mailbot.store.acts import list_acts, read_act
 from dsr_mailbot.store.database import record_event
-from dsr_mailbot.store.models import utcnow
+from dsr_mailbot.store.models import RequestState, utcnow
 from dsr_mailbot.web import pages
-from dsr_mailbot.web.auth import LoginThrottle, Passwords, Sessions, WebSession
+from dsr_mailbot.web.auth import DeviceCookies, LoginThrottle, Passwords, Sessions, WebSession
 from dsr_mailbot.web.context import Console, authenticated, console_dir, load_strings
 from dsr_mailbot.web.login import login, login_page, logout
 from dsr_mailbot.web.security import SecurityHeaders
 
 log = logging.getLogger("dsr_mailbot")
 
+DECIDED_STATES = frozenset(RequestState)
 DECISIONS: Mapping[str, Callable[[FormData], ReviewAction]] = {
     "approve": lambda form: Approve(),
     "reject": lambda form: Reject(str(form.get("reason") or "")),
@@ -95,7 +98,8 @@ async def queue_page(console: Console, request: HttpRequest, session: WebSession
 
 def _request_id(request: HttpRequest) -> int | None:
     raw = str(request.path_params.get("request_id", ""))
-    return int(raw) if raw.isdigit() and len(raw) < 12 else None
+    # ASCII digits only: "²" is a digit to str.isdigit, and not to int().
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 12 else None
 
 
 async def _show_request(console: Console, session: WebSession, request_id: int, status_code: int = 200,
@@ -114,7 +118,8 @@ async def request_view(console: Console, request: HttpRequest, session: WebSessi
         return console.not_found(session)
     done = request.query_params.get("done")
     reply = request.query_params.get("reply")
-    return await _show_request(console, session, request_id, done=done if done else None,
+    # Keys from fixed sets, never the text given: a link must not put its own words on the page.
+    return await _show_request(console, session, request_id, done=done if done in DECIDED_STATES else None,
                                reply=reply if reply in ("sent", "queued") else None)
 
 
@@ -175,7 +180,8 @@ def _open_act(console: Console, act_id: str, actor: str) -> Any:
 
 async def act_page(console: Console, request: HttpRequest, session: WebSession) -> Response:
     act_id = str(request.path_params.get("act_id", ""))
-    if not act_id.replace("u", "", 1).isdigit() or len(act_id) > 20:
+    number = act_id.removeprefix("u")
+    if not (number.isascii() and number.isdigit()) or len(act_id) > 20:
         return console.not_found(session)
     act = await run_in_threadpool(_open_act, console, act_id, f"web:{session.login}")
     if act is None:
@@ -195,10 +201,8 @@ async def report_page(console: Console, request: HttpRequest, session: WebSessio
     month = request.query_params.get("month") or this_month
     try:
         month_bounds(month)
-        if len(month) != 7:
-            raise ValueError(month)
     except ValueError:
-        month = this_month
+        return console.page("error.html", session, 400, message_key="bad_month")
     page = await run_in_threadpool(_read, console, _report, month, console)
     return console.page("report.html", session, page=page)
 
@@ -217,8 +221,8 @@ def create_app(services: Services, clock: Callable[[], datetime] = utcnow) -> St
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    console = Console(services, load_strings(directory), env,
-                      Passwords({o.login: o for o in config.web.operators}), LoginThrottle(), Sessions(clock), clock)
+    console = Console(services, load_strings(directory), env, Passwords({o.login: o for o in config.web.operators}),
+                      LoginThrottle(), Sessions(clock), DeviceCookies(services.keyring), clock)
     routes = [
         Route("/", partial(home, console)),
         Route("/login", partial(login_page, console), methods=["GET"]),
@@ -235,4 +239,16 @@ def create_app(services: Services, clock: Callable[[], datetime] = utcnow) -> St
         *monitoring_routes(services.store, stored_records(services.store), clock),
         Mount("/static", StaticFiles(directory=str(directory / "static")), name="static"),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
+    # Any other Host gets 400: a page on another name resolving to this address (DNS rebinding) reads nothing.
+    return Starlette(routes=routes, middleware=[
+        Middleware(SecurityHeaders),
+        Middleware(TrustedHostMiddleware, allowed_hosts=list(config.web.allowed_hosts)),
+    ])
+
+
+def server_config(app: Starlette, host: str, port: int) -> uvicorn.Config:
+    """How the console is served, by ``dsr-mailbot web`` and by the tests alike."""
+    # The proxy in front (README) is on this host: its X-Forwarded-For names the client (the login throttle),
+    # its X-Forwarded-Proto says HTTPS (the __Host- cookies).
+    return uvicorn.Config(app, host=host, port=port, proxy_headers=True, forwarded_allow_ips="127.0.0.1",
+                          log_level="warning", access_log=False, lifespan="off")

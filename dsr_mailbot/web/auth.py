@@ -1,13 +1,24 @@
 """Who may use the console: passwords, throttling, sessions and CSRF tokens.
 
 - **Passwords** are checked with argon2-cffi against the ``[[web.operators]]``
-  hashes.  An unknown login is checked against a dummy hash, so that the
-  time of an answer does not tell which logins exist.
-- **Throttling** (:class:`LoginThrottle`): after :data:`FREE_FAILURES`
-  failures in a row for a login, or from one client address, every further
-  attempt must wait, twice as long each time, up to :data:`MAX_LOCKOUT`.
-  While it waits, the password is not even checked.  A success clears the
-  login's count.
+  hashes (start-up refuses hashes weaker than RFC 9106 recommends, or of
+  different costs).  An unknown login is checked against a dummy hash made
+  with the same parameters, so that the time of an answer does not tell
+  which logins exist.  At most :data:`MAX_CONCURRENT_CHECKS` checks run at
+  once (each takes 64 MiB or more): a flood of logins queues, then gets 503,
+  and never exhausts memory.
+- **Throttling** (:class:`LoginThrottle`): an attempt is *recorded before
+  its password is checked*, in the same locked step that decides whether it
+  may be heard, so concurrent attempts cannot all slip past the count.
+  After :data:`FREE_FAILURES` attempts in a row that did not succeed, every
+  further attempt on the same key must wait, twice as long each time, up to
+  :data:`MAX_LOCKOUT`, and is refused without a check.  The keys: the
+  **client** address first; then the login as tried from a browser that
+  never signed in to it (``login:…``, shared by every stranger), or, from a
+  browser that did, that browser's own **device** key (a signed cookie set
+  at each successful login, after OWASP's "device cookies").  So strangers
+  alone can slow down only strangers: an operator's usual browser keeps its
+  own count, and a success clears the keys it used.
 - **Sessions** (:class:`Sessions`) are kept in the console's memory, keyed by
   a random token that is the cookie's whole value: logging out ends a session
   at once, and a restart ends them all.  A session ends after
@@ -23,6 +34,7 @@ cookie cannot be revoked at logout and would outlive a password change.
 
 from __future__ import annotations
 
+import base64
 import hmac
 import secrets
 import threading
@@ -30,11 +42,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from dsr_mailbot.config import WebOperator
+from dsr_mailbot.store.keys import Keyring
 
+MAX_CONCURRENT_CHECKS = 2
+CHECK_QUEUE_SECONDS = 10.0  # how long an attempt waits for a free check before it is answered "busy"
+DEVICE_MAX_AGE = timedelta(days=180)
 FREE_FAILURES = 5
 FIRST_LOCKOUT = timedelta(seconds=2)
 MAX_LOCKOUT = timedelta(minutes=15)
@@ -43,18 +59,30 @@ IDLE_TIMEOUT = timedelta(minutes=30)
 MAX_AGE = timedelta(hours=8)
 
 
+class Busy(Exception):
+    """Every password check is in use: answer "try again shortly" rather than queue without end."""
+
+
 class Passwords:
     def __init__(self, operators: Mapping[str, WebOperator]) -> None:
         self._operators = dict(operators)
-        self._hasher = PasswordHasher()
-        self._dummy = self._hasher.hash(secrets.token_hex(16))
+        hashes = [operator.password_hash for operator in self._operators.values()]
+        # The dummy costs what the configured hashes cost (start-up made them all alike).
+        self._hasher = PasswordHasher.from_parameters(extract_parameters(hashes[0])) if hashes else PasswordHasher()
+        self.dummy_hash = self._hasher.hash(secrets.token_hex(16))
+        self._slots = threading.BoundedSemaphore(MAX_CONCURRENT_CHECKS)
 
     def check(self, login: str, password: str) -> WebOperator | None:
+        """The operator whose password this is, or None; raises :class:`Busy` when no check is free in time."""
         operator = self._operators.get(login)
+        if not self._slots.acquire(timeout=CHECK_QUEUE_SECONDS):
+            raise Busy
         try:
-            self._hasher.verify(operator.password_hash if operator else self._dummy, password)
+            self._hasher.verify(operator.password_hash if operator else self.dummy_hash, password)
         except (VerificationError, InvalidHashError):
             return None
+        finally:
+            self._slots.release()
         return operator
 
 
@@ -79,19 +107,22 @@ class LoginThrottle:
         doubled: timedelta = FIRST_LOCKOUT * (2 ** min(count - FREE_FAILURES, 20))
         return min(MAX_LOCKOUT, doubled)
 
-    def wait(self, keys: tuple[str, ...], now: datetime) -> timedelta:
-        """How long these keys (``login:…``, ``client:…``) must still wait before an attempt is heard."""
-        longest = timedelta(0)
+    def begin(self, keys: tuple[str, ...], now: datetime) -> timedelta:
+        """Record an attempt on ``keys`` (read in order) before its check, or say how long it must still wait.
+
+        One locked step: either some key must wait (nothing is recorded, the
+        wait is returned) or the attempt counts as a failure on every key
+        now, undone by :meth:`succeeded`.  So a hundred concurrent attempts
+        get at most :data:`FREE_FAILURES` checks.
+        """
         with self._lock:
             for key in keys:
                 found = self._failures.get(key)
                 if found is None or now - found.last > FAILURE_MEMORY:
                     continue
-                longest = max(longest, found.last + self.lockout(found.count) - now)
-        return longest
-
-    def failed(self, keys: tuple[str, ...], now: datetime) -> None:
-        with self._lock:
+                wait = found.last + self.lockout(found.count) - now
+                if wait > timedelta(0):
+                    return wait
             for key in keys:
                 found = self._failures.get(key)
                 count = found.count + 1 if found and now - found.last <= FAILURE_MEMORY else 1
@@ -99,10 +130,51 @@ class LoginThrottle:
             if len(self._failures) > 10_000:  # a spray of made-up logins must not grow memory for ever
                 cutoff = now - FAILURE_MEMORY
                 self._failures = {k: v for k, v in self._failures.items() if v.last >= cutoff}
+        return timedelta(0)
 
-    def succeeded(self, login_key: str) -> None:
+    def succeeded(self, keys: tuple[str, ...]) -> None:
         with self._lock:
-            self._failures.pop(login_key, None)
+            for key in keys:
+                self._failures.pop(key, None)
+
+    def cancel(self, keys: tuple[str, ...]) -> None:
+        """Take back an attempt :meth:`begin` recorded but that was never checked (every check was busy)."""
+        with self._lock:
+            for key in keys:
+                found = self._failures.get(key)
+                if found is not None:
+                    self._failures[key] = _Failures(max(0, found.count - 1), found.last)
+
+
+@dataclass(frozen=True)
+class DeviceCookies:
+    """A browser's proof that it signed in to a login before: ``<login, base64>.<nonce>.<keyed tag>``."""
+
+    keyring: Keyring
+
+    def _tag(self, login: str, nonce: str) -> str:
+        return self.keyring.digest("console-device", f"{login}\0{nonce}")[:32]
+
+    def issue(self, login: str) -> str:
+        nonce = secrets.token_urlsafe(12)
+        name = base64.urlsafe_b64encode(login.encode()).decode().rstrip("=")
+        return f"{name}.{nonce}.{self._tag(login, nonce)}"
+
+    def device_key(self, value: str | None, login: str) -> str | None:
+        """``device:…`` when ``value`` is a cookie this console issued for ``login``, else None."""
+        parts = (value or "")[:512].split(".")
+        if len(parts) != 3:
+            return None
+        name, nonce, tag = parts
+        expected = base64.urlsafe_b64encode(login.encode()).decode().rstrip("=")
+        if not hmac.compare_digest(name, expected) or not hmac.compare_digest(self._tag(login, nonce), tag):
+            return None
+        return f"device:{login.casefold()}:{nonce}"
+
+
+def attempt_keys(client: str, login: str, device_key: str | None) -> tuple[str, ...]:
+    """The throttle's keys for one attempt, the client first (see the module's docstring)."""
+    return (f"client:{client}", device_key or f"login:{login.casefold()}")
 
 
 @dataclass(frozen=True)

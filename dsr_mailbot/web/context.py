@@ -23,12 +23,28 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from dsr_mailbot.config import Config
 from dsr_mailbot.pipeline import Services
 from dsr_mailbot.replies.reply import default_templates_dir
-from dsr_mailbot.web.auth import LoginThrottle, Passwords, Sessions, WebSession, same_token
+from dsr_mailbot.web.auth import DeviceCookies, LoginThrottle, Passwords, Sessions, WebSession, same_token
 from dsr_mailbot.web.security import MAX_FORM_BYTES
 
 SESSION_COOKIE = "dsr_session"
 LOGIN_CSRF_COOKIE = "dsr_login_csrf"
+DEVICE_COOKIE = "dsr_device"  # a browser that signed in before (web/auth.py: the throttle's device key)
 LOGIN_FORM_SECONDS = 15 * 60
+
+
+def cookie_name(request: HttpRequest, name: str) -> str:
+    """Over HTTPS (the proxy says so), the ``__Host-`` form: only this host, over TLS, with Path=/, may set it,
+    so a page on a sibling domain cannot plant a session or a CSRF cookie.  Only that form is read then."""
+    return f"__Host-{name}" if request.url.scheme == "https" else name
+
+
+def set_cookie(response: Response, request: HttpRequest, name: str, value: str, max_age: int) -> None:
+    response.set_cookie(cookie_name(request, name), value, max_age=max_age, path="/", secure=True, httponly=True,
+                        samesite="strict")
+
+
+def delete_cookie(response: Response, request: HttpRequest, name: str) -> None:
+    response.delete_cookie(cookie_name(request, name), path="/", secure=True, httponly=True, samesite="strict")
 
 def console_dir(config: Config) -> Path:
     return (config.templates_dir or default_templates_dir()) / "console"
@@ -47,6 +63,7 @@ class Console:
     passwords: Passwords
     throttle: LoginThrottle
     sessions: Sessions
+    devices: DeviceCookies
     clock: Callable[[], datetime]
 
     @property
@@ -78,7 +95,7 @@ class Console:
     # Sessions
 
     def session_of(self, request: HttpRequest) -> WebSession | None:
-        return self.sessions.find(request.cookies.get(SESSION_COOKIE))
+        return self.sessions.find(request.cookies.get(cookie_name(request, SESSION_COOKIE)))
 
     async def form_checked(self, request: HttpRequest, session: WebSession) -> FormData | None:
         """The posted form if it carries this session's CSRF token, else None (the caller answers 403)."""

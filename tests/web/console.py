@@ -5,16 +5,17 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 
 import httpx2 as httpx
 import uvicorn
 from argon2 import PasswordHasher
 
 from dsr_mailbot.service.app import build_services
-from dsr_mailbot.web.app import create_app
+from dsr_mailbot.web.app import create_app, server_config
 from tests.harness import Bot
 from tests.servers import free_port, wait_for_port
 
@@ -39,12 +40,11 @@ class Served:
 
 
 @contextmanager
-def serve_console(bot: Bot) -> Iterator[Served]:
-    """The console app of ``bot``'s configuration on a free loopback port, in a thread."""
+def serve_console(bot: Bot, clock: Callable[[], datetime] | None = None) -> Iterator[Served]:
+    """The console app of ``bot``'s configuration on a free loopback port, in a thread (``clock``: its time)."""
     port = free_port()
-    app = create_app(build_services(bot.config))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           access_log=False, lifespan="off"))
+    app = create_app(build_services(bot.config), clock) if clock else create_app(build_services(bot.config))
+    server = uvicorn.Server(server_config(app, "127.0.0.1", port))  # as 'dsr-mailbot web' serves it
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     assert wait_for_port(port)

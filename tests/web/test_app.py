@@ -9,8 +9,9 @@ import httpx2 as httpx
 import pytest
 
 from dsr_mailbot.store.acts import Act, write_act
-from dsr_mailbot.web.security import CONTENT_SECURITY_POLICY
+from dsr_mailbot.store.models import utcnow
 from dsr_mailbot.web.auth import FREE_FAILURES
+from dsr_mailbot.web.security import CONTENT_SECURITY_POLICY
 from tests.harness import Bot, request_in_review
 from tests.web.console import LOGIN, PASSWORD, csrf_of, reveal, serve_console, signed_in, with_operator
 
@@ -84,6 +85,105 @@ def test_a_wrong_password_is_refused_then_throttled_even_when_right(console: Bot
         assert refused == [401] * FREE_FAILURES
         assert throttled.status_code == 429 and int(throttled.headers["retry-after"]) >= 1
         assert "dsr_session" not in throttled.headers.get("set-cookie", "")
+
+
+def login_attempt(url: str, password: str, client_address: str, device: str | None = None) -> int:
+    """One whole sign-in, from ``client_address`` as the proxy in front names it (X-Forwarded-For)."""
+    with httpx.Client(base_url=url, headers={"X-Forwarded-For": client_address}, timeout=60) as client:
+        if device:
+            client.cookies.set("dsr_device", device)
+        form = client.get("/login")
+        client.cookies.set("dsr_login_csrf", form.cookies["dsr_login_csrf"])
+        answer = client.post("/login", data={"username": LOGIN, "password": password,
+                                             "csrf_token": csrf_of(form.text)})
+        return answer.status_code
+
+
+def test_a_flood_of_concurrent_guesses_gets_a_handful_of_checks_and_cannot_lock_the_operator_out(
+        console: Bot) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    frozen = utcnow()  # the console's time stands still: no lockout runs out during the flood
+    with serve_console(console, clock=lambda: frozen) as served:
+        with httpx.Client(base_url=served.url, headers={"X-Forwarded-For": "192.0.2.10"}) as her_browser:
+            form = her_browser.get("/login")
+            her_browser.cookies.set("dsr_login_csrf", form.cookies["dsr_login_csrf"])
+            signed = her_browser.post("/login", data={"username": LOGIN, "password": PASSWORD,
+                                                      "csrf_token": csrf_of(form.text)})
+            device = signed.cookies["dsr_device"]  # her browser signed in before
+        # 150 strangers at once, from as many addresses: each attempt is recorded before its check.
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            answers = list(pool.map(lambda n: login_attempt(served.url, f"guess {n}", f"203.0.113.{n % 250}"),
+                                    range(150)))
+        refused_after_a_check = answers.count(401)
+        # A new browser of hers waits like a stranger's; the browser she signed in with before does not.
+        new_browser = login_attempt(served.url, PASSWORD, "198.51.100.7")
+        her_own = login_attempt(served.url, PASSWORD, "192.0.2.10", device)
+    assert refused_after_a_check <= FREE_FAILURES and set(answers) <= {401, 429, 503}
+    assert new_browser == 429
+    assert her_own == 303
+
+
+def test_an_unknown_host_is_refused_and_a_configured_one_is_served(bot: Bot) -> None:
+    """DNS rebinding: a page on another name that resolves to 127.0.0.1 must read nothing."""
+    with_operator(bot)
+    text = bot.config_path.read_text(encoding="utf-8")
+    bot.config_path.write_text(text.replace("[web]\n", '[web]\nallowed_hosts = ["dsr.smarthings.kz", "127.0.0.1"]\n',
+                                            1), encoding="utf-8")
+    with serve_console(bot) as served:
+        client = httpx.Client(base_url=served.url)
+        rebound = client.get("/login", headers={"Host": "attacker.example"})
+        health = client.get("/healthz", headers={"Host": "attacker.example:8080"})
+        public = client.get("/login", headers={"Host": "dsr.smarthings.kz"})
+        loopback = client.get("/login")
+    assert rebound.status_code == health.status_code == 400
+    assert "csrf_token" not in rebound.text
+    assert public.status_code == loopback.status_code == 200
+
+
+def test_the_default_hosts_are_the_listen_address_and_localhost(console: Bot) -> None:
+    assert set(console.config.web.allowed_hosts) == {"127.0.0.1", "localhost", "::1"}
+    with serve_console(console) as served:
+        client = httpx.Client(base_url=served.url)
+        assert client.get("/login", headers={"Host": "localhost"}).status_code == 200
+        assert client.get("/login", headers={"Host": "dsr.smarthings.kz"}).status_code == 400
+
+
+def test_over_https_the_cookies_carry_the_host_prefix_and_only_those_are_read(console: Bot) -> None:
+    with serve_console(console) as served:
+        client = httpx.Client(base_url=served.url, headers={"X-Forwarded-Proto": "https"})
+        form = client.get("/login")
+        assert "__Host-dsr_login_csrf" in form.cookies
+        client.cookies.set("__Host-dsr_login_csrf", form.cookies["__Host-dsr_login_csrf"])
+        answer = client.post("/login", data={"username": LOGIN, "password": PASSWORD,
+                                             "csrf_token": csrf_of(form.text)})
+        assert answer.status_code == 303
+        cookies = answer.headers.get_list("set-cookie")
+        session = next(c for c in cookies if c.startswith("__Host-dsr_session="))
+        assert "path=/" in session.lower() and "secure" in session.lower() and "domain" not in session.lower()
+        token = answer.cookies["__Host-dsr_session"]
+        planted = httpx.Client(base_url=served.url, headers={"X-Forwarded-Proto": "https"})
+        planted.cookies.set("dsr_session", token)  # the name a sibling domain could set: not read over HTTPS
+        assert planted.get("/queue").status_code == 303
+        client.cookies.set("__Host-dsr_session", token)
+        assert client.get("/queue").status_code == 200
+
+
+def test_odd_paths_and_parameters_get_a_clear_answer_never_an_error(console: Bot) -> None:
+    request_id = _review(console)
+    with serve_console(console) as served:
+        client = signed_in(served.url)
+        answers = {path: client.get(path) for path in (
+            "/requests/²", "/requests/１", "/acts/u²", "/report?month=0001-01", "/report?month=9999-12",
+            "/report?month=2026-13", f"/requests/{request_id}?done=<script>alert(1)</script>",
+            f"/requests/{request_id}?done=Your+account+is+blocked")}
+    statuses = {path: answer.status_code for path, answer in answers.items()}
+    assert statuses["/requests/²"] == statuses["/requests/１"] == statuses["/acts/u²"] == 404
+    assert statuses["/report?month=0001-01"] == statuses["/report?month=9999-12"] == 400
+    assert statuses["/report?month=2026-13"] == 400
+    for path, answer in answers.items():
+        if "done=" in path:
+            assert answer.status_code == 200 and "alert(1)" not in answer.text and "blocked" not in answer.text
 
 
 def test_every_response_carries_the_strict_headers(console: Bot) -> None:
@@ -211,10 +311,10 @@ def test_the_report_and_deadlines_pages_show_the_store(console: Bot) -> None:
         client = signed_in(served.url)
         month = console.requests()[0].received_at.strftime("%Y-%m")
         report = client.get(f"/report?month={month}").text
-        odd = client.get("/report?month=<b>").status_code
+        odd = client.get("/report?month=<b>")
         deadlines = client.get("/deadlines").text
     assert "update" in report and "<svg" in report and 'class="intent-0"' in report
-    assert odd == 200
+    assert odd.status_code == 400 and "<b>" not in odd.text
     assert "ru-152fz" in deadlines and "kz" in deadlines
     assert f"#{request_id}" in deadlines or "(0)" in deadlines
 

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from unittest.mock import patch
+
+import pytest
+from argon2 import PasswordHasher, extract_parameters
 
 from dsr_mailbot.config import WebOperator
+from dsr_mailbot.store.keys import Keyring
 from dsr_mailbot.web.auth import (
     FREE_FAILURES,
     IDLE_TIMEOUT,
     MAX_AGE,
+    MAX_CONCURRENT_CHECKS,
     MAX_LOCKOUT,
+    Busy,
+    DeviceCookies,
     LoginThrottle,
     Passwords,
     Sessions,
+    attempt_keys,
     same_token,
 )
 from tests.web.console import LOGIN, PASSWORD, PASSWORD_HASH
@@ -29,6 +38,25 @@ def test_only_the_right_password_of_a_configured_login_passes() -> None:
     assert passwords.check(LOGIN, "") is None
 
 
+def test_the_dummy_hash_of_unknown_logins_costs_what_the_configured_hashes_cost() -> None:
+    """argon2-cffi's defaults would do for the dummy only while the operators' hashes used them too."""
+    strong = PasswordHasher(time_cost=4, memory_cost=96 * 1024, parallelism=2).hash(PASSWORD)
+    passwords = Passwords({LOGIN: WebOperator(LOGIN, strong, "ru")})
+    assert extract_parameters(passwords.dummy_hash) == extract_parameters(strong)
+    assert passwords.check("nobody", PASSWORD) is None and passwords.check(LOGIN, PASSWORD) is not None
+
+
+def test_at_most_a_few_password_checks_run_at_once_and_the_rest_are_told_busy() -> None:
+    passwords = Passwords({LOGIN: OPERATOR})
+    held = [passwords._slots.acquire(timeout=0) for _ in range(MAX_CONCURRENT_CHECKS)]
+    assert all(held) and not passwords._slots.acquire(timeout=0)
+    with patch("dsr_mailbot.web.auth.CHECK_QUEUE_SECONDS", 0.05), pytest.raises(Busy):
+        passwords.check(LOGIN, PASSWORD)
+    for _ in held:
+        passwords._slots.release()
+    assert passwords.check(LOGIN, PASSWORD) == OPERATOR
+
+
 def test_the_first_failures_cost_nothing_then_each_waits_twice_as_long_up_to_a_cap() -> None:
     waits = [LoginThrottle.lockout(n) for n in range(FREE_FAILURES + 12)]
     assert waits[:FREE_FAILURES] == [timedelta(0)] * FREE_FAILURES
@@ -36,19 +64,49 @@ def test_the_first_failures_cost_nothing_then_each_waits_twice_as_long_up_to_a_c
     assert waits[-1] == MAX_LOCKOUT and LoginThrottle.lockout(10**6) == MAX_LOCKOUT
 
 
-def test_a_login_or_a_client_that_keeps_failing_must_wait_and_a_success_clears_the_login() -> None:
+def test_an_attempt_is_recorded_before_its_check_so_concurrent_ones_cannot_all_pass() -> None:
+    """No check happens between these calls, as when a hundred requests arrive at once."""
     throttle = LoginThrottle()
-    keys = ("login:aigerim", "client:10.0.0.7")
+    keys = attempt_keys("10.0.0.7", LOGIN, None)
+    heard = [throttle.begin(keys, NOW) == timedelta(0) for _ in range(150)]
+    assert heard.count(True) == FREE_FAILURES
+
+
+def test_a_client_or_a_login_that_keeps_failing_must_wait_and_a_success_clears_its_keys() -> None:
+    throttle = LoginThrottle()
+    keys = attempt_keys("10.0.0.7", LOGIN, None)
     for _ in range(FREE_FAILURES):
-        assert throttle.wait(keys, NOW) == timedelta(0)
-        throttle.failed(keys, NOW)
-    assert throttle.wait(keys, NOW) > timedelta(0)
+        assert throttle.begin(keys, NOW) == timedelta(0)  # each failed afterwards: nothing undoes it
+    assert throttle.begin(keys, NOW) > timedelta(0)
     # Another login from the same client waits too (a password spray), and so does the login from elsewhere.
-    assert throttle.wait(("login:other", "client:10.0.0.7"), NOW) > timedelta(0)
-    assert throttle.wait(("login:aigerim", "client:10.9.9.9"), NOW) > timedelta(0)
-    assert throttle.wait(keys, NOW + MAX_LOCKOUT) == timedelta(0)
-    throttle.succeeded("login:aigerim")
-    assert throttle.wait(("login:aigerim", "client:10.9.9.9"), NOW) == timedelta(0)
+    assert throttle.begin(attempt_keys("10.0.0.7", "other", None), NOW) > timedelta(0)
+    assert throttle.begin(attempt_keys("10.9.9.9", LOGIN, None), NOW) > timedelta(0)
+    assert throttle.begin(keys, NOW + MAX_LOCKOUT) == timedelta(0)
+    throttle.succeeded(keys)
+    assert throttle.begin(attempt_keys("10.9.9.9", LOGIN, None), NOW + MAX_LOCKOUT) == timedelta(0)
+
+
+def test_strangers_alone_cannot_lock_an_operator_out_of_the_browser_she_signed_in_with() -> None:
+    throttle = LoginThrottle()
+    devices = DeviceCookies(Keyring(b"k" * 32))
+    cookie = devices.issue(LOGIN)
+    for stranger in range(50):  # from fifty addresses, without her cookie: the shared login key locks
+        throttle.begin(attempt_keys(f"203.0.113.{stranger}", LOGIN, None), NOW)
+    assert throttle.begin(attempt_keys("198.51.100.1", LOGIN, None), NOW) > timedelta(0)
+    her_device = devices.device_key(cookie, LOGIN)
+    assert her_device is not None
+    assert throttle.begin(attempt_keys("192.0.2.10", LOGIN, her_device), NOW) == timedelta(0)
+
+
+def test_a_device_cookie_counts_only_for_the_login_it_was_issued_for_and_cannot_be_forged() -> None:
+    devices = DeviceCookies(Keyring(b"k" * 32))
+    cookie = devices.issue(LOGIN)
+    assert devices.device_key(cookie, LOGIN) is not None
+    assert devices.device_key(cookie, "other") is None
+    assert DeviceCookies(Keyring(b"j" * 32)).device_key(cookie, LOGIN) is None
+    name, nonce, tag = cookie.split(".")
+    assert devices.device_key(f"{name}.{nonce}x.{tag}", LOGIN) is None
+    assert devices.device_key(None, LOGIN) is None and devices.device_key("a" * 10_000, LOGIN) is None
 
 
 def test_sessions_end_when_idle_when_too_old_and_at_logout() -> None:
