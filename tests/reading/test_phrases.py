@@ -79,21 +79,6 @@ def test_a_thousand_negated_hits_in_one_clause_are_each_looked_at_once() -> None
     assert kinds(words) == ()
 
 
-def test_body_phrases_are_data_for_every_intent_but_questions_in_every_language() -> None:
-    from dsr_mailbot.reading.classify import BODY
-
-    body = [m for m in shipped_markers() if m.place == BODY]
-    for kind in (UPD, WDR, OPT, ACC):
-        assert {m.language for m in body if m.kind is kind} == set(LANGUAGES), kind
-    assert not [m for m in body if m.kind is RequestKind.QUESTION]  # a question is read whole, by a person
-
-
-def test_body_phrases_never_make_ordinary_mail_a_request() -> None:
-    table = MarkerTable.of(shipped_markers())
-    assert classify_subject("Больше не присылать рекламу", table) is None
-    assert classify_subject("Please update my phone", table) is None
-
-
 def test_an_operators_extra_body_phrase_adds_its_intent(tmp_path: Path) -> None:
     from dsr_mailbot.config import load_config
 
