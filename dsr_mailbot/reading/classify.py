@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property
 from importlib import resources
@@ -121,6 +122,31 @@ _SPACES = re.compile(r"\s+")
 def normalise_text(text: str) -> str:
     """Lower case, ё→е, quotes and punctuation to spaces, runs of white space to one space (linear)."""
     return _SPACES.sub(" ", _PUNCTUATION.sub(" ", text.lower().replace("ё", "е"))).strip()
+
+
+def normalise_words(text: str) -> str:
+    """:func:`normalise_text` with "n't" read as " not" first ("don't" → "do not"), as people's words are read."""
+    return normalise_text(text.replace("n't", " not").replace("n’t", " not"))
+
+
+def tables_by_language(table: Mapping[str, object], names: Sequence[str],
+                       error: type[ValueError]) -> dict[str, list[str]]:
+    """The phrases of each named table, normalised, every language's together (a letter mixes languages).
+
+    Each of :data:`LANGUAGES` must have each table as a non-empty list of
+    phrases; ``error`` is raised naming the one that does not.
+    """
+    found: dict[str, list[str]] = {name: [] for name in names}
+    for language in LANGUAGES:
+        tables = table.get(language)
+        if not isinstance(tables, dict):
+            raise error(f"[{language}]: missing")
+        for name in names:
+            phrases = tables.get(name)
+            if not isinstance(phrases, list) or not phrases or not all(isinstance(p, str) and p for p in phrases):
+                raise error(f"[{language}] {name}: expected a list of phrases")
+            found[name] += [normalise_words(p) for p in phrases]
+    return found
 
 
 def normalise_subject(subject: str) -> str:

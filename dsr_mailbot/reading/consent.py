@@ -27,7 +27,7 @@ from functools import cache
 from importlib import resources
 
 from dsr_mailbot.reading.body import reply_text
-from dsr_mailbot.reading.classify import LANGUAGES, normalise_text
+from dsr_mailbot.reading.classify import normalise_words, tables_by_language
 
 MAX_REPLY_CHARS = 256 * 1024  # of the body; a confirmation is a few words
 MAX_OWN_WORDS_CHARS = 32 * 1024  # kept for the reviewer
@@ -71,21 +71,13 @@ class Vocabulary:
 
 def words_of(text: str) -> Words:
     """Normalised words: lower case, ё → е, "n't" → " not", punctuation gone (linear)."""
-    return tuple(normalise_text(text.replace("n't", " not").replace("n’t", " not")).split())
+    return tuple(normalise_words(text).split())
 
 
 def parse_vocabulary(text: str) -> Vocabulary:
     table = tomllib.loads(text)
-    found: dict[str, list[Words]] = {name: [] for name in TABLES}
-    for language in LANGUAGES:
-        tables = table.get(language)
-        if not isinstance(tables, dict):
-            raise ConsentVocabularyError(f"[{language}]: missing")
-        for name in TABLES:
-            phrases = tables.get(name)
-            if not isinstance(phrases, list) or not phrases or not all(isinstance(p, str) and p for p in phrases):
-                raise ConsentVocabularyError(f"[{language}] {name}: expected a list of phrases")
-            found[name] += [words_of(p) for p in phrases]
+    found = {name: [tuple(phrase.split()) for phrase in phrases]
+             for name, phrases in tables_by_language(table, TABLES, ConsentVocabularyError).items()}
     phrases = [p for name in ("yes", "courtesy") for p in found[name]]
     return Vocabulary(
         refusal_words=frozenset(w for p in found["refusal_words"] for w in p),

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from dsr_mailbot.reading.classify import LANGUAGES, MarkerTable, normalise_text, shipped_table
+from dsr_mailbot.reading.classify import MarkerTable, normalise_words, shipped_table, tables_by_language
 from dsr_mailbot.store.models import RequestKind
 
 TABLES = ("before", "after", "conjunctions")
@@ -54,22 +54,9 @@ class BodyPhrase:
     phrase: str  # the phrase that was understood (the marker, normalised): a challenge quotes it
 
 
-def _words(text: str) -> str:
-    return normalise_text(text.replace("n't", " not").replace("n’t", " not"))
-
-
 def parse_negations(text: str) -> Negations:
     table = tomllib.loads(text)
-    found: dict[str, list[str]] = {name: [] for name in TABLES}
-    for language in LANGUAGES:
-        tables = table.get(language)
-        if not isinstance(tables, dict):
-            raise NegationsError(f"[{language}]: missing")
-        for name in TABLES:
-            phrases = tables.get(name)
-            if not isinstance(phrases, list) or not phrases or not all(isinstance(p, str) and p for p in phrases):
-                raise NegationsError(f"[{language}] {name}: expected a list of phrases")
-            found[name] += [_words(p) for p in phrases]
+    found = tables_by_language(table, TABLES, NegationsError)
     punctuation = table.get("boundaries", {}).get("punctuation", [])
     if not punctuation or not all(isinstance(p, str) and len(p) == 1 for p in punctuation):
         raise NegationsError("[boundaries] punctuation: expected a list of single characters")
@@ -92,7 +79,7 @@ def clauses(text: str, negations: Negations) -> Iterator[str]:
     ends = str.maketrans({c: "\n" for c in negations.punctuation})
     for sentence in text.translate(ends).splitlines():
         clause: list[str] = []
-        for word in _words(sentence).split():
+        for word in normalise_words(sentence).split():
             if word in negations.conjunctions and clause:
                 yield f" {' '.join(clause)} "
                 clause = []
