@@ -12,8 +12,17 @@ from dsr_mailbot.store.acts import Act, write_act
 from dsr_mailbot.store.models import utcnow
 from dsr_mailbot.web.auth import FREE_FAILURES
 from dsr_mailbot.web.security import CONTENT_SECURITY_POLICY
-from tests.harness import Bot, request_in_review
-from tests.web.console import LOGIN, PASSWORD, csrf_of, reveal, serve_console, signed_in, with_operator
+from tests.harness import Bot, mail, request_in_review
+from tests.web.console import (
+    LOGIN,
+    PASSWORD,
+    csrf_of,
+    operators_config,
+    reveal,
+    serve_console,
+    signed_in,
+    with_operator,
+)
 
 IVAN = "ivan.petrov@example.ru"
 SCRIPT_SUBJECT = "Personal data update <script>alert(1)</script>"
@@ -364,3 +373,23 @@ def test_every_form_that_posts_carries_the_sessions_csrf_token(console: Bot) -> 
     # approve, reject, extend, a reveal per masked field, and sign-out on every page
     assert len(posting) >= 4 + 4
     assert all(f'name="csrf_token" value="{token}"' in form for form in posting)
+
+
+def test_an_owners_unclear_reply_is_on_the_request_page_masked_until_revealed(console: Bot) -> None:
+    console.write_config(trust='verification = "always"', extra=operators_config())
+    console.add_user(IVAN, surname="Петров")
+    console.account.append(mail(IVAN, "Personal data update", "Фамилия: Сидоров"))
+    console.run()
+    [challenge] = console.replies()
+    mid = str(challenge["Message-ID"])
+    console.account.append(mail(IVAN, f"Re: {challenge['Subject']}", "А имя тоже поменяйте: Пётр",
+                                headers={"In-Reply-To": mid, "References": mid}))
+    console.run()
+    [update] = [r for r in console.requests() if r.kind == "update"]
+    assert (update.state, update.reason) == ("review", "unclear_confirmation") and update.id is not None
+    with serve_console(console) as served:
+        client = signed_in(served.url)
+        masked = client.get(f"/requests/{update.id}").text
+        shown = reveal(client, update.id, "owner_reply").text
+    assert "reply to the confirmation" in masked and "Пётр" not in masked
+    assert "А имя тоже поменяйте: Пётр" in shown
