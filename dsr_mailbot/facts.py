@@ -66,7 +66,11 @@ def read_request(config: Config, parsed: ParsedMessage, classification: Classifi
     if not spec_for(classification.kind).answered_by_person:  # a question is read whole, by a person
         # Nor do the own words add a question: it would wait for a person while the rest was carried out.
         for found in body_phrases(own_words, markers):
-            if found.kind not in intents and not spec_for(found.kind).answered_by_person:
+            spec = spec_for(found.kind)
+            # What cannot be undone is never read from a question: "Can I withdraw my consent later?"
+            if found.in_question and spec.irreversible:
+                continue
+            if found.kind not in intents and not spec.answered_by_person:
                 intents += (found.kind,)
                 from_words[found.kind.value] = found.phrase
     intent = extract_update(own_words) if RequestKind.UPDATE in intents else UpdateIntent({}, ())

@@ -843,7 +843,8 @@ def _handle(services: Services, source: MailSource, candidate: _Candidate, uidva
             if fetched is None:
                 return  # expunged by someone else since the scan: nothing was said, nothing is confirmed
             stage = "read"
-            consent = read_confirmation(parse_message(fetched.data, fetched.truncated).body_text)
+            reply = parse_message(fetched.data, fetched.truncated)
+            consent = read_confirmation(reply.body_text, readable=reply.read_whole)
             stage = "confirm"
             with store.transaction() as session:
                 row = _received(session, request_id)

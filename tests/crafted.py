@@ -78,6 +78,11 @@ def ticket_like_subject(sender: str, size: int) -> bytes:
     return mail(sender, almost + SUBJECT, "Телефон: 8 701 765 43 21\n")
 
 
+def attribution_quote_pairs(sender: str, size: int) -> bytes:
+    """« пишет:» lines each followed by a quote: finding the next text line copied the rest of the letter."""
+    return mail(sender, SUBJECT, _repeat("пишет:\n>\n", size))
+
+
 CRAFTED: dict[str, Callable[[str, int], bytes]] = {
     "ru_attribution": ru_attribution,
     "padded_field": padded_field,
@@ -90,6 +95,7 @@ CRAFTED: dict[str, Callable[[str, int], bytes]] = {
     "huge_address_header": huge_address_header,
     "negated_body_phrases": negated_body_phrases,
     "ticket_like_subject": ticket_like_subject,
+    "attribution_quote_pairs": attribution_quote_pairs,
 }
 
 

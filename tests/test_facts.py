@@ -55,3 +55,10 @@ def test_quoted_words_and_questions_add_no_intents(tmp_path: Path) -> None:
     assert _reading(tmp_path, "Re: Обновление персональных данных", quoted) == ("update",)
     assert _reading(tmp_path, "Вопрос об обработке персональных данных", "Как долго вы храните данные? "
                     "И отпишите меня от рассылки.") == ("question",)  # a person reads a question whole
+
+
+def test_a_withdrawal_asked_about_is_not_one_asked_for_but_a_polite_opt_out_is(tmp_path: Path) -> None:
+    assert _reading(tmp_path, "Personal data update", "Phone: 8 701 765 43 21\nCan I withdraw my consent later?"
+                    ) == ("update", "phone")
+    assert _reading(tmp_path, "Personal data update", "Phone: 8 701 765 43 21\nCould you unsubscribe me?"
+                    ) == ("update", "optout", "phone")

@@ -789,3 +789,21 @@ def test_a_reply_to_a_challenge_sent_before_the_upgrade_is_recognised_inside_enc
     user = bot.user(IVAN)
     assert user is not None and not user.processing_consent  # confirmed
     assert waiting_withdrawal(bot).state == "completed"
+
+
+def test_a_reply_whose_only_content_is_an_attachment_confirms_nothing(guarded: Bot) -> None:
+    """A scanned objection: no words, but not an empty "Reply and Send" either."""
+    bot = guarded
+    challenge = forged_withdrawal_challenge(bot)
+    mid = str(challenge["Message-ID"])
+    scanned = EmailMessage(policy=SMTP)
+    scanned["From"], scanned["To"], scanned["Subject"] = IVAN, "support@smarthings.kz", f"Re: {challenge['Subject']}"
+    scanned["Message-ID"], scanned["In-Reply-To"], scanned["References"] = "<scan-1@mail.ru>", mid, mid
+    scanned.set_content("")
+    scanned.add_attachment(b"%PDF-1.4 I object", maintype="application", subtype="pdf", filename="objection.pdf")
+    bot.account.append(dmarc_pass(scanned.as_bytes(), "mail.ru"))
+
+    bot.run()
+
+    ivan_untouched(bot)
+    assert (waiting_withdrawal(bot).state, waiting_withdrawal(bot).reason) == ("review", "unclear_confirmation")

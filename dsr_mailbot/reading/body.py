@@ -176,10 +176,15 @@ def _attribution_length(lines: list[str], index: int) -> int:
 
 
 def _next_text_line(lines: list[str], start: int) -> str:
-    return next((line.strip() for line in lines[start:] if line.strip()), "")
+    # By index, never a slice: a slice per attribution line copied the rest of the letter each time (quadratic).
+    for index in range(start, len(lines)):
+        stripped = lines[index].strip()
+        if stripped:
+            return stripped
+    return ""
 
 
-def reply_text(body: str) -> str:
+def reply_text(body: str, *, through_signatures: bool = False) -> str:
     """The part of ``body`` the sender wrote now, without quotes, history or signature.
 
     ``>``-quoted lines are dropped.  An attribution line ("On … wrote:")
@@ -189,6 +194,11 @@ def reply_text(body: str) -> str:
     that text is history that was not marked as a quote.  An answer written
     under a quoted, empty line of our fill-in form ("> Телефон:") is read as
     that field.
+
+    ``through_signatures``: everything the person may have written, for a
+    reader looking for a "no": a signature line ("Sent from my iPhone", "--",
+    «С уважением») does not end the reading, and the line that starts the
+    history ("Нет, это не я вам писал:") is kept too.
     """
     lines = body.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     kept: list[str] = []
@@ -199,6 +209,9 @@ def reply_text(body: str) -> str:
             skip -= 1
             continue
         stripped = line.strip()
+        if not stripped:
+            kept.append("")
+            continue
         if stripped.startswith(">"):
             label = _QUOTED_EMPTY_LABEL.match(stripped) if len(stripped) <= MAX_LINE_CHARS else None
             pending_label = label.group(1) if label else None
@@ -210,20 +223,20 @@ def reply_text(body: str) -> str:
         attribution = _attribution_length(lines, index)
         if attribution:
             if not _next_text_line(lines, index + attribution).startswith(">"):
+                if through_signatures:
+                    kept.append(line.rstrip())
                 break
             skip = attribution - 1
             continue
-        if (
-            _SEPARATOR.match(stripped)
-            or _SIGNATURE.match(line)
-            or _SENT_FROM.match(stripped)
-            or _is_outlook_block(lines, index)
-        ):
+        if _SEPARATOR.match(stripped) or _is_outlook_block(lines, index):
+            if through_signatures:
+                kept.append(line.rstrip())
             break
-        if stripped and pending_label and ":" not in stripped:
+        if not through_signatures and (_SIGNATURE.match(line) or _SENT_FROM.match(stripped)):
+            break
+        if pending_label and ":" not in stripped:
             line = f"{pending_label}: {stripped}"
-        if stripped:
-            pending_label = None
+        pending_label = None
         kept.append(line.rstrip())
     while kept and _ONLY_RULE.match(kept[-1]):
         kept.pop()

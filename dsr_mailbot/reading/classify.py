@@ -124,9 +124,15 @@ def normalise_text(text: str) -> str:
     return _SPACES.sub(" ", _PUNCTUATION.sub(" ", text.lower().replace("ё", "е"))).strip()
 
 
+_APOSTROPHES = str.maketrans(dict.fromkeys("’‘´`ʼ′", "'"))
+_NOT_A_WORD = re.compile(r"[^\w\s-]|_|(?<!\w)-|-(?!\w)")  # any punctuation or symbol; a hyphen only inside a word
+
+
 def normalise_words(text: str) -> str:
-    """:func:`normalise_text` with "n't" read as " not" first ("don't" → "do not"), as people's words are read."""
-    return normalise_text(text.replace("n't", " not").replace("n’t", " not"))
+    """People's words as the vocabularies read them: lower case, ё → е, "n't" (any apostrophe) → " not", and every
+    punctuation or symbol character a space ("Hi,—No!" is "hi no"), a hyphen inside a word ("кто-то") kept."""
+    text = text.lower().replace("ё", "е").translate(_APOSTROPHES).replace("n't", " not")
+    return _SPACES.sub(" ", _NOT_A_WORD.sub(" ", text)).strip()
 
 
 def tables_by_language(table: Mapping[str, object], names: Sequence[str],

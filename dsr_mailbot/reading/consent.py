@@ -20,7 +20,6 @@ word tuples or a substring test, linear in the (bounded) text.
 from __future__ import annotations
 
 import enum
-import re
 import tomllib
 from dataclasses import dataclass
 from functools import cache
@@ -38,7 +37,6 @@ MAX_CLOSING_LINES = 3
 TABLES = ("refusal_words", "refusal_phrases", "yes", "greetings", "closings", "courtesy")
 
 Words = tuple[str, ...]
-_TOKEN_BREAKS = re.compile(r"[«»\"“”„`*_.,;:!?()\[\]{}<>–—-]")
 
 
 class Verdict(enum.StrEnum):
@@ -107,32 +105,36 @@ def _refuses(words: Words, vocabulary: Vocabulary) -> bool:
     return any(phrase in padded for phrase in vocabulary.refusal_phrases)
 
 
-def _addressing(tokens: list[str], vocabulary: Vocabulary) -> bool:
-    """Are these (cased) tokens a name or courtesy ("Ivan", «уважаемая служба поддержки»), nothing more?"""
-    return len(tokens) <= MAX_NAME_WORDS and all(
-        t[:1].isupper() or (words_of(t) and words_of(t) in vocabulary.courtesy) for t in tokens)
+def _is_name(line: str) -> bool:
+    """A line that can only be a name under a closing: "Иван Петров", "I. Petrov" (no "?", "!", no shouting)."""
+    tokens = line.replace(".", " ").split()
+    return 0 < len(tokens) <= MAX_NAME_WORDS and all(
+        t.replace("-", "").isalpha() and t[0].isupper() and (len(t) == 1 or any(c.islower() for c in t[1:]))
+        for t in tokens)
 
 
-def _courtesy_line(line: list[str], phrases: tuple[Words, ...], vocabulary: Vocabulary) -> bool:
-    """A line that is one of ``phrases`` and then at most a name or courtesy: "Hello Ivan,", «Спасибо, Анна!»."""
-    words = words_of(" ".join(line))
+def _courtesy_line(line: str, phrases: tuple[Words, ...], vocabulary: Vocabulary) -> bool:
+    """A line of one of ``phrases`` and courtesy words, nothing more: "Hello,", «Добрый день, уважаемая служба
+    поддержки!».  Not "Hi! Why?", "Hi, delete it": a name or anything else after a greeting is read as words."""
+    if "?" in line:
+        return False
+    words = words_of(line)
     for phrase in phrases:
         if words[: len(phrase)] == phrase:
-            return _addressing(line[len(phrase):], vocabulary)
+            return all((word,) in vocabulary.courtesy for word in words[len(phrase):])
     return False
 
 
-def _without_courtesy_lines(lines: list[list[str]],
-                            vocabulary: Vocabulary) -> tuple[list[list[str]], list[list[str]]]:
+def _without_courtesy_lines(lines: list[str], vocabulary: Vocabulary) -> tuple[list[str], list[str]]:
     """The lines without a greeting line first; and those without the closing block at the end too.
 
-    A greeting or closing line holds nothing but the phrase and a name: "Hi, delete it" is not a greeting.
+    A closing line ("Спасибо,", "Best regards") may be followed by a name on a line or two of its own.
     """
     if lines and _courtesy_line(lines[0], vocabulary.greetings, vocabulary):
         lines = lines[1:]
     for start in range(max(0, len(lines) - MAX_CLOSING_LINES), len(lines)):
         if _courtesy_line(lines[start], vocabulary.closings, vocabulary) and all(
-                _addressing(line, vocabulary) for line in lines[start + 1:]):
+                _is_name(line) for line in lines[start + 1:]):
             return lines, lines[:start]
     return lines, lines
 
@@ -154,16 +156,28 @@ def _only_yes(words: Words, vocabulary: Vocabulary) -> bool:
     return said_yes
 
 
-def read_confirmation(body_text: str, vocabulary: Vocabulary | None = None) -> ConsentReading:
-    """A clear yes, a no, or unclear: what a reply to a challenge says (see the module's docstring)."""
+def read_confirmation(body_text: str, vocabulary: Vocabulary | None = None, *,
+                      readable: bool = True) -> ConsentReading:
+    """A clear yes, a no, or unclear: what a reply to a challenge says (see the module's docstring).
+
+    ``readable``: the whole reply was read as text (not cut at the fetch
+    limit, a text part found, no attachment): a reply that says its piece in
+    a scan, an image or past the limit is never an empty, confirming one.
+    """
     vocabulary = vocabulary or shipped_vocabulary()
-    own = reply_text(body_text[:MAX_REPLY_CHARS])[:MAX_OWN_WORDS_CHARS]
-    if _refuses(words_of(own), vocabulary):
-        return ConsentReading(Verdict.NO, own)
-    # Tokens with their case (a capital tells a name), without punctuation.
-    lines = [tokens for tokens in (_TOKEN_BREAKS.sub(" ", line).split() for line in own.splitlines()) if tokens]
+    body = body_text[:MAX_REPLY_CHARS]
+    # A no is looked for in everything the person may have written: past a signature ("Sent from my iPhone …
+    # No, it was not me!"), and in the line that starts the history ("Нет, это не я вам писал:").
+    if _refuses(words_of(reply_text(body, through_signatures=True)), vocabulary):
+        return ConsentReading(Verdict.NO, reply_text(body)[:MAX_OWN_WORDS_CHARS])
+    own = reply_text(body)
+    if len(own) > MAX_OWN_WORDS_CHARS or not readable:
+        return ConsentReading(Verdict.UNCLEAR, own[:MAX_OWN_WORDS_CHARS])
+    lines = [line.strip() for line in own.splitlines() if words_of(line)]
     without_greeting, without_courtesy = _without_courtesy_lines(lines, vocabulary)
     if not without_greeting:
         return ConsentReading(Verdict.YES, own)
-    rest = words_of(" ".join(t for line in without_courtesy for t in line))
-    return ConsentReading(Verdict.YES if _only_yes(rest, vocabulary) else Verdict.UNCLEAR, own)
+    rest = "\n".join(without_courtesy)
+    # A question is no yes ("Yes?", "Proceed?"), nor is anything but yes phrases and courtesy.
+    clear = "?" not in rest and _only_yes(words_of(rest), vocabulary)
+    return ConsentReading(Verdict.YES if clear else Verdict.UNCLEAR, own)

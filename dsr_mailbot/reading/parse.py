@@ -92,6 +92,13 @@ class ParsedMessage:
     body_kind: BodyKind
     defects: frozenset[str]
     truncated: bool = False
+    attachments: int = 0  # attachments and forwarded messages, skipped: their content is never read
+    has_text_part: bool = True  # a text/plain or text/html part, even an empty one (Reply and Send)
+
+    @property
+    def read_whole(self) -> bool:
+        """Was all the person sent read as text: not cut at the fetch limit, a text part found, nothing attached?"""
+        return not self.truncated and self.has_text_part and not self.attachments
 
 
 class _TooBigForMailParser(Exception):
@@ -299,9 +306,12 @@ def _part_text(part: Message) -> str:
     return decode_bytes(payload, part.get_content_charset())
 
 
-def _walk_text_parts(msg: Message) -> tuple[str, str]:
-    """First non-empty text/plain and text/html outside attachments and forwarded messages."""
+def _walk_text_parts(msg: Message) -> tuple[str, str, int, bool]:
+    """First non-empty text/plain and text/html outside attachments and forwarded messages, how many parts
+    were skipped, and whether there was a text part at all."""
     plain = html = ""
+    skipped = 0
+    found_text = False
     stack: list[Message] = [msg]
     while stack:
         part = stack.pop(0)
@@ -312,12 +322,15 @@ def _walk_text_parts(msg: Message) -> tuple[str, str]:
                 stack[0:0] = [c for c in children if isinstance(c, Message)]
             continue
         if ctype == "message/rfc822" or _is_attachment(part):
+            skipped += 1
             continue
-        if ctype == "text/plain" and not plain.strip():
-            plain = _part_text(part)
-        elif ctype == "text/html" and not html.strip():
-            html = _part_text(part)
-    return plain, html
+        if ctype == "text/plain":
+            plain, found_text = plain if plain.strip() else _part_text(part), True
+        elif ctype == "text/html":
+            html, found_text = html if html.strip() else _part_text(part), True
+        else:  # an inline image, a calendar invitation: something the person sent that is not read
+            skipped += 1
+    return plain, html, skipped, found_text
 
 
 def parse_message(raw: bytes, truncated: bool = False) -> ParsedMessage:
@@ -340,9 +353,9 @@ def parse_message(raw: bytes, truncated: bool = False) -> ParsedMessage:
         defects.add("oversized-headers" if isinstance(exc, _TooBigForMailParser) else "mailparser-failed")
         defects.update(type(d).__name__ for d in msg.defects)
     try:
-        plain, html = _walk_text_parts(msg)
+        plain, html, attachments, has_text_part = _walk_text_parts(msg)
     except Exception:
-        plain, html = "", ""
+        plain, html, attachments, has_text_part = "", "", 0, False
         defects.add("body-walk-failed")
     if not plain.strip() and not html.strip():
         plain = "\n".join(recovered_plain)
@@ -365,4 +378,6 @@ def parse_message(raw: bytes, truncated: bool = False) -> ParsedMessage:
         body_kind=kind,  # type: ignore[arg-type]
         defects=frozenset(defects),
         truncated=truncated,
+        attachments=attachments,
+        has_text_part=has_text_part,
     )

@@ -11,6 +11,7 @@ A letter whose subject made it a request may ask for more in its text
 
 A clause ends at ``. ! ? ; :`` and a line break, and a conjunction starts
 a new one ("I don't want ads and I withdraw my consent" still withdraws).
+A phrase found only in a question is marked so (``in_question``).
 Negations, conjunctions and punctuation are data (``negations.toml``, one
 table per language).  Quoted text and signatures were removed before.
 
@@ -23,6 +24,7 @@ quadratic).
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -52,6 +54,9 @@ class Negations:
 class BodyPhrase:
     kind: RequestKind
     phrase: str  # the phrase that was understood (the marker, normalised): a challenge quotes it
+    # Found only in questions ("Can I withdraw my consent later?"): a polite request ("Could you unsubscribe
+    # me?") or a question about it; the caller decides what a question may add.
+    in_question: bool = False
 
 
 def parse_negations(text: str) -> Negations:
@@ -74,19 +79,22 @@ def shipped_negations() -> Negations:
     return parse_negations((resources.files("dsr_mailbot.reading") / "negations.toml").read_text(encoding="utf-8"))
 
 
-def clauses(text: str, negations: Negations) -> Iterator[str]:
-    """The normalised clauses of ``text``, each padded with a space at both ends (linear)."""
-    ends = str.maketrans({c: "\n" for c in negations.punctuation})
-    for sentence in text.translate(ends).splitlines():
+def clauses(text: str, negations: Negations) -> Iterator[tuple[str, bool]]:
+    """The normalised clauses of ``text``, each padded with a space at both ends, and whether its sentence is a
+    question ("Withdraw my consent? No way!", «Как отозвать согласие, если понадобится?») (linear)."""
+    ends = re.compile(f"([{re.escape(negations.punctuation)}\n])")
+    pieces = ends.split(text)
+    for index in range(0, len(pieces), 2):
+        question = index + 1 < len(pieces) and pieces[index + 1] == "?"
         clause: list[str] = []
-        for word in normalise_words(sentence).split():
+        for word in normalise_words(pieces[index]).split():
             if word in negations.conjunctions and clause:
-                yield f" {' '.join(clause)} "
+                yield f" {' '.join(clause)} ", question
                 clause = []
             elif word not in negations.conjunctions:
                 clause.append(word)
         if clause:
-            yield f" {' '.join(clause)} "
+            yield f" {' '.join(clause)} ", question
 
 
 def _first_negation_end(clause: str, negations: Negations) -> int:
@@ -109,19 +117,20 @@ def body_phrases(own_words: str, table: MarkerTable | None = None,
     """
     table = table or shipped_table()
     negations = negations or shipped_negations()
-    found: dict[RequestKind, str] = {}
-    for clause in clauses(own_words, negations):
+    found: dict[RequestKind, BodyPhrase] = {}
+    for clause, question in clauses(own_words, negations):
         first_before_ends = _first_negation_end(clause, negations)
         last_after_starts = _last_negation_start(clause, negations)
         for marker, pattern in table.body:
-            if marker.kind in found:
+            if marker.kind in found and not found[marker.kind].in_question:
                 continue
             for match in pattern.finditer(clause):
                 if first_before_ends <= match.start() or last_after_starts >= match.end():
                     continue  # negated in its clause: before it, or (Kazakh) after it
-                found[marker.kind] = marker.phrase
+                if marker.kind not in found or not question:
+                    found[marker.kind] = BodyPhrase(marker.kind, marker.phrase, question)
                 break
     order: dict[RequestKind, int] = {}
     for index, (marker, _pattern) in enumerate(table.body):
         order.setdefault(marker.kind, index)
-    return tuple(BodyPhrase(kind, found[kind]) for kind in sorted(found, key=order.__getitem__))
+    return tuple(found[kind] for kind in sorted(found, key=order.__getitem__))

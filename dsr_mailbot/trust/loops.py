@@ -55,13 +55,14 @@ class _Message:
     own: Collection[str]
 
 
-def _first_values(message: _Message, rule: LoopRule) -> list[str]:
-    """Each named header's first value, lower case, without ``;`` parameters (``auto-generated; owner=…``)."""
+def _values(message: _Message, rule: LoopRule) -> list[str]:
+    """Every value of the named headers, lower case, as its first word: before any ``;`` parameter or ``(``
+    comment ("auto-generated; owner=…", "no (sent by a person)").  Every copy counts: a second
+    ``Auto-Submitted`` below a "no" still says what it says."""
     found = []
     for name in rule.headers:
-        values = message.headers.get(name)
-        if values:
-            found.append(values[0].split(";")[0].strip().lower())
+        for value in message.headers.get(name):
+            found.append(value.split(";")[0].split("(")[0].strip().lower())
     return found
 
 
@@ -70,11 +71,11 @@ def _header_present(message: _Message, rule: LoopRule, rules: LoopRules) -> bool
 
 
 def _header_any_of(message: _Message, rule: LoopRule, rules: LoopRules) -> bool:
-    return any(value in rule.values for value in _first_values(message, rule))
+    return any(value in rule.values for value in _values(message, rule))
 
 
 def _header_other_than(message: _Message, rule: LoopRule, rules: LoopRules) -> bool:
-    return any(value not in rule.values for value in _first_values(message, rule))
+    return any(value not in rule.values for value in _values(message, rule))
 
 
 def _from_operator(message: _Message, rule: LoopRule, rules: LoopRules) -> bool:
@@ -143,13 +144,21 @@ def parse_loop_rules(text: str) -> LoopRules:
     tickets = table.get("tickets", {})
     tags = _alternatives(_strings(tickets, "tags", "tickets"))
     bare_tags = _alternatives(_strings(tickets, "bare_tags", "tickets"))
+    numbered = _alternatives(_strings(tickets, "numbered", "tickets"))
+    verbs = _alternatives(_strings(tickets, "verbs", "tickets"))
     acknowledgements = _alternatives(_strings(tickets, "phrases", "tickets"))
-    number = r"\s{0,3}[#№]\s{0,3}\d{1,24}"
-    ticket = (rf"\s{{0,5}}(?:\[\s{{0,3}}(?:{tags})?{number}[^\]]{{0,{MAX_TAG_TAIL}}}\]"
-              rf"|(?:{bare_tags}){number}(?!\w)|##\s{{0,3}}\d{{1,24}}\s{{0,3}}##|(?:{acknowledgements})(?!\w))")
+    number = r"\s{0,3}[#№]\s{0,3}\w[\w-]{0,30}"
+    gateway_tags = rf"(?:\s{{0,5}}\[[^\]]{{0,{MAX_TAG_TAIL}}}\])*"  # "[EXTERNAL]", "[SPAM]" before the rest
+    ticket = (rf"\s{{0,5}}(?:\[\s{{0,3}}(?:{tags})?\s{{0,3}}\]"
+              rf"|\[[^\]#№]{{0,{MAX_TAG_TAIL}}}{number}[^\]]{{0,{MAX_TAG_TAIL}}}\]"
+              rf"|\[?\s{{0,3}}##\s{{0,3}}\d{{1,24}}\s{{0,3}}##\s{{0,3}}\]?"
+              rf"|(?:{bare_tags}){number}(?!\w)"
+              rf"|(?:{numbered})(?:{number})?\s{{1,3}}(?:{verbs})(?!\w)"
+              rf"|(?:{acknowledgements})(?!\w))")
     return LoopRules(
         rules=tuple(rules),
-        auto_reply_subject=re.compile(rf"\s{{0,5}}(?:{_alternatives(phrases)})(?!\w)", re.IGNORECASE),
+        auto_reply_subject=re.compile(rf"{gateway_tags}\s{{0,5}}(?:{_alternatives(phrases)})(?:(?<=:)|\s{{0,3}}(?:[:\-–—]|$))",
+                                      re.IGNORECASE),
         ticket_subject=re.compile(ticket, re.IGNORECASE),
         subject_languages=frozenset(subjects) & frozenset(LANGUAGES),
     )

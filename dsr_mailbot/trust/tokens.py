@@ -37,6 +37,7 @@ from dsr_mailbot.store.keys import Keyring
 OWNER, NEW_ADDRESS = "o", "n"
 TOKEN = re.compile(r"DSR-(\d{1,12})-([on])-(\d{1,12})-([0-9a-fA-F]{20})")
 CHALLENGE_ID = re.compile(r"<dsr\.(\d{1,12})\.([on])\.([0-9a-z]{1,8})\.([0-9a-f]{16})@[^<>\s]{1,255}>")
+LAST_EXPIRY = 253_402_300_799  # 9999-12-31T23:59:59Z, the last moment a datetime holds
 SHORT_MAC = 16  # hex digits of the HMAC in a challenge's Message-ID: 64 bits, and a forger gets no oracle
 _DIGITS36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
@@ -68,7 +69,8 @@ def make_token(keyring: Keyring, request_id: int, audience: str, expires_at: dat
     return Token(request_id, audience, datetime.fromtimestamp(expires, UTC), mac)
 
 
-def _base36(number: int) -> str:
+def base36(number: int) -> str:
+    """``number`` in base 36, as ``int(text, 36)`` reads it back."""
     digits = ""
     while True:
         number, digit = divmod(number, 36)
@@ -79,22 +81,20 @@ def _base36(number: int) -> str:
 
 def challenge_message_id(token: Token, domain: str) -> str:
     """The challenge's Message-ID: the token in compact form (see the module's docstring)."""
-    expires = _base36(int(token.expires_at.timestamp()))
+    expires = base36(int(token.expires_at.timestamp()))
     return f"<dsr.{token.request_id}.{token.audience}.{expires}.{token.mac[:SHORT_MAC]}@{domain}>"
 
 
 def parse_token(text: str) -> Token | None:
     """The first token in ``text``, in either form (the Subject's, or a challenge's Message-ID), checked or not."""
-    match = TOKEN.search(text)
-    if match:
-        request_id, audience, expires, mac = match.groups()
-        return Token(int(request_id), audience, datetime.fromtimestamp(int(expires), UTC), mac.lower())
-    match = CHALLENGE_ID.search(text)
-    if match:
-        request_id, audience, expires, mac = match.groups()
-        seconds = int(expires, 36)
-        if seconds < 2**40:
-            return Token(int(request_id), audience, datetime.fromtimestamp(seconds, UTC), mac)
+    for pattern, base in ((TOKEN, 10), (CHALLENGE_ID, 36)):
+        match = pattern.search(text)
+        if match:
+            request_id, audience, expires, mac = match.groups()
+            seconds = int(expires, base)
+            if seconds > LAST_EXPIRY:  # past what a date can hold: no token of ours
+                return None
+            return Token(int(request_id), audience, datetime.fromtimestamp(seconds, UTC), mac.lower())
     return None
 
 

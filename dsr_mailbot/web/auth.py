@@ -18,7 +18,8 @@
   browser that did, that browser's own **device** key (a signed cookie set
   at each successful login, after OWASP's "device cookies").  So strangers
   alone can slow down only strangers: an operator's usual browser keeps its
-  own count, and a success clears the keys it used.
+  own count (and only that one: an attacker behind her office's address
+  cannot lock it either), and a success clears the keys it used.
 - **Sessions** (:class:`Sessions`) are kept in the console's memory, keyed by
   a random token that is the cookie's whole value: logging out ends a session
   at once, and a restart ends them all.  A session ends after
@@ -47,6 +48,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from dsr_mailbot.config import WebOperator
 from dsr_mailbot.store.keys import Keyring
+from dsr_mailbot.trust.tokens import base36
 
 MAX_CONCURRENT_CHECKS = 2
 CHECK_QUEUE_SECONDS = 10.0  # how long an attempt waits for a free check before it is answered "busy"
@@ -55,6 +57,7 @@ FREE_FAILURES = 5
 FIRST_LOCKOUT = timedelta(seconds=2)
 MAX_LOCKOUT = timedelta(minutes=15)
 FAILURE_MEMORY = timedelta(hours=1)  # a failure older than this is forgotten
+MAX_TRACKED = 10_000  # keys remembered at most
 IDLE_TIMEOUT = timedelta(minutes=30)
 MAX_AGE = timedelta(hours=8)
 
@@ -127,10 +130,17 @@ class LoginThrottle:
                 found = self._failures.get(key)
                 count = found.count + 1 if found and now - found.last <= FAILURE_MEMORY else 1
                 self._failures[key] = _Failures(count, now)
-            if len(self._failures) > 10_000:  # a spray of made-up logins must not grow memory for ever
-                cutoff = now - FAILURE_MEMORY
-                self._failures = {k: v for k, v in self._failures.items() if v.last >= cutoff}
+            if len(self._failures) > MAX_TRACKED:  # a spray from many addresses must not grow memory for ever
+                self._forget_some(now)
         return timedelta(0)
+
+    def _forget_some(self, now: datetime) -> None:
+        """Forget old failures; if too many are recent, keep the newest half, so this runs once per many attempts."""
+        cutoff = now - FAILURE_MEMORY
+        kept = {k: v for k, v in self._failures.items() if v.last >= cutoff}
+        if len(kept) > MAX_TRACKED // 2:
+            kept = dict(sorted(kept.items(), key=lambda item: item[1].last)[-(MAX_TRACKED // 2):])
+        self._failures = kept
 
     def succeeded(self, keys: tuple[str, ...]) -> None:
         with self._lock:
@@ -148,33 +158,46 @@ class LoginThrottle:
 
 @dataclass(frozen=True)
 class DeviceCookies:
-    """A browser's proof that it signed in to a login before: ``<login, base64>.<nonce>.<keyed tag>``."""
+    """A browser's proof that it signed in to a login before: ``<login, base64>.<issued, base 36>.<nonce>.<tag>``.
+
+    The tag is keyed over all three; a cookie older than :data:`DEVICE_MAX_AGE` proves nothing.
+    """
 
     keyring: Keyring
 
-    def _tag(self, login: str, nonce: str) -> str:
-        return self.keyring.digest("console-device", f"{login}\0{nonce}")[:32]
+    def _tag(self, login: str, issued: str, nonce: str) -> str:
+        return self.keyring.digest("console-device", f"{login}\0{issued}\0{nonce}")[:32]
 
-    def issue(self, login: str) -> str:
+    def issue(self, login: str, now: datetime) -> str:
         nonce = secrets.token_urlsafe(12)
+        issued = base36(int(now.timestamp()))
         name = base64.urlsafe_b64encode(login.encode()).decode().rstrip("=")
-        return f"{name}.{nonce}.{self._tag(login, nonce)}"
+        return f"{name}.{issued}.{nonce}.{self._tag(login, issued, nonce)}"
 
-    def device_key(self, value: str | None, login: str) -> str | None:
-        """``device:…`` when ``value`` is a cookie this console issued for ``login``, else None."""
+    def device_key(self, value: str | None, login: str, now: datetime) -> str | None:
+        """``device:…`` when ``value`` is a live cookie this console issued for ``login``, else None."""
         parts = (value or "")[:512].split(".")
-        if len(parts) != 3:
+        if len(parts) != 4:
             return None
-        name, nonce, tag = parts
+        name, issued, nonce, tag = parts
         expected = base64.urlsafe_b64encode(login.encode()).decode().rstrip("=")
-        if not hmac.compare_digest(name, expected) or not hmac.compare_digest(self._tag(login, nonce), tag):
+        if not hmac.compare_digest(name, expected) or not hmac.compare_digest(self._tag(login, issued, nonce), tag):
+            return None
+        age = now.timestamp() - int(issued, 36)
+        if not 0 <= age <= DEVICE_MAX_AGE.total_seconds():
             return None
         return f"device:{login.casefold()}:{nonce}"
 
 
 def attempt_keys(client: str, login: str, device_key: str | None) -> tuple[str, ...]:
-    """The throttle's keys for one attempt, the client first (see the module's docstring)."""
-    return (f"client:{client}", device_key or f"login:{login.casefold()}")
+    """The throttle's keys for one attempt (see the module's docstring).
+
+    From a browser that signed in to this login before, its device key
+    alone: strangers sharing the operator's address (an office NAT, a VPN)
+    cannot lock her out through it.  From any other, the client first, then
+    the login as tried by strangers.
+    """
+    return (device_key,) if device_key else (f"client:{client}", f"login:{login.casefold()}")
 
 
 @dataclass(frozen=True)

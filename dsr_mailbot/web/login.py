@@ -64,7 +64,7 @@ async def login(console: Console, request: HttpRequest) -> Response:
     username = str(form.get("username") or "").strip()[:200]
     password = str(form.get("password") or "")[:1024]
     now = console.clock()
-    device = console.devices.device_key(request.cookies.get(cookie_name(request, DEVICE_COOKIE)), username)
+    device = console.devices.device_key(request.cookies.get(cookie_name(request, DEVICE_COOKIE)), username, now)
     keys = attempt_keys(_client(request), username, device)
     wait = console.throttle.begin(keys, now)  # recorded before the check: concurrent attempts cannot slip past
     if wait.total_seconds() > 0:
@@ -87,7 +87,7 @@ async def login(console: Console, request: HttpRequest) -> Response:
     log.info("console: %s signed in", operator.login)
     signed_in = RedirectResponse("/queue", status_code=303)
     set_cookie(signed_in, request, SESSION_COOKIE, token, int(MAX_AGE.total_seconds()))
-    set_cookie(signed_in, request, DEVICE_COOKIE, console.devices.issue(operator.login),
+    set_cookie(signed_in, request, DEVICE_COOKIE, console.devices.issue(operator.login, now),
                int(DEVICE_MAX_AGE.total_seconds()))
     delete_cookie(signed_in, request, LOGIN_CSRF_COOKIE)
     return signed_in

@@ -37,6 +37,17 @@ QUOTED_CHALLENGE = (
     "Yes? No! Absolutely not.",
     "Пожалуйста, отмените это",
     "I didn’t ask for it" + QUOTED_CHALLENGE,
+    # Past a signature, in the line that starts the history, hidden by punctuation (the attack review).
+    "\n\nSent from my iPhone\n\n> On Mon, SmartThings wrote:\n> Reply to confirm\n\nNo, it was not me!",
+    "Отправлено с iPhone\n\nНет, это не я!",
+    "Отправлено с моего адреса, но это не я. Ничего не удаляйте.",
+    "Sent from my account without my permission. I did not send this request!",
+    "Yes.\nRegards,\nIvan\n\nP.S. Actually no, I did not send it",
+    "Yes\nKind regards\nNot Me",
+    "On second thought no, that is not what I wrote",
+    "Нет, это не я вам писал:\nСообщение от службы поддержки",
+    "Hi,—No!", "Hello, NO…", "Здравствуйте! Нет…", "Please don´t", "Please don‘t delete",
+    "Hi\n" + "\n" * 40_000 + "No, it was not me",
 ])
 def test_a_refusal_anywhere_in_the_persons_words_is_a_no(text: str) -> None:
     assert read_confirmation(text).verdict is Verdict.NO
@@ -45,7 +56,7 @@ def test_a_refusal_anywhere_in_the_persons_words_is_a_no(text: str) -> None:
 @pytest.mark.parametrize("text", [
     "", "   \n\n", QUOTED_CHALLENGE,  # Reply and Send: the usual way to confirm
     "Здравствуйте!" + QUOTED_CHALLENGE,  # a greeting is not a word about the request
-    "Hello Ivan,\n\n-- \nIvan Petrov\n+7 701 111 22 33",
+    "Hello,\n\n-- \nIvan Petrov\n+7 701 111 22 33",
     "Sent from my iPhone",
     "Да", "Да, подтверждаю.", "Yes", "YES, I confirm. Thanks!", "Иә", "Иә, растаймын", "ok",
     "Здравствуйте!\nДа, это я.\nСпасибо,\nИван Петров",
@@ -66,11 +77,24 @@ def test_an_empty_reply_or_a_clear_yes_confirms(text: str) -> None:
     "Что это за письмо?",
     "Я уже писал вам вчера по поводу телефона",
     "Иә " * 100,  # a yes is short; this is something else
+    # A greeting, then words: not a greeting line (helper's attack review of issue 18).
+    "Hi! Why?", "Hello! Wait!", "Hi, Who Are You?", "Здравствуйте! Зачем?", "Сәлеметсіз бе! Неге?",
+    "OK\nTHANKS\nWAIT, WHY?",
+    # A question is no yes.
+    "Yes?", "Sure??", "Proceed?", "Да?",
+    "Yeah, right.",
 ])
 def test_anything_else_is_unclear_and_a_person_decides(text: str) -> None:
     reading = read_confirmation(text)
     assert reading.verdict is Verdict.UNCLEAR
     assert reading.own_words.strip()  # kept for the reviewer
+
+
+def test_a_reply_that_was_not_read_whole_is_never_an_empty_confirming_one() -> None:
+    """A scanned objection as an attachment, an image before the text past the fetch limit: not a "yes"."""
+    assert read_confirmation("", readable=False).verdict is Verdict.UNCLEAR
+    assert read_confirmation(QUOTED_CHALLENGE, readable=False).verdict is Verdict.UNCLEAR
+    assert read_confirmation("Нет", readable=False).verdict is Verdict.NO
 
 
 def test_the_words_kept_for_the_reviewer_are_the_persons_own_without_the_quote() -> None:

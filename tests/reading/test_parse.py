@@ -207,3 +207,24 @@ def test_the_fast_subject_is_the_parsers_on_every_corpus_message_and_thousands_o
 ])
 def test_the_fast_subject_agrees_or_says_it_is_unsure(raw: bytes) -> None:
     assert _fast_agrees(raw)
+
+
+def test_a_message_read_whole_has_text_nothing_attached_and_was_not_cut() -> None:
+    from email.message import EmailMessage
+
+    plain = EmailMessage()
+    plain["From"], plain["Subject"] = "ivan@mail.ru", "Re: Подтвердите запрос"
+    plain.set_content("")
+    assert parse_message(plain.as_bytes()).read_whole
+    assert not parse_message(plain.as_bytes(), truncated=True).read_whole
+    scanned = EmailMessage()
+    scanned["From"], scanned["Subject"] = "ivan@mail.ru", "Re: Подтвердите запрос"
+    scanned.set_content("")
+    scanned.add_attachment(b"%PDF-1.4 objection", maintype="application", subtype="pdf", filename="objection.pdf")
+    inline = EmailMessage()
+    inline["From"] = "ivan@mail.ru"
+    inline.set_content("")
+    inline.add_related(b"\x89PNG", maintype="image", subtype="png")
+    for message in (scanned, inline):
+        parsed = parse_message(message.as_bytes())
+        assert parsed.attachments == 1 and not parsed.read_whole

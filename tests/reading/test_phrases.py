@@ -53,9 +53,31 @@ def test_phrases_in_a_requests_own_words_add_intents(words: str, added: tuple[Re
     "Келісімімді қайтарып аламын деген емеспін",
     "Мен келісімімді кері қайтарып алмаймын",
     "Жарнамадан бас тартамын деп айтқан жоқпын",
+    # The attack review's: no apostrophe or another one, a "however" inside the clause, no need, rather than.
+    "I dont want to withdraw my consent.", "Please don´t unsubscribe me", "Please don‘t unsubscribe me",
+    "I do not, however, withdraw my consent.", "No need to withdraw my consent",
+    "Under no circumstances unsubscribe me", "Rather than withdraw my consent, please update my phone",
+    "Вместо того чтобы отозвать согласие, обновите телефон",
 ])
 def test_a_negation_in_the_phrases_clause_cancels_it(words: str) -> None:
     assert kinds(words) == ()
+
+
+@pytest.mark.parametrize("words", [
+    "Withdraw my consent? No way!", "Отозвать согласие? Нет, не хочу.", "Келісімімді қайтарып аламын ба? Жоқ.",
+    "If I withdraw my consent, what happens?", "Can I withdraw my consent later?",
+    "Как отозвать согласие, если понадобится?",
+])
+def test_a_phrase_found_only_in_a_question_is_marked_so(words: str) -> None:
+    [found] = body_phrases(words)
+    assert found.kind is WDR and found.in_question
+
+
+def test_a_polite_question_still_asks_and_a_statement_outranks_a_question() -> None:
+    [optout] = body_phrases("Could you unsubscribe me?")
+    assert optout.kind is OPT and optout.in_question
+    [withdraw] = body_phrases("Can I withdraw my consent? Yes: I withdraw my consent.")
+    assert not withdraw.in_question
 
 
 def test_the_phrase_understood_is_given_for_the_challenge_to_quote() -> None:

@@ -21,6 +21,7 @@ def reason(*lines: str, sender: str = "ivan@example.ru", subject: str = "Persona
 
 def test_an_ordinary_letter_may_be_answered() -> None:
     assert reason("Auto-Submitted: no", "Precedence: first-class", "Return-Path: <ivan@example.ru>") is None
+    assert reason("Auto-Submitted: no (sent by a person)") is None  # an RFC 5322 comment is not a value
 
 
 @pytest.mark.parametrize(
@@ -44,6 +45,10 @@ def test_an_ordinary_letter_may_be_answered() -> None:
         ("X-Loop: helpdesk@example.ru", "x_loop"),
         ("Auto-Submitted: auto-notified", "auto_submitted"),
         ("Auto-Submitted: yes-please", "auto_submitted"),  # anything but "no"
+        ("Auto-Submitted: no\r\nAuto-Submitted: auto-replied", "auto_submitted"),  # every copy counts
+        ("X-OTRS-Loop: yes", "x_loop"),
+        ("X-Autoreply-From: ivan@example.ru", "autoreply_header"),
+        ("X-Mail-Autoreply: yes", "autoreply_header"),
         ("Return-Path: <>", "null_return_path"),
         ("X-DSR-Mailbot: reply", "own_loop_marker"),
     ],
@@ -70,6 +75,8 @@ def test_the_operators_own_addresses_in_both_spellings() -> None:
                                      "Автоматический ответ: Подтвердите запрос [DSR-1-o-1-0123456789abcdef0123]",
                                      "Автоматты жауап: Дербес деректерді жаңарту",
                                      "AUTO: Ivan Petrov is out of the office",
+                                     "[EXTERNAL] Automatic reply: Re: Personal data update",
+                                     "[SPAM] Автоответ: Отписаться",
                                      "Out of Office: Withdrawal of consent"])
 def test_out_of_office_answers_to_our_replies(subject: str) -> None:
     assert reason(subject=subject) == "auto_reply_subject"
@@ -85,6 +92,11 @@ def test_out_of_office_answers_to_our_replies(subject: str) -> None:
     "Request received: Please confirm your request",
     "Ваше обращение № 17 зарегистрировано",
     "Өтінішіңіз қабылданды: Дербес деректерді жаңарту",
+    # The attack review's: other helpdesks' tags and Russian acknowledgements.
+    "[## 12345 ##] Re: Please confirm", "[#INC-12] Re: Please confirm", "[#ABC-123-45678] Please confirm",
+    "[shop.kz #123] Re: Please confirm", "[JIRA] (SD-12) Please confirm", "[Request received] Please confirm",
+    "Обращение №123 зарегистрировано", "Заявка №55 создана", "Спасибо за обращение!", "Ваше письмо получено",
+    "Thank you for contacting us", "Your request has been received",
 ])
 def test_helpdesk_acknowledgements(subject: str) -> None:
     assert reason(subject=subject) == "ticket_acknowledgement"
@@ -96,6 +108,10 @@ def test_helpdesk_acknowledgements(subject: str) -> None:
     "Personal data update [#123]",
     "Автомобиль продан, обновление персональных данных",
     "Automation of personal data update",
+    "Out of office hours: personal data update",
+    "В отпуске получил вашу рекламу — отказ от рассылки",
+    "Ваше обращение не обработано! Отзыв согласия",
+    "We received your newsletter again - unsubscribe",
 ])
 def test_a_persons_subjects_are_not_taken_for_automated_ones(subject: str) -> None:
     assert reason(subject=subject) is None

@@ -102,3 +102,10 @@ def test_a_base64_encoded_reference_is_not_taken_for_ordinary_mail() -> None:
     assert b"dsr" not in header.lower()
     assert not certainly_ordinary(header, shipped_table())
     assert our_messages(KEYS, parse_headers(header).thread_text) == [OurMessage(7, "reply")]
+
+
+def test_an_expiry_past_what_a_date_holds_is_no_token_and_no_error() -> None:
+    for text in ("Re: [DSR-1-o-300000000000-0123456789abcdef0123]", "<dsr.1.o.4zzzzzzz.0123456789abcdef@x.kz>"):
+        headers = parse_headers(f"From: ivan@mail.ru\r\nSubject: {text}\r\nIn-Reply-To: {text}\r\n\r\n".encode())
+        assert find_token(headers) is None
+        assert our_messages(KEYS, text) == []

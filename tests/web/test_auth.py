@@ -11,11 +11,13 @@ from argon2 import PasswordHasher, extract_parameters
 from dsr_mailbot.config import WebOperator
 from dsr_mailbot.store.keys import Keyring
 from dsr_mailbot.web.auth import (
+    DEVICE_MAX_AGE,
     FREE_FAILURES,
     IDLE_TIMEOUT,
     MAX_AGE,
     MAX_CONCURRENT_CHECKS,
     MAX_LOCKOUT,
+    MAX_TRACKED,
     Busy,
     DeviceCookies,
     LoginThrottle,
@@ -89,24 +91,38 @@ def test_a_client_or_a_login_that_keeps_failing_must_wait_and_a_success_clears_i
 def test_strangers_alone_cannot_lock_an_operator_out_of_the_browser_she_signed_in_with() -> None:
     throttle = LoginThrottle()
     devices = DeviceCookies(Keyring(b"k" * 32))
-    cookie = devices.issue(LOGIN)
+    cookie = devices.issue(LOGIN, NOW)
     for stranger in range(50):  # from fifty addresses, without her cookie: the shared login key locks
         throttle.begin(attempt_keys(f"203.0.113.{stranger}", LOGIN, None), NOW)
     assert throttle.begin(attempt_keys("198.51.100.1", LOGIN, None), NOW) > timedelta(0)
-    her_device = devices.device_key(cookie, LOGIN)
+    her_device = devices.device_key(cookie, LOGIN, NOW)
     assert her_device is not None
+    assert throttle.begin(attempt_keys("192.0.2.10", LOGIN, her_device), NOW) == timedelta(0)
+    # Strangers behind her own office address lock that address, never her browser.
+    for _ in range(20):
+        throttle.begin(attempt_keys("192.0.2.10", "whoever", None), NOW)
     assert throttle.begin(attempt_keys("192.0.2.10", LOGIN, her_device), NOW) == timedelta(0)
 
 
-def test_a_device_cookie_counts_only_for_the_login_it_was_issued_for_and_cannot_be_forged() -> None:
+def test_a_device_cookie_counts_only_for_its_login_while_young_and_cannot_be_forged() -> None:
     devices = DeviceCookies(Keyring(b"k" * 32))
-    cookie = devices.issue(LOGIN)
-    assert devices.device_key(cookie, LOGIN) is not None
-    assert devices.device_key(cookie, "other") is None
-    assert DeviceCookies(Keyring(b"j" * 32)).device_key(cookie, LOGIN) is None
-    name, nonce, tag = cookie.split(".")
-    assert devices.device_key(f"{name}.{nonce}x.{tag}", LOGIN) is None
-    assert devices.device_key(None, LOGIN) is None and devices.device_key("a" * 10_000, LOGIN) is None
+    cookie = devices.issue(LOGIN, NOW)
+    assert devices.device_key(cookie, LOGIN, NOW + DEVICE_MAX_AGE) is not None
+    assert devices.device_key(cookie, LOGIN, NOW + DEVICE_MAX_AGE + timedelta(seconds=1)) is None  # too old
+    assert devices.device_key(cookie, "other", NOW) is None
+    assert DeviceCookies(Keyring(b"j" * 32)).device_key(cookie, LOGIN, NOW) is None
+    name, issued, nonce, tag = cookie.split(".")
+    assert devices.device_key(f"{name}.{issued}.{nonce}x.{tag}", LOGIN, NOW) is None
+    assert devices.device_key(f"{name}.zzzzzz.{nonce}.{tag}", LOGIN, NOW) is None  # a later issue date: refused
+    assert devices.device_key(None, LOGIN, NOW) is None and devices.device_key("a" * 10_000, LOGIN, NOW) is None
+
+
+def test_a_spray_from_many_addresses_keeps_memory_bounded_and_the_shared_login_key() -> None:
+    throttle = LoginThrottle()
+    for n in range(3 * MAX_TRACKED):
+        throttle.begin(attempt_keys(f"2001:db8::{n:x}", LOGIN, None), NOW)
+    assert len(throttle._failures) <= MAX_TRACKED + 2
+    assert throttle.begin(attempt_keys("2001:db8::ffff:1", LOGIN, None), NOW) > timedelta(0)  # still locked
 
 
 def test_sessions_end_when_idle_when_too_old_and_at_logout() -> None:
