@@ -445,6 +445,7 @@ def confirm(ctx: Context, session: Session, row: Request, headers: Headers, toke
         return row
     match consent.verdict:
         case Verdict.NO:
+            target.owner_reply = consent.own_words  # the reviewer reads the objection too
             _transition(ctx, session, target, RequestState.REVIEW, reason="owner_objected")
             _transition(ctx, session, row, RequestState.REJECTED, reason="objection")
             return row

@@ -142,14 +142,14 @@ def parse_loop_rules(text: str) -> LoopRules:
     subjects = table.get("subjects", {})
     phrases = [p for language in subjects.values() for p in _strings(language, "phrases", "subjects")]
     tickets = table.get("tickets", {})
-    tags = _alternatives(_strings(tickets, "tags", "tickets"))
     bare_tags = _alternatives(_strings(tickets, "bare_tags", "tickets"))
+    bracket_words = _alternatives(_strings(tickets, "bracket_words", "tickets"))
     numbered = _alternatives(_strings(tickets, "numbered", "tickets"))
     verbs = _alternatives(_strings(tickets, "verbs", "tickets"))
     acknowledgements = _alternatives(_strings(tickets, "phrases", "tickets"))
     number = r"\s{0,3}[#№]\s{0,3}\w[\w-]{0,30}"
     gateway_tags = rf"(?:\s{{0,5}}\[[^\]]{{0,{MAX_TAG_TAIL}}}\])*"  # "[EXTERNAL]", "[SPAM]" before the rest
-    ticket = (rf"\s{{0,5}}(?:\[\s{{0,3}}(?:{tags})?\s{{0,3}}\]"
+    ticket = (rf"\s{{0,5}}(?:\[\s{{0,3}}(?:{bracket_words})\s{{0,3}}\]"
               rf"|\[[^\]#№]{{0,{MAX_TAG_TAIL}}}{number}[^\]]{{0,{MAX_TAG_TAIL}}}\]"
               rf"|\[?\s{{0,3}}##\s{{0,3}}\d{{1,24}}\s{{0,3}}##\s{{0,3}}\]?"
               rf"|(?:{bare_tags}){number}(?!\w)"

@@ -112,6 +112,7 @@ def test_helpdesk_acknowledgements(subject: str) -> None:
     "В отпуске получил вашу рекламу — отказ от рассылки",
     "Ваше обращение не обработано! Отзыв согласия",
     "We received your newsletter again - unsubscribe",
+    "[Support] Personal data update", "[] Personal data update", "[Запрос] Отзыв согласия",
 ])
 def test_a_persons_subjects_are_not_taken_for_automated_ones(subject: str) -> None:
     assert reason(subject=subject) is None
