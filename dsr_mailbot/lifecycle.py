@@ -67,7 +67,7 @@ from dsr_mailbot.store.models import (
     RequestKind,
     RequestState,
     User,
-    forget_personal_text,
+    close_request,
 )
 from dsr_mailbot.trust.tokens import NEW_ADDRESS, OWNER, Token, TokenStatus, check_token, make_token
 from dsr_mailbot.trust.verify import Confirmation, identify
@@ -120,11 +120,8 @@ def _transition(ctx: Context, session: Session, request: Request, state: Request
     request.outcome = outcome
     request.reason = reason
     if state in FINAL_STATES:
-        request.completed_at = ctx.now
         # A closed request needs none of the person's data: the reply, if any, carries its own recipient.
-        forget_personal_text(request)
-        request.awaiting = None
-        request.confirm_expires_at = None
+        close_request(request, ctx.now)
     record_event(session, f"request_{state}", request_id=request.id, subject_ref=request.subject_ref,
                  actor=actor, at=ctx.now, outcome=outcome, reason=reason, **detail)
 

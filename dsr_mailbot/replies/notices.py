@@ -36,7 +36,7 @@ from sqlmodel import Session, col, select
 from dsr_mailbot.config import Config
 from dsr_mailbot.errors import ConfigError
 from dsr_mailbot.replies.reply import Rendered, Renderer, ReplyContent, build_message
-from dsr_mailbot.store.database import NOTICE_PURPOSE_PREFIX, count_rows
+from dsr_mailbot.store.database import NOTICE_PURPOSE_PREFIX, count_rows, find_user_by_email
 from dsr_mailbot.store.keys import Keyring
 from dsr_mailbot.store.models import OutboxMessage, OutboxState, Request, RequestKind, User
 
@@ -109,7 +109,7 @@ def still_to_queue(keyring: Keyring, campaign: str, users: Iterable[Recipient], 
 
 def notice_refusal(session: Session, recipient: str) -> str | None:
     """Why a queued notice must not go now (checked just before sending), or None."""
-    user = session.exec(select(User).where(User.email == recipient)).first()
+    user = find_user_by_email(session, recipient)
     if user is None:
         return "recipient no longer on file"
     return None if user.processing_consent else "consent withdrawn"

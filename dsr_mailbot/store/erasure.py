@@ -42,6 +42,7 @@ from dsr_mailbot.store.models import (
     RequestKind,
     RequestState,
     User,
+    close_request,
     forget_personal_text,
 )
 
@@ -125,8 +126,7 @@ def erase_user(session: Session, keyring: Keyring, user: User, *, now: datetime,
         forget_personal_text(request)
         if request.state not in FINAL_STATES:  # a question awaiting its answer, a letter in review
             request.state, request.outcome, request.reason = RequestState.REJECTED, None, "erased"
-            request.completed_at = now
-            request.awaiting, request.confirm_expires_at = None, None
+            close_request(request, now)
             record_event(session, "request_rejected", request_id=request.id, subject_ref=request.subject_ref, at=now,
                          reason="erased")
     scrubbed = [row for row in person_replies(session, user, requests) if row.message_id not in keep_outbox]

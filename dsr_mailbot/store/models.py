@@ -168,6 +168,14 @@ def forget_personal_text(request: Request) -> None:
     request.intent = {}
 
 
+def close_request(request: Request, now: datetime) -> None:
+    """What a request forgets when it reaches a final state: the person's data, and what it waited for."""
+    request.completed_at = now
+    forget_personal_text(request)
+    request.awaiting = None
+    request.confirm_expires_at = None
+
+
 class AuditEvent(SQLModel, table=True):
     __tablename__ = "audit_events"
 
