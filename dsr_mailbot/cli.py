@@ -206,7 +206,7 @@ def notify(state: CliState, template_name: str, campaign: str, dry_run: bool) ->
             crash_point("after_notice_batch")
             progress.advance(queueing, len(batch))
         # SQLite serves one sending process: send only without a running bot (it would send them itself).
-        lock = run_lock_for(services.store, config.source_name) if services.store.dialect == "sqlite" else None
+        lock = run_lock_for(services.store, config.source_name) if not services.store.serves_many_workers else None
         if lock is not None and not lock.try_acquire():
             click.echo(f"campaign {campaign}: {len(todo)} notice(s) queued; the running bot sends them, "
                        f"at most {config.notices_per_minute or 'any number'} a minute")

@@ -16,8 +16,9 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlmodel import SQLModel
 
+from dsr_mailbot.store.database import make_engine
 from tests.harness import Bot, DaemonProcess, WebProcess
-from tests.servers import Dovecot, ImapAccount, SmtpServer, dovecot_binary
+from tests.servers import Dovecot, ImapAccount, MariaDB, SmtpServer, dovecot_binary, mariadb_binaries
 
 REPO = Path(__file__).resolve().parents[1]
 # The shared material sits beside the checkout; DSR_SHARED_DIR points elsewhere when it does not.
@@ -119,21 +120,46 @@ def pg_database() -> Iterator[str]:
 
 
 def _fresh_tables(url: str) -> None:
-    engine = create_engine(url)
+    engine = make_engine(url)
     SQLModel.metadata.drop_all(engine)
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
     engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Each store test runs on SQLite and on PostgreSQL, with empty tables."""
-    if request.param == "sqlite":
+@pytest.fixture(scope="session")
+def mariadb_server() -> Iterator[MariaDB]:
+    """A private MariaDB for this test run (Debian's mariadb-server), stopped and deleted at the end."""
+    binaries = mariadb_binaries()
+    if binaries is None:
+        need("mariadb-server is not installed (apt-get install mariadb-server)")
+    if os.geteuid() != 0:
+        need("the private MariaDB runs as root (it switches to the mysql user)")
+    assert binaries is not None
+    server = MariaDB(*binaries)
+    server.start()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture(scope="session")
+def mariadb_database(mariadb_server: MariaDB) -> str:
+    """A database of this run on the private MariaDB, created with the utf8mb4 default an operator would use."""
+    return mariadb_server.create_database(f"dsr_test_{secrets.token_hex(4)}")
+
+
+def fresh_database_url(engine: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if engine == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
-    url: str = request.getfixturevalue("pg_database")
+    url: str = request.getfixturevalue("pg_database" if engine == "postgresql" else "mariadb_database")
     _fresh_tables(url)
     return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each store test runs on SQLite, PostgreSQL and MariaDB, with empty tables."""
+    return fresh_database_url(request.param, request, tmp_path)
 
 
 @pytest.fixture
@@ -151,7 +177,7 @@ def bot(tmp_path: Path, imap_account: ImapAccount, smtp_server: SmtpServer, sqli
 
 @pytest.fixture
 def bot_any_db(tmp_path: Path, imap_account: ImapAccount, smtp_server: SmtpServer, db_url: str) -> Iterator[Bot]:
-    """As ``bot``, once on SQLite and once on PostgreSQL."""
+    """As ``bot``, on SQLite, PostgreSQL and MariaDB."""
     harness = Bot(tmp_path, imap_account, smtp_server, db_url)
     yield harness
     harness.close()

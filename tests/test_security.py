@@ -10,10 +10,12 @@ import email
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.policy import default as default_policy
+from pathlib import Path
 
 import pytest
 
 from dsr_mailbot.store.models import Request
+from tests.conftest import fresh_database_url
 from tests.crafted import CRAFTED
 from tests.harness import (
     MX,
@@ -32,6 +34,12 @@ from tests.servers import SmtpServer
 
 IVAN = "ivan@mail.ru"
 ANNA = "anna@example.kz"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Trust is decided before the store is touched: these run on SQLite and PostgreSQL (the store tests: all three)."""
+    return fresh_database_url(request.param, request, tmp_path)
 
 
 @pytest.fixture

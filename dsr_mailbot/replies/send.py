@@ -203,7 +203,7 @@ def drain_outbox(store: Store, transport: Transport, envelope_from: str, stop: E
     are used up the drain sends only replies, and the notices wait for a
     later drain.  Replies to requests are never held back.
 
-    Several workers may drain one outbox.  On PostgreSQL each reply is claimed
+    Several workers may drain one outbox.  On PostgreSQL and MariaDB each reply is claimed
     with ``SELECT … FOR UPDATE SKIP LOCKED`` and its row stays locked while it is
     sent, so two workers never send the same row, and a worker that dies mid-send
     releases it with its connection.  SQLite allows one process (the run lock,
@@ -214,7 +214,7 @@ def drain_outbox(store: Store, transport: Transport, envelope_from: str, stop: E
     """
     result = DrainResult()
     budget = _NoticeBudget(notices_per_minute)
-    send_some = _send_claimed if store.dialect == "postgresql" else _send_page
+    send_some = _send_claimed if store.serves_many_workers else _send_page
     with store.send_lock:
         try:
             while not (stop and stop.is_set()) and send_some(store, transport, envelope_from, result, budget, stop):
@@ -258,7 +258,7 @@ class _NoticeBudget:
 
 def _send_claimed(store: Store, transport: Transport, envelope_from: str, result: DrainResult,
                   budget: _NoticeBudget, stop: Event | None) -> bool:
-    """PostgreSQL: claim one row, send it while its row lock keeps every other worker off it, mark it."""
+    """PostgreSQL, MySQL/MariaDB: claim one row, send it while its row lock keeps every other worker off it, mark it."""
     with store.transaction() as session:
         row = session.exec(
             sendable_outbox(budget.allows_notices(session)).limit(1).with_for_update(skip_locked=True)

@@ -11,7 +11,7 @@ library-notes 1.5):
   is also the polling fallback when IDLE is off or not offered.  A lost
   connection is retried with backoff and jitter, logged once when it breaks
   and once when it is back.  Without the lock (another worker on the same
-  PostgreSQL store has the mailbox) it keeps trying, and takes over when the
+  PostgreSQL or MariaDB store has the mailbox) it keeps trying, and takes over when the
   holder dies.
 - **monitoring** (``[daemon] metrics_listen``, off by default): uvicorn in a
   thread serves ``/healthz`` and ``/metrics`` from the daemon's
@@ -101,7 +101,7 @@ class Daemon:
 
     def run(self) -> int:
         self.lock = run_lock_for(self.services.store, self.config.source_name)
-        if self.services.store.dialect != "postgresql" and not self.lock.try_acquire():
+        if not self.services.store.serves_many_workers and not self.lock.try_acquire():
             # SQLite serves one process: a second worker could only get in the way.
             log.error("another dsr-mailbot holds the %s; exiting", self.lock.description)
             return EX_TEMPFAIL

@@ -9,8 +9,10 @@
   (rows are claimed with ``FOR UPDATE SKIP LOCKED``).  When the holder dies,
   its connection closes, PostgreSQL drops the lock, and the next worker that
   tries takes the mailbox over.
+- **MySQL/MariaDB** — the same with a named lock (``GET_LOCK``), which the
+  server also releases when the connection that holds it closes.
 
-Both are released by the kernel or the server when the process dies, so a
+All are released by the kernel or the server when the process dies, so a
 crash never leaves a stale lock behind.
 """
 
@@ -20,13 +22,13 @@ import fcntl
 import hashlib
 import os
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 from sqlalchemy import BigInteger, Connection, literal, select
 from sqlalchemy import func as sql_func
 
 from dsr_mailbot.errors import StoreUnavailable
-from dsr_mailbot.store.database import Store
+from dsr_mailbot.store.database import Store, is_mysql
 
 
 class RunLock(Protocol):
@@ -78,22 +80,42 @@ class FileLock:
 
 
 class AdvisoryLock:
+    """A lock the database server holds for one of our connections (PostgreSQL's advisory lock, MySQL's GET_LOCK)."""
+
     def __init__(self, store: Store, name: str) -> None:
         self.store = store
         digest = hashlib.sha256(f"dsr-mailbot:{name}".encode()).digest()
         self.key = int.from_bytes(digest[:8], "big", signed=True)
+        # MySQL names a lock with a string of at most 64 characters.
+        self.mysql_name = f"dsr-mailbot:{digest[:16].hex()}"
         self.conn: Connection | None = None
 
     @property
+    def mysql(self) -> bool:
+        return is_mysql(self.store.dialect)
+
+    @property
     def description(self) -> str:
+        if self.mysql:
+            return f"MySQL/MariaDB named lock {self.mysql_name}"
         return f"PostgreSQL advisory lock {self.key}"
+
+    def _take(self) -> Any:
+        if self.mysql:
+            return select(sql_func.get_lock(literal(self.mysql_name), literal(0)))
+        return select(sql_func.pg_try_advisory_lock(literal(self.key, BigInteger)))
+
+    def _give_back(self) -> Any:
+        if self.mysql:
+            return select(sql_func.release_lock(literal(self.mysql_name)))
+        return select(sql_func.pg_advisory_unlock(literal(self.key, BigInteger)))
 
     def try_acquire(self) -> bool:
         if self.conn is not None and self.still_held():
             return True
         try:
             conn = self.store.engine.connect()
-            got = bool(conn.execute(select(sql_func.pg_try_advisory_lock(literal(self.key, BigInteger)))).scalar())
+            got = bool(conn.execute(self._take()).scalar())
             conn.commit()
         except Exception as exc:
             raise StoreUnavailable(f"advisory lock: {type(exc).__name__}") from exc
@@ -119,7 +141,7 @@ class AdvisoryLock:
         if conn is None:
             return
         try:
-            conn.execute(select(sql_func.pg_advisory_unlock(literal(self.key, BigInteger))))
+            conn.execute(self._give_back())
             conn.commit()
         except Exception:  # a dead connection has released the lock already
             conn.invalidate()
@@ -143,7 +165,7 @@ class NoLock:
 
 
 def run_lock_for(store: Store, source_name: str) -> RunLock:
-    if store.dialect == "postgresql":
+    if store.serves_many_workers:
         return AdvisoryLock(store, source_name)
     database = store.engine.url.database
     if not database or database == ":memory:":

@@ -105,7 +105,7 @@ def decide_request(services: Services, request_id: int, action: ReviewAction, ac
         state, outcome = request.state, request.outcome
         due = request.due_at if request.state not in FINAL_STATES else None
     # SQLite serves one sending process: while a daemon holds the store, it sends the reply itself.
-    lock = run_lock_for(services.store, services.config.source_name) if services.store.dialect == "sqlite" else None
+    lock = run_lock_for(services.store, services.config.source_name) if not services.store.serves_many_workers else None
     if lock is not None and not lock.try_acquire():
         return ReviewResult(request_id, state, outcome, due, 0,
                             queued_because="the running daemon sends it on its next outbox run")

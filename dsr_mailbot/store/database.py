@@ -6,7 +6,11 @@ overwritten, not left in free pages), foreign keys on, and every transaction
 opened with ``BEGIN IMMEDIATE`` so that a read-then-write transaction takes
 the write lock up front instead of failing half-way with "database is
 locked".  PostgreSQL is reached through psycopg 3; a plain
-``postgresql://`` URL is read as ``postgresql+psycopg://``.
+``postgresql://`` URL is read as ``postgresql+psycopg://``.  MySQL and
+MariaDB are reached through PyMySQL (``mysql://`` and ``mariadb://`` are read
+as ``…+pymysql://``) in utf8mb4, at READ COMMITTED as on PostgreSQL; the
+bot's tables are utf8mb4 with a binary collation whatever the database's
+default, so addresses compare exactly as on the other two.
 
 Database failures are translated here into
 :class:`~dsr_mailbot.errors.StoreUnavailable` (may pass: connection refused,
@@ -49,10 +53,22 @@ log = logging.getLogger(__name__)
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
+# The engines the store runs on, by URL scheme (before any "+driver"), and the driver each plain scheme gets.
+DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg",
+           "mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql"}
+MYSQL_DIALECTS = frozenset({"mysql", "mariadb"})
+
+
 def normalise_url(url: str) -> str:
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in DRIVERS and scheme != "sqlite":
+        return f"{DRIVERS[scheme]}://{rest}"
     return url
+
+
+def is_mysql(dialect: str) -> bool:
+    """MySQL or MariaDB (SQLAlchemy names the dialect after the URL's scheme)."""
+    return dialect in MYSQL_DIALECTS
 
 
 def make_engine(url: str, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> Engine:
@@ -68,8 +84,14 @@ def make_engine(url: str, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> Engi
         return engine
     if url.startswith("postgresql"):
         return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+    if url.startswith(("mysql", "mariadb")):
+        # READ COMMITTED, as PostgreSQL's default: InnoDB's REPEATABLE READ would let a long pass read a
+        # snapshot older than the outbox rows another worker has just claimed.
+        return create_engine(url, pool_pre_ping=True, pool_recycle=3600, isolation_level="READ COMMITTED",
+                             connect_args={"connect_timeout": 10, "charset": "utf8mb4"})
     scheme = url.split(":", 1)[0]
-    raise ConfigError(f"[database] url: unsupported database {scheme!r} (use sqlite:/// or postgresql://)")
+    raise ConfigError(f"[database] url: unsupported database {scheme!r} "
+                      "(use sqlite:///, postgresql:// or mysql://)")
 
 
 def _sqlite_on_connect(dbapi_conn: Any, busy_timeout_ms: int) -> None:
@@ -116,6 +138,14 @@ class Store:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    @property
+    def serves_many_workers(self) -> bool:
+        """PostgreSQL and MySQL/MariaDB: workers share the outbox (row locks) and take the mailbox by a server lock.
+
+        SQLite serves one process, which holds a file lock (:mod:`~dsr_mailbot.service.locks`).
+        """
+        return self.dialect != "sqlite"
+
     def init_schema(self, keyring: Keyring | None = None) -> str:
         """Create the tables, or upgrade them to the newest migration; return the revision (see schema.py)."""
         from dsr_mailbot.store import schema
@@ -155,6 +185,8 @@ class Store:
         """How :meth:`reclaim_erased` destroys, in words, for the act of destruction."""
         if self.dialect == "sqlite":
             return "deleted from the SQLite store (secure_delete on; write-ahead log checkpointed and truncated)"
+        if is_mysql(self.dialect):
+            return "deleted from the MariaDB/MySQL store (the touched tables rebuilt)"
         return "deleted from the PostgreSQL store (the touched tables vacuumed)"
 
     def reclaim_erased(self) -> None:
@@ -166,7 +198,9 @@ class Store:
         stays in the ``-wal`` file.  PostgreSQL keeps deleted rows as dead
         tuples until VACUUM, so the tables erasure touches are vacuumed here;
         its WAL segments and base backups keep them until they rotate (README,
-        "Erasure").
+        "Erasure").  InnoDB marks deleted records and purges them later; an
+        ``OPTIMIZE TABLE`` rebuilds the tables without them (its undo and redo
+        logs and the binlog keep them until they rotate, as PostgreSQL's WAL).
         """
         try:
             if self.dialect == "sqlite":
@@ -182,7 +216,11 @@ class Store:
                     log.info("the WAL checkpoint after erasure waited for a reader; the next one completes it")
                 return
             with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-                connection.exec_driver_sql("VACUUM users, requests, outbox, audit_events")
+                if is_mysql(self.dialect):
+                    # It answers with a result set per table ("note: … doing recreate + analyze"): read it.
+                    connection.exec_driver_sql("OPTIMIZE TABLE users, requests, outbox, audit_events").all()
+                else:
+                    connection.exec_driver_sql("VACUUM users, requests, outbox, audit_events")
         except sa_exc.SQLAlchemyError as exc:
             raise _translate(exc) from exc
         except sqlite3.Error as exc:

@@ -29,14 +29,25 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Index, LargeBinary, Text, TypeDecorator
+from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
+
+# MySQL's and MariaDB's DATETIME keeps whole seconds unless asked for more: keep microseconds, as the others do.
+TIMESTAMP = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+# Every table of the bot on MySQL/MariaDB: utf8mb4 whatever the database's default, and a binary collation, so
+# that a unique address or reference compares byte for byte as on SQLite and PostgreSQL (a _ci collation folds
+# case, accents and trailing spaces). Other engines ignore these keywords.
+MYSQL_TABLE: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
+# InnoDB indexes at most 3,072 bytes of a key, 768 utf8mb4 characters: longer columns are indexed by a prefix.
+MYSQL_KEY_PREFIX = 255
 
 
 class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp stored as naive UTC and read back as aware UTC, on every backend."""
 
-    impl = DateTime
+    impl = TIMESTAMP
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
@@ -89,6 +100,7 @@ class OutboxState(enum.StrEnum):
 
 class User(SQLModel, table=True):
     __tablename__ = "users"
+    __table_args__ = MYSQL_TABLE
 
     id: int | None = Field(default=None, primary_key=True)
     # A random reference, never reused (SQLite reuses a deleted row's id): what a campaign's notices are keyed by.
@@ -109,12 +121,13 @@ class User(SQLModel, table=True):
 
 class Request(SQLModel, table=True):
     __tablename__ = "requests"
+    __table_args__ = (Index("ix_requests_message_id", "message_id", mysql_length=MYSQL_KEY_PREFIX), MYSQL_TABLE)
 
     id: int | None = Field(default=None, primary_key=True)
     # The dedup key: a keyed hash of the inbound Message-ID.  It outlives the person's data; the
     # Message-ID itself (which often holds an address) is kept only while their data is.
     message_ref: str = Field(index=True, unique=True, max_length=64)
-    message_id: str | None = Field(default=None, index=True, max_length=998)
+    message_id: str | None = Field(default=None, max_length=998)
     source: str = Field(max_length=500)
     uidvalidity: int
     uid: int
@@ -178,6 +191,7 @@ def close_request(request: Request, now: datetime) -> None:
 
 class AuditEvent(SQLModel, table=True):
     __tablename__ = "audit_events"
+    __table_args__ = MYSQL_TABLE
 
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
@@ -194,7 +208,7 @@ class OutboxMessage(SQLModel, table=True):
     # The sender takes the oldest queued reply (state, then id): without the pair, PostgreSQL walks every sent row
     # to find it, and a backlog slows down as it is answered.
     __table_args__ = (Index("ix_outbox_recipient_created_at", "recipient", "created_at"),
-                      Index("ix_outbox_state_id", "state", "id"))
+                      Index("ix_outbox_state_id", "state", "id"), MYSQL_TABLE)
 
     id: int | None = Field(default=None, primary_key=True)
     request_id: int | None = Field(default=None, foreign_key="requests.id", index=True)
@@ -215,6 +229,7 @@ class OutboxMessage(SQLModel, table=True):
 
 class MailboxCursor(SQLModel, table=True):
     __tablename__ = "mailbox_cursors"
+    __table_args__ = MYSQL_TABLE
 
     source: str = Field(primary_key=True, max_length=500)
     uidvalidity: int
@@ -230,6 +245,7 @@ class WorkerStatus(SQLModel, table=True):
     """
 
     __tablename__ = "worker_status"
+    __table_args__ = MYSQL_TABLE
 
     worker: str = Field(primary_key=True, max_length=200)
     updated_at: datetime = Field(sa_type=UTCDateTime)

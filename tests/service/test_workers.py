@@ -1,4 +1,4 @@
-"""Several `dsr-mailbot run` processes on one PostgreSQL store and one mailbox."""
+"""Several `dsr-mailbot run` processes on one PostgreSQL or MariaDB store and one mailbox."""
 
 from __future__ import annotations
 
@@ -10,18 +10,29 @@ from pathlib import Path
 import pytest
 
 from dsr_mailbot.store.models import User
-from tests.conftest import _fresh_tables
+from tests.conftest import fresh_database_url
 from tests.harness import Bot, DaemonProcess, mail, wait_until
 from tests.servers import ImapAccount, SmtpServer
 
 
-@pytest.fixture
-def pg_bot(tmp_path: Path, imap_account: ImapAccount, smtp_server: SmtpServer, pg_database: str) -> Iterator[Bot]:
-    _fresh_tables(pg_database)
-    bot = Bot(tmp_path, imap_account, smtp_server, pg_database)
+def _workers_bot(url: str, tmp_path: Path, imap_account: ImapAccount, smtp_server: SmtpServer) -> Iterator[Bot]:
+    bot = Bot(tmp_path, imap_account, smtp_server, url)
     bot.write_config(extra="\n[daemon]\nidle = true\npoll_interval_seconds = 1\n")
     yield bot
     bot.close()
+
+
+@pytest.fixture(params=["postgresql", "mariadb"])
+def server_bot(request: pytest.FixtureRequest, tmp_path: Path, imap_account: ImapAccount,
+               smtp_server: SmtpServer) -> Iterator[Bot]:
+    """On a database server: PostgreSQL's advisory lock, or MariaDB's named lock."""
+    yield from _workers_bot(fresh_database_url(request.param, request, tmp_path), tmp_path, imap_account, smtp_server)
+
+
+@pytest.fixture
+def pg_bot(request: pytest.FixtureRequest, tmp_path: Path, imap_account: ImapAccount,
+           smtp_server: SmtpServer) -> Iterator[Bot]:
+    yield from _workers_bot(fresh_database_url("postgresql", request, tmp_path), tmp_path, imap_account, smtp_server)
 
 
 def add_people(bot: Bot, count: int, prefix: str = "user") -> list[str]:
@@ -59,8 +70,8 @@ def holder_and_other(first: DaemonProcess, second: DaemonProcess) -> tuple[Daemo
     return (second, first) if "another worker holds the mailbox" in first.log else (first, second)
 
 
-def test_two_workers_then_the_holder_dies_and_the_other_takes_over(pg_bot: Bot) -> None:
-    bot = pg_bot
+def test_two_workers_then_the_holder_dies_and_the_other_takes_over(server_bot: Bot) -> None:
+    bot = server_bot
     people = add_people(bot, 40)
     first, second = DaemonProcess(bot, name="w1"), DaemonProcess(bot, name="w2")
     holder, other = holder_and_other(first, second)
@@ -70,7 +81,7 @@ def test_two_workers_then_the_holder_dies_and_the_other_takes_over(pg_bot: Bot) 
     # Every reply recorded as sent first: a kill between the SMTP server's acceptance and that record is the
     # documented at-least-once window (tests/test_faults.py), not what this test is about.
     wait_until(lambda: {r.state for r in bot.outbox()} == {"sent"}, what="every reply recorded as sent")
-    holder.kill()  # kill -9: its advisory lock goes with its connection
+    holder.kill()  # kill -9: its lock goes with its connection
     late = add_people(bot, 10, prefix="late")
     append_requests(bot, late)
     wait_until(lambda: len(bot.smtp.messages) >= len(people) + len(late), timeout=60, what="replies after takeover")

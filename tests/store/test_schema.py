@@ -8,12 +8,12 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect, text
 from sqlmodel import SQLModel, select
 
 from dsr_mailbot.errors import ConfigError
 from dsr_mailbot.store import schema
-from dsr_mailbot.store.database import Store
+from dsr_mailbot.store.database import Store, make_engine
 from dsr_mailbot.store.keys import Keyring
 from dsr_mailbot.store.models import AuditEvent, MailboxCursor, OutboxMessage, Request, User
 from tests.harness import Bot, mail
@@ -24,7 +24,7 @@ WHEN = "2026-11-20 10:00:00"
 
 def first_release_store(url: str) -> None:
     """A store as the first release left it: its tables (migration 0001), its data, no alembic_version."""
-    engine = create_engine(url)
+    engine = make_engine(url)
     with engine.begin() as connection:
         config = schema._config(connection, KEYS)
         command.upgrade(config, schema.FIRST_RELEASE)
@@ -54,7 +54,7 @@ def test_the_head_the_bot_checks_against_is_the_newest_migration() -> None:
 
 
 def test_the_migrations_reach_exactly_the_schema_the_models_describe(db_url: str) -> None:
-    engine = create_engine(db_url)
+    engine = make_engine(db_url)
     with engine.begin() as connection:
         command.upgrade(schema._config(connection, KEYS), "head")
         differences = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)

@@ -52,6 +52,22 @@ def test_times_come_back_as_aware_utc(db_url: str) -> None:
     store.dispose()
 
 
+def test_addresses_compare_exactly_and_times_keep_microseconds_on_every_engine(db_url: str) -> None:
+    # The MariaDB test database defaults to utf8mb4_unicode_ci, which folds accents: the bot's tables do not.
+    store = Store(db_url)
+    store.init_schema()
+    moment = datetime(2026, 12, 6, 10, 0, 0, 123456, tzinfo=UTC)
+    with store.transaction() as session:
+        session.add(User(email="jose@example.kz", created_at=moment))
+        session.add(User(email="josé@example.kz"))
+    with store.transaction() as session:
+        plain = find_user_by_email(session, "jose@example.kz")
+        accented = find_user_by_email(session, "josé@example.kz")
+        assert plain is not None and accented is not None and plain.id != accented.id
+        assert accented.email == "josé@example.kz" and plain.created_at == moment
+    store.dispose()
+
+
 def test_a_failed_transaction_leaves_nothing_behind(db_url: str) -> None:
     store = Store(db_url)
     store.init_schema()

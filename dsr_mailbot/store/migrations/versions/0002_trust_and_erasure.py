@@ -18,6 +18,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlmodel.sql.sqltypes import AutoString
 
+from dsr_mailbot.store.models import MYSQL_KEY_PREFIX
+
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
@@ -41,7 +43,7 @@ def upgrade() -> None:
     with op.batch_alter_table("requests") as batch:
         batch.alter_column("message_ref", existing_type=AutoString(length=64), nullable=False)
         batch.drop_index("ix_requests_message_id")
-        batch.create_index("ix_requests_message_id", ["message_id"], unique=False)
+        batch.create_index("ix_requests_message_id", ["message_id"], unique=False, mysql_length=MYSQL_KEY_PREFIX)
         batch.create_index("ix_requests_message_ref", ["message_ref"], unique=True)
         batch.alter_column("message_id", existing_type=AutoString(length=998), nullable=True)
         batch.drop_column("subject")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from dsr_mailbot.store.models import UTCDateTime
+from dsr_mailbot.store.models import MYSQL_TABLE, UTCDateTime
 
 revision = "0005"
 down_revision = "0004"
@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("worker", sa.String(length=200), primary_key=True),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.Column("status", sa.JSON(), nullable=False),
+        **MYSQL_TABLE,
     )
 
 
