@@ -408,7 +408,7 @@ def test_a_request_recorded_meanwhile_by_another_process_is_left_to_it(
     bot_any_db: Bot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two overlapping runs: the database's unique Message-ID decides who handles the request."""
-    from dsr_mailbot import pipeline
+    from dsr_mailbot.pipeline import handle
 
     bot = bot_any_db
     bot.add_user(IVAN, marketing_consent=True)
@@ -420,7 +420,7 @@ def test_a_request_recorded_meanwhile_by_another_process_is_left_to_it(
                             state="completed", language="en", received_at=utcnow(), due_at=utcnow(),
                             subject_ref="x"))
     # ... but only after this process looked for it.
-    monkeypatch.setattr(pipeline, "find_request_by_ref", lambda _session, _ref: None)
+    monkeypatch.setattr(handle, "find_request_by_ref", lambda _session, _ref: None)
 
     report = bot.run()
 
@@ -437,10 +437,10 @@ def commits_while_processing(bot: Bot, monkeypatch: pytest.MonkeyPatch) -> list[
     """Counts the store's commits while the mailbox is processed (sending the replies comes after)."""
     from sqlalchemy import event
 
-    from dsr_mailbot import pipeline
+    from dsr_mailbot.pipeline import run, scan
 
     commits, inside = [0], [False]
-    real = pipeline.process_mailbox
+    real = scan.process_mailbox
 
     def counted(*args: object, **kwargs: object) -> None:
         inside[0] = True
@@ -453,7 +453,7 @@ def commits_while_processing(bot: Bot, monkeypatch: pytest.MonkeyPatch) -> list[
         commits[0] += inside[0]
 
     event.listen(bot.store.engine, "commit", on_commit)
-    monkeypatch.setattr(pipeline, "process_mailbox", counted)
+    monkeypatch.setattr(run, "process_mailbox", counted)
     return commits
 
 
@@ -480,7 +480,8 @@ def test_a_backlog_of_new_requests_is_committed_a_group_at_a_time(bot_any_db: Bo
 def test_a_request_failing_inside_a_group_is_rolled_back_and_set_aside_alone(
     bot_any_db: Bot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dsr_mailbot import lifecycle, pipeline
+    from dsr_mailbot import lifecycle
+    from dsr_mailbot.pipeline import handle
 
     bot = bot_any_db
     people = ["a@example.kz", "b@example.kz", "c@example.kz"]
@@ -496,7 +497,7 @@ def test_a_request_failing_inside_a_group_is_rolled_back_and_set_aside_alone(
             raise RuntimeError("a surprise after the changes were made")
         return done
 
-    monkeypatch.setattr(pipeline, "intake", intake_failing_after_its_changes)
+    monkeypatch.setattr(handle, "intake", intake_failing_after_its_changes)
 
     report = bot.run()
 
@@ -515,7 +516,7 @@ def test_a_request_recorded_by_another_process_during_the_batch_s_recording_is_n
     bot_any_db: Bot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The database's unique Message-ID refuses one row of the batch: it is rolled back and redone one by one."""
-    from dsr_mailbot import pipeline
+    from dsr_mailbot.pipeline import record
 
     bot = bot_any_db
     for person in ("a@example.kz", "b@example.kz"):
@@ -523,7 +524,7 @@ def test_a_request_recorded_by_another_process_during_the_batch_s_recording_is_n
     taken = mail("b@example.kz", "Unsubscribe")
     bot.account.append(mail("a@example.kz", "Unsubscribe"))
     bot.account.append(taken)
-    real_record_new = pipeline._record_new
+    real_record_new = record.record_new
 
     def another_process_first(ctx, session, arrival, headers, *args):  # type: ignore[no-untyped-def]
         if headers.message_id == message_id_of(taken):  # after this process looked the batch up
@@ -534,7 +535,7 @@ def test_a_request_recorded_by_another_process_during_the_batch_s_recording_is_n
                                   due_at=utcnow(), subject_ref="x"))
         return real_record_new(ctx, session, arrival, headers, *args)
 
-    monkeypatch.setattr(pipeline, "_record_new", another_process_first)
+    monkeypatch.setattr(record, "record_new", another_process_first)
 
     report = bot.run()
 

@@ -243,7 +243,9 @@ def test_whatever_fails_with_one_message_sets_only_that_message_aside(
     bot_any_db: Bot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Failures the fixes above do not foresee: at triage, at recording, and while sending one reply."""
-    from dsr_mailbot import lifecycle, pipeline
+    from dsr_mailbot import lifecycle
+    from dsr_mailbot.pipeline import record as recording
+    from dsr_mailbot.pipeline import scan
     from dsr_mailbot.replies import send
 
     bot = bot_any_db
@@ -269,8 +271,8 @@ def test_whatever_fails_with_one_message_sets_only_that_message_aside(
             raise UnicodeEncodeError("ascii", "x", 0, 1, "a library surprise")
         real_send(self, envelope_from, recipient, data)
 
-    monkeypatch.setattr(pipeline, "classify_subject", classify)  # the name the pipeline calls
-    monkeypatch.setattr(pipeline, "record_received", record)
+    monkeypatch.setattr(scan, "classify_subject", classify)  # the name the triage calls
+    monkeypatch.setattr(recording, "record_received", record)
     monkeypatch.setattr(send.SmtpTransport, "send", deliver)
     not_yet_known = mail(IVAN, "Unsubscribe boom-triage")
     bot.account.append(not_yet_known)

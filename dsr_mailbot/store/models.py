@@ -165,7 +165,7 @@ class Request(SQLModel, table=True):
     confirm_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
     related_request_id: int | None = Field(default=None, index=True)
     # How many times handling this message started; a message that keeps killing
-    # the worker is set aside after MAX_ATTEMPTS (see pipeline.py).
+    # the worker is set aside after MAX_ATTEMPTS (see pipeline/record.py).
     attempts: int = 0
 
 

@@ -1,0 +1,53 @@
+"""One pass for cron, in order: expire, erase, the mailbox, send, finish erasure."""
+
+from __future__ import annotations
+
+import logging
+from threading import Event
+
+from dsr_mailbot.errors import DsrMailbotError
+from dsr_mailbot.lifecycle import (
+    expire_overdue,
+)
+from dsr_mailbot.mailbox.source import MailSource
+from dsr_mailbot.pipeline.erasure import erase_due, finish_erasure
+from dsr_mailbot.pipeline.scan import process_mailbox
+from dsr_mailbot.pipeline.services import RunReport, Services
+from dsr_mailbot.replies.send import drain_outbox
+
+log = logging.getLogger("dsr_mailbot")
+
+
+def run_once(services: Services, source: MailSource) -> RunReport:
+    """One pass for cron: expire, process what is new in the mailbox, then send what is queued."""
+    report = RunReport()
+    try:
+        expire_unconfirmed(services, report)
+        erase_due(services, report)
+        uidvalidity = source.open()
+        process_mailbox(services, source, uidvalidity, report)
+    except DsrMailbotError as exc:
+        if not exc.temporary:
+            raise
+        report.temporary_failure = str(exc)
+        log.info("pass stopped early: %s", exc)
+    finally:
+        source.close()
+    send_queued(services, report)
+    finish_erasure(services)
+    return report
+
+
+def expire_unconfirmed(services: Services, report: RunReport) -> None:
+    with services.store.transaction() as session:
+        report.expired += expire_overdue(services.context(), session)
+
+
+def send_queued(services: Services, report: RunReport, stop: Event | None = None) -> None:
+    drained = drain_outbox(services.store, services.transport, services.config.reply_from, stop=stop,
+                           notices_per_minute=services.config.notices_per_minute)
+    report.replies_sent += drained.sent
+    report.replies_failed += drained.failed
+    if drained.unavailable and not report.temporary_failure:
+        report.temporary_failure = drained.unavailable
+        log.info("replies stay queued: %s", drained.unavailable)

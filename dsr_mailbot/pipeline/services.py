@@ -1,0 +1,73 @@
+"""What a pass is given (:class:`Services`) and what it reports (:class:`RunReport`)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from dsr_mailbot.config import Config
+from dsr_mailbot.lifecycle import (
+    Context,
+)
+from dsr_mailbot.mailbox.source import MailSource
+from dsr_mailbot.reading.classify import MarkerTable, shipped_table
+from dsr_mailbot.replies.reply import Renderer
+from dsr_mailbot.replies.send import Transport
+from dsr_mailbot.store.database import Store
+from dsr_mailbot.store.keys import Keyring
+from dsr_mailbot.store.models import (
+    utcnow,
+)
+
+
+@dataclass
+class Services:
+    """Everything a pass needs, passed in (never imported as globals)."""
+
+    config: Config
+    store: Store
+    keyring: Keyring
+    renderer: Renderer
+    transport: Transport
+    clock: Callable[[], datetime] = utcnow
+    markers: MarkerTable = field(default_factory=shipped_table)  # with the operator's extra phrases, if any
+    # Opens a connection of its own to the watched mailbox (erasure expunges there), or None for no mailbox.
+    mailbox: Callable[[], MailSource] | None = None
+
+    def context(self) -> Context:
+        return Context(self.config, self.keyring, self.renderer, self.clock())
+
+
+@dataclass
+class RunReport:
+    scanned: int = 0
+    requests: int = 0
+    duplicates: int = 0
+    bounces: int = 0
+    expired: int = 0
+    erased: int = 0
+    states: Counter[str] = field(default_factory=Counter)
+    request_ids: list[int] = field(default_factory=list)
+    archived: int = 0
+    replies_sent: int = 0
+    replies_failed: int = 0
+    temporary_failure: str | None = None
+
+    def summary(self) -> str:
+        states = ", ".join(f"{n} {s}" for s, n in sorted(self.states.items())) or "none"
+        text = (
+            f"scanned {self.scanned} new message(s); {self.requests} request(s) ({states}); "
+            f"{self.duplicates} duplicate(s); {self.archived} archived; "
+            f"{self.replies_sent} reply(ies) sent, {self.replies_failed} failed"
+        )
+        if self.bounces:
+            text += f"; {self.bounces} bounce(s) of our replies"
+        if self.expired:
+            text += f"; {self.expired} expired unconfirmed"
+        if self.erased:
+            text += f"; {self.erased} user(s) erased"
+        if self.temporary_failure:
+            text += f"; stopped early: {self.temporary_failure}"
+        return text
