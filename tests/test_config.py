@@ -84,7 +84,7 @@ def test_passwords_never_appear_in_repr(tmp_path: Path) -> None:
         (IMAP + '[policy]\ndigest_time = "25:00"\n', "[policy] digest_time"),
         (IMAP + "[policy]\nerasure_delay_days = 31\n", "more than the 30 calendar days"),
         (IMAP + '[datbase]\nurl = "x"\n', "[datbase]: unknown section"),
-        (IMAP + '[database]\nurl = "mysql://x"\n', None),
+        (IMAP + '[database]\nurl = "mssql://x"\n', None),
         (IMAP + '[maildir]\npath = "m"\n', "exactly one mailbox section"),
         (IMAP + '[smtp]\nhost = "h"\nfrom_address = "a@b"\n[file_delivery]\ndirectory = "o"\n', "only one way"),
         ("[imap\n", "not valid TOML"),
@@ -110,11 +110,22 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
 
 def test_every_key_the_loader_reads_is_in_the_example() -> None:
     import re
+    from typing import get_args
 
-    source = (REPO / "dsr_mailbot" / "config.py").read_text(encoding="utf-8")
-    keys = set(re.findall(r'\.(?:string|integer|boolean|choice|string_list|path|secret)\(\s*"(\w+)"', source))
+    from pydantic import BaseModel
+
+    from dsr_mailbot.config import Config
+
+    keys: set[str] = set()
+    for name, field in Config.model_fields.items():
+        if name in ("path", "systems"):  # not a key; the data map has its own example (README)
+            continue
+        section = next(t for t in (field.annotation, *get_args(field.annotation))
+                       if isinstance(t, type) and issubclass(t, BaseModel))
+        keys.update(key for key, inner in section.model_fields.items()
+                    if not str(inner.annotation).startswith("tuple[dsr_mailbot"))  # [[web.operators]]: tables
     example = (REPO / "config.example.toml").read_text(encoding="utf-8")
-    assert len(keys) >= 20
+    assert len(keys) >= 40
     for key in keys:
         assert re.search(rf"^#?\s*{key}(_file|_env)?\s*=", example, re.MULTILINE), key
 
@@ -212,3 +223,78 @@ def test_the_daemon_serves_health_and_metrics_only_where_told(tmp_path: Path) ->
     assert told.daemon.metrics_listen == ("127.0.0.1", 9464)
     with pytest.raises(ConfigError, match=r"\[daemon\] metrics_listen: expected host:port"):
         load_config(write(tmp_path, IMAP + '[daemon]\nmetrics_listen = "9464"\n'))
+
+
+# The data map ([[systems]]): its shape is checked on load, each mistake named by entry, table and key.
+
+SHOP = """
+[[systems]]
+kind = "sql"
+name = "Shop"
+url = "sqlite:///shop.db"
+[[systems.tables]]
+table = "b_user"
+match = "EMAIL"
+fields = { email = "EMAIL", phone = "PERSONAL_PHONE", marketing_consent = "UF_NEWS" }
+erase = "delete"
+[[systems.tables]]
+table = "orders"
+via = "USER_ID -> b_user.ID"
+access = { ID = "Order", PRICE = "Amount" }
+erase = { CONTACT_EMAIL = "", CONTACT_PHONE = "" }
+"""
+
+
+def test_without_systems_the_bots_own_store_is_the_one_system(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, IMAP))
+    (only,) = config.data_map
+    assert only.kind == "builtin" and config.system_label(only) == config.policy.system_name
+
+
+def test_a_data_map_is_read_with_its_tables_references_and_erasure(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILER_SECRET", "s3cret")
+    text = IMAP + SHOP + '[[systems]]\nkind = "http"\nname = "Mailer"\nurl = "https://mailer.example/dsr"\n' \
+                         'secret_env = "MAILER_SECRET"\n'
+    shop, mailer = load_config(write(tmp_path, text)).data_map
+    assert shop.kind == "sql" and [t.table for t in shop.tables] == ["b_user", "orders"]
+    reference = shop.tables[1].reference
+    assert reference is not None
+    assert (reference.column, reference.table, reference.target) == ("USER_ID", "b_user", "ID")
+    assert shop.tables[1].erase == {"CONTACT_EMAIL": "", "CONTACT_PHONE": ""}
+    assert mailer.kind == "http" and mailer.secret == "s3cret" and "s3cret" not in repr(mailer)
+    assert "sqlite" not in repr(shop)  # the URL may hold a password
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    (('match = "EMAIL"', 'via = "USER_ID -> nowhere.ID"'), '[[systems]] #1 "Shop" → tables #1 → via: nowhere'),
+    (('via = "USER_ID -> b_user.ID"', 'via = "USER_ID"'), '[[systems]] #1 "Shop" → tables #2 → via: expected'),
+    (('match = "EMAIL"\n', ""), '[[systems]] #1 "Shop" → tables #1 → match: give match'),
+    (('erase = "delete"\n', ""), '[[systems]] #1 "Shop" → tables #1 → erase: missing'),
+    (("email = ", "emial = "), '[[systems]] #1 "Shop" → tables #1 → fields → emial: must be one of email'),
+    (('table = "b_user"', 'table = "b_user; DROP TABLE x"'), "is not a table or column name"),
+    (('kind = "sql"', 'kind = "crm"'), '[[systems]] #1 "Shop"'),
+    (('url = "sqlite:///shop.db"', 'url_env = "NO_SUCH_VARIABLE_HERE"'),
+     '[[systems]] #1 "Shop" → url_env: environment variable NO_SUCH_VARIABLE_HERE is not set'),
+])
+def test_a_wrong_data_map_is_named_by_entry_table_and_key(tmp_path: Path, change: tuple[str, str],
+                                                          named: str) -> None:
+    old, new = change
+    assert old in SHOP
+    with pytest.raises(ConfigError) as refused:
+        load_config(write(tmp_path, IMAP + SHOP.replace(old, new, 1)))
+    assert named in str(refused.value)
+
+
+@pytest.mark.parametrize(("extra", "named"), [
+    ('[[systems]]\nkind = "builtin"\nname = "Bot"\n[policy]\nsystem_name = "Also the bot"\n', "give its name once"),
+    ('[[systems]]\nkind = "builtin"\n[[systems]]\nkind = "builtin"\n', "builtin system is listed twice"),
+    ('[[systems]]\nkind = "http"\nname = "Shop"\nurl = "https://x.example"\nsecret_env = "HOME"\n',
+     "'Shop' is listed twice"),
+    ('[[systems]]\nkind = "http"\nname = "Mailer"\nurl = "https://x.example"\nsecret = "inline"\n',
+     "secret: give secret_env or secret_file"),
+])
+def test_systems_are_named_once_and_secrets_stay_out_of_the_file(tmp_path: Path, extra: str, named: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_config(write(tmp_path, IMAP + SHOP + extra))
+    assert named in str(refused.value) and "inline" not in str(refused.value)

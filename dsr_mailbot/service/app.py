@@ -64,7 +64,17 @@ def make_transport(config: Config) -> Transport:
     return FileTransport(config.file_delivery.directory)
 
 
+def check_data_map(config: Config) -> None:
+    """Refuse a data map this version reads but cannot yet carry requests out in (issue 19, in progress)."""
+    for number, system in enumerate(config.data_map, start=1):
+        if system.kind != "builtin":
+            raise ConfigError(f'[[systems]] #{number} "{system.name}": kind "{system.kind}" is read and checked '
+                              "('dsr-mailbot systems check') but requests are not yet carried out there by this "
+                              "version; list only the builtin system for now")
+
+
 def build_services(config: Config, store: Store | None = None) -> Services:
+    check_data_map(config)
     store = store or config.open_store()
     store.check_schema()
     renderer = Renderer(config.templates_dir, operator_name=config.policy.operator_name)

@@ -30,12 +30,12 @@ def maildir(tmp_path: Path) -> Path:
 def test_uids_follow_arrival_and_survive_reopening(maildir: Path) -> None:
     deliver(maildir, "b.host", mail("a@example.kz", "second"), 2000)
     deliver(maildir, "a.host:2,S", mail("a@example.kz", "first"), 1000, sub="cur")
-    first = MaildirSource(MaildirConfig(maildir))
+    first = MaildirSource(MaildirConfig(path=maildir))
     validity = first.open()
     assert [r.header.split(b"Subject: ")[1][:6] for b in first.scan(0, 10) for r in b] == [b"first\r", b"second"]
 
     deliver(maildir, "c.host", mail("a@example.kz", "third"), 3000)
-    again = MaildirSource(MaildirConfig(maildir))
+    again = MaildirSource(MaildirConfig(path=maildir))
     assert again.open() == validity
     assert [r.uid for b in again.scan(2, 10) for r in b] == [3]
 
@@ -44,7 +44,7 @@ def test_archive_moves_the_request_and_nothing_else(maildir: Path) -> None:
     other = deliver(maildir, "other.host", mail("a@example.kz", "question"), 1000)
     request = deliver(maildir, "req.host", mail("a@example.kz", "Unsubscribe"), 2000)
     before = other.read_bytes(), other.stat().st_mtime
-    source = MaildirSource(MaildirConfig(maildir, processed_folder="Done"))
+    source = MaildirSource(MaildirConfig(path=maildir, processed_folder="Done"))
     source.open()
 
     source.archive([2])
@@ -58,7 +58,7 @@ def test_archive_moves_the_request_and_nothing_else(maildir: Path) -> None:
 def test_fetch_caps_the_size(maildir: Path) -> None:
     data = mail("a@example.kz", "big", "x" * 10_000)
     deliver(maildir, "big.host", data, 1000)
-    source = MaildirSource(MaildirConfig(maildir))
+    source = MaildirSource(MaildirConfig(path=maildir))
     source.open()
     fetched = source.fetch(1, 4096)
     assert fetched is not None and fetched.truncated and fetched.data == data[:4096]
@@ -69,7 +69,7 @@ def test_fetch_many_caps_each_and_leaves_out_what_is_gone(maildir: Path) -> None
     small, big = mail("a@example.kz", "small"), mail("b@example.kz", "big", "x" * 10_000)
     deliver(maildir, "small.host", small, 1000)
     deliver(maildir, "big.host", big, 1001)
-    source = MaildirSource(MaildirConfig(maildir))
+    source = MaildirSource(MaildirConfig(path=maildir))
     source.open()
     fetched = source.fetch_many([1, 2, 99], 4096)
     assert sorted(fetched) == [1, 2]
@@ -79,7 +79,7 @@ def test_fetch_many_caps_each_and_leaves_out_what_is_gone(maildir: Path) -> None
 
 def test_complete_records_are_the_scan_s_records_and_leave_out_what_is_gone(maildir: Path) -> None:
     deliver(maildir, "one.host", mail("a@example.kz", "one"), 1000)
-    source = MaildirSource(MaildirConfig(maildir))
+    source = MaildirSource(MaildirConfig(path=maildir))
     source.open()
     [[scanned]] = list(source.scan(0, 10, ("SUBJECT",)))  # a local file: the whole record costs no more
     assert scanned.complete and source.complete_records([1, 99]) == {1: scanned}
@@ -87,7 +87,7 @@ def test_complete_records_are_the_scan_s_records_and_leave_out_what_is_gone(mail
 
 def test_not_a_maildir_or_a_damaged_uid_list_is_an_error(tmp_path: Path, maildir: Path) -> None:
     with pytest.raises(SourceError, match="not a Maildir"):
-        MaildirSource(MaildirConfig(tmp_path / "nothing")).open()
+        MaildirSource(MaildirConfig(path=tmp_path / "nothing")).open()
     (maildir / "dsr-mailbot-uidlist").write_text("{broken", encoding="utf-8")
     with pytest.raises(SourceError, match="damaged"):
-        MaildirSource(MaildirConfig(maildir)).open()
+        MaildirSource(MaildirConfig(path=maildir)).open()

@@ -29,7 +29,7 @@ from dsr_mailbot.web.auth import (
 from tests.web.console import LOGIN, PASSWORD, PASSWORD_HASH
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-OPERATOR = WebOperator(LOGIN, PASSWORD_HASH, "kk")
+OPERATOR = WebOperator(login=LOGIN, password_hash=PASSWORD_HASH, language="kk")
 
 
 def test_only_the_right_password_of_a_configured_login_passes() -> None:
@@ -43,7 +43,7 @@ def test_only_the_right_password_of_a_configured_login_passes() -> None:
 def test_the_dummy_hash_of_unknown_logins_costs_what_the_configured_hashes_cost() -> None:
     """argon2-cffi's defaults would do for the dummy only while the operators' hashes used them too."""
     strong = PasswordHasher(time_cost=4, memory_cost=96 * 1024, parallelism=2).hash(PASSWORD)
-    passwords = Passwords({LOGIN: WebOperator(LOGIN, strong, "ru")})
+    passwords = Passwords({LOGIN: WebOperator(login=LOGIN, password_hash=strong, language="ru")})
     assert extract_parameters(passwords.dummy_hash) == extract_parameters(strong)
     assert passwords.check("nobody", PASSWORD) is None and passwords.check(LOGIN, PASSWORD) is not None
 
