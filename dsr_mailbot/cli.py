@@ -285,6 +285,11 @@ def users_import(state: CliState, file: Path) -> int:
     """Add users from a CSV file (all rows or none)."""
     from dsr_mailbot.store.users import CsvImportError, import_users, read_users_csv
 
+    if not any(system.kind == "builtin" for system in state.config.data_map):
+        click.echo("dsr-mailbot: users import: the data map ([[systems]]) has no builtin system; people are found "
+                   "in the systems it lists, and nothing is imported", err=True)
+        return EX_USAGE
+
     try:
         rows = read_users_csv(file.read_text(encoding="utf-8-sig"))
     except UnicodeDecodeError:
@@ -313,6 +318,45 @@ def users_export(state: CliState, fmt: str) -> int:
     store.check_schema()
     click.echo(json.dumps(export_users(store), ensure_ascii=False, indent=2))
     return EX_OK
+
+
+@cli.group("systems")
+def systems_group() -> None:
+    """The data map: the systems where the person's data live ([[systems]])."""
+
+
+@systems_group.command("check")
+@pass_state
+def systems_check(state: CliState) -> int:
+    """Connect to each system and compare its mapping with what is there (0 fine, 75 unreachable, 78 wrong)."""
+    from dsr_mailbot.systems import connect
+
+    config, worst = state.config, EX_OK
+    for system in config.data_map:
+        connector = connect(config, system)
+        try:
+            checks = connector.check()
+        except ConfigError as exc:
+            click.echo(f"{connector.name} ({system.kind}): wrong mapping: {exc}", err=True)
+            worst = EX_CONFIG
+            continue
+        except DsrMailbotError as exc:
+            if not exc.temporary:
+                raise
+            click.echo(f"{connector.name} ({system.kind}): cannot be reached: {exc}", err=True)
+            worst = max(worst, EX_TEMPFAIL) if worst != EX_CONFIG else worst
+            continue
+        finally:
+            connector.close()
+        click.echo(f"{connector.name} ({system.kind}): reachable")
+        for check in checks:
+            index = {True: "indexed", False: "NOT indexed", None: "-"}[check.match_indexed]
+            rows = "?" if check.rows is None else f"{'~' if check.estimated else ''}{check.rows:,}"
+            click.echo(f"  {check.table}: found; match column {index}; {rows} rows; "
+                       f"columns: {', '.join(check.columns)}")
+            for warning in check.warnings:
+                click.echo(f"  warning: {check.table}: {warning}")
+    return worst
 
 
 @cli.command()

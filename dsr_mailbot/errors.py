@@ -13,8 +13,13 @@ configuration, and the servers the bot talks to::
     │   └── StoreUnavailable        … in a way that may pass (connection refused, locked)
     ├── SourceError                 the mailbox (IMAP or Maildir) failed
     │   └── SourceUnavailable       … in a way that may pass (connection lost, timeout)
-    └── SendError                   the SMTP server refused or failed
-        └── SendUnavailable         … in a way that may pass (4xx, connection refused)
+    ├── SendError                   the SMTP server refused or failed
+    │   └── SendUnavailable         … in a way that may pass (4xx, connection refused)
+    └── DataSystemError             a system of the data map ([[systems]]) failed an action
+        ├── SystemRefused           … for good (an HTTP 4xx, a constraint): the request goes to review
+        └── SystemUnavailable       … in a way that may pass (down, timeout, 5xx, 429); retry_after when told
+
+    MappingError (a ConfigError)    a table or column of the data map is not in the database (exit 78)
 
 Library exceptions are translated at the adapter that called the library,
 with ``raise … from exc``.  Messages carry identifiers (a UID, a request id,
@@ -73,6 +78,25 @@ class SendUnavailable(SendError):
     """Raised when the SMTP server is unreachable or answers 4xx; the reply stays queued."""
 
     temporary = True
+
+
+class MappingError(ConfigError):
+    """Raised when the data map names a table or column the system does not have; the message names both."""
+
+
+class DataSystemError(DsrMailbotError):
+    """Raised when a system of the data map fails an action for a reason a retry will not fix."""
+
+
+class SystemRefused(DataSystemError):
+    """Raised when a system refuses an action for good (HTTP 4xx, a database constraint); a person decides."""
+
+
+class SystemUnavailable(DataSystemError):
+    """Raised when a system cannot be reached or asks to be retried; ``retry_after`` seconds when it said so."""
+
+    temporary = True
+    retry_after: float | None = None
 
 
 def where_raised(exc: BaseException) -> str:

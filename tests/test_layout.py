@@ -71,7 +71,7 @@ def test_the_console_and_the_command_line_are_on_top() -> None:
 def test_the_service_runs_the_pipeline_and_only_the_top_runs_the_service() -> None:
     assert _importers("dsr_mailbot.service") <= {"dsr_mailbot.cli", "dsr_mailbot.demo"} | {
         m for m in GRAPH if m.startswith("dsr_mailbot.web")}
-    stages = ("mailbox", "reading", "trust", "intents", "replies", "store")
+    stages = ("mailbox", "reading", "trust", "intents", "replies", "store", "systems")
     for stage in stages:
         above = {"lifecycle", "pipeline", "service", "web", "cli", "demo", "facts", "decisions"}
         for module, targets in GRAPH.items():

@@ -1,0 +1,182 @@
+"""HTTP systems: data behind an API (a CRM, a mailing tool, a shop platform), reached by signed JSON POSTs.
+
+Every action is a POST of JSON to the system's ``url``::
+
+    {"action": "lookup"|"access"|"update"|"optout"|"withdraw"|"erase",
+     "id": "<the action's id>", "email": "<the address>", "changes": {...}}
+
+signed in the style of Stripe's and GitHub's webhooks:
+
+- ``Idempotency-Key``: the action's id, the same on every retry; a receiver
+  that has seen it answers as before and does nothing again;
+- ``X-DSR-Timestamp``: Unix seconds; a receiver refuses one more than
+  :data:`TOLERANCE_SECONDS` away from its clock (a replayed request);
+- ``X-DSR-Signature: v1=<hex HMAC-SHA256(secret, timestamp + "." + body)>``.
+
+Answers: 2xx is done (``lookup``: ``{"found": bool}``; ``access``:
+``{"records": [{"label": str, "fields": {str: str}}]}``; ``erase`` may say
+``{"deleted": n, "updated": n}``).  A 4xx is permanent (the request goes to
+review, naming the system), except 408, 425 and 429, which are retried like a
+5xx, a timeout or a refused connection, honouring ``Retry-After``.
+``contrib/dsr_receiver.py`` is a small receiver that checks all of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+
+from dsr_mailbot.errors import SystemRefused, SystemUnavailable
+from dsr_mailbot.systems.protocol import Changes, Done, HeldRecord, TableCheck
+
+if TYPE_CHECKING:
+    import httpx2
+
+TOLERANCE_SECONDS = 300
+RETRIED_4XX = frozenset({408, 425, 429})
+MAX_ANSWER_BYTES = 1024 * 1024  # an access answer is about one person
+SIGNATURE_VERSION = "v1"
+
+
+def signature(secret: bytes, timestamp: str, body: bytes) -> str:
+    """``v1=<hex>``: HMAC-SHA256 over the timestamp, a dot and the exact body bytes."""
+    digest = hmac.new(secret, timestamp.encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
+    return f"{SIGNATURE_VERSION}={digest}"
+
+
+def verify_signature(secret: bytes, timestamp: str, body: bytes, header: str, now: float,
+                     tolerance: int = TOLERANCE_SECONDS) -> bool:
+    """A receiver's check: a fresh timestamp and a matching signature, compared in constant time."""
+    try:
+        sent = int(timestamp)
+    except ValueError:
+        return False
+    if abs(now - sent) > tolerance:
+        return False
+    expected = signature(secret, timestamp, body)
+    return any(hmac.compare_digest(expected, part.strip()) for part in header.split(","))
+
+
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """``Retry-After`` as seconds from now: a number of seconds, or an HTTP date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        return max(parsedate_to_datetime(value).timestamp() - now, 0.0)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+class HttpConnector:
+    """One ``kind = "http"`` entry."""
+
+    def __init__(self, name: str, url: str, secret: str, *, timeout_seconds: float = 10, read_only: bool = False,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._name = name
+        self.url = url
+        self.secret = secret.encode("utf-8")
+        self.timeout = timeout_seconds
+        self.read_only = read_only
+        self.clock = clock
+        self._client: httpx2.Client | None = None
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def _post(self, action: str, email: str, key: str, changes: Changes | None = None) -> dict[str, Any]:
+        import httpx2
+
+        body = json.dumps({"action": action, "id": key, "email": email, "changes": dict(changes or {})},
+                          ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        timestamp = str(int(self.clock()))
+        headers = {"Content-Type": "application/json", "Idempotency-Key": key, "X-DSR-Timestamp": timestamp,
+                   "X-DSR-Signature": signature(self.secret, timestamp, body), "User-Agent": "dsr-mailbot"}
+        if self._client is None:
+            self._client = httpx2.Client(timeout=self.timeout, follow_redirects=False)
+        try:
+            response = self._client.post(self.url, content=body, headers=headers)
+        except httpx2.HTTPError as exc:  # refused, reset, timed out: the text may name the URL
+            raise SystemUnavailable(f'system "{self._name}": unreachable ({type(exc).__name__})') from None
+        status = response.status_code
+        if status >= 500 or status in RETRIED_4XX:
+            error = SystemUnavailable(f'system "{self._name}": answered {status}')
+            error.retry_after = retry_after_seconds(response.headers.get("Retry-After"), self.clock())
+            raise error
+        if status >= 300:
+            raise SystemRefused(f'system "{self._name}": refused the {action} ({status})')
+        if not response.content:
+            return {}
+        if len(response.content) > MAX_ANSWER_BYTES:
+            raise SystemRefused(f'system "{self._name}": an answer of more than {MAX_ANSWER_BYTES} bytes')
+        try:
+            answer = response.json()
+        except ValueError:
+            raise SystemRefused(f'system "{self._name}": the {action} answer is not JSON') from None
+        if not isinstance(answer, dict):
+            raise SystemRefused(f'system "{self._name}": the {action} answer is not a JSON object')
+        return answer
+
+    def lookup(self, email: str, key: str = "") -> bool:
+        found = self._post("lookup", email, key or _fresh_key()).get("found")
+        if not isinstance(found, bool):
+            raise SystemRefused(f'system "{self._name}": the lookup answer has no "found": true/false')
+        return found
+
+    def access(self, email: str, key: str = "") -> list[HeldRecord]:
+        records = self._post("access", email, key or _fresh_key()).get("records", [])
+        held: list[HeldRecord] = []
+        if not isinstance(records, list):
+            raise SystemRefused(f'system "{self._name}": the access answer\'s "records" is not a list')
+        for record in records:
+            fields = record.get("fields") if isinstance(record, dict) else None
+            label = record.get("label") if isinstance(record, dict) else None
+            if not isinstance(label, str) or not isinstance(fields, dict):
+                raise SystemRefused(f'system "{self._name}": an access record without a label or fields')
+            held.append(HeldRecord(label[:200], {str(k)[:200]: str(v)[:2000] for k, v in fields.items()
+                                                 if v is not None}))
+        return held
+
+    def update(self, email: str, changes: Changes, key: str) -> Done:
+        return self._act("update", email, key, changes)
+
+    def optout(self, email: str, key: str) -> Done:
+        return self._act("optout", email, key)
+
+    def withdraw(self, email: str, key: str) -> Done:
+        return self._act("withdraw", email, key)
+
+    def erase(self, email: str, key: str) -> Done:
+        return self._act("erase", email, key)
+
+    def _act(self, action: str, email: str, key: str, changes: Changes | None = None) -> Done:
+        if self.read_only:
+            raise SystemRefused(f'system "{self._name}" is read_only')
+        answer = self._post(action, email, key, changes)
+        counts = [answer.get(name, 0) for name in ("deleted", "updated")]
+        deleted, updated = (c if isinstance(c, int) and not isinstance(c, bool) and c >= 0 else 0 for c in counts)
+        return Done(deleted=deleted, updated=updated)
+
+    def check(self) -> list[TableCheck]:
+        """A lookup of an address no one has: the system answers, and its answer has the right shape."""
+        self.lookup("dsr-mailbot-check@invalid", _fresh_key())
+        return []
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def _fresh_key() -> str:
+    import secrets
+
+    return f"dsr-{secrets.token_hex(12)}"

@@ -1,0 +1,106 @@
+"""What every system where personal data live answers to: one small interface, typed results, one error tree.
+
+A connector is given the person's address in the bot's normal form
+(:func:`~dsr_mailbot.addresses.normalise_address`) and does one action.
+Every action is idempotent: it sets values (``SET col = :new WHERE …``) or
+deletes rows, so running it again after a crash finds nothing left to do and
+changes nothing more; an HTTP system gets the same idempotency key again.
+
+Errors, added to :mod:`dsr_mailbot.errors`:
+
+- :class:`~dsr_mailbot.errors.SystemUnavailable` (temporary: the system is
+  down, times out, or asks to retry): the action waits and is retried;
+- :class:`~dsr_mailbot.errors.SystemRefused` (permanent: an HTTP 4xx, a
+  constraint the database enforces): the request goes to review, naming the system;
+- :class:`~dsr_mailbot.errors.MappingError` (a configuration error, exit 78):
+  a table or column of the data map is not there.
+
+Messages name the system, the table and the column, never the URL or a value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+Action = Literal["lookup", "access", "update", "optout", "withdraw", "erase"]
+ACTIONS: tuple[Action, ...] = ("lookup", "access", "update", "optout", "withdraw", "erase")
+# A change an update carries: a bot field's new value (text, or a consent's true/false).
+Changes = Mapping[str, str | bool]
+
+
+@dataclass(frozen=True)
+class HeldRecord:
+    """What one table (or one record of an API) holds about the person, labelled for an access answer."""
+
+    label: str
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True)
+class TableDone:
+    """What an action did in one table: the act of destruction reports it."""
+
+    table: str
+    deleted: int = 0
+    updated: int = 0
+    cleared: tuple[str, ...] = ()  # the columns overwritten (erase by values)
+
+
+@dataclass(frozen=True)
+class Done:
+    """What an action did in a system, table by table (an HTTP system reports its own counts)."""
+
+    tables: tuple[TableDone, ...] = ()
+    deleted: int = 0
+    updated: int = 0
+
+    @classmethod
+    def of(cls, tables: list[TableDone]) -> Done:
+        return cls(tuple(tables), sum(t.deleted for t in tables), sum(t.updated for t in tables))
+
+
+@dataclass(frozen=True)
+class TableCheck:
+    """``systems check``, per table: found, its columns, the match column's index, a row count."""
+
+    table: str
+    found: bool
+    columns: tuple[str, ...] = ()
+    match_indexed: bool | None = None  # None: not a match table
+    rows: int | None = None
+    estimated: bool = False
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+
+class Connector(Protocol):
+    """A system of the data map (``builtin``, ``sql``, ``http``)."""
+
+    @property
+    def name(self) -> str:
+        """What acts, access answers and the console call it."""
+
+    def lookup(self, email: str) -> bool:
+        """Does the system hold anything about the person at this address?"""
+
+    def access(self, email: str) -> list[HeldRecord]:
+        """Everything it holds about them, labelled."""
+
+    def update(self, email: str, changes: Changes, key: str) -> Done:
+        """Set the mapped fields; a new ``email`` also changes the match columns."""
+
+    def optout(self, email: str, key: str) -> Done:
+        """Marketing off wherever it is mapped."""
+
+    def withdraw(self, email: str, key: str) -> Done:
+        """Consent to processing (and marketing) off wherever it is mapped."""
+
+    def erase(self, email: str, key: str) -> Done:
+        """Each table's ``erase``: its rows deleted, or their columns overwritten."""
+
+    def check(self) -> list[TableCheck]:
+        """Connect and compare the mapping with what is there (raises MappingError when it is wrong)."""
+
+    def close(self) -> None:
+        """Release connections."""

@@ -1,0 +1,94 @@
+"""A shop's own database, not shaped like the bot's: customers, orders that keep a contact, a newsletter list.
+
+Made with SQLAlchemy Core on each engine, the way a shop platform would have made it (upper-case columns,
+a customer id in the orders, booleans the engine's own way).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import Boolean, Column, Engine, ForeignKey, Index, Integer, MetaData, Numeric, String, Table, text
+
+from dsr_mailbot.config.datamap import TableMap
+
+METADATA = MetaData()
+B_USER = Table(
+    "b_user", METADATA,
+    Column("ID", Integer, primary_key=True, autoincrement=True),
+    Column("LOGIN", String(50)),
+    Column("EMAIL", String(255)),
+    Column("NAME", String(50)),
+    Column("LAST_NAME", String(50)),
+    Column("SECOND_NAME", String(50)),
+    Column("PERSONAL_PHONE", String(30)),
+    Column("UF_NEWS", Boolean),
+    Column("UF_AGREED", Boolean),
+    Index("ix_b_user_email", "EMAIL"),
+)
+SALE_ORDER = Table(
+    "sale_order", METADATA,
+    Column("ID", Integer, primary_key=True, autoincrement=True),
+    Column("USER_ID", Integer, ForeignKey("b_user.ID", ondelete="SET NULL")),  # an order outlives its customer
+    Column("PRICE", Numeric(10, 2)),
+    Column("CONTACT_EMAIL", String(255)),
+    Column("CONTACT_PHONE", String(30)),
+)
+ORDER_ITEM = Table(  # two references away from the customer
+    "sale_basket", METADATA,
+    Column("ID", Integer, primary_key=True, autoincrement=True),
+    Column("ORDER_ID", Integer, ForeignKey("sale_order.ID")),
+    Column("GIFT_NOTE", String(200)),
+)
+NEWSLETTER = Table(
+    "newsletter", METADATA,
+    Column("ID", Integer, primary_key=True, autoincrement=True),
+    Column("ADDR", String(255)),
+    Column("ACTIVE", Boolean),
+)
+
+MAPPING = (
+    TableMap(table="b_user", match="EMAIL", erase="delete",
+             fields={"email": "EMAIL", "phone": "PERSONAL_PHONE", "surname": "LAST_NAME", "first_name": "NAME",
+                     "patronymic": "SECOND_NAME", "marketing_consent": "UF_NEWS", "processing_consent": "UF_AGREED"},
+             access={"LOGIN": "Login"}),
+    TableMap(table="sale_basket", via="ORDER_ID -> sale_order.ID", access={"GIFT_NOTE": "Gift note"},
+             erase={"GIFT_NOTE": ""}),
+    TableMap(table="sale_order", via="USER_ID -> b_user.ID", fields={"phone": "CONTACT_PHONE"},
+             access={"ID": "Order", "PRICE": "Amount"}, erase={"CONTACT_EMAIL": "", "CONTACT_PHONE": ""}),
+    TableMap(table="newsletter", match="ADDR", fields={"marketing_consent": "ACTIVE"}, erase="delete"),
+)
+
+
+def build_shop(engine: Engine) -> None:
+    """Fresh tables with Pavel, a look-alike of him, and Anna (a Unicode domain), each with an order."""
+    METADATA.drop_all(engine)
+    METADATA.create_all(engine)
+    with engine.begin() as conn:
+        people = [
+            {"ID": 1, "LOGIN": "pavel", "EMAIL": "Pavel.K@Example.com", "NAME": "Павел", "LAST_NAME": "Ким",
+             "SECOND_NAME": "Олегович", "PERSONAL_PHONE": "+77011112233", "UF_NEWS": True, "UF_AGREED": True},
+            # Another person whose address only a _ci collation confuses with Pavel's.
+            {"ID": 2, "LOGIN": "pável", "EMAIL": "pável.k@example.com", "NAME": "Pável", "LAST_NAME": "Other",
+             "PERSONAL_PHONE": "+77019998877", "UF_NEWS": True, "UF_AGREED": True},
+            {"ID": 3, "LOGIN": "anna", "EMAIL": "anna@пример.kz", "NAME": "Анна", "UF_NEWS": True,
+             "UF_AGREED": True},
+        ]
+        for person in people:  # rows of different keys: one INSERT each
+            conn.execute(B_USER.insert(), person)
+        conn.execute(SALE_ORDER.insert(), [
+            {"ID": 10, "USER_ID": 1, "PRICE": Decimal("129.90"), "CONTACT_EMAIL": "Pavel.K@Example.com",
+             "CONTACT_PHONE": "+77011112233"},
+            {"ID": 11, "USER_ID": 2, "PRICE": Decimal("5.00"), "CONTACT_EMAIL": "pável.k@example.com",
+             "CONTACT_PHONE": "+77019998877"},
+        ])
+        conn.execute(ORDER_ITEM.insert(), [{"ID": 100, "ORDER_ID": 10, "GIFT_NOTE": "Для Павла"},
+                                           {"ID": 101, "ORDER_ID": 11, "GIFT_NOTE": "other"}])
+        conn.execute(NEWSLETTER.insert(), [{"ID": 1, "ADDR": "PAVEL.K@example.com", "ACTIVE": True},
+                                           {"ID": 2, "ADDR": "pável.k@example.com", "ACTIVE": True}])
+
+
+def add_lower_index(engine: Engine) -> None:
+    """What README tells a PostgreSQL or SQLite operator to add: an index on lower(EMAIL)."""
+    with engine.begin() as conn:
+        conn.execute(text('CREATE INDEX ix_b_user_email_lower ON b_user (lower("EMAIL"))'))

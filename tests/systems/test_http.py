@@ -1,0 +1,160 @@
+"""HTTP systems: signed JSON POSTs to a real server on 127.0.0.1; the example receiver in contrib/ does each once."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dsr_mailbot.errors import SystemRefused, SystemUnavailable
+from dsr_mailbot.systems.http import HttpConnector, retry_after_seconds, signature, verify_signature
+from tests.servers import ScriptedHttpServer, free_port, wait_for_port
+
+REPO = Path(__file__).resolve().parents[2]
+SECRET = "correct horse battery staple"
+
+
+# The signature, as pure functions.
+
+def test_the_signature_is_hmac_sha256_of_the_timestamp_a_dot_and_the_body() -> None:
+    body = b'{"action":"optout"}'
+    expected = hmac.new(SECRET.encode(), b"1700000000." + body, hashlib.sha256).hexdigest()
+    assert signature(SECRET.encode(), "1700000000", body) == f"v1={expected}"
+
+
+def test_a_receiver_refuses_a_stale_timestamp_a_changed_body_and_another_secret() -> None:
+    body, now = b'{"action":"erase"}', 1_700_000_000.0
+    header = signature(SECRET.encode(), "1700000000", body)
+    assert verify_signature(SECRET.encode(), "1700000000", body, header, now + 300)
+    assert not verify_signature(SECRET.encode(), "1700000000", body, header, now + 301)  # replayed later
+    assert not verify_signature(SECRET.encode(), "1700000000", body, header, now - 301)
+    assert not verify_signature(SECRET.encode(), "1700000000", body + b" ", header, now)
+    assert not verify_signature(b"another secret", "1700000000", body, header, now)
+    assert not verify_signature(SECRET.encode(), "soon", body, header, now)
+
+
+def test_retry_after_is_read_as_seconds_or_as_a_date() -> None:
+    assert retry_after_seconds("120", 0) == 120
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", 1445412470.0) == 10
+    assert retry_after_seconds("soon", 0) is None and retry_after_seconds(None, 0) is None
+
+
+# Against a scripted server: what each answer means.
+
+@pytest.fixture
+def server() -> Iterator[ScriptedHttpServer]:
+    server = ScriptedHttpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+def connector_for(url: str) -> HttpConnector:
+    return HttpConnector("Mailer", url, SECRET, timeout_seconds=5)
+
+
+def test_each_action_is_a_signed_post_carrying_its_idempotency_key(server: ScriptedHttpServer) -> None:
+    server.answer(200, {"updated": 1})
+    connector = connector_for(server.url)
+    done = connector.optout("pavel.k@example.com", key="dsr-a-17")
+
+    assert done.updated == 1
+    (request,) = server.requests
+    assert request.headers["Idempotency-Key"] == "dsr-a-17"
+    assert verify_signature(SECRET.encode(), request.headers["X-DSR-Timestamp"], request.body,
+                            request.headers["X-DSR-Signature"], time.time())
+    assert json.loads(request.body) == {"action": "optout", "id": "dsr-a-17", "email": "pavel.k@example.com",
+                                        "changes": {}}
+    connector.close()
+
+
+@pytest.mark.parametrize(("status", "temporary"), [(500, True), (503, True), (408, True), (425, True), (429, True),
+                                                   (400, False), (401, False), (404, False), (409, False)])
+def test_a_5xx_and_408_425_429_are_retried_any_other_4xx_is_permanent(server: ScriptedHttpServer, status: int,
+                                                                      temporary: bool) -> None:
+    server.answer(status, {"error": "x"}, headers={"Retry-After": "30"})
+    connector = connector_for(server.url)
+    with pytest.raises(SystemUnavailable if temporary else SystemRefused) as failed:
+        connector.erase("pavel.k@example.com", key="k")
+    assert '"Mailer"' in str(failed.value) and str(status) in str(failed.value)
+    if temporary:
+        assert getattr(failed.value, "retry_after", None) == 30
+    connector.close()
+
+
+def test_a_refused_connection_or_a_timeout_is_temporary_and_the_url_is_not_shown() -> None:
+    connector = HttpConnector("Mailer", f"http://127.0.0.1:{free_port()}/dsr?token=s3cret", SECRET)
+    with pytest.raises(SystemUnavailable) as down:
+        connector.optout("pavel.k@example.com", key="k")
+    assert "s3cret" not in str(down.value) and "127.0.0.1" not in str(down.value)
+    connector.close()
+
+
+def test_answers_of_the_wrong_shape_are_refused_not_guessed(server: ScriptedHttpServer) -> None:
+    connector = connector_for(server.url)
+    server.answer(200, {"found": "yes"})
+    with pytest.raises(SystemRefused, match="found"):
+        connector.lookup("pavel.k@example.com")
+    server.answer(200, {"records": [{"fields": {}}]})
+    with pytest.raises(SystemRefused, match="label"):
+        connector.access("pavel.k@example.com")
+    server.answer(200, {"records": [{"label": "CRM", "fields": {"phone": "+77011112233", "vip": True}}]})
+    (record,) = connector.access("pavel.k@example.com")
+    assert (record.label, record.fields) == ("CRM", {"phone": "+77011112233", "vip": "True"})
+    connector.close()
+
+
+# The example receiver in contrib/, as a real process.
+
+@pytest.fixture
+def receiver(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    port, database = free_port(), tmp_path / "mailing.db"
+    process = subprocess.Popen([sys.executable, str(REPO / "contrib" / "dsr_receiver.py"), "--listen",
+                                f"127.0.0.1:{port}", "--db", str(database)],
+                               env={**os.environ, "DSR_SECRET": SECRET})
+    assert wait_for_port(port)
+    with sqlite3.connect(database) as db:
+        db.executemany("INSERT INTO subscribers (email, name) VALUES (?, ?)",
+                       [("pavel.k@example.com", "Павел"), ("anna@example.kz", "Анна")])
+    yield f"http://127.0.0.1:{port}/dsr", database
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_the_example_receiver_does_each_idempotency_keys_action_once(receiver: tuple[str, Path]) -> None:
+    url, database = receiver
+    connector = connector_for(url)
+    assert connector.lookup("pavel.k@example.com") and not connector.lookup("nobody@example.com")
+    (record,) = connector.access("pavel.k@example.com")
+    assert record.fields == {"email": "pavel.k@example.com", "name": "Павел", "subscribed": "yes"}
+
+    first = connector.erase("pavel.k@example.com", key="dsr-e-1")
+    with sqlite3.connect(database) as db:  # the person comes back (a re-import): a retry must not erase again
+        db.execute("INSERT INTO subscribers (email, name) VALUES ('pavel.k@example.com', 'again')")
+    again = connector.erase("pavel.k@example.com", key="dsr-e-1")
+
+    assert first.deleted == again.deleted == 1  # answered as the first time ...
+    with sqlite3.connect(database) as db:  # ... and not done again
+        assert db.execute("SELECT name FROM subscribers ORDER BY name").fetchall() == [("again",), ("Анна",)]
+        assert db.execute("SELECT count(*) FROM seen_keys WHERE key = 'dsr-e-1'").fetchone() == (1,)
+    assert connector.erase("pavel.k@example.com", key="dsr-e-2").deleted == 1  # a new action is done
+    connector.close()
+
+
+def test_the_example_receiver_refuses_a_wrong_signature(receiver: tuple[str, Path]) -> None:
+    url, database = receiver
+    forged = HttpConnector("Mailer", url, "not the secret")
+    with pytest.raises(SystemRefused, match="401"):
+        forged.erase("anna@example.kz", key="dsr-e-9")
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT count(*) FROM subscribers").fetchone() == (2,)
+    forged.close()
