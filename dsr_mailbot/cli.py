@@ -168,47 +168,29 @@ def notify(state: CliState, template_name: str, campaign: str, dry_run: bool) ->
 
     from rich.progress import Progress
 
-    from dsr_mailbot.faults import crash_point
-    from dsr_mailbot.replies.notices import (
-        NOTICE_TEMPLATES,
-        batches,
-        check_campaign,
-        queue_notices,
-        queued_notices,
-        recipients,
-        still_to_queue,
-        waiting,
-    )
+    from dsr_mailbot.replies.notices import NOTICE_TEMPLATES, check_campaign, waiting
     from dsr_mailbot.replies.send import drain_outbox
     from dsr_mailbot.service.app import build_services
+    from dsr_mailbot.service.campaign import queue_campaign
     from dsr_mailbot.service.locks import run_lock_for
-    from dsr_mailbot.store.models import utcnow
 
     config = state.config
     check_campaign(campaign)
     template = NOTICE_TEMPLATES[template_name]
-    services = build_services(config)
-    domain = config.reply_domain
-    with services.store.transaction() as session:
-        users = recipients(session, config.policy.default_language)
-        have = queued_notices(session, campaign)
-    todo = still_to_queue(services.keyring, campaign, users, have, domain)
+    services = build_services(config, carrying_out=False)
     if dry_run:
-        click.echo(f"campaign {campaign}: {len(users)} user(s) would receive {template_name}; "
-                   f"{len(users) - len(todo)} already have it queued or sent; nothing queued, nothing sent")
+        counted = queue_campaign(services, campaign, template, dry_run=True)
+        click.echo(f"campaign {campaign}: {counted.recipients} user(s) would receive {template_name}; "
+                   f"{counted.recipients - counted.queued} already have it queued or sent; nothing queued, "
+                   "nothing sent")
         return EX_OK
     with Progress(disable=not sys.stdout.isatty()) as progress:
-        queueing = progress.add_task("queueing", total=len(todo))
-        for batch in batches(todo, 500):
-            with services.store.transaction() as session:
-                queue_notices(session, config=config, keyring=services.keyring, renderer=services.renderer,
-                              campaign=campaign, template=template, users=batch, now=utcnow())
-            crash_point("after_notice_batch")
-            progress.advance(queueing, len(batch))
+        queueing = progress.add_task("queueing", total=None)
+        counted = queue_campaign(services, campaign, template, advance=lambda n: progress.advance(queueing, n))
         # SQLite serves one sending process: send only without a running bot (it would send them itself).
         lock = run_lock_for(services.store, config.source_name) if not services.store.serves_many_workers else None
         if lock is not None and not lock.try_acquire():
-            click.echo(f"campaign {campaign}: {len(todo)} notice(s) queued; the running bot sends them, "
+            click.echo(f"campaign {campaign}: {counted.queued} notice(s) queued; the running bot sends them, "
                        f"at most {config.notices_per_minute or 'any number'} a minute")
             return EX_OK
         try:
@@ -217,7 +199,8 @@ def notify(state: CliState, template_name: str, campaign: str, dry_run: bool) ->
             sending = progress.add_task("sending", total=left)
             while left:
                 drained = drain_outbox(services.store, services.transport, config.reply_from,
-                                       notices_per_minute=config.notices_per_minute)
+                                       notices_per_minute=config.notices_per_minute,
+                                       notice_check=services.notice_check)
                 if drained.unavailable:
                     click.echo(f"dsr-mailbot: notices stay queued, sent by the next run: {drained.unavailable}",
                                err=True)
@@ -231,7 +214,7 @@ def notify(state: CliState, template_name: str, campaign: str, dry_run: bool) ->
         finally:
             if lock is not None:
                 lock.release()
-    click.echo(f"campaign {campaign}: {len(users)} user(s); {len(todo)} queued now; every notice sent")
+    click.echo(f"campaign {campaign}: {counted.recipients} user(s); {counted.queued} queued now; every notice sent")
     return EX_OK
 
 

@@ -45,7 +45,8 @@ def expire_unconfirmed(services: Services, report: RunReport) -> None:
 
 def send_queued(services: Services, report: RunReport, stop: Event | None = None) -> None:
     drained = drain_outbox(services.store, services.transport, services.config.reply_from, stop=stop,
-                           notices_per_minute=services.config.notices_per_minute)
+                           notices_per_minute=services.config.notices_per_minute,
+                           notice_check=services.notice_check)
     report.replies_sent += drained.sent
     report.replies_failed += drained.failed
     if drained.unavailable and not report.temporary_failure:

@@ -13,6 +13,7 @@ from dsr_mailbot.lifecycle import (
 )
 from dsr_mailbot.mailbox.source import MailSource
 from dsr_mailbot.reading.classify import MarkerTable, shipped_table
+from dsr_mailbot.replies.notices import NoticeCheck
 from dsr_mailbot.replies.reply import Renderer
 from dsr_mailbot.replies.send import Transport
 from dsr_mailbot.store.database import Store
@@ -35,6 +36,11 @@ class Services:
     markers: MarkerTable = field(default_factory=shipped_table)  # with the operator's extra phrases, if any
     # Opens a connection of its own to the watched mailbox (erasure expunges there), or None for no mailbox.
     mailbox: Callable[[], MailSource] | None = None
+
+    @property
+    def notice_check(self) -> NoticeCheck:
+        """What decides, just before sending, whether a campaign's notice may still go (the data map too)."""
+        return NoticeCheck(self.keyring, people_elsewhere=any(s.kind != "builtin" for s in self.config.data_map))
 
     def context(self) -> Context:
         return Context(self.config, self.keyring, self.renderer, self.clock())

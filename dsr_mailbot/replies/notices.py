@@ -27,7 +27,7 @@ it is ordinary support mail.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -38,7 +38,7 @@ from dsr_mailbot.errors import ConfigError
 from dsr_mailbot.replies.reply import Rendered, Renderer, ReplyContent, build_message
 from dsr_mailbot.store.database import NOTICE_PURPOSE_PREFIX, count_rows, find_user_by_email
 from dsr_mailbot.store.keys import Keyring
-from dsr_mailbot.store.models import OutboxMessage, OutboxState, Request, RequestKind, User
+from dsr_mailbot.store.models import OutboxMessage, OutboxState, Request, RequestKind, RequestState, User
 
 # Command-line name → template; a notice template names no one (it is rendered once per language).
 NOTICE_TEMPLATES = {"policy-change": "policy_change"}
@@ -107,12 +107,48 @@ def still_to_queue(keyring: Keyring, campaign: str, users: Iterable[Recipient], 
             and have.get(legacy_notice_message_id(keyring, campaign, user.user_id, domain)) != user.email]
 
 
-def notice_refusal(session: Session, recipient: str) -> str | None:
-    """Why a queued notice must not go now (checked just before sending), or None."""
+@dataclass(frozen=True)
+class NoticeCheck:
+    """What the last check before a notice goes needs beyond the bot's own users: the data map."""
+
+    keyring: Keyring
+    # The data map lists systems besides the bot's own store: a recipient need not be one of its users.
+    people_elsewhere: bool
+
+
+def notice_refusal(session: Session, recipient: str, check: NoticeCheck | None = None) -> str | None:
+    """Why a queued notice must not go now (checked just before sending), or None.
+
+    A user of the bot's own store is checked by their consent.  Anyone else
+    came from a system of the data map: checked by the bot's own record, a
+    withdrawal they made by e-mail (the system itself is not asked again at
+    sending time).  Without other systems, someone not in the store was erased.
+    """
     user = find_user_by_email(session, recipient)
-    if user is None:
+    if user is not None:
+        return None if user.processing_consent else "consent withdrawn"
+    if check is None or not check.people_elsewhere:
         return "recipient no longer on file"
-    return None if user.processing_consent else "consent withdrawn"
+    return "consent withdrawn" if withdrew(session, check.keyring.subject_ref(recipient)) else None
+
+
+def withdrew(session: Session, subject_ref: str) -> bool:
+    """Did the person with this subject reference withdraw consent by e-mail (a completed withdrawal)?"""
+    asked = session.exec(select(Request.intents).where(Request.subject_ref == subject_ref,
+                                                       Request.state == RequestState.COMPLETED)).all()
+    return any(RequestKind.WITHDRAW in (intents or []) for intents in asked)
+
+
+def languages_by_subject(session: Session) -> dict[str, str]:
+    """Each person's language, that of their last request, by subject reference (for recipients not in the store)."""
+    return dict(session.exec(select(Request.subject_ref, Request.language)
+                             .where(Request.kind != RequestKind.CONFIRM).order_by(col(Request.id))).all())
+
+
+def system_recipient(keyring: Keyring, address: str, language: str) -> Recipient:
+    """A recipient found in a system of the data map: keyed by their address under the bot's key."""
+    return Recipient(user_id=0, ref=keyring.digest("notice-recipient", address)[:32], email=address,
+                     language=language)
 
 
 def waiting(session: Session, campaign: str) -> int:
@@ -142,8 +178,3 @@ def queue_notices(session: Session, *, config: Config, keyring: Keyring, rendere
                                   recipient=user.email, data=data, created_at=now, for_verified=True))
         queued += 1
     return queued
-
-
-def batches(items: Sequence[Recipient], size: int) -> Iterable[Sequence[Recipient]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]

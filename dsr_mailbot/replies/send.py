@@ -40,7 +40,7 @@ from dsr_mailbot.config import SmtpConfig
 from dsr_mailbot.errors import ConfigError, DsrMailbotError, SendError, SendUnavailable
 from dsr_mailbot.faults import crash_point
 from dsr_mailbot.reading.parse import header_block
-from dsr_mailbot.replies.notices import notice_refusal
+from dsr_mailbot.replies.notices import NoticeCheck, notice_refusal
 from dsr_mailbot.store.database import (
     Store,
     is_notice,
@@ -195,7 +195,7 @@ class DrainResult:
 
 
 def drain_outbox(store: Store, transport: Transport, envelope_from: str, stop: Event | None = None,
-                 notices_per_minute: int | None = None) -> DrainResult:
+                 notices_per_minute: int | None = None, notice_check: NoticeCheck | None = None) -> DrainResult:
     """Send queued replies until none is left, the server stops taking them, or ``stop`` is set.
 
     ``notices_per_minute`` (``[smtp] max_per_minute``): a campaign's notices
@@ -213,7 +213,7 @@ def drain_outbox(store: Store, transport: Transport, envelope_from: str, stop: E
     the scheduler's outbox job may be sending too).
     """
     result = DrainResult()
-    budget = _NoticeBudget(notices_per_minute)
+    budget = _NoticeBudget(notices_per_minute, notice_check)
     send_some = _send_claimed if store.serves_many_workers else _send_page
     with store.send_lock:
         try:
@@ -235,8 +235,9 @@ class _NoticeBudget:
     requests never use it.
     """
 
-    def __init__(self, per_minute: int | None) -> None:
+    def __init__(self, per_minute: int | None, check: NoticeCheck | None = None) -> None:
         self.per_minute = per_minute
+        self.check = check  # and who may still get a notice (notices.notice_refusal)
         self.sent = 0
         self.counted_at: float | None = None
 
@@ -265,7 +266,7 @@ def _send_claimed(store: Store, transport: Transport, envelope_from: str, result
         ).first()
         if row is None:
             return False
-        error = _refusal(session, row) or _try_send(transport, envelope_from, row)
+        error = _refusal(session, row, budget.check) or _try_send(transport, envelope_from, row)
         go_on = _record(session, row, error, result)
     if error is None:
         budget.spend(row)
@@ -286,7 +287,7 @@ def _send_page(store: Store, transport: Transport, envelope_from: str, result: D
             continue  # this minute's notices are used up: it waits for a later drain
         if is_notice(row.purpose):
             with store.transaction() as session:
-                refused = _refusal(session, row)
+                refused = _refusal(session, row, budget.check)
         else:
             refused = None
         error = refused or _try_send(transport, envelope_from, row)
@@ -301,9 +302,9 @@ def _send_page(store: Store, transport: Transport, envelope_from: str, result: D
     return sent_any
 
 
-def _refusal(session: Session, row: OutboxMessage) -> SendError | None:
+def _refusal(session: Session, row: OutboxMessage, check: NoticeCheck | None) -> SendError | None:
     """A campaign's notice whose user withdrew consent (or is gone) since it was queued: failed, never sent."""
-    reason = notice_refusal(session, row.recipient) if is_notice(row.purpose) else None
+    reason = notice_refusal(session, row.recipient, check) if is_notice(row.purpose) else None
     return SendError(reason) if reason else None
 
 

@@ -73,8 +73,10 @@ def check_data_map(config: Config) -> None:
                               "version; list only the builtin system for now")
 
 
-def build_services(config: Config, store: Store | None = None) -> Services:
-    check_data_map(config)
+def build_services(config: Config, store: Store | None = None, *, carrying_out: bool = True) -> Services:
+    """``carrying_out``: the services will carry requests out (everything but ``notify``)."""
+    if carrying_out:
+        check_data_map(config)
     store = store or config.open_store()
     store.check_schema()
     renderer = Renderer(config.templates_dir, operator_name=config.policy.operator_name)

@@ -111,7 +111,8 @@ def decide_request(services: Services, request_id: int, action: ReviewAction, ac
                             queued_because="the running daemon sends it on its next outbox run")
     try:
         drained = drain_outbox(services.store, services.transport, services.config.reply_from,
-                               notices_per_minute=services.config.notices_per_minute)
+                               notices_per_minute=services.config.notices_per_minute,
+                               notice_check=services.notice_check)
     finally:
         if lock is not None:
             lock.release()

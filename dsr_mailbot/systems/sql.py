@@ -56,6 +56,7 @@ from dsr_mailbot.systems.protocol import Changes, Done, HeldRecord, TableCheck, 
 
 CONSENTS = ("marketing_consent", "processing_consent")
 MAX_KEYS = 10_000  # a person's rows are few; more means a mapping that matches everyone
+STREAM_ROWS = 1_000  # notify: rows fetched at a time from a server-side cursor
 
 
 def unicode_form(address: str) -> str | None:
@@ -257,6 +258,29 @@ class SqlConnector:
                     result = conn.execute(table.update().where(condition).values(dict(erase)))
                     done.append(TableDone(table.name, updated=_count(result.rowcount), cleared=tuple(erase)))
         return Done.of(done)
+
+    def recipients(self) -> Iterator[str]:
+        """Every address of every table that maps ``email``, in the normal form, streamed from the database.
+
+        Rows whose mapped ``processing_consent`` is false are skipped (a policy-change notice goes to those who
+        have not withdrawn); unreadable addresses too.  Duplicates are left to the caller, who sees every system.
+        """
+        for mapping in self.mappings:
+            if "email" not in mapping.fields:
+                continue
+            with self._connection(write=False) as conn:
+                table = self._tables(conn)[mapping.table].table
+                email = table.c[mapping.fields["email"]]
+                consent = table.c[mapping.fields["processing_consent"]] \
+                    if "processing_consent" in mapping.fields else None
+                query = select(email, consent) if consent is not None else select(email)
+                rows = conn.execution_options(stream_results=True, yield_per=STREAM_ROWS).execute(query)
+                for row in rows:
+                    if consent is not None and row[1] is not None and not row[1]:
+                        continue
+                    address = normalise_address(row[0].strip()) if isinstance(row[0], str) else None
+                    if address is not None:
+                        yield address
 
     def _writable(self) -> None:
         if self.read_only:

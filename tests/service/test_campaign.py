@@ -1,0 +1,70 @@
+"""A campaign across the data map: the shop's own tables are the recipients when the bot's store is not a system."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, delete, update
+
+from dsr_mailbot.replies.notices import purpose_of
+from dsr_mailbot.store.database import make_engine
+from dsr_mailbot.store.models import OutboxState, Request, utcnow
+from tests.conftest import fresh_database_url
+from tests.harness import Bot
+from tests.systems.shop import B_USER, NEWSLETTER, build_shop
+
+SHOP_MAP = """
+[[systems]]
+kind = "sql"
+name = "Shop"
+url = "{url}"
+[[systems.tables]]
+table = "b_user"
+match = "EMAIL"
+fields = {{ email = "EMAIL", processing_consent = "UF_AGREED" }}
+erase = "delete"
+[[systems.tables]]
+table = "newsletter"
+match = "ADDR"
+fields = {{ email = "ADDR", marketing_consent = "ACTIVE" }}
+erase = "delete"
+"""
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Engine]]:
+    (tmp_path / "shop").mkdir()
+    url = fresh_database_url(request.param, request, tmp_path / "shop")
+    engine = make_engine(url)
+    build_shop(engine)
+    with engine.begin() as conn:  # Pável withdrew in the shop itself; his newsletter row went with it
+        conn.execute(update(B_USER).where(B_USER.c.ID == 2).values(UF_AGREED=False))
+        conn.execute(delete(NEWSLETTER).where(NEWSLETTER.c.ID == 2))
+    yield url, engine
+    engine.dispose()
+
+
+def test_notify_reaches_each_address_of_the_shop_once_and_not_who_withdrew(bot: Bot,
+                                                                          shop: tuple[str, Engine]) -> None:
+    url, _engine = shop
+    bot.write_config(extra=SHOP_MAP.format(url=url))
+    bot.add_user("only.in.the.bot@example.kz")  # the bot's own store is not in this data map: not a recipient
+    with bot.store.transaction() as session:  # Anna withdrew by e-mail; the shop has not caught up yet
+        session.add(Request(message_ref="r", source="x", uidvalidity=1, uid=1, kind="withdraw", intents=["withdraw"],
+                            state="completed", language="kk", received_at=utcnow(), due_at=utcnow(),
+                            subject_ref=bot.keyring.subject_ref("anna@xn--e1afmkfd.kz")))
+
+    dry = bot.cli("notify", "--template", "policy-change", "--campaign", "c1", "--dry-run")
+    assert dry.returncode == 0 and "2 user(s) would receive" in dry.stdout  # Pavel (twice in the shop), Anna
+    sent = bot.cli("notify", "--template", "policy-change", "--campaign", "c1")
+    assert sent.returncode == 0, sent.stderr
+
+    assert Counter(m.rcpt_tos[0] for m in bot.smtp.messages) == {"pavel.k@example.com": 1}
+    notices = {row.recipient: row for row in bot.outbox() if row.purpose == purpose_of("c1")}
+    assert (notices["anna@xn--e1afmkfd.kz"].state, notices["anna@xn--e1afmkfd.kz"].last_error) == (
+        OutboxState.FAILED, "consent withdrawn")
+    again = bot.cli("notify", "--template", "policy-change", "--campaign", "c1")
+    assert again.returncode == 0 and "0 queued now" in again.stdout and len(bot.smtp.messages) == 1
