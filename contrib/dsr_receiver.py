@@ -5,8 +5,10 @@ Copy it beside your mailing tool and adapt ``apply`` to it.  What it shows:
 
 - the signature: ``X-DSR-Signature: v1=<hex HMAC-SHA256(secret, timestamp + "." + body)>`` over the exact body
   bytes, compared in constant time; a timestamp more than 300 s from this clock is refused (a replay);
-- the idempotency key: an action whose ``Idempotency-Key`` was seen is answered as the first time and not done
-  again; the action and the record of its key commit in one transaction, so a crash cannot split them;
+- the idempotency key: the header must equal the signed body's ``id`` (the header itself is not signed); an
+  action whose key was seen is answered as the first time and not done again, and a key seen with another action,
+  address or body is refused (409), so a replayed request cannot spend the key of a later one; the action and the
+  record of its key commit in one transaction, so a crash cannot split them;
 - the answers dsr-mailbot reads: ``{"found": bool}``, ``{"records": [...]}``, ``{"deleted": n, "updated": n}``;
   401 for a bad signature (dsr-mailbot sends the request to review), 400 for a malformed body.
 
@@ -31,7 +33,8 @@ MAX_BODY = 1024 * 1024
 CHANGING = {"update", "optout", "withdraw", "erase"}
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS subscribers (email TEXT PRIMARY KEY, name TEXT, subscribed INTEGER NOT NULL DEFAULT 1);
-CREATE TABLE IF NOT EXISTS seen_keys (key TEXT PRIMARY KEY, answer TEXT NOT NULL, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS seen_keys (key TEXT PRIMARY KEY, body_hash TEXT NOT NULL, answer TEXT NOT NULL,
+                                      at REAL NOT NULL);
 """
 
 
@@ -76,7 +79,10 @@ class Receiver(BaseHTTPRequestHandler):
     lock = threading.Lock()  # one writer at a time: SQLite
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
+        length_header = self.headers.get("Content-Length", "")
+        if not (length_header.isascii() and length_header.isdigit()):
+            return self._answer(400, {"error": "Content-Length missing or malformed"})
+        length = int(length_header)
         if length > MAX_BODY:
             return self._answer(413, {"error": "too large"})
         body = self.rfile.read(length)
@@ -85,27 +91,30 @@ class Receiver(BaseHTTPRequestHandler):
             return self._answer(401, {"error": "bad signature or stale timestamp"})
         try:
             request = json.loads(body)
-            action, email = request["action"], request["email"]
+            action, email, key = request["action"], request["email"], request["id"]
             changes = request.get("changes") or {}
-            if not isinstance(email, str) or not isinstance(changes, dict):
+            if not all(isinstance(v, str) for v in (action, email, key)) or not isinstance(changes, dict):
                 raise ValueError
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             return self._answer(400, {"error": "malformed"})
-        key = self.headers.get("Idempotency-Key", "")
-        if action in CHANGING and not key:
-            return self._answer(400, {"error": "Idempotency-Key missing"})
+        if action in CHANGING and (not key or self.headers.get("Idempotency-Key") != key):
+            return self._answer(400, {"error": "Idempotency-Key missing or not the signed id"})
+        # What the key stands for: the action, the address and the changes (a retry repeats them exactly).
+        body_hash = hashlib.sha256(json.dumps([action, email, changes], sort_keys=True).encode()).hexdigest()
         with self.lock, sqlite3.connect(self.db_path) as db:
             if action in CHANGING:
-                seen = db.execute("SELECT answer FROM seen_keys WHERE key = ?", (key,)).fetchone()
+                seen = db.execute("SELECT body_hash, answer FROM seen_keys WHERE key = ?", (key,)).fetchone()
                 if seen is not None:
-                    return self._answer(200, json.loads(seen[0]))
+                    if seen[0] != body_hash:  # the key of another action: never answer one with the other's
+                        return self._answer(409, {"error": "Idempotency-Key already used for another action"})
+                    return self._answer(200, json.loads(seen[1]))
             try:
                 answer = apply(db, action, email, changes)
             except ValueError:
                 return self._answer(400, {"error": "unknown action"})
             if action in CHANGING:
-                db.execute("INSERT INTO seen_keys (key, answer, at) VALUES (?, ?, ?)",
-                           (key, json.dumps(answer), time.time()))
+                db.execute("INSERT INTO seen_keys (key, body_hash, answer, at) VALUES (?, ?, ?, ?)",
+                           (key, body_hash, json.dumps(answer), time.time()))
         return self._answer(200, answer)
 
     def _answer(self, status: int, payload: dict[str, Any]) -> None:

@@ -374,11 +374,11 @@ class ScriptedHttpServer:
         return f"http://127.0.0.1:{self.port}/dsr"
 
     def answer(self, status: int, payload: object, headers: dict[str, str] | None = None, *,
-               always: bool = False) -> None:
-        """The next answer (``always``: every answer from now on)."""
+               always: bool = False, raw: bytes | None = None) -> None:
+        """The next answer (``always``: every answer from now on); ``raw``: these bytes instead of JSON."""
         import json
 
-        answer = (status, json.dumps(payload).encode(), headers or {})
+        answer = (status, raw if raw is not None else json.dumps(payload).encode(), headers or {})
         if always:
             self.default = answer
         else:

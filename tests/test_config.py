@@ -293,6 +293,9 @@ def test_a_wrong_data_map_is_named_by_entry_table_and_key(tmp_path: Path, change
      "'Shop' is listed twice"),
     ('[[systems]]\nkind = "http"\nname = "Mailer"\nurl = "https://x.example"\nsecret = "inline"\n',
      "secret: give secret_env or secret_file"),
+    # The body carries the person's address: in clear only to this machine.
+    ('[[systems]]\nkind = "http"\nname = "Mailer"\nurl = "http://mailer.example/dsr"\nsecret_env = "HOME"\n',
+     '"Mailer" → url: expected an https:// URL'),
 ])
 def test_systems_are_named_once_and_secrets_stay_out_of_the_file(tmp_path: Path, extra: str, named: str) -> None:
     with pytest.raises(ConfigError) as refused:

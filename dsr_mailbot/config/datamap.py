@@ -166,8 +166,13 @@ class HttpSystem(_System):
     @field_validator("url")
     @classmethod
     def _http_url(cls, url: str) -> str:
-        if not url.startswith(("https://", "http://")):
-            raise KeyProblem(None, "expected an http:// or https:// URL")
+        """https, or http to this machine only: the body carries the person's address and data."""
+        if url.startswith("https://"):
+            return url
+        authority = url.removeprefix("http://").split("/", 1)[0] if url.startswith("http://") else ""
+        host = authority[1:authority.find("]")] if authority.startswith("[") else authority.rsplit(":", 1)[0]
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise KeyProblem(None, "expected an https:// URL (http:// only to 127.0.0.1, localhost or [::1])")
         return url
 
 

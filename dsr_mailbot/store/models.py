@@ -12,6 +12,8 @@
   outcomes, never values.
 - ``outbox``: replies written in the same transaction as the change they
   report, sent afterwards, so a failed send is retried and never lost.
+- ``system_actions``: each action of a request on each system of the data
+  map, written with the decision and carried out afterwards, like the outbox.
 - ``mailbox_cursors``: per watched mailbox, its UIDVALIDITY and the last
   UID scanned.
 - ``worker_status``: per daemon, its servers' state, last pass and counters
@@ -28,7 +30,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index, LargeBinary, Text, TypeDecorator
+from sqlalchemy import JSON, DateTime, Index, LargeBinary, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
@@ -225,6 +227,41 @@ class OutboxMessage(SQLModel, table=True):
     for_verified: bool = False
     # Indexed: the campaign throttle counts the notices sent in the last minute.
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+
+
+class ActionState(enum.StrEnum):
+    PENDING = "pending"  # to be done at next_try_at (a retry, or an erasure's date)
+    DONE = "done"
+    FAILED = "failed"  # refused for good, or not done within the system's give_up_after_hours: its request in review
+
+
+class SystemAction(SQLModel, table=True):
+    """One action of one request on one system of the data map (``systems/``), done after the decision commits.
+
+    Like the outbox: written in the transaction that decides the request, carried out afterwards, retried
+    until done.  ``key`` is its idempotency key, the same on every retry.  ``payload`` (the address and the
+    values to set) is the person's data: cleared once the action is done or failed.  ``result`` holds what it
+    did (counts per table, for the act of destruction), never values.
+    """
+
+    __tablename__ = "system_actions"
+    __table_args__ = (UniqueConstraint("request_id", "system", "action", name="uq_system_actions_request_action"),
+                      Index("ix_system_actions_state_next_try_at", "state", "next_try_at"), MYSQL_TABLE)
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="requests.id")
+    system: str = Field(max_length=200)
+    action: str = Field(max_length=20)
+    key: str = Field(default_factory=lambda: f"dsr-{secrets.token_hex(16)}", unique=True, max_length=64)
+    state: str = Field(default=ActionState.PENDING, max_length=20)
+    attempts: int = 0
+    next_try_at: datetime = Field(sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    done_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The error's class or HTTP status, never its text (which may quote a value or a URL).
+    last_error: str | None = Field(default=None, max_length=100)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    result: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
 
 
 class MailboxCursor(SQLModel, table=True):

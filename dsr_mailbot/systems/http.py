@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 
 TOLERANCE_SECONDS = 300
 RETRIED_4XX = frozenset({408, 425, 429})
-MAX_ANSWER_BYTES = 1024 * 1024  # an access answer is about one person
+MAX_ANSWER_BYTES = 1024 * 1024  # an access answer is about one person: read no more (decompressed)
+MAX_RETRY_AFTER = 86_400
 SIGNATURE_VERSION = "v1"
 
 
@@ -52,10 +53,9 @@ def signature(secret: bytes, timestamp: str, body: bytes) -> str:
 def verify_signature(secret: bytes, timestamp: str, body: bytes, header: str, now: float,
                      tolerance: int = TOLERANCE_SECONDS) -> bool:
     """A receiver's check: a fresh timestamp and a matching signature, compared in constant time."""
-    try:
-        sent = int(timestamp)
-    except ValueError:
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
         return False
+    sent = int(timestamp)
     if abs(now - sent) > tolerance:
         return False
     expected = signature(secret, timestamp, body)
@@ -63,15 +63,18 @@ def verify_signature(secret: bytes, timestamp: str, body: bytes, header: str, no
 
 
 def retry_after_seconds(value: str | None, now: float) -> float | None:
-    """``Retry-After`` as seconds from now: a number of seconds, or an HTTP date (RFC 9110 §10.2.3)."""
+    """``Retry-After`` as seconds from now: a number of seconds, or an HTTP date (RFC 9110 §10.2.3).
+
+    At most :data:`MAX_RETRY_AFTER` (a day): a system cannot park an erasure for a year.
+    """
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():
+        return float(min(int(value[:9]), MAX_RETRY_AFTER))
     try:
-        return max(parsedate_to_datetime(value).timestamp() - now, 0.0)
-    except (TypeError, ValueError, IndexError):
+        return min(max(parsedate_to_datetime(value).timestamp() - now, 0.0), MAX_RETRY_AFTER)
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
 
 
@@ -95,35 +98,56 @@ class HttpConnector:
     def _post(self, action: str, email: str, key: str, changes: Changes | None = None) -> dict[str, Any]:
         import httpx2
 
+        if not key.isascii():
+            raise SystemRefused(f'system "{self._name}": an idempotency key must be ASCII')
         body = json.dumps({"action": action, "id": key, "email": email, "changes": dict(changes or {})},
                           ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         timestamp = str(int(self.clock()))
         headers = {"Content-Type": "application/json", "Idempotency-Key": key, "X-DSR-Timestamp": timestamp,
                    "X-DSR-Signature": signature(self.secret, timestamp, body), "User-Agent": "dsr-mailbot"}
         if self._client is None:
-            self._client = httpx2.Client(timeout=self.timeout, follow_redirects=False)
+            # No proxy or netrc from the environment: the data map says where the person's data go.
+            self._client = httpx2.Client(timeout=self.timeout, follow_redirects=False, trust_env=False)
+        deadline = time.monotonic() + self.timeout  # for the whole exchange, not for each read
         try:
-            response = self._client.post(self.url, content=body, headers=headers)
+            with self._client.stream("POST", self.url, content=body, headers=headers) as response:
+                status = response.status_code
+                retry_after = response.headers.get("Retry-After")
+                content = self._read_bounded(response, deadline) if status < 300 else b""
+        except httpx2.InvalidURL:
+            raise SystemRefused(f'system "{self._name}": its url is not a usable URL') from None
         except httpx2.HTTPError as exc:  # refused, reset, timed out: the text may name the URL
             raise SystemUnavailable(f'system "{self._name}": unreachable ({type(exc).__name__})') from None
-        status = response.status_code
         if status >= 500 or status in RETRIED_4XX:
             error = SystemUnavailable(f'system "{self._name}": answered {status}')
-            error.retry_after = retry_after_seconds(response.headers.get("Retry-After"), self.clock())
+            error.retry_after = retry_after_seconds(retry_after, self.clock())
             raise error
         if status >= 300:
             raise SystemRefused(f'system "{self._name}": refused the {action} ({status})')
-        if not response.content:
+        if not content:
             return {}
-        if len(response.content) > MAX_ANSWER_BYTES:
-            raise SystemRefused(f'system "{self._name}": an answer of more than {MAX_ANSWER_BYTES} bytes')
         try:
-            answer = response.json()
-        except ValueError:
+            answer = json.loads(content)
+        except (ValueError, RecursionError):
             raise SystemRefused(f'system "{self._name}": the {action} answer is not JSON') from None
         if not isinstance(answer, dict):
             raise SystemRefused(f'system "{self._name}": the {action} answer is not a JSON object')
         return answer
+
+    def _read_bounded(self, response: httpx2.Response, deadline: float) -> bytes:
+        """The answer's decompressed bytes, at most :data:`MAX_ANSWER_BYTES`, within the request's deadline."""
+        import httpx2
+
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                raise SystemRefused(f'system "{self._name}": an answer of more than {MAX_ANSWER_BYTES} bytes')
+            if time.monotonic() > deadline:
+                raise httpx2.ReadTimeout("the answer took longer than the timeout")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def lookup(self, email: str, key: str = "") -> bool:
         found = self._post("lookup", email, key or _fresh_key()).get("found")

@@ -35,7 +35,9 @@ from sqlalchemy import (
     Engine,
     LargeBinary,
     MetaData,
+    String,
     Table,
+    Text,
     cast,
     create_engine,
     delete,
@@ -46,6 +48,7 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 
 from dsr_mailbot.addresses import normalise_address
@@ -55,7 +58,7 @@ from dsr_mailbot.store.database import is_mysql, normalise_url
 from dsr_mailbot.systems.protocol import Changes, Done, HeldRecord, TableCheck, TableDone
 
 CONSENTS = ("marketing_consent", "processing_consent")
-MAX_KEYS = 10_000  # a person's rows are few; more means a mapping that matches everyone
+MAX_KEYS = 10_000  # a person's rows are few; more means a mapping that matches everyone: refused, not cut
 STREAM_ROWS = 1_000  # notify: rows fetched at a time from a server-side cursor
 
 
@@ -89,7 +92,10 @@ class SqlConnector:
         self._name = name
         self.mappings = tuple(tables)
         self.read_only = read_only
-        self.engine = engine or _engine(url)
+        try:
+            self.engine = engine or _engine(url)
+        except (sa_exc.ArgumentError, ValueError, ImportError) as exc:  # a bad port, an unknown driver
+            raise MappingError(f'[[systems]] "{name}": url: not a usable database URL ({type(exc).__name__})') from None
         self._reflected: dict[str, _Reflected] | None = None
 
     @property
@@ -157,8 +163,8 @@ class SqlConnector:
         assert reflected.mapping.match is not None
         table, column = reflected.table, reflected.table.c[reflected.mapping.match]
         keys = list(table.primary_key.columns)
-        found = conn.execute(select(column, *keys).where(self._candidates(conn, reflected, address))
-                             .limit(MAX_KEYS)).all()
+        candidates = select(column, *keys).where(self._candidates(conn, reflected, address)).limit(MAX_KEYS + 1)
+        found = _bounded(self._name, conn.execute(candidates).all())
         mine = [row for row in found if isinstance(row[0], str) and normalise_address(row[0]) == address]
         if not mine:
             return None
@@ -180,8 +186,9 @@ class SqlConnector:
         condition = self._where(conn, tables, target, address, seen | {mapping.table})
         if condition is None:
             return None
-        keys = [k for k in conn.execute(select(target.table.c[reference.target]).where(condition)
-                                        .distinct().limit(MAX_KEYS)).scalars().all() if k is not None]
+        keys = [k for k in _bounded(self._name, conn.execute(select(target.table.c[reference.target]).where(condition)
+                                                             .distinct().limit(MAX_KEYS + 1)).scalars().all())
+                if k is not None]
         return _exactly_in(conn, reflected.table.c[reference.column], keys) if keys else None
 
     def _conditions(self, conn: Connection, address: str) -> list[tuple[_Reflected, ColumnElement[bool]]]:
@@ -210,7 +217,8 @@ class SqlConnector:
                 columns = [table.c[column] for column in shown.values()]
                 if not columns:
                     continue
-                for row in conn.execute(select(*columns).where(condition).limit(MAX_KEYS)).all():
+                for row in _bounded(self._name, conn.execute(select(*columns).where(condition)
+                                                             .limit(MAX_KEYS + 1)).all()):
                     records.append(HeldRecord(mapping.table, {
                         label: _text(value) for label, value in zip(shown, row, strict=True) if value is not None}))
         return records
@@ -248,8 +256,9 @@ class SqlConnector:
         done: list[TableDone] = []
         with self._connection(write=True) as conn:
             found = self._conditions(conn, email)  # every table's rows resolved before any is changed
-            # Referencing tables first: an order goes before the customer it points to.
-            for reflected, condition in sorted(found, key=lambda item: item[0].mapping.match is not None):
+            # Referencing tables first, the farthest first: a basket line, then its order, then the customer.
+            depth = {r.mapping.table: _depth(self._tables(conn), r) for r, _condition in found}
+            for reflected, condition in sorted(found, key=lambda item: -depth[item[0].mapping.table]):
                 erase, table = reflected.mapping.erase, reflected.table
                 if erase == "delete":
                     result = conn.execute(delete(table).where(condition))
@@ -295,11 +304,15 @@ class SqlConnector:
                 match = reflected.mapping.match
                 indexed = _indexed(inspector, conn, reflected, match) if match else None
                 rows, estimated = _row_count(conn, reflected.table)
-                warnings = () if indexed in (True, None) else (
+                warnings = [] if indexed in (True, None) else [
                     f"{match} has no index that serves a case-insensitive lookup: every lookup reads the whole "
-                    "table (see README, \"Data map\")",)
+                    "table (see README, \"Data map\")"]
+                if (reference := reflected.mapping.reference) is not None and \
+                        not _unique(inspector, tables[reference.table].table, reference.target):
+                    warnings.append(f"{reference.table}.{reference.target} is neither a primary key nor unique: "
+                                    f"a {reference.column} may name rows of several people")
                 checks.append(TableCheck(name, True, tuple(c.name for c in reflected.table.c), indexed, rows,
-                                         estimated, warnings))
+                                         estimated, tuple(warnings)))
         return checks
 
 
@@ -312,14 +325,60 @@ def _engine(url: str) -> Engine:
         return create_engine(normal, pool_pre_ping=True, connect_args={"connect_timeout": 10})
     if normal.startswith("sqlite"):
         return create_engine(normal, connect_args={"timeout": 10})
-    raise MappingError(f"a system's url: unsupported database {normal.split(':', 1)[0]!r}")
+    scheme = normal.split("://", 1)[0] if "://" in normal else None
+    raise MappingError(f"a system's url: unsupported database {scheme!r}" if scheme and scheme.isalnum()
+                       else "a system's url: not a database URL (like postgresql://…, mysql://… or sqlite:///…)")
+
+
+class _Utf8Bytes(ColumnElement[bytes]):
+    """MySQL: a text column's value as its UTF-8 bytes, whatever the column's character set (cp1251, latin1)."""
+
+    inherit_cache = True
+
+    def __init__(self, column: ColumnElement[Any]) -> None:
+        self.column = column
+        self.type = LargeBinary()
+
+
+@compiles(_Utf8Bytes)
+def _utf8_bytes(element: _Utf8Bytes, compiler: Any, **kw: Any) -> str:
+    return f"CAST(CONVERT({compiler.process(element.column, **kw)} USING utf8mb4) AS BINARY)"
 
 
 def _exactly_in(conn: Connection, column: Column[Any], values: list[Any]) -> ColumnElement[bool]:
-    """``column IN values``, compared byte for byte: MySQL's ``_ci`` collations would fold case and accents."""
-    if is_mysql(conn.dialect.name) and any(isinstance(v, str) for v in values):
-        return cast(column, LargeBinary).in_([v.encode("utf-8") if isinstance(v, str) else v for v in values])
-    return column.in_(values)
+    """``column IN values``, compared exactly, whatever the column's own equality.
+
+    MySQL's ``_ci`` collations fold case, accents and trailing spaces; PostgreSQL's ``citext`` and
+    nondeterministic ICU collations fold too, and SQLite's ``NOCASE``.  Text is compared as bytes (MySQL), in
+    the "C" collation (PostgreSQL) or BINARY (SQLite).  A text column is compared with text: MySQL would read
+    ``'1abc'`` as the number 1 (a ``via`` from an integer key into a VARCHAR column).
+    """
+    textual = isinstance(column.type, String)
+    if textual:
+        values = [v if isinstance(v, str) else str(v) for v in values]
+    if not textual or not values:
+        return column.in_(values)
+    dialect = conn.dialect.name
+    if is_mysql(dialect):
+        return _Utf8Bytes(column).in_([v.encode("utf-8") for v in values])
+    if dialect == "postgresql":
+        return cast(column, Text).collate("C").in_(values)
+    return column.collate("BINARY").in_(values)
+
+
+def _bounded(name: str, rows: Sequence[Any]) -> Sequence[Any]:
+    """Refuse, never truncate: past :data:`MAX_KEYS` rows an erasure could report done and leave the rest."""
+    if len(rows) > MAX_KEYS:
+        raise SystemRefused(f'system "{name}": more than {MAX_KEYS} rows match; a person decides')
+    return rows
+
+
+def _depth(tables: dict[str, _Reflected], reflected: _Reflected) -> int:
+    """How many references a table is away from a match table."""
+    depth, current = 0, reflected
+    while (reference := current.mapping.reference) is not None and depth <= len(tables):
+        depth, current = depth + 1, tables[reference.table]
+    return depth
 
 
 def _mapped_columns(mapping: TableMap) -> list[str]:
@@ -351,6 +410,13 @@ def _indexed(inspector: Any, conn: Connection, reflected: _Reflected, column: st
         if expressions and "lower(" in str(expressions[0]).lower() and column.lower() in str(expressions[0]).lower():
             return True
     return False
+
+
+def _unique(inspector: Any, table: Table, column: str) -> bool:
+    if [c.name for c in table.primary_key.columns] == [column]:
+        return True
+    return any(u.get("column_names") == [column] for u in inspector.get_unique_constraints(table.name)) or any(
+        i.get("unique") and i.get("column_names") == [column] for i in inspector.get_indexes(table.name))
 
 
 def _row_count(conn: Connection, table: Table) -> tuple[int | None, bool]:

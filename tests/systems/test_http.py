@@ -42,10 +42,20 @@ def test_a_receiver_refuses_a_stale_timestamp_a_changed_body_and_another_secret(
     assert not verify_signature(SECRET.encode(), "soon", body, header, now)
 
 
-def test_retry_after_is_read_as_seconds_or_as_a_date() -> None:
+def test_retry_after_is_read_as_seconds_or_as_a_date_and_never_parks_an_action_for_more_than_a_day() -> None:
     assert retry_after_seconds("120", 0) == 120
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", 1445412470.0) == 10
     assert retry_after_seconds("soon", 0) is None and retry_after_seconds(None, 0) is None
+    assert retry_after_seconds("\u00b2", 0) is None  # a digit to str.isdigit, not to int()
+    assert retry_after_seconds("9" * 400, 0) == 86_400
+    assert retry_after_seconds("Fri, 31 Dec 9999 23:59:59 GMT", 0) == 86_400
+
+
+def test_a_timestamp_of_other_digits_is_refused_not_a_crash() -> None:
+    body = b"{}"
+    header = signature(SECRET.encode(), "1700000000", body)
+    assert not verify_signature(SECRET.encode(), "\u0661\u0667\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660",
+                                body, header, 1_700_000_000.0)
 
 
 # Against a scripted server: what each answer means.
@@ -113,6 +123,20 @@ def test_answers_of_the_wrong_shape_are_refused_not_guessed(server: ScriptedHttp
     connector.close()
 
 
+def test_a_compressed_answer_is_cut_at_its_limit_and_deep_json_is_refused(server: ScriptedHttpServer) -> None:
+    import gzip
+
+    connector = connector_for(server.url)
+    bomb = gzip.compress(b"0" * (50 * 1024 * 1024))  # 50 MB in about 50 KB
+    server.answer(200, None, {"Content-Encoding": "gzip"}, raw=bomb)
+    with pytest.raises(SystemRefused, match="more than"):
+        connector.access("pavel.k@example.com")
+    server.answer(200, None, raw=b"[" * 200_000 + b"]" * 200_000)
+    with pytest.raises(SystemRefused, match="not JSON"):
+        connector.access("pavel.k@example.com")
+    connector.close()
+
+
 # The example receiver in contrib/, as a real process.
 
 @pytest.fixture
@@ -158,3 +182,48 @@ def test_the_example_receiver_refuses_a_wrong_signature(receiver: tuple[str, Pat
     with sqlite3.connect(database) as db:
         assert db.execute("SELECT count(*) FROM subscribers").fetchone() == (2,)
     forged.close()
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> int:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=body, headers=headers, method="POST"),
+                                    timeout=10) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as refused:
+        return int(refused.code)
+
+
+def signed(body: bytes, key: str) -> dict[str, str]:
+    timestamp = str(int(time.time()))
+    return {"Content-Type": "application/json", "Idempotency-Key": key, "X-DSR-Timestamp": timestamp,
+            "X-DSR-Signature": signature(SECRET.encode(), timestamp, body)}
+
+
+def test_a_replayed_action_cannot_spend_the_key_of_a_later_one(receiver: tuple[str, Path]) -> None:
+    url, database = receiver
+    optout = json.dumps({"action": "optout", "id": "dsr-o-1", "email": "anna@example.kz", "changes": {}}).encode()
+    assert post(url, optout, signed(optout, "dsr-o-1")) == 200
+    # Captured and replayed within the window under the key the bot will give a later erasure: the header is not
+    # signed, so it must be the signed body's id.
+    assert post(url, optout, signed(optout, "dsr-e-2")) == 400
+    other = json.dumps({"action": "erase", "id": "dsr-o-1", "email": "anna@example.kz", "changes": {}}).encode()
+    assert post(url, other, signed(other, "dsr-o-1")) == 409  # a key already spent on another action
+    erase = json.dumps({"action": "erase", "id": "dsr-e-2", "email": "anna@example.kz", "changes": {}}).encode()
+    assert post(url, erase, signed(erase, "dsr-e-2")) == 200
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT count(*) FROM subscribers WHERE email = 'anna@example.kz'").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("length", ["-1", "abc", ""])
+def test_the_receiver_answers_a_malformed_length_without_reading_on(receiver: tuple[str, Path], length: str) -> None:
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(receiver[0])
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as conn:
+        length_line = f"Content-Length: {length}\r\n" if length else ""
+        conn.sendall(f"POST {parts.path} HTTP/1.1\r\nHost: x\r\n{length_line}\r\n".encode())
+        assert conn.recv(100).startswith(b"HTTP/1.0 400")

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, Table, select
+from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, select, text
 
 from dsr_mailbot.config.datamap import TableMap
 from dsr_mailbot.errors import MappingError, SystemRefused, SystemUnavailable
@@ -171,4 +171,106 @@ def test_a_read_only_system_answers_but_changes_nothing(shop_url: str, shop: Eng
     with pytest.raises(SystemRefused, match="read_only"):
         connector.erase(PAVEL, key="e")
     assert len(rows(shop, B_USER)) == 3
+    connector.close()
+
+
+# What an attack review found: other people's rows reached through an engine's own equality, or a silent cut.
+
+def make_table(engine: Engine, ddl: str, rows: list[str]) -> None:
+    with engine.begin() as conn:
+        conn.execute(text(ddl))
+        for statement in rows:
+            conn.execute(text(statement))
+
+
+def test_a_case_folding_column_without_a_key_changes_only_the_persons_row_on_postgresql(pg_database: str,
+                                                                                      request: pytest.FixtureRequest,
+                                                                                      tmp_path: Path) -> None:
+    url = fresh_database_url("postgresql", request, tmp_path)
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE EXTENSION IF NOT EXISTS citext"))
+        conn.execute(text("DROP TABLE IF EXISTS news"))
+    # The second address is Kate's with a Kelvin sign for the K: citext says equal, the bot's normal form does not.
+    make_table(engine, 'CREATE TABLE news ("ADDR" citext, "ACTIVE" boolean)',
+               ["INSERT INTO news VALUES ('Kate@example.com', true)",
+                "INSERT INTO news VALUES ('\u212aate@example.com', true)"])
+    connector = SqlConnector("News", url, (TableMap(table="news", match="ADDR", fields={"marketing_consent": "ACTIVE"},
+                                                    erase="delete"),))
+    assert connector.optout("kate@example.com", key="o").updated == 1
+    assert connector.erase("kate@example.com", key="e").deleted == 1
+    with engine.connect() as conn:
+        assert conn.execute(text('SELECT "ADDR", "ACTIVE" FROM news')).all() == [("\u212aate@example.com", True)]
+    connector.close()
+    engine.dispose()
+
+
+def test_a_via_into_a_text_column_takes_the_key_as_text_not_as_a_number(shop_url: str, shop: Engine) -> None:
+    tickets = Table("tickets", MetaData(), Column("ID", Integer, primary_key=True), Column("USER_REF", String(20)))
+    tickets.drop(shop, checkfirst=True)
+    tickets.create(shop)
+    with shop.begin() as conn:
+        conn.execute(tickets.insert(), [{"ID": n, "USER_REF": ref}
+                                         for n, ref in enumerate(["1", "1.0", " 1", "1abc", "01"], start=1)])
+    mapping = (MAPPING[0], TableMap(table="tickets", via="USER_REF -> b_user.ID", access={"ID": "Ticket"},
+                                    erase="delete"))
+    connector = SqlConnector("Shop", shop_url, mapping)
+    assert [r.fields for r in connector.access(PAVEL) if r.label == "tickets"] == [{"Ticket": "1"}]
+    assert {t.table: t.deleted for t in connector.erase(PAVEL, key="e").tables}["tickets"] == 1
+    assert sorted(str(r["USER_REF"]) for r in rows(shop, tickets)) == [" 1", "01", "1.0", "1abc"]
+    connector.close()
+
+
+def test_more_rows_than_a_person_can_have_are_refused_not_cut(shop_url: str, shop: Engine,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("dsr_mailbot.systems.sql.MAX_KEYS", 3)
+    with shop.begin() as conn:  # signed up to the newsletter again and again: more rows than any person has
+        conn.execute(NEWSLETTER.insert(), [{"ID": 10 + n, "ADDR": "PAVEL.K@EXAMPLE.COM", "ACTIVE": True}
+                                           for n in range(4)])
+    connector = SqlConnector("Shop", shop_url, MAPPING)
+    with pytest.raises(SystemRefused, match="more than 3 rows"):
+        connector.erase(PAVEL, key="e")
+    assert len(rows(shop, B_USER)) == 3
+    connector.close()
+
+
+def test_a_legacy_cp1251_column_is_compared_in_utf8_on_mariadb(mariadb_database: str,
+                                                              request: pytest.FixtureRequest,
+                                                              tmp_path: Path) -> None:
+    url = fresh_database_url("mariadb", request, tmp_path)
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS legacy"))
+    make_table(engine, "CREATE TABLE legacy (ADDR varchar(100) CHARACTER SET cp1251, NAME varchar(50)) ",
+               ["INSERT INTO legacy VALUES ('anna@пример.kz', 'Анна')",
+                "INSERT INTO legacy VALUES ('ANNA@пример.kz', 'x')"])
+    connector = SqlConnector("Legacy", url, (TableMap(table="legacy", match="ADDR", fields={"first_name": "NAME"},
+                                                      erase="delete"),))
+    assert [r.fields for r in connector.access(ANNA)] == [{"first_name": "Анна"}, {"first_name": "x"}]
+    assert connector.erase(ANNA, key="e").deleted == 2  # both are hers: the domain is the same, the case too
+    connector.close()
+    engine.dispose()
+
+
+def test_a_chain_of_deletions_goes_from_the_farthest_table_in(server_shop_url: str) -> None:
+    engine = make_engine(server_shop_url)
+    build_shop(engine)
+    # The config lists the customer first and the basket (which points to the order) last.
+    mapping = (MAPPING[0], MAPPING[2].model_copy(update={"erase": "delete"}),
+               MAPPING[1].model_copy(update={"erase": "delete"}), MAPPING[3])
+    connector = SqlConnector("Shop", server_shop_url, mapping)
+    done = connector.erase(PAVEL, key="e")
+    assert [t.table for t in done.tables][:2] == ["sale_basket", "sale_order"]
+    assert [r["ID"] for r in rows(engine, SALE_ORDER)] == [11] and [r["ID"] for r in rows(engine, ORDER_ITEM)] == [101]
+    connector.close()
+    engine.dispose()
+
+
+def test_check_warns_of_a_reference_to_a_column_that_is_not_unique(shop_url: str, shop: Engine) -> None:
+    mapping = (MAPPING[0], TableMap(table="sale_order", via="USER_ID -> b_user.LOGIN", erase="delete"))
+    connector = SqlConnector("Shop", shop_url, mapping)
+    checks = {c.table: c for c in connector.check()}
+    assert checks["sale_order"].warnings == (
+        "b_user.LOGIN is neither a primary key nor unique: a USER_ID may name rows of several people",)
+    assert not any("neither" in w for w in checks["b_user"].warnings)
     connector.close()
