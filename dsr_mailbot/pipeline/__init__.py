@@ -1,7 +1,8 @@
 """One pass over the support mailbox: source → parse → classify → verify → apply → reply → archive.
 
 How the stages connect, top to bottom (:func:`~dsr_mailbot.pipeline.run.run_once`), and where each job lives:
-``run`` (the order), ``scan`` (the mailbox pass and the triage), ``record`` (a row per message before any work),
+``run`` (the order), ``actions`` (the data map's actions, after the decision), ``scan`` (the mailbox pass and
+the triage), ``record`` (a row per message before any work),
 ``handle`` (reading and applying), ``erasure`` (at the erasure date), ``services`` (what a pass is given).
 
 1. **expire** — requests whose confirmation did not come in time are closed,
@@ -48,7 +49,7 @@ for a person.  The cursor moves on either way.
 """
 
 from dsr_mailbot.pipeline.erasure import DESTRUCTION_NOTICE, erase_due, finish_destruction_notices, finish_erasure
-from dsr_mailbot.pipeline.run import expire_unconfirmed, run_once, send_queued
+from dsr_mailbot.pipeline.run import carry_out_actions, expire_unconfirmed, run_once, send_queued
 from dsr_mailbot.pipeline.scan import TRIAGE_FIELDS, certainly_ordinary, process_mailbox
 from dsr_mailbot.pipeline.services import RunReport, Services
 
@@ -57,6 +58,7 @@ __all__ = [
     "TRIAGE_FIELDS",
     "RunReport",
     "Services",
+    "carry_out_actions",
     "certainly_ordinary",
     "erase_due",
     "expire_unconfirmed",

@@ -1,4 +1,4 @@
-"""One pass for cron, in order: expire, erase, the mailbox, send, finish erasure."""
+"""One pass for cron, in order: expire, erase, the mailbox, the data map's actions, send, finish erasure."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dsr_mailbot.lifecycle import (
     expire_overdue,
 )
 from dsr_mailbot.mailbox.source import MailSource
+from dsr_mailbot.pipeline.actions import run_actions
 from dsr_mailbot.pipeline.erasure import erase_due, finish_erasure
 from dsr_mailbot.pipeline.scan import process_mailbox
 from dsr_mailbot.pipeline.services import RunReport, Services
@@ -33,6 +34,7 @@ def run_once(services: Services, source: MailSource) -> RunReport:
         log.info("pass stopped early: %s", exc)
     finally:
         source.close()
+    carry_out_actions(services, report)
     send_queued(services, report)
     finish_erasure(services)
     return report
@@ -41,6 +43,21 @@ def run_once(services: Services, source: MailSource) -> RunReport:
 def expire_unconfirmed(services: Services, report: RunReport) -> None:
     with services.store.transaction() as session:
         report.expired += expire_overdue(services.context(), session)
+
+
+def carry_out_actions(services: Services, report: RunReport, stop: Event | None = None) -> None:
+    """The data map's due actions (a mailbox that is down does not hold them up)."""
+    try:
+        run = run_actions(services, stop)
+    except DsrMailbotError as exc:
+        if not exc.temporary:
+            raise
+        report.temporary_failure = report.temporary_failure or str(exc)
+        return
+    report.actions_done += run.done
+    report.actions_failed += run.failed
+    if run.unavailable:
+        log.info("actions wait for %s", ", ".join(sorted(run.unavailable)))
 
 
 def send_queued(services: Services, report: RunReport, stop: Event | None = None) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from dsr_mailbot.config import Config
+from dsr_mailbot.config.datamap import HttpSystem, SqlSystem
 from dsr_mailbot.lifecycle import (
     Context,
 )
@@ -21,6 +22,10 @@ from dsr_mailbot.store.keys import Keyring
 from dsr_mailbot.store.models import (
     utcnow,
 )
+from dsr_mailbot.systems import connect
+from dsr_mailbot.systems.builtin import BuiltinConnector
+from dsr_mailbot.systems.http import HttpConnector
+from dsr_mailbot.systems.sql import SqlConnector
 
 
 @dataclass
@@ -36,6 +41,16 @@ class Services:
     markers: MarkerTable = field(default_factory=shipped_table)  # with the operator's extra phrases, if any
     # Opens a connection of its own to the watched mailbox (erasure expunges there), or None for no mailbox.
     mailbox: Callable[[], MailSource] | None = None
+
+    # The data map's connectors, made on first use and kept for the process (their engines pool connections).
+    connectors: dict[str, SqlConnector | HttpConnector] = field(default_factory=dict)
+
+    def connector(self, system: SqlSystem | HttpSystem) -> SqlConnector | HttpConnector:
+        if system.name not in self.connectors:
+            made = connect(self.config, system)
+            assert not isinstance(made, BuiltinConnector)
+            self.connectors[system.name] = made
+        return self.connectors[system.name]
 
     @property
     def notice_check(self) -> NoticeCheck:
@@ -59,6 +74,8 @@ class RunReport:
     archived: int = 0
     replies_sent: int = 0
     replies_failed: int = 0
+    actions_done: int = 0  # on the systems of the data map
+    actions_failed: int = 0
     temporary_failure: str | None = None
 
     def summary(self) -> str:
@@ -74,6 +91,8 @@ class RunReport:
             text += f"; {self.expired} expired unconfirmed"
         if self.erased:
             text += f"; {self.erased} user(s) erased"
+        if self.actions_done or self.actions_failed:
+            text += f"; {self.actions_done} system action(s) done, {self.actions_failed} failed"
         if self.temporary_failure:
             text += f"; stopped early: {self.temporary_failure}"
         return text

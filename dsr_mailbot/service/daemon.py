@@ -53,6 +53,7 @@ from dsr_mailbot.errors import ConfigError, DsrMailbotError
 from dsr_mailbot.pipeline import (
     RunReport,
     Services,
+    carry_out_actions,
     erase_due,
     expire_unconfirmed,
     finish_erasure,
@@ -236,6 +237,8 @@ class Daemon:
         scheduler.add_job(self._send, "interval", seconds=interval, id="outbox", replace_existing=True)
         scheduler.add_job(self._expire, "interval", seconds=interval, id="expiry", replace_existing=True)
         scheduler.add_job(self._erase, "interval", seconds=max(interval, 300), id="erasure", replace_existing=True)
+        if any(system.kind != "builtin" for system in self.config.data_map):
+            scheduler.add_job(self._systems, "interval", seconds=interval, id="systems", replace_existing=True)
         hour, minute = self.config.policy.digest_time
         scheduler.add_job(self._digest, "cron", hour=hour, minute=minute, timezone=self.config.policy.timezone,
                           id="digest", replace_existing=True, misfire_grace_time=3600)
@@ -297,6 +300,18 @@ class Daemon:
 
     def _expire(self) -> None:
         self._job(lambda: expire_unconfirmed(self.services, RunReport()))
+
+    def _systems(self) -> None:
+        """The data map's due actions; a wrong mapping stops the daemon (exit 78), like a refused login."""
+        try:
+            carry_out_actions(self.services, RunReport(), self.stop)
+        except ConfigError as exc:
+            self._die(exc)
+            return
+        except DsrMailbotError as exc:
+            self.outages.failed(server_of(exc), str(exc))
+        except Exception as exc:  # keep the scheduler alive; the next run retries
+            self.outages.failed("worker", f"{type(exc).__name__} in the systems' actions")
 
     def _erase(self) -> None:
         def erase() -> None:

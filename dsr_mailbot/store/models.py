@@ -241,7 +241,8 @@ class SystemAction(SQLModel, table=True):
     Like the outbox: written in the transaction that decides the request, carried out afterwards, retried
     until done.  ``key`` is its idempotency key, the same on every retry.  ``payload`` (the address and the
     values to set) is the person's data: cleared once the action is done or failed.  ``result`` holds what it
-    did (counts per table, for the act of destruction), never values.
+    did (counts per table, for the act of destruction), never values; it is written before the system commits
+    (``prepared``), so that a re-run after a crash between the two keeps the first counts.
     """
 
     __tablename__ = "system_actions"
@@ -255,6 +256,8 @@ class SystemAction(SQLModel, table=True):
     key: str = Field(default_factory=lambda: f"dsr-{secrets.token_hex(16)}", unique=True, max_length=64)
     state: str = Field(default=ActionState.PENDING, max_length=20)
     attempts: int = 0
+    # When it first became due (an erasure: its date): the system's give_up_after_hours count from here.
+    due_at: datetime = Field(sa_type=UTCDateTime)
     next_try_at: datetime = Field(sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     done_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -32,7 +32,7 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from dsr_mailbot.errors import SystemRefused, SystemUnavailable
-from dsr_mailbot.systems.protocol import Changes, Done, HeldRecord, TableCheck
+from dsr_mailbot.systems.protocol import BeforeCommit, Changes, Done, HeldRecord, TableCheck
 
 if TYPE_CHECKING:
     import httpx2
@@ -169,16 +169,18 @@ class HttpConnector:
                                                  if v is not None}))
         return held
 
-    def update(self, email: str, changes: Changes, key: str) -> Done:
+    # before_commit: the receiver answers a retried key as the first time, so its first counts come back anyway.
+
+    def update(self, email: str, changes: Changes, key: str, before_commit: BeforeCommit | None = None) -> Done:
         return self._act("update", email, key, changes)
 
-    def optout(self, email: str, key: str) -> Done:
+    def optout(self, email: str, key: str, before_commit: BeforeCommit | None = None) -> Done:
         return self._act("optout", email, key)
 
-    def withdraw(self, email: str, key: str) -> Done:
+    def withdraw(self, email: str, key: str, before_commit: BeforeCommit | None = None) -> Done:
         return self._act("withdraw", email, key)
 
-    def erase(self, email: str, key: str) -> Done:
+    def erase(self, email: str, key: str, before_commit: BeforeCommit | None = None) -> Done:
         return self._act("erase", email, key)
 
     def _act(self, action: str, email: str, key: str, changes: Changes | None = None) -> Done:

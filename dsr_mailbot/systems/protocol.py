@@ -20,7 +20,7 @@ Messages name the system, the table and the column, never the URL or a value.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -74,6 +74,11 @@ class TableCheck:
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
 
+# Called with what an action did, inside the system's transaction, before it commits: the bot records the
+# counts first, so that a re-run after a crash between the two commits (which finds nothing left) keeps them.
+BeforeCommit = Callable[[Done], None]
+
+
 class Connector(Protocol):
     """A system of the data map (``builtin``, ``sql``, ``http``)."""
 
@@ -87,16 +92,16 @@ class Connector(Protocol):
     def access(self, email: str) -> list[HeldRecord]:
         """Everything it holds about them, labelled."""
 
-    def update(self, email: str, changes: Changes, key: str) -> Done:
+    def update(self, email: str, changes: Changes, key: str, before_commit: BeforeCommit | None = None) -> Done:
         """Set the mapped fields; a new ``email`` also changes the match columns."""
 
-    def optout(self, email: str, key: str) -> Done:
+    def optout(self, email: str, key: str, before_commit: BeforeCommit | None = None) -> Done:
         """Marketing off wherever it is mapped."""
 
-    def withdraw(self, email: str, key: str) -> Done:
+    def withdraw(self, email: str, key: str, before_commit: BeforeCommit | None = None) -> Done:
         """Consent to processing (and marketing) off wherever it is mapped."""
 
-    def erase(self, email: str, key: str) -> Done:
+    def erase(self, email: str, key: str, before_commit: BeforeCommit | None = None) -> Done:
         """Each table's ``erase``: its rows deleted, or their columns overwritten."""
 
     def check(self) -> list[TableCheck]:

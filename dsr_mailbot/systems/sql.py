@@ -55,7 +55,7 @@ from dsr_mailbot.addresses import normalise_address
 from dsr_mailbot.config.datamap import TableMap
 from dsr_mailbot.errors import MappingError, SystemRefused, SystemUnavailable
 from dsr_mailbot.store.database import is_mysql, normalise_url
-from dsr_mailbot.systems.protocol import Changes, Done, HeldRecord, TableCheck, TableDone
+from dsr_mailbot.systems.protocol import BeforeCommit, Changes, Done, HeldRecord, TableCheck, TableDone
 
 CONSENTS = ("marketing_consent", "processing_consent")
 MAX_KEYS = 10_000  # a person's rows are few; more means a mapping that matches everyone: refused, not cut
@@ -144,6 +144,11 @@ class SqlConnector:
                                    f"{reference.target} (the via of {reflected.mapping.table})")
         return found
 
+    def reflect(self) -> None:
+        """Read the tables and check the mapping against them (MappingError names what is missing); once."""
+        with self._connection(write=False) as conn:
+            self._tables(conn)
+
     # Finding the person's rows.
 
     def _candidates(self, conn: Connection, reflected: _Reflected, address: str) -> ColumnElement[bool]:
@@ -223,23 +228,23 @@ class SqlConnector:
                         label: _text(value) for label, value in zip(shown, row, strict=True) if value is not None}))
         return records
 
-    def update(self, email: str, changes: Changes, key: str = "") -> Done:
+    def update(self, email: str, changes: Changes, key: str = "", before_commit: BeforeCommit | None = None) -> Done:
         def values(mapping: TableMap) -> dict[str, Any]:
             found = {mapping.fields[f]: v for f, v in changes.items() if f in mapping.fields}
             if "email" in changes and mapping.match is not None:
                 found[mapping.match] = changes["email"]  # the new address is where the person is found now
             return found
 
-        return self._set(email, values)
+        return self._set(email, values, before_commit)
 
-    def optout(self, email: str, key: str = "") -> Done:
+    def optout(self, email: str, key: str = "", before_commit: BeforeCommit | None = None) -> Done:
         return self._set(email, lambda m: {m.fields["marketing_consent"]: False}
-                         if "marketing_consent" in m.fields else {})
+                         if "marketing_consent" in m.fields else {}, before_commit)
 
-    def withdraw(self, email: str, key: str = "") -> Done:
-        return self._set(email, lambda m: {m.fields[c]: False for c in CONSENTS if c in m.fields})
+    def withdraw(self, email: str, key: str = "", before_commit: BeforeCommit | None = None) -> Done:
+        return self._set(email, lambda m: {m.fields[c]: False for c in CONSENTS if c in m.fields}, before_commit)
 
-    def _set(self, email: str, values_of: Any) -> Done:
+    def _set(self, email: str, values_of: Any, before_commit: BeforeCommit | None) -> Done:
         self._writable()
         done: list[TableDone] = []
         with self._connection(write=True) as conn:
@@ -249,9 +254,11 @@ class SqlConnector:
                     continue
                 result = conn.execute(reflected.table.update().where(condition).values(values))
                 done.append(TableDone(reflected.mapping.table, updated=_count(result.rowcount)))
+            if before_commit is not None:
+                before_commit(Done.of(done))
         return Done.of(done)
 
-    def erase(self, email: str, key: str = "") -> Done:
+    def erase(self, email: str, key: str = "", before_commit: BeforeCommit | None = None) -> Done:
         self._writable()
         done: list[TableDone] = []
         with self._connection(write=True) as conn:
@@ -266,6 +273,8 @@ class SqlConnector:
                 elif isinstance(erase, dict):
                     result = conn.execute(table.update().where(condition).values(dict(erase)))
                     done.append(TableDone(table.name, updated=_count(result.rowcount), cleared=tuple(erase)))
+            if before_commit is not None:
+                before_commit(Done.of(done))  # the counts are recorded before they are committed here
         return Done.of(done)
 
     def recipients(self) -> Iterator[str]:
