@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlmodel import SQLModel
 
 from dsr_mailbot.store.database import make_engine
 from tests.harness import Bot, DaemonProcess, WebProcess
@@ -120,10 +119,13 @@ def pg_database() -> Iterator[str]:
 
 
 def _fresh_tables(url: str) -> None:
+    """Every table of the run's database dropped: the bot's, and the shops' that the data map tests make."""
+    from sqlalchemy import MetaData
+
     engine = make_engine(url)
-    SQLModel.metadata.drop_all(engine)
-    with engine.begin() as conn:
-        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    tables = MetaData()
+    tables.reflect(engine)
+    tables.drop_all(engine)
     engine.dispose()
 
 

@@ -301,3 +301,10 @@ def test_systems_are_named_once_and_secrets_stay_out_of_the_file(tmp_path: Path,
     with pytest.raises(ConfigError) as refused:
         load_config(write(tmp_path, IMAP + SHOP + extra))
     assert named in str(refused.value) and "inline" not in str(refused.value)
+
+
+def test_a_sqlite_system_in_the_stores_own_file_is_refused(tmp_path: Path) -> None:
+    text = IMAP + '[database]\nurl = "sqlite:///bot.db"\n' + SHOP.replace('url = "sqlite:///shop.db"',
+                                                                         'url = "sqlite:///bot.db"')
+    with pytest.raises(ConfigError, match='"Shop": url: the bot\'s own store'):
+        load_config(write(tmp_path, text))

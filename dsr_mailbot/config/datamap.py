@@ -22,7 +22,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from dsr_mailbot.config.fields import Bool, Filled, KeyProblem, Positive, Section, Str, resolve_secret
+from dsr_mailbot.config.fields import (
+    Bool,
+    Filled,
+    KeyProblem,
+    Positive,
+    Section,
+    Str,
+    anchor_sqlite_url,
+    base_dir,
+    resolve_secret,
+)
 
 # The bot's fields, as a table's `fields` maps them to columns.
 BotField = Literal["email", "phone", "surname", "first_name", "patronymic", "marketing_consent",
@@ -128,6 +138,12 @@ class SqlSystem(_System):
     def _url(cls, data: Any, info: ValidationInfo) -> Any:
         return resolve_secret(data, "url", info, required=True)
 
+    @field_validator("url")
+    @classmethod
+    def _anchor_sqlite(cls, url: str, info: ValidationInfo) -> str:
+        """A relative SQLite path is relative to the configuration file, as the store's is."""
+        return anchor_sqlite_url(url, base_dir(info))
+
     @model_validator(mode="after")
     def _references_resolve(self) -> SqlSystem:
         by_name = {t.table: t for t in self.tables}
@@ -154,7 +170,8 @@ class HttpSystem(_System):
     kind: Literal["http"]
     url: Str = Field(repr=False)
     secret: Str = Field(repr=False)
-    timeout_seconds: Positive = 10
+    # For the whole exchange; at most a minute, well inside the five-minute lease an action is claimed for.
+    timeout_seconds: int = Field(default=10, ge=1, le=60, strict=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -180,8 +197,16 @@ SystemMap = Annotated[BuiltinSystem | SqlSystem | HttpSystem, Field(discriminato
 KINDS = ("builtin", "sql", "http")
 
 
-def check_systems(systems: tuple[BuiltinSystem | SqlSystem | HttpSystem, ...]) -> None:
-    """Across the entries: one builtin at most, and every name once."""
+def check_systems(systems: tuple[BuiltinSystem | SqlSystem | HttpSystem, ...], store_url: str) -> None:
+    """Across the entries: one builtin at most, every name once, and no SQLite system in the store's own file.
+
+    The store records an action's counts while the system's transaction is open: in one SQLite file the two
+    would wait for each other's write lock.
+    """
+    for system in systems:
+        if isinstance(system, SqlSystem) and system.url.startswith("sqlite") and system.url == store_url:
+            raise KeyProblem(None, f'"{system.name}": url: the bot\'s own store ([database] url); list the '
+                                   'builtin system instead, or keep the shop\'s tables in a file of their own')
     if sum(isinstance(s, BuiltinSystem) for s in systems) > 1:
         raise KeyProblem(None, "the builtin system is listed twice")
     names = [s.name for s in systems if s.name is not None]

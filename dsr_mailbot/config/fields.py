@@ -123,3 +123,11 @@ def listen_address(value: object) -> tuple[str, int]:
 
 
 Listen = Annotated[tuple[str, int], BeforeValidator(listen_address)]
+
+
+def anchor_sqlite_url(url: str, anchor: Path | None) -> str:
+    """Make a relative SQLite path relative to the config file, not to the working directory."""
+    prefix = "sqlite:///"
+    if anchor is not None and url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+        return prefix + str(anchor / url[len(prefix):])
+    return url

@@ -21,6 +21,7 @@ from dsr_mailbot.config.fields import (
     Section,
     Str,
     StringList,
+    anchor_sqlite_url,
     base_dir,
     resolve_secret,
 )
@@ -96,11 +97,7 @@ class DatabaseConfig(Section):
     @classmethod
     def _anchor_sqlite(cls, url: str, info: ValidationInfo) -> str:
         """A relative SQLite path is relative to the config file, not to the working directory."""
-        prefix, anchor = "sqlite:///", base_dir(info)
-        if anchor is not None and url.startswith(prefix) and not url.startswith(prefix + "/") \
-                and ":memory:" not in url:
-            return prefix + str(anchor / url[len(prefix):])
-        return url
+        return anchor_sqlite_url(url, base_dir(info))
 
 
 def _clock_time(value: object) -> tuple[int, int]:

@@ -23,7 +23,6 @@ is isolated.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from dsr_mailbot.faults import crash_point
 from dsr_mailbot.lifecycle import set_aside
 from dsr_mailbot.pipeline.services import Services
 from dsr_mailbot.store.database import record_event
-from dsr_mailbot.store.models import ActionState, Request, RequestState, SystemAction
+from dsr_mailbot.store.models import FINAL_STATES, ActionState, Request, RequestState, SystemAction
 from dsr_mailbot.systems.protocol import Done
 
 log = logging.getLogger("dsr_mailbot")
@@ -83,21 +82,40 @@ def run_actions(services: Services, stop: Event | None = None) -> ActionsRun:
         due = session.exec(select(SystemAction.id).where(SystemAction.state == ActionState.PENDING,
                                                          col(SystemAction.next_try_at) <= now)
                            .order_by(col(SystemAction.next_try_at), col(SystemAction.id)).limit(BATCH)).all()
-    if due:
-        # Every SQL system's tables are checked before the first action changes anything anywhere.
-        for system in services.config.data_map:
-            if isinstance(system, SqlSystem):
-                connector = services.connector(system)
-                with contextlib.suppress(SystemUnavailable):  # checked when it is back; its actions wait
-                    connector.reflect()  # type: ignore[union-attr]
+    unchecked = _check_mappings(services) if due else set()
     for action_id in due:
         if stop is not None and stop.is_set():
             break
         assert action_id is not None
         claimed = _claim(services, action_id)
         if claimed is not None:
-            _carry_out(services, claimed, run)
+            _carry_out(services, claimed, run, unchecked)
     return run
+
+
+def _check_mappings(services: Services) -> set[str]:
+    """Before the first action changes anything anywhere: every pending action's system is in the data map, and
+    every SQL system's tables are read again (the shop may have changed them since the last run).
+
+    A wrong mapping raises (exit 78), leaving every action as it is.  Returns the systems that could not be
+    reached to be checked: their actions wait for a run that can check them first.
+    """
+    names = {s.name for s in services.config.data_map if not isinstance(s, BuiltinSystem)}
+    with services.store.transaction() as session:
+        pending = set(session.exec(select(SystemAction.system).where(SystemAction.state == ActionState.PENDING)
+                                   .distinct()).all())
+    if missing := sorted(pending - names):
+        raise ConfigError(f"[[systems]]: actions wait for {', '.join(repr(m) for m in missing)}, which the data "
+                          "map no longer lists; put the system back (or its old name) to let them finish")
+    unchecked: set[str] = set()
+    for system in services.config.data_map:
+        if isinstance(system, SqlSystem):
+            connector = services.connector(system)
+            try:
+                connector.reflect(again=True)  # type: ignore[union-attr]
+            except SystemUnavailable:
+                unchecked.add(system.name)
+    return unchecked
 
 
 def _claim(services: Services, action_id: int) -> _Claimed | None:
@@ -115,12 +133,16 @@ def _claim(services: Services, action_id: int) -> _Claimed | None:
                         row.attempts)
 
 
-def _carry_out(services: Services, claimed: _Claimed, run: ActionsRun) -> None:
+def _carry_out(services: Services, claimed: _Claimed, run: ActionsRun, unchecked: set[str]) -> None:
     system = next((s for s in services.config.data_map if not isinstance(s, BuiltinSystem)
                    and s.name == claimed.system), None)
     try:
         if system is None:
             raise SystemRefused(f'system "{claimed.system}" is no longer in the data map')
+        if system.name in unchecked:
+            raise SystemUnavailable(f'system "{system.name}": its tables could not be checked this run')
+        if not claimed.payload.get("email"):
+            raise SystemRefused(f'system "{system.name}": an action without an address')
         done = _perform(services, system, claimed)
         crash_point("after_system_action", claimed.key)  # the system committed; the bot has not recorded it
     except SystemUnavailable as exc:
@@ -160,7 +182,8 @@ def _perform(services: Services, system: SqlSystem | HttpSystem, claimed: _Claim
     def record_first(done: Done) -> None:  # inside the system's transaction, before it commits
         with services.store.transaction() as session:
             row = session.get(SystemAction, claimed.id)
-            if row is not None and not row.result:
+            # The first counts, or those of an attempt that did something (an earlier one may have rolled back).
+            if row is not None and (not row.result or done.deleted or done.updated):
                 row.result = {**_counts(done), "prepared": True}
                 session.add(row)
 
@@ -187,8 +210,9 @@ def _done(services: Services, claimed: _Claimed, done: Done) -> None:
     now = services.clock()
     with services.store.transaction() as session:
         row = session.get(SystemAction, claimed.id)
-        if row is None or row.state != ActionState.PENDING:
+        if not _still_ours(row, claimed):
             return
+        assert row is not None
         first = row.result if row.result.get("prepared") else None
         # A re-run after a crash finds nothing left to do: the counts recorded before the first commit stand.
         kept = first if first is not None and not (done.deleted or done.updated) else _counts(done)
@@ -206,8 +230,9 @@ def _retry(services: Services, claimed: _Claimed, exc: SystemUnavailable) -> Non
     now = services.clock()
     with services.store.transaction() as session:
         row = session.get(SystemAction, claimed.id)
-        if row is None or row.state != ActionState.PENDING:
+        if not _still_ours(row, claimed):
             return
+        assert row is not None
         row.next_try_at = now + retry_delay(claimed.attempts, exc.retry_after)
         row.last_error = _error_class(exc)
         session.add(row)
@@ -219,8 +244,9 @@ def _fail(services: Services, claimed: _Claimed, kind: str, reason: str, exc: Ba
     now = services.clock()
     with services.store.transaction() as session:
         row = session.get(SystemAction, claimed.id)
-        if row is None or row.state != ActionState.PENDING:
+        if not _still_ours(row, claimed):
             return
+        assert row is not None
         row.state, row.done_at, row.payload, row.last_error = ActionState.FAILED, now, {}, _error_class(exc)
         session.add(row)
         request = session.get(Request, claimed.request_id)
@@ -232,8 +258,15 @@ def _fail(services: Services, claimed: _Claimed, kind: str, reason: str, exc: Ba
                 kind, _error_class(exc))
 
 
+def _still_ours(row: SystemAction | None, claimed: _Claimed) -> bool:
+    """Is the action still pending under this worker's claim?  A slow action whose lease ran out was claimed
+    again (one more attempt): the later claim records it, never both."""
+    return row is not None and row.state == ActionState.PENDING and row.attempts == claimed.attempts
+
+
 def _to_review(services: Services, session: Session, request: Request | None, reason: str) -> None:
-    if request is not None and request.state not in (RequestState.REVIEW,):
+    """An open request waits for a person; a closed one keeps its outcome (the failure is in the audit trail)."""
+    if request is not None and request.state not in FINAL_STATES and request.state != RequestState.REVIEW:
         set_aside(services.context(), session, request, reason)
 
 

@@ -51,6 +51,8 @@ from dsr_mailbot.store.models import (
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# The tables erasure changes, whose old row versions must go from the files (system_actions: its payloads).
+ERASED_TABLES = "users, requests, outbox, audit_events, system_actions"
 
 
 # The engines the store runs on, by URL scheme (before any "+driver"), and the driver each plain scheme gets.
@@ -218,9 +220,9 @@ class Store:
             with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
                 if is_mysql(self.dialect):
                     # It answers with a result set per table ("note: … doing recreate + analyze"): read it.
-                    connection.exec_driver_sql("OPTIMIZE TABLE users, requests, outbox, audit_events").all()
+                    connection.exec_driver_sql(f"OPTIMIZE TABLE {ERASED_TABLES}").all()
                 else:
-                    connection.exec_driver_sql("VACUUM users, requests, outbox, audit_events")
+                    connection.exec_driver_sql(f"VACUUM {ERASED_TABLES}")
         except sa_exc.SQLAlchemyError as exc:
             raise _translate(exc) from exc
         except sqlite3.Error as exc:

@@ -59,7 +59,8 @@ from dsr_mailbot.systems.protocol import BeforeCommit, Changes, Done, HeldRecord
 
 CONSENTS = ("marketing_consent", "processing_consent")
 MAX_KEYS = 10_000  # a person's rows are few; more means a mapping that matches everyone: refused, not cut
-STREAM_ROWS = 1_000  # notify: rows fetched at a time from a server-side cursor
+STREAM_ROWS = 1_000
+STATEMENT_TIMEOUT_SECONDS, LOCK_TIMEOUT_SECONDS = 120, 60  # notify: rows fetched at a time from a server-side cursor
 
 
 def unicode_form(address: str) -> str | None:
@@ -144,8 +145,13 @@ class SqlConnector:
                                    f"{reference.target} (the via of {reflected.mapping.table})")
         return found
 
-    def reflect(self) -> None:
-        """Read the tables and check the mapping against them (MappingError names what is missing); once."""
+    def reflect(self, again: bool = False) -> None:
+        """Read the tables and check the mapping against them (MappingError names what is missing).
+
+        ``again``: read them anew (a run checks before its first action: the shop may have changed them).
+        """
+        if again:
+            self._reflected = None
         with self._connection(write=False) as conn:
             self._tables(conn)
 
@@ -327,11 +333,15 @@ class SqlConnector:
 
 def _engine(url: str) -> Engine:
     normal = normalise_url(url)
+    # Statements and lock waits end well inside the runner's five-minute lease: an action is never done twice at once.
     if normal.startswith(("mysql", "mariadb")):
-        return create_engine(normal, pool_pre_ping=True, pool_recycle=3600,
-                             connect_args={"connect_timeout": 10, "charset": "utf8mb4"})
+        return create_engine(normal, pool_pre_ping=True, pool_recycle=3600, connect_args={
+            "connect_timeout": 10, "charset": "utf8mb4",
+            "init_command": f"SET SESSION innodb_lock_wait_timeout = {LOCK_TIMEOUT_SECONDS}"})
     if normal.startswith("postgresql"):
-        return create_engine(normal, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+        return create_engine(normal, pool_pre_ping=True, connect_args={
+            "connect_timeout": 10, "options": f"-c statement_timeout={STATEMENT_TIMEOUT_SECONDS * 1000} "
+                                              f"-c lock_timeout={LOCK_TIMEOUT_SECONDS * 1000}"})
     if normal.startswith("sqlite"):
         return create_engine(normal, connect_args={"timeout": 10})
     scheme = normal.split("://", 1)[0] if "://" in normal else None
@@ -454,9 +464,28 @@ def _text(value: object) -> str:
     return str(value)
 
 
+# What each driver says when a table or column the mapping names is not there (any more).
+_MISSING_SQLSTATES = frozenset({"42703", "42P01"})  # PostgreSQL: undefined column, undefined table
+_MISSING_MYSQL_ERRORS = frozenset({1054, 1146})  # unknown column, no such table
+_MISSING_SQLITE_WORDS = ("no such column", "no such table", "has no column named")
+
+
+def _names_a_missing_column(exc: sa_exc.SQLAlchemyError) -> bool:
+    original = getattr(exc, "orig", None)
+    if getattr(original, "sqlstate", None) in _MISSING_SQLSTATES:
+        return True
+    arguments = getattr(original, "args", ())
+    if arguments and isinstance(arguments[0], int) and arguments[0] in _MISSING_MYSQL_ERRORS:
+        return True
+    return type(original).__module__ == "sqlite3" and any(w in str(original) for w in _MISSING_SQLITE_WORDS)
+
+
 def _translated(name: str, exc: sa_exc.SQLAlchemyError) -> Exception:
     """The driver's text may quote the URL or the values: keep the class and the system's name."""
     cause = type(getattr(exc, "orig", None) or exc).__name__
+    if _names_a_missing_column(exc):
+        return MappingError(f'[[systems]] "{name}": a table or column of its mapping is not in the database '
+                            f"any more ({cause}); see 'dsr-mailbot systems check'")
     if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError) or (
             isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated):
         return SystemUnavailable(f'system "{name}": unreachable ({cause})')

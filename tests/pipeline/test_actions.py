@@ -15,12 +15,13 @@ from sqlalchemy import select as core_select
 from sqlmodel import select
 
 from dsr_mailbot.config import load_config
-from dsr_mailbot.errors import MappingError
+from dsr_mailbot.errors import ConfigError, MappingError
 from dsr_mailbot.pipeline import Services
 from dsr_mailbot.pipeline.actions import retry_delay, run_actions
 from dsr_mailbot.service.app import build_services
 from dsr_mailbot.store.database import Store, make_engine
 from dsr_mailbot.store.models import AuditEvent, Request, SystemAction, utcnow
+from dsr_mailbot.systems.protocol import Done
 from tests.servers import ScriptedHttpServer, free_port
 from tests.systems.shop import B_USER, NEWSLETTER, build_shop
 
@@ -261,3 +262,90 @@ def test_kill_9_after_the_system_commits_re_runs_harmlessly_and_keeps_the_first_
     done = actions(services)["Shop"]
     assert done.state == "done" and done.result["deleted"] == 2 and "prepared" not in done.result  # the first counts
     assert done.attempts == 2
+
+
+# What a review of the runner found.
+
+def test_a_failure_leaves_a_closed_request_as_it_was_and_says_so_in_the_audit_trail(
+        tmp_path: Path, db_url: str, shop: tuple[str, Engine], mailer: ScriptedHttpServer) -> None:
+    shop_url, _engine = shop
+    services = services_for(setup(tmp_path, db_url, shop_url, mailer.url), Clock())
+    request_id = queue(services, "erase", systems=("Mailer",))
+    with services.store.transaction() as session:
+        request = session.get(Request, request_id)
+        assert request is not None
+        request.state, request.outcome = "completed", "erased"
+        session.add(request)
+    mailer.answer(404, {})
+
+    assert run_actions(services).failed == 1
+    with services.store.transaction() as session:
+        request = session.get(Request, request_id)
+        assert request is not None and (request.state, request.outcome) == ("completed", "erased")
+        failed = session.exec(select(AuditEvent).where(AuditEvent.event == "system_action_failed")).one()
+    assert failed.detail["system"] == "Mailer" and failed.detail["failure"] == "refused"
+
+
+def test_actions_of_a_system_the_data_map_no_longer_lists_stop_the_run_and_stay(
+        tmp_path: Path, db_url: str, shop: tuple[str, Engine], mailer: ScriptedHttpServer) -> None:
+    shop_url, _engine = shop
+    path = setup(tmp_path, db_url, shop_url, mailer.url)
+    services = services_for(path, Clock())
+    queue(services, "optout", systems=("Mailer",))
+    path.write_text(path.read_text(encoding="utf-8").replace('name = "Mailer"', 'name = "Mailing tool"'),
+                    encoding="utf-8")
+
+    with pytest.raises(ConfigError, match="'Mailer', which the data map no longer lists"):
+        run_actions(services_for(path, Clock()))
+    left = actions(services)["Mailer"]
+    assert (left.state, left.payload, left.attempts) == ("pending", {"email": PAVEL}, 0) and mailer.requests == []
+
+
+def test_a_column_the_shop_renamed_since_the_last_run_stops_the_next_one(
+        tmp_path: Path, db_url: str, shop: tuple[str, Engine], mailer: ScriptedHttpServer) -> None:
+    shop_url, engine = shop
+    services = services_for(setup(tmp_path, db_url, shop_url, mailer.url), Clock())
+    queue(services, "optout", systems=("Shop",))
+    assert run_actions(services).done == 1  # the tables were read, and are kept by the process
+    with engine.begin() as conn:
+        conn.exec_driver_sql('ALTER TABLE newsletter RENAME COLUMN "ACTIVE" TO "SUBSCRIBED"')
+    queue(services, "withdraw", systems=("Shop",))
+
+    with pytest.raises(MappingError, match="no column ACTIVE"):
+        run_actions(services)
+    assert actions(services)["Shop"].state in ("pending", "done")
+
+
+def test_a_claim_whose_lease_ran_out_is_recorded_by_the_worker_that_claimed_it_again(
+        tmp_path: Path, db_url: str, shop: tuple[str, Engine], mailer: ScriptedHttpServer) -> None:
+    from dsr_mailbot.pipeline import actions as runner
+
+    shop_url, _engine = shop
+    clock = Clock()
+    services = services_for(setup(tmp_path, db_url, shop_url, mailer.url), clock)
+    queue(services, "optout", systems=("Mailer",))
+    action_id = actions(services)["Mailer"].id
+    assert action_id is not None
+    slow = runner._claim(services, action_id)
+    clock.now += runner.LEASE + timedelta(seconds=1)
+    again = runner._claim(services, action_id)
+    assert slow is not None and again is not None and again.attempts == slow.attempts + 1
+
+    runner._fail(services, slow, "refused", "system_refused:Mailer", RuntimeError())  # the slow one, late
+    assert actions(services)["Mailer"].state == "pending"  # not its to record any more
+    runner._done(services, again, Done(updated=1))
+    assert actions(services)["Mailer"].state == "done"
+
+
+def test_counts_of_an_attempt_that_did_something_replace_those_of_one_that_rolled_back(
+        tmp_path: Path, db_url: str, shop: tuple[str, Engine], mailer: ScriptedHttpServer) -> None:
+    shop_url, _engine = shop
+    services = services_for(setup(tmp_path, db_url, shop_url, mailer.url), Clock())
+    queue(services, "erase", systems=("Shop",))
+    with services.store.transaction() as session:  # an earlier attempt recorded 5, then the shop rolled back
+        row = session.exec(select(SystemAction)).one()
+        row.result = {"deleted": 5, "updated": 0, "tables": [], "prepared": True}
+        session.add(row)
+
+    assert run_actions(services).done == 1
+    assert actions(services)["Shop"].result["deleted"] == 2
