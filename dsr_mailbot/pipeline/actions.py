@@ -209,10 +209,9 @@ def _counts(done: Done) -> dict[str, Any]:
 def _done(services: Services, claimed: _Claimed, done: Done) -> None:
     now = services.clock()
     with services.store.transaction() as session:
-        row = session.get(SystemAction, claimed.id)
-        if not _still_ours(row, claimed):
+        row = _held(session, claimed)
+        if row is None:
             return
-        assert row is not None
         first = row.result if row.result.get("prepared") else None
         # A re-run after a crash finds nothing left to do: the counts recorded before the first commit stand.
         kept = first if first is not None and not (done.deleted or done.updated) else _counts(done)
@@ -229,10 +228,9 @@ def _done(services: Services, claimed: _Claimed, done: Done) -> None:
 def _retry(services: Services, claimed: _Claimed, exc: SystemUnavailable) -> None:
     now = services.clock()
     with services.store.transaction() as session:
-        row = session.get(SystemAction, claimed.id)
-        if not _still_ours(row, claimed):
+        row = _held(session, claimed)
+        if row is None:
             return
-        assert row is not None
         row.next_try_at = now + retry_delay(claimed.attempts, exc.retry_after)
         row.last_error = _error_class(exc)
         session.add(row)
@@ -243,10 +241,9 @@ def _retry(services: Services, claimed: _Claimed, exc: SystemUnavailable) -> Non
 def _fail(services: Services, claimed: _Claimed, kind: str, reason: str, exc: BaseException) -> None:
     now = services.clock()
     with services.store.transaction() as session:
-        row = session.get(SystemAction, claimed.id)
-        if not _still_ours(row, claimed):
+        row = _held(session, claimed)
+        if row is None:
             return
-        assert row is not None
         row.state, row.done_at, row.payload, row.last_error = ActionState.FAILED, now, {}, _error_class(exc)
         session.add(row)
         request = session.get(Request, claimed.request_id)
@@ -258,10 +255,11 @@ def _fail(services: Services, claimed: _Claimed, kind: str, reason: str, exc: Ba
                 kind, _error_class(exc))
 
 
-def _still_ours(row: SystemAction | None, claimed: _Claimed) -> bool:
-    """Is the action still pending under this worker's claim?  A slow action whose lease ran out was claimed
-    again (one more attempt): the later claim records it, never both."""
-    return row is not None and row.state == ActionState.PENDING and row.attempts == claimed.attempts
+def _held(session: Session, claimed: _Claimed) -> SystemAction | None:
+    """The action, if it is still pending under this worker's claim.  A slow action whose lease ran out was
+    claimed again (one more attempt): the later claim records it, never both."""
+    row = session.get(SystemAction, claimed.id)
+    return row if row is not None and row.state == ActionState.PENDING and row.attempts == claimed.attempts else None
 
 
 def _to_review(services: Services, session: Session, request: Request | None, reason: str) -> None:

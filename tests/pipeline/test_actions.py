@@ -19,11 +19,11 @@ from dsr_mailbot.errors import ConfigError, MappingError
 from dsr_mailbot.pipeline import Services
 from dsr_mailbot.pipeline.actions import retry_delay, run_actions
 from dsr_mailbot.service.app import build_services
-from dsr_mailbot.store.database import Store, make_engine
+from dsr_mailbot.store.database import make_engine
 from dsr_mailbot.store.models import AuditEvent, Request, SystemAction, utcnow
 from dsr_mailbot.systems.protocol import Done
 from tests.servers import ScriptedHttpServer, free_port
-from tests.systems.shop import B_USER, NEWSLETTER, build_shop
+from tests.systems.shop import B_USER, NEWSLETTER, build_shop, maildir_config
 
 PAVEL = "pavel.k@example.com"
 SECRET = "mailer secret"
@@ -63,14 +63,7 @@ def mailer() -> Iterator[ScriptedHttpServer]:
 
 def setup(tmp_path: Path, db_url: str, shop_url: str, mailer_url: str, match: str = "EMAIL",
           give_up_hours: int = 24) -> Path:
-    (tmp_path / "mail" / "cur").mkdir(parents=True, exist_ok=True)
-    Store(db_url).init_schema()
-    path = tmp_path / "config.toml"
-    path.write_text(f"""
-[maildir]
-path = "mail"
-[database]
-url = "{db_url}"
+    return maildir_config(tmp_path, db_url, f"""
 [secrets]
 key = "{'ab' * 32}"
 [[systems]]
@@ -94,8 +87,7 @@ name = "Mailer"
 url = "{mailer_url}"
 secret_env = "MAILER_SECRET"
 give_up_after_hours = {give_up_hours}
-""", encoding="utf-8")
-    return path
+""")
 
 
 def services_for(path: Path, clock: Clock) -> Services:

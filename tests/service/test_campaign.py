@@ -10,11 +10,9 @@ import pytest
 from sqlalchemy import Engine, delete, update
 
 from dsr_mailbot.replies.notices import purpose_of
-from dsr_mailbot.store.database import make_engine
 from dsr_mailbot.store.models import OutboxState, Request, utcnow
-from tests.conftest import fresh_database_url
 from tests.harness import Bot
-from tests.systems.shop import B_USER, NEWSLETTER, build_shop
+from tests.systems.shop import B_USER, NEWSLETTER, shop_database
 
 SHOP_MAP = """
 [[systems]]
@@ -36,10 +34,7 @@ erase = "delete"
 
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Engine]]:
-    (tmp_path / "shop").mkdir()
-    url = fresh_database_url(request.param, request, tmp_path / "shop")
-    engine = make_engine(url)
-    build_shop(engine)
+    url, engine = shop_database(request.param, request, tmp_path)
     with engine.begin() as conn:  # Pável withdrew in the shop itself; his newsletter row went with it
         conn.execute(update(B_USER).where(B_USER.c.ID == 2).values(UF_AGREED=False))
         conn.execute(delete(NEWSLETTER).where(NEWSLETTER.c.ID == 2))

@@ -7,10 +7,13 @@ a customer id in the orders, booleans the engine's own way).
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
+import pytest
 from sqlalchemy import Boolean, Column, Engine, ForeignKey, Index, Integer, MetaData, Numeric, String, Table, text
 
 from dsr_mailbot.config.datamap import TableMap
+from dsr_mailbot.store.database import Store, make_engine
 
 METADATA = MetaData()
 B_USER = Table(
@@ -92,3 +95,25 @@ def add_lower_index(engine: Engine) -> None:
     """What README tells a PostgreSQL or SQLite operator to add: an index on lower(EMAIL)."""
     with engine.begin() as conn:
         conn.execute(text('CREATE INDEX ix_b_user_email_lower ON b_user (lower("EMAIL"))'))
+
+
+def shop_database(engine_name: str, request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, Engine]:
+    """A shop on a fresh database of this engine ("sqlite", "postgresql", "mariadb"): its URL and an engine."""
+    from tests.conftest import fresh_database_url
+
+    (tmp_path / "shop").mkdir(exist_ok=True)
+    url = fresh_database_url(engine_name, request, tmp_path / "shop")
+    engine = make_engine(url)
+    build_shop(engine)
+    return url, engine
+
+
+def maildir_config(tmp_path: Path, db_url: str, more: str) -> Path:
+    """The bot on a local Maildir and the store at ``db_url`` (created), with ``more`` configuration (a data map)."""
+    (tmp_path / "mail" / "cur").mkdir(parents=True, exist_ok=True)
+    store = Store(db_url)
+    store.init_schema()
+    store.dispose()
+    path = tmp_path / "config.toml"
+    path.write_text(f'[maildir]\npath = "mail"\n[database]\nurl = "{db_url}"\n{more}', encoding="utf-8")
+    return path

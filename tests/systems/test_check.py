@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from dsr_mailbot.store.database import Store, make_engine
-from tests.conftest import fresh_database_url
+from dsr_mailbot.store.database import make_engine
 from tests.servers import free_port, wait_for_port
-from tests.systems.shop import build_shop
+from tests.systems.shop import build_shop, maildir_config, shop_database
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "mailer secret"
@@ -22,10 +21,7 @@ SECRET = "mailer secret"
 
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Engine]]:
-    (tmp_path / "shop").mkdir()
-    url = fresh_database_url(request.param, request, tmp_path / "shop")
-    engine = make_engine(url)
-    build_shop(engine)
+    url, engine = shop_database(request.param, request, tmp_path)
     yield url, engine
     engine.dispose()
 
@@ -43,16 +39,7 @@ def mailer(tmp_path: Path) -> Iterator[str]:
 
 
 def config(tmp_path: Path, shop_url: str, mailer_url: str, match: str = "EMAIL") -> Path:
-    (tmp_path / "mail" / "cur").mkdir(parents=True, exist_ok=True)
-    store = Store(f"sqlite:///{tmp_path / 'bot.db'}")
-    store.init_schema()
-    store.dispose()
-    path = tmp_path / "config.toml"
-    path.write_text(f"""
-[maildir]
-path = "mail"
-[database]
-url = "sqlite:///bot.db"
+    return maildir_config(tmp_path, f"sqlite:///{tmp_path / 'bot.db'}", f"""
 [[systems]]
 kind = "builtin"
 [[systems]]
@@ -79,8 +66,7 @@ kind = "http"
 name = "Mailer"
 url = "{mailer_url}"
 secret_env = "MAILER_SECRET"
-""", encoding="utf-8")
-    return path
+""")
 
 
 def check(path: Path, shop_url: str) -> subprocess.CompletedProcess[str]:
