@@ -1,0 +1,172 @@
+"""Commands on the store: ``db`` (schema), ``users`` (import, export), ``audit export``, ``report``."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import click
+
+from dsr_mailbot.cli.base import (
+    EX_DATAERR,
+    EX_OK,
+    EX_USAGE,
+    CliState,
+    actor,
+    cli,
+    pass_state,
+)
+
+
+@cli.group()
+def db() -> None:
+    """The database."""
+
+
+@db.command("init")
+@pass_state
+def db_init(state: CliState) -> int:
+    """Create the tables, or upgrade them to this version (safe to run again)."""
+    return _upgrade(state)
+
+
+@db.command("upgrade")
+@pass_state
+def db_upgrade(state: CliState) -> int:
+    """Upgrade the schema to this version's newest migration (creating it when empty)."""
+    return _upgrade(state)
+
+
+def _upgrade(state: CliState) -> int:
+    from dsr_mailbot.store.keys import keyring_for
+
+    config = state.config
+    revision = state.store().init_schema(keyring_for(config.secret_key, config.key_file))
+    click.echo(f"database ready (schema revision {revision})")
+    return EX_OK
+
+
+@db.command("current")
+@pass_state
+def db_current(state: CliState) -> int:
+    """Print the schema's revision and the newest one this version knows."""
+    from dsr_mailbot.store.schema import schema_state
+
+    found = schema_state(state.store().engine)
+    revision = found.revision or ("first release (no revision recorded)" if found.tables else "empty")
+    click.echo(f"current: {revision}\nhead: {found.head}")
+    return EX_OK
+
+
+@cli.command()
+@click.option("--month", help="YYYY-MM, in [policy] timezone (default: this month).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@pass_state
+def report(state: CliState, month: str | None, fmt: str) -> int:
+    """A month's requests: counts by intent and state, working days to answer, late answers, erasures."""
+    from dsr_mailbot.replies.report import load_month, month_bounds, report_lines
+    from dsr_mailbot.store.models import utcnow
+
+    policy = state.config.policy
+    now = utcnow()
+    month = month or now.astimezone(ZoneInfo(policy.timezone)).strftime("%Y-%m")
+    try:
+        month_bounds(month)
+    except ValueError as exc:
+        raise click.UsageError(f"--month: expected YYYY-MM, got {month!r}") from exc
+    store = state.store()
+    store.check_schema()
+    with store.transaction() as session:
+        result = load_month(session, month, now, policy).report
+    if fmt == "json":
+        click.echo(json.dumps(result.as_json(), ensure_ascii=False, indent=2))
+    else:
+        click.echo("\n".join(report_lines(result)))
+    return EX_OK
+
+
+@cli.group()
+def audit() -> None:
+    """The audit trail: what was done, when, why and by whom, without personal data."""
+
+
+@audit.command("export")
+@click.option("--format", "fmt", type=click.Choice(["jsonl"]), default="jsonl", show_default=True)
+@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"]),
+              help="Only events from this date or time on ([policy] timezone unless an offset is given).")
+@pass_state
+def audit_export(state: CliState, fmt: str, since: datetime | None) -> int:
+    """Every audit event, oldest first, one JSON object per line (the fields are in the README)."""
+    from dsr_mailbot.store.database import audit_events_page
+
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=ZoneInfo(state.config.policy.timezone))
+    store = state.store()
+    store.check_schema()
+    last_id = 0
+    while True:
+        with store.transaction() as session:
+            page = audit_events_page(session, last_id, since)
+        if not page:
+            return EX_OK
+        for event, request_subject_ref in page:
+            assert event.id is not None
+            last_id = event.id
+            click.echo(json.dumps({
+                "id": event.id,
+                "at": event.at.isoformat(),
+                "event": event.event,
+                "request_id": event.request_id,
+                "subject_ref": event.subject_ref or request_subject_ref,
+                "actor": event.actor,
+                "detail": event.detail,
+            }, ensure_ascii=False, sort_keys=True))
+
+
+@cli.group()
+def users() -> None:
+    """The user store: import and export."""
+
+
+@users.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_state
+def users_import(state: CliState, file: Path) -> int:
+    """Add users from a CSV file (all rows or none)."""
+    from dsr_mailbot.store.users import CsvImportError, import_users, read_users_csv
+
+    if not any(system.kind == "builtin" for system in state.config.data_map):
+        click.echo("dsr-mailbot: users import: the data map ([[systems]]) has no builtin system; people are found "
+                   "in the systems it lists, and nothing is imported", err=True)
+        return EX_USAGE
+
+    try:
+        rows = read_users_csv(file.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError:
+        click.echo(f"dsr-mailbot: {file}: not UTF-8 text; nothing imported", err=True)
+        return EX_DATAERR
+    except CsvImportError as exc:
+        for problem in exc.problems:
+            click.echo(f"{file}: {problem}", err=True)
+        click.echo(f"dsr-mailbot: {exc}", err=True)
+        return EX_DATAERR
+    store = state.store()
+    store.check_schema()
+    result = import_users(store, rows, actor=actor())
+    click.echo(f"imported {result.created} user(s); {result.already_present} already present, left unchanged")
+    return EX_OK
+
+
+@users.command("export")
+@click.option("--format", "fmt", type=click.Choice(["json"]), default="json", show_default=True)
+@pass_state
+def users_export(state: CliState, fmt: str) -> int:
+    """Print every user with their consent state (contains personal data)."""
+    from dsr_mailbot.store.users import export_users
+
+    store = state.store()
+    store.check_schema()
+    click.echo(json.dumps(export_users(store), ensure_ascii=False, indent=2))
+    return EX_OK
