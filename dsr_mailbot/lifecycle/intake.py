@@ -1,0 +1,135 @@
+"""A new request read in full: the facts loaded, the rule chain decides (:mod:`~dsr_mailbot.decisions`), carried out."""
+
+from __future__ import annotations
+
+from typing import assert_never
+
+from sqlmodel import Session, select
+
+from dsr_mailbot.decisions import Action, Decision, Facts, decide
+from dsr_mailbot.facts import Reading
+from dsr_mailbot.intents.registry import in_order, spec_for
+from dsr_mailbot.lifecycle.apply import after_owner, await_confirmation, carry_out_on_receipt
+from dsr_mailbot.lifecycle.base import Context, due, intent_of, reply, someone_elses, transition
+from dsr_mailbot.reading.parse import Headers
+from dsr_mailbot.replies.outbox import replies_in_last_day
+from dsr_mailbot.replies.reply import ReplyContent
+from dsr_mailbot.store.database import find_user_by_email, record_event
+from dsr_mailbot.store.models import (
+    Request,
+    RequestState,
+    User,
+)
+from dsr_mailbot.trust.tokens import OWNER
+from dsr_mailbot.trust.verify import identify
+
+
+def _other_users_named(session: Session, addresses: frozenset[str], user: User | None) -> bool:
+    """Does the letter name the address of a user other than the sender?"""
+    return any(someone_elses(session, address, user) for address in sorted(addresses))
+
+
+def _open_challenge(session: Session, request: Request, user: User) -> Request | None:
+    """Another request of the same kind from this user that already waits for the owner's confirmation."""
+    return session.exec(
+        select(Request).where(
+            Request.state == RequestState.AWAITING_CONFIRMATION,
+            Request.user_id == user.id,
+            Request.kind == request.kind,
+            Request.awaiting == OWNER,
+            Request.id != request.id,
+        )
+    ).first()
+
+
+def intake(ctx: Context, session: Session, request: Request, headers: Headers, reading: Reading,
+           replied_to: int | None = None) -> Request:
+    """Take a received request (its message read in full, before this transaction) as far as it can go now.
+
+    ``replied_to``: the request one of whose messages this mail answers.  Such
+    mail is a person talking to us ("I did not send this!"), never a new
+    request, whatever its subject says: it is read, and goes to review.
+    """
+    cfg = ctx.config
+    request.language = reading.language
+    kinds = [kind.value for kind in in_order(reading.intents)]
+    request.intents = kinds
+    request.due_at = due(ctx, request, kinds)
+    identity = identify(headers, lambda email: find_user_by_email(session, email))
+    auth, intent = reading.auth, reading.intent
+    request.authenticated = auth.authenticated
+    request.user_id = identity.user.id if identity.user else None
+    request.intent = {"changes": intent.changes, "problems": [[p.field, p.code] for p in intent.problems],
+                      "from_words": reading.from_words}
+    request.letter_subject = reading.subject
+    request.letter_text = reading.own_words
+    session.add(request)
+    record_event(session, "request_read", request_id=request.id, subject_ref=request.subject_ref, at=ctx.now,
+                 language=reading.language, intents=kinds, authentication=auth.summary, fields=sorted(intent.changes),
+                 problems=[f"{p.field}:{p.code}" for p in intent.problems], **reading.detail)
+
+    user = identity.user
+    recipient = user.email if user else identity.sender
+    verified = auth.authenticated
+    waiting = _open_challenge(session, request, user) if user is not None else None
+    facts = Facts(
+        intents=tuple(kinds),
+        replies_to_our_message=replied_to is not None,
+        has_sender=recipient is not None,
+        sender_known=user is not None,
+        replies_today=replies_in_last_day(session, recipient, ctx.now, verified_only=verified) if recipient else 0,
+        daily_limit=cfg.trust.max_replies_per_sender_per_day,
+        names_another_user=_other_users_named(session, reading.named_addresses, user),
+        conflicting_values=any(p.code == "conflict" for p in intent.problems),
+        update_understood=intent.understood,
+        authenticated=auth.authenticated,
+        verification=cfg.trust.verification,
+        challenge_open=waiting is not None,
+        irreversible_from_words=any(spec_for(kind).irreversible for kind in reading.from_words),
+    )
+    decision = decide(facts)
+    # The request this one relates to: the one whose message it answers, or the one whose open challenge stops it.
+    if replied_to is not None:
+        request.related_request_id = replied_to
+    elif decision.reason == "challenge_already_open" and waiting is not None:
+        request.related_request_id = waiting.id
+    _carry_out_decision(ctx, session, request, decision, user, recipient, verified)
+    return request
+
+
+def _carry_out_decision(ctx: Context, session: Session, request: Request, decision: Decision, user: User | None,
+                        recipient: str | None, verified: bool) -> None:
+    """Do what :func:`decide` chose: every action has its branch, and there is no other."""
+    if decision.on_receipt and user is not None:
+        carry_out_on_receipt(ctx, session, request, user)
+    match decision.action:
+        case Action.REVIEW:
+            transition(ctx, session, request, RequestState.REVIEW, reason=decision.reason)
+        case Action.ACKNOWLEDGE:
+            # A question: told at once when it will be answered, then it waits for a person (requests answer).
+            assert recipient is not None
+            reply(ctx, session, request, "question_acknowledged", "reply", recipient,
+                   ReplyContent(kinds=(request.kind,), due_at=request.due_at), verified=verified)
+            transition(ctx, session, request, RequestState.REVIEW, reason=decision.reason)
+        case Action.UNKNOWN_SENDER:
+            assert recipient is not None
+            reply(ctx, session, request, "unknown_sender", "reply", recipient, verified=verified)
+            transition(ctx, session, request, RequestState.REJECTED, outcome="unknown_sender",
+                        reason=decision.reason)
+        case Action.NOT_UNDERSTOOD:
+            assert recipient is not None
+            intent = intent_of(request)
+            reply(ctx, session, request, "update_not_understood", "reply", recipient,
+                   ReplyContent(problems=tuple((p.field, p.code) for p in intent.problems)), verified=verified)
+            transition(ctx, session, request, RequestState.REJECTED, outcome="update_not_understood",
+                        reason=decision.reason)
+        case Action.CLOSE_UNANSWERED:
+            transition(ctx, session, request, RequestState.REJECTED, reason=decision.reason)
+        case Action.AWAIT_OWNER:
+            assert user is not None
+            await_confirmation(ctx, session, request, user, OWNER)
+        case Action.CARRY_OUT:
+            assert user is not None
+            after_owner(ctx, session, request, user, verified=verified)
+        case _:
+            assert_never(decision.action)

@@ -1,0 +1,101 @@
+"""An operator's decisions on a request: approve, answer a question, extend the deadline, reject."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from dsr_mailbot.intents.registry import spec_for
+from dsr_mailbot.lifecycle.apply import complete
+from dsr_mailbot.lifecycle.base import Context, due, pending_intents, reply, transition
+from dsr_mailbot.replies.reply import ReplyContent
+from dsr_mailbot.store.database import record_event
+from dsr_mailbot.store.models import (
+    FINAL_STATES,
+    AuditEvent,
+    Request,
+    RequestKind,
+    RequestState,
+    User,
+)
+
+
+class DecisionError(Exception):
+    """The request is not in a state an operator can decide on."""
+
+
+def approve(ctx: Context, session: Session, request: Request, actor: str) -> None:
+    """Apply and answer the request exactly as the automatic path would, without further checks."""
+    if request.kind == RequestKind.CONFIRM or request.state not in (
+        RequestState.REVIEW, RequestState.AWAITING_CONFIRMATION
+    ):
+        raise DecisionError(f"request {request.id} is {request.state}; only review or waiting requests can be approved")
+    if spec_for(request.kind).answered_by_person:
+        raise DecisionError(f"request {request.id} is a question: answer it with 'requests answer'")
+    record_event(session, "operator_approved", request_id=request.id, subject_ref=request.subject_ref,
+                 actor=actor, at=ctx.now)
+    user = session.get(User, request.user_id) if request.user_id is not None else None
+    if user is None:
+        recipient = request.reply_address
+        if recipient:
+            reply(ctx, session, request, "unknown_sender", "reply", recipient, verified=True)
+        transition(ctx, session, request, RequestState.REJECTED, outcome="unknown_sender" if recipient else None,
+               reason="no_such_user", actor=actor)
+        return
+    complete(ctx, session, request, user, actor=actor)
+
+
+def answer(ctx: Context, session: Session, request: Request, text: str, actor: str) -> None:
+    """Send an operator's answer to a question, threaded to it, and close it.  The text is not audited."""
+    if request.state != RequestState.REVIEW or not spec_for(request.kind).answered_by_person:
+        raise DecisionError(f"request {request.id} is a {request.kind} in {request.state}; only waiting questions "
+                            "can be answered")
+    recipient = request.reply_address
+    if not recipient:
+        raise DecisionError(f"request {request.id} has no address to answer")
+    reply(ctx, session, request, "question_answer", "answer", recipient, ReplyContent(answer=text.strip()),
+           verified=True)
+    transition(ctx, session, request, RequestState.COMPLETED, outcome="question_answer", reason="answered",
+                actor=actor)
+
+
+def extend(ctx: Context, session: Session, request: Request, reason: str, actor: str) -> None:
+    """Move an open request's due date by the one extension the deadline profiles allow, with a reasoned notice.
+
+    152-FZ Art. 14 ч.3 allows 5 more working days for an access request or
+    a question, GDPR Art. 12(3) two more months; each profile extends its
+    own rule, and the strictest date still wins (under the default profiles
+    the KZ figure allows none, so nothing moves).  Once per request.  The
+    reason goes to the person; the audit keeps the dates, not the text.
+    """
+    if request.kind == RequestKind.CONFIRM or request.state in FINAL_STATES:
+        raise DecisionError(f"request {request.id} is {request.state}; only open requests can be extended")
+    if session.exec(select(AuditEvent).where(AuditEvent.request_id == request.id,
+                                             AuditEvent.event == "deadline_extended")).first():
+        raise DecisionError(f"request {request.id}: its deadline was extended once already; the law allows one")
+    pending = pending_intents(request)
+    extended = due(ctx, request, pending, extended=True)
+    if extended <= request.due_at:
+        profiles = ", ".join(ctx.config.policy.deadline_profile)
+        raise DecisionError(f"request {request.id}: the deadline profiles ({profiles}) "
+                            f"allow no extension for {'+'.join(pending)}")
+    recipient = request.reply_address
+    if not recipient:
+        raise DecisionError(f"request {request.id} has no address to send the notice to")
+    reply(ctx, session, request, "deadline_extended", "extension", recipient,
+           ReplyContent(kinds=tuple(pending), reason=reason, due_at=extended), verified=True)
+    record_event(session, "deadline_extended", request_id=request.id, subject_ref=request.subject_ref, actor=actor,
+                 at=ctx.now, previous_due_at=request.due_at.isoformat(), due_at=extended.isoformat())
+    request.due_at = extended
+    session.add(request)
+
+
+def reject(ctx: Context, session: Session, request: Request, reason: str, actor: str) -> None:
+    """Close the request unapplied and tell the sender why, in their language."""
+    if request.kind == RequestKind.CONFIRM or request.state in FINAL_STATES:
+        raise DecisionError(f"request {request.id} is {request.state}; it cannot be rejected")
+    recipient = request.reply_address
+    if recipient:
+        reply(ctx, session, request, "request_rejected", "reply", recipient, ReplyContent(reason=reason),
+               verified=True)
+    transition(ctx, session, request, RequestState.REJECTED, outcome="request_rejected" if recipient else None,
+           reason="operator_rejected", actor=actor)
