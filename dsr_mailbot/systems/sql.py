@@ -30,16 +30,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
-    Column,
     Connection,
     Engine,
-    LargeBinary,
     MetaData,
-    String,
     Table,
-    Text,
-    cast,
-    create_engine,
     delete,
     func,
     inspect,
@@ -48,32 +42,20 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 
 from dsr_mailbot.addresses import normalise_address
 from dsr_mailbot.config.datamap import TableMap
-from dsr_mailbot.errors import MappingError, SystemRefused, SystemUnavailable
-from dsr_mailbot.store.database import is_mysql, normalise_url
+from dsr_mailbot.errors import MappingError, SystemRefused
+from dsr_mailbot.store.database import is_mysql
 from dsr_mailbot.systems.protocol import BeforeCommit, Changes, Done, HeldRecord, TableCheck, TableDone
+from dsr_mailbot.systems.sqledge import engine_for, translated
+from dsr_mailbot.systems.sqlexact import MAX_KEYS, bounded, exactly_in, unicode_form
+from dsr_mailbot.systems.sqlreport import indexed as index_serves
+from dsr_mailbot.systems.sqlreport import row_count, unique
 
 CONSENTS = ("marketing_consent", "processing_consent")
-MAX_KEYS = 10_000  # a person's rows are few; more means a mapping that matches everyone: refused, not cut
 STREAM_ROWS = 1_000
-STATEMENT_TIMEOUT_SECONDS, LOCK_TIMEOUT_SECONDS = 120, 60  # notify: rows fetched at a time from a server-side cursor
-
-
-def unicode_form(address: str) -> str | None:
-    """The address with its domain's U-labels (``пример.kz``), as a shop may have stored it."""
-    local, _, domain = address.rpartition("@")
-    if "xn--" not in domain:
-        return None
-    try:
-        import idna
-
-        return f"{local}@{idna.decode(domain)}"
-    except (idna.IDNAError, UnicodeError):
-        return None
 
 
 @dataclass
@@ -94,7 +76,7 @@ class SqlConnector:
         self.mappings = tuple(tables)
         self.read_only = read_only
         try:
-            self.engine = engine or _engine(url)
+            self.engine = engine or engine_for(url)
         except (sa_exc.ArgumentError, ValueError, ImportError) as exc:  # a bad port, an unknown driver
             raise MappingError(f'[[systems]] "{name}": url: not a usable database URL ({type(exc).__name__})') from None
         self._reflected: dict[str, _Reflected] | None = None
@@ -114,7 +96,7 @@ class SqlConnector:
             with (self.engine.begin() if write else self.engine.connect()) as conn:
                 yield conn
         except sa_exc.SQLAlchemyError as exc:
-            raise _translated(self._name, exc) from None
+            raise translated(self._name, exc) from None
 
     def _tables(self, conn: Connection) -> dict[str, _Reflected]:
         if self._reflected is None:
@@ -175,15 +157,15 @@ class SqlConnector:
         table, column = reflected.table, reflected.table.c[reflected.mapping.match]
         keys = list(table.primary_key.columns)
         candidates = select(column, *keys).where(self._candidates(conn, reflected, address)).limit(MAX_KEYS + 1)
-        found = _bounded(self._name, conn.execute(candidates).all())
+        found = bounded(self._name, conn.execute(candidates).all())
         mine = [row for row in found if isinstance(row[0], str) and normalise_address(row[0]) == address]
         if not mine:
             return None
         if len(keys) == 1:
-            return _exactly_in(conn, keys[0], [row[1] for row in mine])
+            return exactly_in(conn, keys[0], [row[1] for row in mine])
         if keys:
             return tuple_(*keys).in_([tuple(row[1:]) for row in mine])
-        return _exactly_in(conn, column, list({row[0] for row in mine}))
+        return exactly_in(conn, column, list({row[0] for row in mine}))
 
     def _where(self, conn: Connection, tables: dict[str, _Reflected], reflected: _Reflected,
                address: str, seen: frozenset[str] = frozenset()) -> ColumnElement[bool] | None:
@@ -197,10 +179,10 @@ class SqlConnector:
         condition = self._where(conn, tables, target, address, seen | {mapping.table})
         if condition is None:
             return None
-        keys = [k for k in _bounded(self._name, conn.execute(select(target.table.c[reference.target]).where(condition)
+        keys = [k for k in bounded(self._name, conn.execute(select(target.table.c[reference.target]).where(condition)
                                                              .distinct().limit(MAX_KEYS + 1)).scalars().all())
                 if k is not None]
-        return _exactly_in(conn, reflected.table.c[reference.column], keys) if keys else None
+        return exactly_in(conn, reflected.table.c[reference.column], keys) if keys else None
 
     def _conditions(self, conn: Connection, address: str) -> list[tuple[_Reflected, ColumnElement[bool]]]:
         tables = self._tables(conn)
@@ -228,7 +210,7 @@ class SqlConnector:
                 columns = [table.c[column] for column in shown.values()]
                 if not columns:
                     continue
-                for row in _bounded(self._name, conn.execute(select(*columns).where(condition)
+                for row in bounded(self._name, conn.execute(select(*columns).where(condition)
                                                              .limit(MAX_KEYS + 1)).all()):
                     records.append(HeldRecord(mapping.table, {
                         label: _text(value) for label, value in zip(shown, row, strict=True) if value is not None}))
@@ -317,79 +299,18 @@ class SqlConnector:
             inspector = inspect(conn)
             for name, reflected in tables.items():
                 match = reflected.mapping.match
-                indexed = _indexed(inspector, conn, reflected, match) if match else None
-                rows, estimated = _row_count(conn, reflected.table)
+                indexed = index_serves(inspector, conn, reflected.table, match, reflected.folds_case) if match else None
+                rows, estimated = row_count(conn, reflected.table)
                 warnings = [] if indexed in (True, None) else [
                     f"{match} has no index that serves a case-insensitive lookup: every lookup reads the whole "
                     "table (see README, \"Data map\")"]
                 if (reference := reflected.mapping.reference) is not None and \
-                        not _unique(inspector, tables[reference.table].table, reference.target):
+                        not unique(inspector, tables[reference.table].table, reference.target):
                     warnings.append(f"{reference.table}.{reference.target} is neither a primary key nor unique: "
                                     f"a {reference.column} may name rows of several people")
                 checks.append(TableCheck(name, True, tuple(c.name for c in reflected.table.c), indexed, rows,
                                          estimated, tuple(warnings)))
         return checks
-
-
-def _engine(url: str) -> Engine:
-    normal = normalise_url(url)
-    # Statements and lock waits end well inside the runner's five-minute lease: an action is never done twice at once.
-    if normal.startswith(("mysql", "mariadb")):
-        return create_engine(normal, pool_pre_ping=True, pool_recycle=3600, connect_args={
-            "connect_timeout": 10, "charset": "utf8mb4",
-            "init_command": f"SET SESSION innodb_lock_wait_timeout = {LOCK_TIMEOUT_SECONDS}"})
-    if normal.startswith("postgresql"):
-        return create_engine(normal, pool_pre_ping=True, connect_args={
-            "connect_timeout": 10, "options": f"-c statement_timeout={STATEMENT_TIMEOUT_SECONDS * 1000} "
-                                              f"-c lock_timeout={LOCK_TIMEOUT_SECONDS * 1000}"})
-    if normal.startswith("sqlite"):
-        return create_engine(normal, connect_args={"timeout": 10})
-    scheme = normal.split("://", 1)[0] if "://" in normal else None
-    raise MappingError(f"a system's url: unsupported database {scheme!r}" if scheme and scheme.isalnum()
-                       else "a system's url: not a database URL (like postgresql://…, mysql://… or sqlite:///…)")
-
-
-class _Utf8Bytes(ColumnElement[bytes]):
-    """MySQL: a text column's value as its UTF-8 bytes, whatever the column's character set (cp1251, latin1)."""
-
-    inherit_cache = True
-
-    def __init__(self, column: ColumnElement[Any]) -> None:
-        self.column = column
-        self.type = LargeBinary()
-
-
-@compiles(_Utf8Bytes)
-def _utf8_bytes(element: _Utf8Bytes, compiler: Any, **kw: Any) -> str:
-    return f"CAST(CONVERT({compiler.process(element.column, **kw)} USING utf8mb4) AS BINARY)"
-
-
-def _exactly_in(conn: Connection, column: Column[Any], values: list[Any]) -> ColumnElement[bool]:
-    """``column IN values``, compared exactly, whatever the column's own equality.
-
-    MySQL's ``_ci`` collations fold case, accents and trailing spaces; PostgreSQL's ``citext`` and
-    nondeterministic ICU collations fold too, and SQLite's ``NOCASE``.  Text is compared as bytes (MySQL), in
-    the "C" collation (PostgreSQL) or BINARY (SQLite).  A text column is compared with text: MySQL would read
-    ``'1abc'`` as the number 1 (a ``via`` from an integer key into a VARCHAR column).
-    """
-    textual = isinstance(column.type, String)
-    if textual:
-        values = [v if isinstance(v, str) else str(v) for v in values]
-    if not textual or not values:
-        return column.in_(values)
-    dialect = conn.dialect.name
-    if is_mysql(dialect):
-        return _Utf8Bytes(column).in_([v.encode("utf-8") for v in values])
-    if dialect == "postgresql":
-        return cast(column, Text).collate("C").in_(values)
-    return column.collate("BINARY").in_(values)
-
-
-def _bounded(name: str, rows: Sequence[Any]) -> Sequence[Any]:
-    """Refuse, never truncate: past :data:`MAX_KEYS` rows an erasure could report done and leave the rest."""
-    if len(rows) > MAX_KEYS:
-        raise SystemRefused(f'system "{name}": more than {MAX_KEYS} rows match; a person decides')
-    return rows
 
 
 def _depth(tables: dict[str, _Reflected], reflected: _Reflected) -> int:
@@ -411,49 +332,6 @@ def _mapped_columns(mapping: TableMap) -> list[str]:
     return list(dict.fromkeys(columns))
 
 
-def _indexed(inspector: Any, conn: Connection, reflected: _Reflected, column: str) -> bool:
-    """Does an index serve the lookup: on the column itself (MySQL, _ci), else on lower(column)?"""
-    table = reflected.table
-    if reflected.folds_case:
-        indexes = list(inspector.get_indexes(table.name))
-        plain = [i for i in indexes if i.get("column_names") and i["column_names"][0] == column]
-        pk = inspector.get_pk_constraint(table.name).get("constrained_columns") or []
-        unique = inspector.get_unique_constraints(table.name)
-        return bool(plain) or pk[:1] == [column] or any(u["column_names"][:1] == [column] for u in unique)
-    if conn.dialect.name == "sqlite":
-        rows = conn.execute(text("SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :t"),
-                            {"t": table.name}).scalars().all()
-        return any(sql and "lower(" in sql.lower() and column.lower() in sql.lower() for sql in rows)
-    for index in inspector.get_indexes(table.name):
-        expressions = index.get("expressions") or []
-        if expressions and "lower(" in str(expressions[0]).lower() and column.lower() in str(expressions[0]).lower():
-            return True
-    return False
-
-
-def _unique(inspector: Any, table: Table, column: str) -> bool:
-    if [c.name for c in table.primary_key.columns] == [column]:
-        return True
-    return any(u.get("column_names") == [column] for u in inspector.get_unique_constraints(table.name)) or any(
-        i.get("unique") and i.get("column_names") == [column] for i in inspector.get_indexes(table.name))
-
-
-def _row_count(conn: Connection, table: Table) -> tuple[int | None, bool]:
-    """Rows in the table: the planner's estimate where counting could be slow, else an exact count."""
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        estimate = conn.execute(text("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(:t)"),
-                                {"t": table.name}).scalar()
-        if estimate is not None and estimate >= 0:
-            return int(estimate), True
-    elif is_mysql(dialect):
-        estimate = conn.execute(text("SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
-                                     "DATABASE() AND TABLE_NAME = :t"), {"t": table.name}).scalar()
-        if estimate is not None:
-            return int(estimate), True
-    return int(conn.execute(select(func.count()).select_from(table)).scalar_one()), False
-
-
 def _count(rowcount: int | None) -> int:
     return max(int(rowcount or 0), 0)
 
@@ -464,31 +342,3 @@ def _text(value: object) -> str:
     return str(value)
 
 
-# What each driver says when a table or column the mapping names is not there (any more).
-_MISSING_SQLSTATES = frozenset({"42703", "42P01"})  # PostgreSQL: undefined column, undefined table
-_MISSING_MYSQL_ERRORS = frozenset({1054, 1146})  # unknown column, no such table
-_MISSING_SQLITE_WORDS = ("no such column", "no such table", "has no column named")
-
-
-def _names_a_missing_column(exc: sa_exc.SQLAlchemyError) -> bool:
-    original = getattr(exc, "orig", None)
-    if getattr(original, "sqlstate", None) in _MISSING_SQLSTATES:
-        return True
-    arguments = getattr(original, "args", ())
-    if arguments and isinstance(arguments[0], int) and arguments[0] in _MISSING_MYSQL_ERRORS:
-        return True
-    return type(original).__module__ == "sqlite3" and any(w in str(original) for w in _MISSING_SQLITE_WORDS)
-
-
-def _translated(name: str, exc: sa_exc.SQLAlchemyError) -> Exception:
-    """The driver's text may quote the URL or the values: keep the class and the system's name."""
-    cause = type(getattr(exc, "orig", None) or exc).__name__
-    if _names_a_missing_column(exc):
-        return MappingError(f'[[systems]] "{name}": a table or column of its mapping is not in the database '
-                            f"any more ({cause}); see 'dsr-mailbot systems check'")
-    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError) or (
-            isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated):
-        return SystemUnavailable(f'system "{name}": unreachable ({cause})')
-    if isinstance(exc, sa_exc.NoSuchTableError | sa_exc.NoSuchColumnError):
-        return MappingError(f'system "{name}": {cause}')
-    return SystemRefused(f'system "{name}": refused ({cause})')

@@ -11,7 +11,8 @@ from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, select,
 from dsr_mailbot.config.datamap import TableMap
 from dsr_mailbot.errors import MappingError, SystemRefused, SystemUnavailable
 from dsr_mailbot.store.database import make_engine
-from dsr_mailbot.systems.sql import SqlConnector, unicode_form
+from dsr_mailbot.systems.sql import SqlConnector
+from dsr_mailbot.systems.sqlexact import unicode_form
 from tests.conftest import fresh_database_url
 from tests.systems.shop import B_USER, MAPPING, NEWSLETTER, ORDER_ITEM, SALE_ORDER, add_lower_index, build_shop
 
@@ -223,7 +224,7 @@ def test_a_via_into_a_text_column_takes_the_key_as_text_not_as_a_number(shop_url
 
 def test_more_rows_than_a_person_can_have_are_refused_not_cut(shop_url: str, shop: Engine,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("dsr_mailbot.systems.sql.MAX_KEYS", 3)
+    monkeypatch.setattr("dsr_mailbot.systems.sqlexact.MAX_KEYS", 3)
     with shop.begin() as conn:  # signed up to the newsletter again and again: more rows than any person has
         conn.execute(NEWSLETTER.insert(), [{"ID": 10 + n, "ADDR": "PAVEL.K@EXAMPLE.COM", "ACTIVE": True}
                                            for n in range(4)])
