@@ -135,6 +135,8 @@ def main() -> None:
     parser.add_argument("--db", default="mailing.db")
     args = parser.parse_args()
     host, _, port = args.listen.rpartition(":")
+    if not os.environ.get("DSR_SECRET"):
+        raise SystemExit("dsr_receiver: set DSR_SECRET to the secret dsr-mailbot signs with (its secret_env)")
     Receiver.secret = os.environ["DSR_SECRET"].encode()
     Receiver.db_path = args.db
     with sqlite3.connect(args.db) as db:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from dsr_mailbot.config import DEFAULT_OPERATOR_ADDRESSES, load_config
+from dsr_mailbot.config.datamap import SqlSystem
 from dsr_mailbot.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -308,3 +309,41 @@ def test_a_sqlite_system_in_the_stores_own_file_is_refused(tmp_path: Path) -> No
                                                                          'url = "sqlite:///bot.db"')
     with pytest.raises(ConfigError, match='"Shop": url: the bot\'s own store'):
         load_config(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(("extra", "named"), [
+    # A user name in the URL would make a client reach mailer.example.kz, whatever "127.0.0.1" says before it.
+    ('[[systems]]\nkind = "http"\nname = "Mailer"\nurl = "http://127.0.0.1:x@mailer.example.kz/dsr"\n'
+     'secret_env = "HOME"\n', "no user name or password in it"),
+    ('[[systems]]\nkind = "ldap"\nname = "Directory"\n', '[[systems]] #2 "Directory": kind: missing, or not one of'),
+    ('[[systems]]\nkind = "builtin"\n[policy]\nsystem_name = "Shop"\n', "'Shop' names two systems"),
+])
+def test_what_a_newcomer_got_wrong_is_named(tmp_path: Path, extra: str, named: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_config(write(tmp_path, IMAP + SHOP + extra))
+    assert named in str(refused.value)
+
+
+def test_an_erasure_value_of_another_type_is_refused_without_repeating_it(tmp_path: Path) -> None:
+    text = IMAP + SHOP.replace('erase = { CONTACT_EMAIL = "", CONTACT_PHONE = "" }', "erase = { PRICE = 1.5 }")
+    with pytest.raises(ConfigError, match="erase: expected \"delete\", or a table of column") as refused:
+        load_config(write(tmp_path, text))
+    assert "1.5" not in str(refused.value)
+
+
+def test_the_stores_url_may_come_from_the_environment_like_a_password(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DSR_DATABASE_URL", "mysql://dsr:p%40ss@db.example.kz/dsr")
+    config = load_config(write(tmp_path, IMAP + '[database]\nurl_env = "DSR_DATABASE_URL"\n'))
+    assert config.database_url == "mysql://dsr:p%40ss@db.example.kz/dsr" and "p%40ss" not in repr(config)
+
+
+def test_the_readmes_data_map_example_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Data map"):]
+    example = section[section.index("```toml\n") + 8:section.index("\n```", section.index("```toml\n"))]
+    monkeypatch.setenv("SHOP_DATABASE_URL", "sqlite:///shop.db")
+    monkeypatch.setenv("MAILER_SECRET", "s3cret")
+    builtin, shop, mailer = load_config(write(tmp_path, IMAP + example)).data_map
+    assert (builtin.kind, mailer.kind) == ("builtin", "http") and isinstance(shop, SqlSystem)
+    assert shop.tables[0].fields["processing_consent"] == "UF_AGREED" and shop.tables[0].erase == "delete"

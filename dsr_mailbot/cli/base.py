@@ -50,7 +50,9 @@ def cli(ctx: click.Context, config_path: Path, verbose: int) -> None:
 
 
 # Libraries whose debug output quotes mail, addresses or SQL parameters.
-QUIET_LIBRARIES = ("imapclient", "mailparser", "sqlalchemy", "aiosmtpd", "charset_normalizer", "alembic")
+# Libraries whose INFO lines would repeat addresses or URLs (httpx2 logs every request's URL, which may carry a token).
+QUIET_LIBRARIES = ("imapclient", "mailparser", "sqlalchemy", "aiosmtpd", "charset_normalizer", "alembic", "httpx2",
+                   "httpcore2", "httpx", "httpcore")
 
 
 def configure_logging(verbosity: int) -> None:

@@ -103,10 +103,12 @@ def systems_check(state: CliState) -> int:
             worst = EX_CONFIG
             continue
         except DsrMailbotError as exc:
-            if not exc.temporary:
-                raise
-            click.echo(f"{connector.name} ({system.kind}): cannot be reached: {exc}", err=True)
-            worst = max(worst, EX_TEMPFAIL) if worst != EX_CONFIG else worst
+            if exc.temporary:
+                click.echo(f"{connector.name} ({system.kind}): cannot be reached: {exc}", err=True)
+                worst = max(worst, EX_TEMPFAIL) if worst != EX_CONFIG else worst
+            else:  # it answered, and refused: a wrong secret or URL, a receiver that does not speak the protocol
+                click.echo(f"{connector.name} ({system.kind}): refused the check: {exc}", err=True)
+                worst = EX_CONFIG
             continue
         finally:
             connector.close()

@@ -52,9 +52,7 @@ def _upgrade(state: CliState) -> int:
 @pass_state
 def db_current(state: CliState) -> int:
     """Print the schema's revision and the newest one this version knows."""
-    from dsr_mailbot.store.schema import schema_state
-
-    found = schema_state(state.store().engine)
+    found = state.store().schema_state()
     revision = found.revision or ("first release (no revision recorded)" if found.tables else "empty")
     click.echo(f"current: {revision}\nhead: {found.head}")
     return EX_OK

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -38,7 +39,6 @@ from dsr_mailbot.config.fields import (
 BotField = Literal["email", "phone", "surname", "first_name", "patronymic", "marketing_consent",
                    "processing_consent"]
 BOT_FIELDS: tuple[str, ...] = BotField.__args__  # type: ignore[attr-defined]
-ErasedValue = str | int | bool
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,63}")
 _VIA = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_$]*)\s*->\s*([A-Za-z_][A-Za-z0-9_$]*)\.([A-Za-z_][A-Za-z0-9_$]*)\s*")
 
@@ -65,7 +65,7 @@ class TableMap(Section):
     via: Filled | None = None
     fields: dict[BotField, Filled] = Field(default_factory=dict)
     access: dict[Str, Filled] = Field(default_factory=dict)
-    erase: Literal["delete"] | dict[Str, ErasedValue] | None = None
+    erase: Any = None  # "delete", or a table of column = text, integer or true/false (checked below)
 
     @field_validator("table", "match")
     @classmethod
@@ -88,12 +88,15 @@ class TableMap(Section):
 
     @field_validator("erase")
     @classmethod
-    def _erase_columns(cls, erase: str | dict[str, ErasedValue] | None) -> str | dict[str, ErasedValue] | None:
-        if isinstance(erase, dict):
-            if not erase:
-                raise KeyProblem(None, 'expected "delete" or a table of column = value')
-            for column in erase:
-                _identifier(column)
+    def _erase_columns(cls, erase: object) -> str | dict[str, str | int | bool] | None:
+        """``"delete"``, or columns to overwrite with text, an integer or true/false (TOML has no null)."""
+        if erase is None or erase == "delete":
+            return erase
+        if not isinstance(erase, dict) or not erase or not all(
+                isinstance(v, str | int) and not isinstance(v, float) for v in erase.values()):
+            raise KeyProblem(None, 'expected "delete", or a table of column = text, integer or true/false')
+        for column in erase:
+            _identifier(column)
         return erase
 
     @field_validator("via")
@@ -184,11 +187,10 @@ class HttpSystem(_System):
     @classmethod
     def _http_url(cls, url: str) -> str:
         """https, or http to this machine only: the body carries the person's address and data."""
-        if url.startswith("https://"):
-            return url
-        authority = url.removeprefix("http://").split("/", 1)[0] if url.startswith("http://") else ""
-        host = authority[1:authority.find("]")] if authority.startswith("[") else authority.rsplit(":", 1)[0]
-        if host not in ("127.0.0.1", "localhost", "::1"):
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or not parts.hostname or "@" in parts.netloc:
+            raise KeyProblem(None, "expected an http(s) URL with a host and no user name or password in it")
+        if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
             raise KeyProblem(None, "expected an https:// URL (http:// only to 127.0.0.1, localhost or [::1])")
         return url
 

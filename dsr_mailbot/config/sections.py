@@ -90,8 +90,14 @@ class FileDeliveryConfig(Section):
 
 
 class DatabaseConfig(Section):
+    # Or url_file / url_env: a server's URL carries its password (percent-encode @ : / in it).
     url: Str = Field(default="sqlite:///dsr-mailbot.db", repr=False, validate_default=True)
     busy_timeout_ms: Positive = 10_000
+
+    @model_validator(mode="before")
+    @classmethod
+    def _url_secret(cls, data: Any, info: ValidationInfo) -> Any:
+        return resolve_secret(data, "url", info, required=False)
 
     @field_validator("url")
     @classmethod

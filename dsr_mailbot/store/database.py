@@ -74,7 +74,17 @@ def is_mysql(dialect: str) -> bool:
 
 
 def make_engine(url: str, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> Engine:
-    url = normalise_url(url)
+    try:
+        return _make_engine(normalise_url(url), busy_timeout_ms)
+    except ModuleNotFoundError as exc:
+        extra = "mysql" if url.startswith(("mysql", "mariadb")) else "postgresql"
+        raise ConfigError(f"[database] url: the {extra} driver is not installed "
+                          f"(pip install 'dsr-mailbot[{extra}]')") from exc
+    except (sa_exc.ArgumentError, ValueError) as exc:
+        raise ConfigError("[database] url: not a usable database URL (percent-encode @ : / in a password)") from exc
+
+
+def _make_engine(url: str, busy_timeout_ms: int) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
 
@@ -154,6 +164,15 @@ class Store:
 
         try:
             return schema.upgrade(self.engine, keyring)
+        except sa_exc.SQLAlchemyError as exc:
+            raise _translate(exc) from exc
+
+    def schema_state(self) -> Any:
+        """The schema's revision (:class:`~dsr_mailbot.store.schema.SchemaState`); a database down is temporary."""
+        from dsr_mailbot.store import schema
+
+        try:
+            return schema.schema_state(self.engine)
         except sa_exc.SQLAlchemyError as exc:
             raise _translate(exc) from exc
 

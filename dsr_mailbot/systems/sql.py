@@ -77,8 +77,15 @@ class SqlConnector:
         self.read_only = read_only
         try:
             self.engine = engine or engine_for(url)
+        except ModuleNotFoundError:
+            extra = "mysql" if url.startswith(("mysql", "mariadb")) else "postgresql"
+            raise MappingError(f'[[systems]] "{name}": url: the {extra} driver is not installed '
+                               f"(pip install 'dsr-mailbot[{extra}]')") from None
         except (sa_exc.ArgumentError, ValueError, ImportError) as exc:  # a bad port, an unknown driver
-            raise MappingError(f'[[systems]] "{name}": url: not a usable database URL ({type(exc).__name__})') from None
+            raise MappingError(f'[[systems]] "{name}": url: not a usable database URL ({type(exc).__name__}; '
+                               "percent-encode @ : / in a password)") from None
+        except MappingError as exc:
+            raise MappingError(f'[[systems]] "{name}": {exc}') from None
         self._reflected: dict[str, _Reflected] | None = None
 
     @property

@@ -128,3 +128,27 @@ def test_without_a_builtin_system_users_import_refuses_and_run_waits_for_the_con
     ran = subprocess.run([sys.executable, "-m", "dsr_mailbot", "-c", str(path), "run", "--once"],
                          capture_output=True, text=True, env=env, check=False)
     assert ran.returncode == 78 and '[[systems]] #1 "Shop"' in ran.stderr
+
+
+def test_a_system_that_refuses_the_check_is_78_and_the_others_are_still_checked(
+        tmp_path: Path, mailer: str) -> None:
+    shop_url = f"sqlite:///{tmp_path / 'shop.db'}"
+    engine = make_engine(shop_url)
+    build_shop(engine)
+    engine.dispose()
+    path = config(tmp_path, shop_url, mailer)
+    done = subprocess.run([sys.executable, "-m", "dsr_mailbot", "-c", str(path), "systems", "check"],
+                          capture_output=True, text=True, timeout=60, check=False,
+                          env={**os.environ, "SHOP_URL": shop_url, "MAILER_SECRET": "not the receiver's secret"})
+    assert done.returncode == 78
+    assert "Mailer (http): refused the check" in done.stderr and "Shop (sql): reachable" in done.stdout
+
+
+def test_db_current_with_the_database_down_is_75(tmp_path: Path) -> None:
+    (tmp_path / "mail" / "cur").mkdir(parents=True)
+    path = tmp_path / "config.toml"
+    path.write_text(f'[maildir]\npath = "mail"\n[database]\nurl = "postgresql://nobody@127.0.0.1:{free_port()}/x"\n',
+                    encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "dsr_mailbot", "-c", str(path), "db", "current"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 75 and "database unavailable" in done.stderr
