@@ -95,7 +95,12 @@ def systems_check(state: CliState) -> int:
 
     config, worst = state.config, EX_OK
     for system in config.data_map:
-        connector = connect(config, system)
+        try:
+            connector = connect(config, system)
+        except ConfigError as exc:  # a URL that names no database
+            click.echo(f"{config.system_label(system)} ({system.kind}): wrong mapping: {exc}", err=True)
+            worst = EX_CONFIG
+            continue
         try:
             checks = connector.check()
         except ConfigError as exc:

@@ -6,9 +6,12 @@ or column the mapping names that is not there (any more) is a wrong mapping (exi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import (
     Engine,
     create_engine,
+    make_url,
 )
 from sqlalchemy import exc as sa_exc
 
@@ -30,6 +33,10 @@ def engine_for(url: str) -> Engine:
             "connect_timeout": 10, "options": f"-c statement_timeout={STATEMENT_TIMEOUT_SECONDS * 1000} "
                                               f"-c lock_timeout={LOCK_TIMEOUT_SECONDS * 1000}"})
     if normal.startswith("sqlite"):
+        database = make_url(normal).database
+        # Connecting would create an empty file where the shop's database was expected.
+        if database and database != ":memory:" and not Path(database).is_file():
+            raise MappingError("url: no SQLite database at that path")
         return create_engine(normal, connect_args={"timeout": 10})
     scheme = normal.split("://", 1)[0] if "://" in normal else None
     raise MappingError(f"a system's url: unsupported database {scheme!r}" if scheme and scheme.isalnum()

@@ -152,3 +152,11 @@ def test_db_current_with_the_database_down_is_75(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "dsr_mailbot", "-c", str(path), "db", "current"],
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 75 and "database unavailable" in done.stderr
+
+
+def test_a_sqlite_path_with_no_database_is_78_and_no_empty_file_is_left_there(tmp_path: Path, mailer: str) -> None:
+    missing = tmp_path / "typo" / "shop.db"
+    missing.parent.mkdir()
+    done = check(config(tmp_path, f"sqlite:///{missing}", mailer), f"sqlite:///{missing}")
+    assert done.returncode == 78 and '"Shop": url: no SQLite database at that path' in done.stderr
+    assert not missing.exists() and "Mailer (http): reachable" in done.stdout
