@@ -25,13 +25,12 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from dsr_mailbot.config.fields import (
     Bool,
+    DatabaseUrl,
     Filled,
     KeyProblem,
     Positive,
     Section,
     Str,
-    anchor_sqlite_url,
-    base_dir,
     resolve_secret,
 )
 
@@ -133,19 +132,13 @@ class BuiltinSystem(Section):
 
 class SqlSystem(_System):
     kind: Literal["sql"]
-    url: Str = Field(repr=False)
+    url: DatabaseUrl = Field(repr=False)  # a relative SQLite path is relative to the file, as the store's is
     tables: tuple[TableMap, ...] = Field(min_length=1)
 
     @model_validator(mode="before")
     @classmethod
     def _url(cls, data: Any, info: ValidationInfo) -> Any:
         return resolve_secret(data, "url", info, required=True)
-
-    @field_validator("url")
-    @classmethod
-    def _anchor_sqlite(cls, url: str, info: ValidationInfo) -> str:
-        """A relative SQLite path is relative to the configuration file, as the store's is."""
-        return anchor_sqlite_url(url, base_dir(info))
 
     @model_validator(mode="after")
     def _references_resolve(self) -> SqlSystem:
@@ -199,8 +192,11 @@ SystemMap = Annotated[BuiltinSystem | SqlSystem | HttpSystem, Field(discriminato
 KINDS = ("builtin", "sql", "http")
 
 
-def check_systems(systems: tuple[BuiltinSystem | SqlSystem | HttpSystem, ...], store_url: str) -> None:
+def check_systems(systems: tuple[BuiltinSystem | SqlSystem | HttpSystem, ...], labels: list[str],
+                  store_url: str) -> None:
     """Across the entries: one builtin at most, every name once, and no SQLite system in the store's own file.
+
+    ``labels``: what each system is called (a builtin without a name: ``[policy] system_name``).
 
     The store records an action's counts while the system's transaction is open: in one SQLite file the two
     would wait for each other's write lock.
@@ -211,7 +207,9 @@ def check_systems(systems: tuple[BuiltinSystem | SqlSystem | HttpSystem, ...], s
                                    'builtin system instead, or keep the shop\'s tables in a file of their own')
     if sum(isinstance(s, BuiltinSystem) for s in systems) > 1:
         raise KeyProblem(None, "the builtin system is listed twice")
-    names = [s.name for s in systems if s.name is not None]
-    for name in names:
-        if names.count(name) > 1:
-            raise KeyProblem(None, f"{name!r} is listed twice")
+    for label in labels:
+        if labels.count(label) > 1:
+            if any(isinstance(s, BuiltinSystem) for s, other in zip(systems, labels, strict=True) if other == label):
+                raise KeyProblem(None, f"[[systems]]: {label!r} names two systems (the builtin one is named by "
+                                       "its name, else [policy] system_name); give each its own")
+            raise KeyProblem(None, f"{label!r} is listed twice")

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationInfo
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationInfo
 
 
 class KeyProblem(ValueError):
@@ -125,9 +125,13 @@ def listen_address(value: object) -> tuple[str, int]:
 Listen = Annotated[tuple[str, int], BeforeValidator(listen_address)]
 
 
-def anchor_sqlite_url(url: str, anchor: Path | None) -> str:
-    """Make a relative SQLite path relative to the config file, not to the working directory."""
-    prefix = "sqlite:///"
+def _anchored_url(url: str, info: ValidationInfo) -> str:
+    """A relative SQLite path made relative to the config file, not to the working directory."""
+    prefix, anchor = "sqlite:///", base_dir(info)
     if anchor is not None and url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
         return prefix + str(anchor / url[len(prefix):])
     return url
+
+
+# A database URL in the file (the store's, a system's): a relative SQLite path is relative to the file.
+DatabaseUrl = Annotated[str, Strict(), AfterValidator(_anchored_url)]

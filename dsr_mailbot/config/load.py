@@ -78,12 +78,7 @@ class Config(Section):
 
     @model_validator(mode="after")
     def _one_name_per_system(self) -> Config:
-        check_systems(self.systems, self.database.url)
-        labels = [self.system_label(system) for system in self.systems]
-        for label in labels:
-            if labels.count(label) > 1:
-                raise KeyProblem(None, f"[[systems]]: {label!r} names two systems (the builtin one is named by "
-                                       "its name, else [policy] system_name); give each its own")
+        check_systems(self.systems, [self.system_label(system) for system in self.systems], self.database.url)
         named_builtin = any(isinstance(s, BuiltinSystem) and s.name is not None for s in self.systems)
         if named_builtin and "system_name" in self.policy.model_fields_set:
             raise KeyProblem(None, "[policy] system_name and the builtin entry of [[systems]] both name the "

@@ -13,6 +13,7 @@ from dsr_mailbot.addresses import normalise_address
 from dsr_mailbot.config.fields import (
     Bool,
     ConfigPath,
+    DatabaseUrl,
     Filled,
     KeyProblem,
     Listen,
@@ -21,8 +22,6 @@ from dsr_mailbot.config.fields import (
     Section,
     Str,
     StringList,
-    anchor_sqlite_url,
-    base_dir,
     resolve_secret,
 )
 from dsr_mailbot.intents.deadlines import (
@@ -91,19 +90,13 @@ class FileDeliveryConfig(Section):
 
 class DatabaseConfig(Section):
     # Or url_file / url_env: a server's URL carries its password (percent-encode @ : / in it).
-    url: Str = Field(default="sqlite:///dsr-mailbot.db", repr=False, validate_default=True)
+    url: DatabaseUrl = Field(default="sqlite:///dsr-mailbot.db", repr=False, validate_default=True)
     busy_timeout_ms: Positive = 10_000
 
     @model_validator(mode="before")
     @classmethod
     def _url_secret(cls, data: Any, info: ValidationInfo) -> Any:
         return resolve_secret(data, "url", info, required=False)
-
-    @field_validator("url")
-    @classmethod
-    def _anchor_sqlite(cls, url: str, info: ValidationInfo) -> str:
-        """A relative SQLite path is relative to the config file, not to the working directory."""
-        return anchor_sqlite_url(url, base_dir(info))
 
 
 def _clock_time(value: object) -> tuple[int, int]:
