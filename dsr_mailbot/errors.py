@@ -93,10 +93,12 @@ class SystemRefused(DataSystemError):
 
 
 class SystemUnavailable(DataSystemError):
-    """Raised when a system cannot be reached or asks to be retried; ``retry_after`` seconds when it said so."""
+    """Raised when a system cannot be reached or asks to be retried; ``retry_after`` seconds when it said so,
+    ``status`` the HTTP status it answered with."""
 
     temporary = True
     retry_after: float | None = None
+    status: int | None = None
 
 
 def where_raised(exc: BaseException) -> str:

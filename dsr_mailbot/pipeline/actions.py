@@ -112,7 +112,7 @@ def _check_mappings(services: Services) -> set[str]:
         if isinstance(system, SqlSystem):
             connector = services.connector(system)
             try:
-                connector.reflect(again=True)  # type: ignore[union-attr]
+                connector.reflect(again=True)
             except SystemUnavailable:
                 unchecked.add(system.name)
     return unchecked
@@ -269,7 +269,6 @@ def _to_review(services: Services, session: Session, request: Request | None, re
 
 
 def _error_class(exc: BaseException) -> str:
-    """What the record may say of an error: its class, and an HTTP status when the message carries one."""
-    words = str(exc).rsplit("answered ", 1)
-    status = words[1][:3] if len(words) == 2 and words[1][:3].isdigit() else ""
-    return f"{type(exc).__name__}{' ' + status if status else ''}"[:100]
+    """What the record may say of an error: its class, and the HTTP status a system answered with."""
+    status = getattr(exc, "status", None)
+    return f"{type(exc).__name__}{f' {status}' if status else ''}"[:100]

@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import overload
 
 from dsr_mailbot.config import Config
 from dsr_mailbot.config.datamap import HttpSystem, SqlSystem
@@ -23,7 +24,6 @@ from dsr_mailbot.store.models import (
     utcnow,
 )
 from dsr_mailbot.systems import connect
-from dsr_mailbot.systems.builtin import BuiltinConnector
 from dsr_mailbot.systems.http import HttpConnector
 from dsr_mailbot.systems.sql import SqlConnector
 
@@ -45,11 +45,16 @@ class Services:
     # The data map's connectors, made on first use and kept for the process (their engines pool connections).
     connectors: dict[str, SqlConnector | HttpConnector] = field(default_factory=dict)
 
+    @overload
+    def connector(self, system: SqlSystem) -> SqlConnector: ...
+    @overload
+    def connector(self, system: HttpSystem) -> HttpConnector: ...
+    @overload
+    def connector(self, system: SqlSystem | HttpSystem) -> SqlConnector | HttpConnector: ...
+
     def connector(self, system: SqlSystem | HttpSystem) -> SqlConnector | HttpConnector:
         if system.name not in self.connectors:
-            made = connect(self.config, system)
-            assert not isinstance(made, BuiltinConnector)
-            self.connectors[system.name] = made
+            self.connectors[system.name] = connect(self.config, system)
         return self.connectors[system.name]
 
     @property

@@ -63,7 +63,7 @@ def campaign_recipients(services: Services) -> Iterator[Recipient]:
             continue
         connector = connect(config, system)
         try:
-            for address in connector.recipients():  # type: ignore[union-attr]
+            for address in connector.recipients():
                 if first_time(address):
                     yield system_recipient(keyring, address, languages.get(keyring.subject_ref(address), default))
         finally:

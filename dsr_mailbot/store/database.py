@@ -76,12 +76,16 @@ def is_mysql(dialect: str) -> bool:
 def make_engine(url: str, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> Engine:
     try:
         return _make_engine(normalise_url(url), busy_timeout_ms)
-    except ModuleNotFoundError as exc:
+    except (sa_exc.ArgumentError, ValueError, ImportError) as exc:
+        raise ConfigError(f"[database] {unusable_url(url, exc)}") from exc
+
+
+def unusable_url(url: str, exc: Exception) -> str:
+    """Why no engine could be made from a URL, and what to do; never the URL (it may hold a password)."""
+    if isinstance(exc, ModuleNotFoundError):
         extra = "mysql" if url.startswith(("mysql", "mariadb")) else "postgresql"
-        raise ConfigError(f"[database] url: the {extra} driver is not installed "
-                          f"(pip install 'dsr-mailbot[{extra}]')") from exc
-    except (sa_exc.ArgumentError, ValueError) as exc:
-        raise ConfigError("[database] url: not a usable database URL (percent-encode @ : / in a password)") from exc
+        return f"url: the {extra} driver is not installed (pip install 'dsr-mailbot[{extra}]')"
+    return f"url: not a usable database URL ({type(exc).__name__}; percent-encode @ : / in a password)"
 
 
 def _make_engine(url: str, busy_timeout_ms: int) -> Engine:

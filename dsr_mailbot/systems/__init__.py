@@ -11,7 +11,7 @@ exhaustive (a new kind without a connector fails the type check).
 
 from __future__ import annotations
 
-from typing import assert_never
+from typing import assert_never, overload
 
 from dsr_mailbot.config import Config
 from dsr_mailbot.config.datamap import BuiltinSystem, HttpSystem, SqlSystem
@@ -20,6 +20,16 @@ from dsr_mailbot.systems.http import HttpConnector
 from dsr_mailbot.systems.sql import SqlConnector
 
 Connection = BuiltinConnector | SqlConnector | HttpConnector
+
+
+@overload
+def connect(config: Config, system: BuiltinSystem) -> BuiltinConnector: ...
+@overload
+def connect(config: Config, system: SqlSystem) -> SqlConnector: ...
+@overload
+def connect(config: Config, system: HttpSystem) -> HttpConnector: ...
+@overload
+def connect(config: Config, system: BuiltinSystem | SqlSystem | HttpSystem) -> Connection: ...
 
 
 def connect(config: Config, system: BuiltinSystem | SqlSystem | HttpSystem) -> Connection:

@@ -121,6 +121,7 @@ class HttpConnector:
         if status >= 500 or status in RETRIED_4XX:
             error = SystemUnavailable(f'system "{self._name}": answered {status}')
             error.retry_after = retry_after_seconds(retry_after, self.clock())
+            error.status = status
             raise error
         if status >= 300:
             raise SystemRefused(f'system "{self._name}": refused the {action} ({status})')

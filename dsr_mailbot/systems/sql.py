@@ -47,7 +47,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from dsr_mailbot.addresses import normalise_address
 from dsr_mailbot.config.datamap import TableMap
 from dsr_mailbot.errors import MappingError, SystemRefused
-from dsr_mailbot.store.database import is_mysql
+from dsr_mailbot.store.database import is_mysql, unusable_url
 from dsr_mailbot.systems.protocol import BeforeCommit, Changes, Done, HeldRecord, TableCheck, TableDone
 from dsr_mailbot.systems.sqledge import engine_for, translated
 from dsr_mailbot.systems.sqlexact import MAX_KEYS, bounded, exactly_in, unicode_form
@@ -77,13 +77,8 @@ class SqlConnector:
         self.read_only = read_only
         try:
             self.engine = engine or engine_for(url)
-        except ModuleNotFoundError:
-            extra = "mysql" if url.startswith(("mysql", "mariadb")) else "postgresql"
-            raise MappingError(f'[[systems]] "{name}": url: the {extra} driver is not installed '
-                               f"(pip install 'dsr-mailbot[{extra}]')") from None
-        except (sa_exc.ArgumentError, ValueError, ImportError) as exc:  # a bad port, an unknown driver
-            raise MappingError(f'[[systems]] "{name}": url: not a usable database URL ({type(exc).__name__}; '
-                               "percent-encode @ : / in a password)") from None
+        except (sa_exc.ArgumentError, ValueError, ImportError) as exc:  # a bad port, a driver not installed
+            raise MappingError(f'[[systems]] "{name}": {unusable_url(url, exc)}') from None
         except MappingError as exc:
             raise MappingError(f'[[systems]] "{name}": {exc}') from None
         self._reflected: dict[str, _Reflected] | None = None

@@ -18,12 +18,12 @@ from sqlalchemy import exc as sa_exc
 from dsr_mailbot.errors import MappingError, SystemRefused, SystemUnavailable
 from dsr_mailbot.store.database import normalise_url
 
-STATEMENT_TIMEOUT_SECONDS, LOCK_TIMEOUT_SECONDS = 120, 60  # notify: rows fetched at a time from a server-side cursor
+# Statements and lock waits end well inside the runner's five-minute lease: an action is never done twice at once.
+STATEMENT_TIMEOUT_SECONDS, LOCK_TIMEOUT_SECONDS = 120, 60
 
 
 def engine_for(url: str) -> Engine:
     normal = normalise_url(url)
-    # Statements and lock waits end well inside the runner's five-minute lease: an action is never done twice at once.
     if normal.startswith(("mysql", "mariadb")):
         return create_engine(normal, pool_pre_ping=True, pool_recycle=3600, connect_args={
             "connect_timeout": 10, "charset": "utf8mb4",
@@ -39,8 +39,8 @@ def engine_for(url: str) -> Engine:
             raise MappingError("url: no SQLite database at that path")
         return create_engine(normal, connect_args={"timeout": 10})
     scheme = normal.split("://", 1)[0] if "://" in normal else None
-    raise MappingError(f"a system's url: unsupported database {scheme!r}" if scheme and scheme.isalnum()
-                       else "a system's url: not a database URL (like postgresql://…, mysql://… or sqlite:///…)")
+    raise MappingError(f"url: unsupported database {scheme!r}" if scheme and scheme.isalnum()
+                       else "url: not a database URL (like postgresql://…, mysql://… or sqlite:///…)")
 
 
 # What each driver says when a table or column the mapping names is not there (any more).
