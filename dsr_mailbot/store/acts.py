@@ -22,10 +22,32 @@ import os
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from dsr_mailbot.errors import ConfigError
 
 ACT_PREFIX = "act-"
+
+
+@dataclass(frozen=True)
+class ActTable:
+    """What an erasure did in one table of a system: rows deleted, or rows kept with these columns overwritten."""
+
+    table: str
+    deleted: int = 0
+    updated: int = 0
+    cleared: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ActSystem:
+    """One system of the data map in the act: what its erasure did, from the counts recorded when it ran."""
+
+    name: str
+    outcome: str  # done | failed (refused, or not reachable within its give_up_after_hours)
+    deleted: int = 0
+    updated: int = 0
+    tables: tuple[ActTable, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -44,11 +66,11 @@ class Act:
     ordinary_messages_left_in_inbox: int
     notice: str  # queued | sent | dropped | none
     notice_at: str | None = None
+    # The data map's other systems (the shop's databases, a mailing tool): each one's part of the erasure.
+    systems: tuple[ActSystem, ...] = ()
 
     def as_json(self) -> dict[str, object]:
-        data = asdict(self)
-        data["categories"] = list(self.categories)
-        return data
+        return asdict(self)  # tuples become JSON lists
 
     def as_text(self) -> str:
         lines = [
@@ -63,9 +85,34 @@ class Act:
             f"Request messages expunged from the processed folder: {self.processed_messages_expunged}",
             f"Ordinary messages of the subject left in the inbox: {self.ordinary_messages_left_in_inbox}",
             f"Notice of destruction to the subject: {self.notice}" + (f" ({self.notice_at})" if self.notice_at else ""),
+            *self._systems_lines(),
             f"Audit reference: {self.subject_ref}",
         ]
         return "\n".join(lines) + "\n"
+
+
+    def _systems_lines(self) -> list[str]:
+        lines: list[str] = []
+        for system in self.systems:
+            lines.append(f"System: {system.name}: {system.outcome}; rows deleted {system.deleted}, "
+                         f"rows with columns cleared {system.updated}")
+            for table in system.tables:
+                cleared = f" (columns cleared: {', '.join(table.cleared)})" if table.cleared else ""
+                lines.append(f"  table {table.table}: rows deleted {table.deleted}, rows updated {table.updated}"
+                             + cleared)
+        return lines
+
+
+def act_from_json(data: dict[str, Any]) -> Act:
+    """An act as written by :func:`write_act` (older acts have no systems)."""
+    fields = dict(data)
+    fields["categories"] = tuple(data["categories"])
+    fields["systems"] = tuple(
+        ActSystem(s["name"], s["outcome"], s.get("deleted", 0), s.get("updated", 0),
+                  tuple(ActTable(t["table"], t.get("deleted", 0), t.get("updated", 0), tuple(t.get("cleared", ())))
+                        for t in s.get("tables", ())))
+        for s in data.get("systems", ()))
+    return Act(**fields)
 
 
 def _path(directory: Path, act_id: str) -> Path:
@@ -95,8 +142,7 @@ def read_act(directory: Path, act_id: str) -> Act | None:
         data = json.loads(_path(directory, act_id).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    data["categories"] = tuple(data["categories"])
-    return Act(**data)
+    return act_from_json(data)
 
 
 def list_acts(directory: Path) -> list[Act]:
