@@ -6,6 +6,12 @@ a customer id in the orders, booleans the engine's own way).
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -117,3 +123,77 @@ def maildir_config(tmp_path: Path, db_url: str, more: str) -> Path:
     path = tmp_path / "config.toml"
     path.write_text(f'[maildir]\npath = "mail"\n[database]\nurl = "{db_url}"\n{more}', encoding="utf-8")
     return path
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@contextmanager
+def running_receiver(tmp_path: Path, secret: str,
+                     subscribers: tuple[tuple[str, str], ...] = (("pavel.k@example.com", "Павел"),
+                                                                   ("anna@example.kz", "Анна")),
+                     ) -> Iterator[tuple[str, Path]]:
+    """The example receiver in contrib/, as a real process on 127.0.0.1: its URL and its SQLite file."""
+    from tests.servers import free_port, wait_for_port
+
+    port, database = free_port(), tmp_path / "mailing.db"
+    process = subprocess.Popen([sys.executable, str(REPO / "contrib" / "dsr_receiver.py"), "--listen",
+                                f"127.0.0.1:{port}", "--db", str(database)],
+                               env={**os.environ, "DSR_SECRET": secret})
+    try:
+        assert wait_for_port(port)
+        with sqlite3.connect(database) as db:
+            db.executemany("INSERT INTO subscribers (email, name) VALUES (?, ?)", subscribers)
+        yield f"http://127.0.0.1:{port}/dsr", database
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def data_map_toml(shop_url: str, mailer_url: str | None, *, match: str = "EMAIL", builtin: bool = True) -> str:
+    """MAPPING as an operator writes it in the configuration, beside the built-in store and a mailing tool."""
+    text = '[[systems]]\nkind = "builtin"\n' if builtin else ""
+    text += f"""
+[[systems]]
+kind = "sql"
+name = "Shop"
+url = "{shop_url}"
+[[systems.tables]]
+table = "b_user"
+match = "{match}"
+erase = "delete"
+access = {{ LOGIN = "Login" }}
+[systems.tables.fields]
+email = "EMAIL"
+phone = "PERSONAL_PHONE"
+surname = "LAST_NAME"
+first_name = "NAME"
+patronymic = "SECOND_NAME"
+marketing_consent = "UF_NEWS"
+processing_consent = "UF_AGREED"
+[[systems.tables]]
+table = "sale_basket"
+via = "ORDER_ID -> sale_order.ID"
+access = {{ GIFT_NOTE = "Gift note" }}
+erase = {{ GIFT_NOTE = "" }}
+[[systems.tables]]
+table = "sale_order"
+via = "USER_ID -> b_user.ID"
+fields = {{ phone = "CONTACT_PHONE" }}
+access = {{ ID = "Order", PRICE = "Amount" }}
+erase = {{ CONTACT_EMAIL = "", CONTACT_PHONE = "" }}
+[[systems.tables]]
+table = "newsletter"
+match = "ADDR"
+fields = {{ marketing_consent = "ACTIVE" }}
+erase = "delete"
+"""
+    if mailer_url is not None:
+        text += f"""
+[[systems]]
+kind = "http"
+name = "Mailer"
+url = "{mailer_url}"
+secret_env = "MAILER_SECRET"
+"""
+    return text

@@ -5,10 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +14,9 @@ import pytest
 
 from dsr_mailbot.errors import SystemRefused, SystemUnavailable
 from dsr_mailbot.systems.http import HttpConnector, retry_after_seconds, signature, verify_signature
-from tests.servers import ScriptedHttpServer, free_port, wait_for_port
+from tests.servers import ScriptedHttpServer, free_port
+from tests.systems.shop import running_receiver
 
-REPO = Path(__file__).resolve().parents[2]
 SECRET = "correct horse battery staple"
 
 
@@ -141,17 +138,8 @@ def test_a_compressed_answer_is_cut_at_its_limit_and_deep_json_is_refused(server
 
 @pytest.fixture
 def receiver(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    port, database = free_port(), tmp_path / "mailing.db"
-    process = subprocess.Popen([sys.executable, str(REPO / "contrib" / "dsr_receiver.py"), "--listen",
-                                f"127.0.0.1:{port}", "--db", str(database)],
-                               env={**os.environ, "DSR_SECRET": SECRET})
-    assert wait_for_port(port)
-    with sqlite3.connect(database) as db:
-        db.executemany("INSERT INTO subscribers (email, name) VALUES (?, ?)",
-                       [("pavel.k@example.com", "Павел"), ("anna@example.kz", "Анна")])
-    yield f"http://127.0.0.1:{port}/dsr", database
-    process.terminate()
-    process.wait(timeout=10)
+    with running_receiver(tmp_path, SECRET) as running:
+        yield running
 
 
 def test_the_example_receiver_does_each_idempotency_keys_action_once(receiver: tuple[str, Path]) -> None:
