@@ -25,6 +25,8 @@ from dsr_mailbot.trust.verify import needs_owner_confirmation
 class Action(enum.StrEnum):
     REVIEW = "review"  # a person decides; nothing is sent
     ACKNOWLEDGE = "acknowledge"  # a question: acknowledged, then it waits for a person's answer
+    # No system that answered knows the address, and one could not be asked: the decision waits for it.
+    WAIT_FOR_SYSTEMS = "wait_for_systems"
     UNKNOWN_SENDER = "unknown_sender"  # nothing is held for the address: say so, change nothing
     NOT_UNDERSTOOD = "not_understood"  # an update with no readable field: the reply offers the form
     CLOSE_UNANSWERED = "close_unanswered"  # the owner already holds a challenge that does the same
@@ -50,6 +52,8 @@ class Facts:
     # An irreversible intent (a withdrawal) that only the letter's own words asked for, not its subject.
     irreversible_from_words: bool
     challenge_open: bool  # the same user's request of the same kind already waits for the owner
+    # A system of the data map could not be asked whether it holds the sender (down, or it refused).
+    lookup_incomplete: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,12 @@ def _question(facts: Facts) -> Decision | None:
 def _names_another_user(facts: Facts) -> Decision | None:
     # A person decides the rest; an opt-out in the letter is harmless if forged and due at once: carried out now.
     return Decision(Action.REVIEW, "names_another_user", on_receipt=True) if facts.names_another_user else None
+
+
+def _lookup_incomplete(facts: Facts) -> Decision | None:
+    # "We hold no data" only once every system was asked; known anywhere, the person is known.
+    return Decision(Action.WAIT_FOR_SYSTEMS, "lookup_incomplete") if (
+        not facts.sender_known and facts.lookup_incomplete) else None
 
 
 def _unknown_sender(facts: Facts) -> Decision | None:
@@ -121,6 +131,7 @@ RULES: tuple[Rule, ...] = (
     _daily_limit,
     _question,
     _names_another_user,
+    _lookup_incomplete,
     _unknown_sender,
     _conflicting_values,
     _conflicting_intents,

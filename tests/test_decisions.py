@@ -26,6 +26,9 @@ def test_an_authenticated_readable_request_from_a_known_user_is_carried_out() ->
     ({"intents": ("question",), "sender_known": False}, Decision(Action.ACKNOWLEDGE, "awaiting_answer")),
     ({"names_another_user": True}, Decision(Action.REVIEW, "names_another_user", on_receipt=True)),
     ({"sender_known": False}, Decision(Action.UNKNOWN_SENDER, "no_such_user")),
+    # "We hold no data" only once every system was asked: one that could not be, and the decision waits for it.
+    ({"sender_known": False, "lookup_incomplete": True}, Decision(Action.WAIT_FOR_SYSTEMS, "lookup_incomplete")),
+    ({"lookup_incomplete": True}, Decision(Action.CARRY_OUT)),  # known anywhere, the person is known
     ({"conflicting_values": True}, Decision(Action.REVIEW, "conflicting_values", on_receipt=True)),
     ({"intents": ("update", "withdraw")},
      Decision(Action.REVIEW, "conflicting_intents: update_and_withdrawal", on_receipt=True)),
@@ -57,7 +60,9 @@ def test_the_order_is_the_policy() -> None:
     assert decide(over_limit_question).reason == "sender_daily_limit"  # not even an acknowledgement
     unknown_naming_a_user = replace(PLAIN, sender_known=False, names_another_user=True)
     assert decide(unknown_naming_a_user).action is Action.REVIEW  # a stranger naming a customer: a person looks
-    assert len(RULES) == 10
+    waiting_question = replace(PLAIN, intents=("question",), sender_known=False, lookup_incomplete=True)
+    assert decide(waiting_question).action is Action.ACKNOWLEDGE  # anyone may ask: no lookup to wait for
+    assert len(RULES) == 11
 
 
 def test_a_mixed_letter_needs_the_strictest_confirmation_of_its_intents() -> None:

@@ -41,7 +41,7 @@ def notify(state: CliState, template_name: str, campaign: str, dry_run: bool) ->
     config = state.config
     check_campaign(campaign)
     template = NOTICE_TEMPLATES[template_name]
-    services = build_services(config, carrying_out=False)
+    services = build_services(config)
     if dry_run:
         counted = queue_campaign(services, campaign, template, dry_run=True)
         click.echo(f"campaign {campaign}: {counted.recipients} user(s) would receive {template_name}; "

@@ -60,21 +60,26 @@ class IntentSpec:
     # Cannot be undone (a withdrawal ends in erasure): when only the letter's own words asked for it, not its
     # subject, the owner confirms by reply first, whatever authenticated the letter; the challenge quotes the phrase.
     irreversible: bool = False
+    # What it asks of each system of the data map other than the builtin (systems/protocol.py's actions), in
+    # order; a read-only system is only asked for access.  An erasure is due at the erasure date.
+    in_systems: tuple[str, ...] = ()
 
 
 # In the order their handlers run when a letter carries several.
 REGISTRY: Mapping[RequestKind, IntentSpec] = {spec.kind: spec for spec in (
     IntentSpec(RequestKind.UPDATE, Confirmation.UNLESS_AUTHENTICATED,
                lambda t: apply.apply_update(t.user, t.intent, t.email_taken, t.now),
-               ("update_applied", "update_not_understood", "email_changed_notice", "challenge_new_address")),
+               ("update_applied", "update_not_understood", "email_changed_notice", "challenge_new_address"),
+               in_systems=("update",)),
     IntentSpec(RequestKind.OPTOUT, Confirmation.NEVER,
                lambda t: apply.apply_optout(t.user, t.received_at, t.now),
-               ("optout_applied",)),
+               ("optout_applied",), in_systems=("optout",)),
     # It e-mails personal data: confirmed by reply from the address on file, whatever authenticated it.
-    IntentSpec(RequestKind.ACCESS, Confirmation.ALWAYS, lambda t: apply.apply_access(t.user), ("access_answer",)),
+    IntentSpec(RequestKind.ACCESS, Confirmation.ALWAYS, lambda t: apply.apply_access(t.user), ("access_answer",),
+               in_systems=("access",)),
     IntentSpec(RequestKind.WITHDRAW, Confirmation.UNLESS_AUTHENTICATED,
                lambda t: apply.apply_withdrawal(t.user, t.received_at, t.erasure_delay_days, t.now),
-               ("withdrawal_applied", "data_destroyed"), irreversible=True),
+               ("withdrawal_applied", "data_destroyed"), irreversible=True, in_systems=("withdraw", "erase")),
     # Anyone may ask, known or not; asking changes nothing, so nothing needs confirming.
     IntentSpec(RequestKind.QUESTION, Confirmation.NEVER, lambda t: apply.nothing_to_apply(),
                ("question_acknowledged", "question_answer"), answered_by_person=True),

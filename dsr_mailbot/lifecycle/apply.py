@@ -17,9 +17,8 @@ from dsr_mailbot.lifecycle.base import (
     pending_intents,
     reply,
     someone_elses,
-    transition,
 )
-from dsr_mailbot.replies.outbox import mask_address
+from dsr_mailbot.lifecycle.systems import Finish, finish, hold, write_actions
 from dsr_mailbot.replies.reply import ReplyContent
 from dsr_mailbot.store.database import record_event
 from dsr_mailbot.store.models import (
@@ -41,7 +40,8 @@ def carry_out(ctx: Context, session: Session, request: Request, user: User,
         email_taken=lambda email: someone_elses(session, email, user),
     )
     outcomes = [spec_for(kind).handle(target) for kind in in_order(kinds)]
-    session.add(user)
+    if user.id is not None:  # a stand-in for someone only the shop's systems know is never stored
+        session.add(user)
     return outcomes
 
 
@@ -61,7 +61,9 @@ def carry_out_on_receipt(ctx: Context, session: Session, request: Request, user:
     now = _on_receipt_intents(request)
     if not now:
         return
+    email = user.email
     outcomes = carry_out(ctx, session, request, user, now)
+    write_actions(ctx, session, request, now, email, {}, None)
     request.intent = {**request.intent, "on_receipt": now}
     request.due_at = due(ctx, request, pending_intents(request))
     record_event(session, "applied_on_receipt", request_id=request.id, subject_ref=request.subject_ref, at=ctx.now,
@@ -110,19 +112,41 @@ def after_owner(ctx: Context, session: Session, request: Request, user: User, *,
 
 def complete(ctx: Context, session: Session, request: Request, user: User, actor: str = "bot", *,
              verified: bool = True) -> None:
-    """Apply what the request asked and queue one reply (and, for a new e-mail address, a notice to the old one)."""
+    """Apply what the request asked and queue one reply (and, for a new e-mail address, a notice to the old one).
+
+    The data map's other systems get their actions (:mod:`~dsr_mailbot.lifecycle.systems`); when the reply
+    must wait for them, the request waits in ``carrying_out`` and the reply goes out once they are done.
+    """
     old_email = user.email
-    outcome = combined(carry_out(ctx, session, request, user, request.intents or [request.kind]))
-    if outcome.template:
-        reply(ctx, session, request, outcome.template, "reply", user.email, ReplyContent(
+    kinds = [kind.value for kind in in_order(request.intents or [request.kind])]
+    outcomes = carry_out(ctx, session, request, user, kinds)
+    outcome = combined(outcomes)
+    stored = user.id is not None
+    done = Finish(
+        template=outcome.template,
+        content=ReplyContent(
             kinds=tuple(request.intents), parts=outcome.parts, changes=dict(outcome.changes),
             unchanged=outcome.unchanged_fields, problems=tuple((p.field, p.code) for p in outcome.problems),
-            erasure_due_at=outcome.erasure_due_at, held=dict(outcome.held), consents=dict(outcome.consents),
-        ), verified=verified)
-    if user.email != old_email:
-        reply(ctx, session, request, "email_changed_notice", "notice_old_address", old_email,
-               ReplyContent(new_address=mask_address(user.email)), verified=verified)
-    # Replies first: closing the request forgets the thread they answer in.
-    transition(ctx, session, request, outcome.state, outcome=outcome.template, reason=outcome.reason, actor=actor,
-           changed=list(outcome.changed_fields), unchanged=list(outcome.unchanged_fields),
-           problems=[f"{p.field}:{p.code}" for p in outcome.problems])
+            erasure_due_at=outcome.erasure_due_at,
+            # A stand-in for someone only other systems know holds nothing of the bot's own to show.
+            held=dict(outcome.held) if stored else {}, consents=dict(outcome.consents) if stored else {}),
+        recipient=user.email, state=outcome.state, reason=outcome.reason, actor=actor, verified=verified,
+        old_address=old_email if user.email != old_email else None,
+        audit={"changed": list(outcome.changed_fields), "unchanged": list(outcome.unchanged_fields),
+               "problems": [f"{p.field}:{p.code}" for p in outcome.problems]},
+    )
+    carried = [kind for kind, o in zip(kinds, outcomes, strict=True) if o.state is RequestState.COMPLETED]
+    if write_actions(ctx, session, request, carried, old_email, _changes_for_systems(request, outcomes, kinds),
+                     outcome.erasure_due_at):
+        hold(ctx, session, request, done)
+    else:
+        finish(ctx, session, request, done)
+
+
+def _changes_for_systems(request: Request, outcomes: Sequence[Outcome], kinds: Sequence[str]) -> dict[str, str]:
+    """Every value the update accepted, changed in the bot's copy or not: another system may still differ."""
+    if RequestKind.UPDATE not in kinds:
+        return {}
+    update = outcomes[list(kinds).index(RequestKind.UPDATE)]
+    accepted = set(update.changed_fields) | set(update.unchanged_fields)
+    return {name: value for name, value in intent_of(request).changes.items() if name in accepted}

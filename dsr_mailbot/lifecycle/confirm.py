@@ -9,13 +9,13 @@ from sqlmodel import Session, select
 
 from dsr_mailbot.lifecycle.apply import after_owner, complete
 from dsr_mailbot.lifecycle.base import Context, intent_of, reply, transition
+from dsr_mailbot.lifecycle.systems import person_of
 from dsr_mailbot.reading.consent import ConsentReading, Verdict
 from dsr_mailbot.reading.parse import Headers
 from dsr_mailbot.store.database import record_event
 from dsr_mailbot.store.models import (
     Request,
     RequestState,
-    User,
 )
 from dsr_mailbot.trust.tokens import OWNER, Token, TokenStatus, check_token
 
@@ -46,7 +46,7 @@ def confirm(ctx: Context, session: Session, row: Request, headers: Headers, toke
         expire(ctx, session, target)
         transition(ctx, session, row, RequestState.REJECTED, reason="token_expired")
         return row
-    user = session.get(User, target.user_id) if target.user_id is not None else None
+    user = person_of(session, target)
     if user is None:  # the user was erased while the request waited
         transition(ctx, session, target, RequestState.REJECTED, reason="user_gone")
         transition(ctx, session, row, RequestState.REJECTED, reason="user_gone")
@@ -83,7 +83,7 @@ def confirm(ctx: Context, session: Session, row: Request, headers: Headers, toke
 
 def expire(ctx: Context, session: Session, request: Request) -> None:
     """Close an unconfirmed request with a short notice to the address on file."""
-    user = session.get(User, request.user_id) if request.user_id is not None else None
+    user = person_of(session, request)
     if user is not None:
         reply(ctx, session, request, "confirmation_expired", "expired", user.email, verified=False)
     transition(ctx, session, request, RequestState.EXPIRED, outcome="confirmation_expired" if user else None,

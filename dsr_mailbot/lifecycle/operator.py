@@ -7,6 +7,7 @@ from sqlmodel import Session, select
 from dsr_mailbot.intents.registry import spec_for
 from dsr_mailbot.lifecycle.apply import complete
 from dsr_mailbot.lifecycle.base import Context, due, pending_intents, reply, transition
+from dsr_mailbot.lifecycle.systems import DEFERRED, IN_SYSTEMS, person_of
 from dsr_mailbot.replies.reply import ReplyContent
 from dsr_mailbot.store.database import record_event
 from dsr_mailbot.store.models import (
@@ -15,7 +16,6 @@ from dsr_mailbot.store.models import (
     Request,
     RequestKind,
     RequestState,
-    User,
 )
 
 
@@ -33,7 +33,11 @@ def approve(ctx: Context, session: Session, request: Request, actor: str) -> Non
         raise DecisionError(f"request {request.id} is a question: answer it with 'requests answer'")
     record_event(session, "operator_approved", request_id=request.id, subject_ref=request.subject_ref,
                  actor=actor, at=ctx.now)
-    user = session.get(User, request.user_id) if request.user_id is not None else None
+    if (request.intent or {}).get(DEFERRED):
+        # A system could not be asked whether it knows the sender, and the request came to review: approving it
+        # takes the sender as known, and every system gets its actions.
+        request.intent = {**{k: v for k, v in request.intent.items() if k != DEFERRED}, IN_SYSTEMS: True}
+    user = person_of(session, request)
     if user is None:
         recipient = request.reply_address
         if recipient:

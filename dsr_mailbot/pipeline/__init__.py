@@ -49,6 +49,7 @@ for a person.  The cursor moves on either way.
 """
 
 from dsr_mailbot.pipeline.erasure import DESTRUCTION_NOTICE, erase_due, finish_destruction_notices, finish_erasure
+from dsr_mailbot.pipeline.lookup import check_mappings
 from dsr_mailbot.pipeline.run import carry_out_actions, expire_unconfirmed, run_once, send_queued
 from dsr_mailbot.pipeline.scan import TRIAGE_FIELDS, certainly_ordinary, process_mailbox
 from dsr_mailbot.pipeline.services import RunReport, Services
@@ -60,6 +61,7 @@ __all__ = [
     "Services",
     "carry_out_actions",
     "certainly_ordinary",
+    "check_mappings",
     "erase_due",
     "expire_unconfirmed",
     "finish_destruction_notices",

@@ -36,6 +36,7 @@ from dsr_mailbot.config.datamap import BuiltinSystem, HttpSystem, SqlSystem
 from dsr_mailbot.errors import ConfigError, DsrMailbotError, SystemRefused, SystemUnavailable
 from dsr_mailbot.faults import crash_point
 from dsr_mailbot.lifecycle import set_aside
+from dsr_mailbot.pipeline.lookup import check_mappings
 from dsr_mailbot.pipeline.services import Services
 from dsr_mailbot.store.database import record_event
 from dsr_mailbot.store.models import FINAL_STATES, ActionState, Request, RequestState, SystemAction
@@ -107,15 +108,7 @@ def _check_mappings(services: Services) -> set[str]:
     if missing := sorted(pending - names):
         raise ConfigError(f"[[systems]]: actions wait for {', '.join(repr(m) for m in missing)}, which the data "
                           "map no longer lists; put the system back (or its old name) to let them finish")
-    unchecked: set[str] = set()
-    for system in services.config.data_map:
-        if isinstance(system, SqlSystem):
-            connector = services.connector(system)
-            try:
-                connector.reflect(again=True)
-            except SystemUnavailable:
-                unchecked.add(system.name)
-    return unchecked
+    return check_mappings(services)
 
 
 def _claim(services: Services, action_id: int) -> _Claimed | None:
@@ -143,7 +136,7 @@ def _carry_out(services: Services, claimed: _Claimed, run: ActionsRun, unchecked
             raise SystemUnavailable(f'system "{system.name}": its tables could not be checked this run')
         if not claimed.payload.get("email"):
             raise SystemRefused(f'system "{system.name}": an action without an address')
-        done = _perform(services, system, claimed)
+        done, answer = _perform(services, system, claimed)
         crash_point("after_system_action", claimed.key)  # the system committed; the bot has not recorded it
     except SystemUnavailable as exc:
         give_up = timedelta(hours=system.give_up_after_hours if system is not None else 0)
@@ -171,11 +164,12 @@ def _carry_out(services: Services, claimed: _Claimed, run: ActionsRun, unchecked
         _fail(services, claimed, "error", f"system_error:{claimed.system}", exc)
         run.failed += 1
         return
-    _done(services, claimed, done)
+    _done(services, claimed, done, answer)
     run.done += 1
 
 
-def _perform(services: Services, system: SqlSystem | HttpSystem, claimed: _Claimed) -> Done:
+def _perform(services: Services, system: SqlSystem | HttpSystem, claimed: _Claimed) -> tuple[Done, dict[str, Any]]:
+    """Do the action; what it did, and what a lookup or an access found (kept until the reply is queued)."""
     connector = services.connector(system)
     email = str(claimed.payload.get("email", ""))
 
@@ -188,14 +182,18 @@ def _perform(services: Services, system: SqlSystem | HttpSystem, claimed: _Claim
                 session.add(row)
 
     match claimed.action:
+        case "lookup":
+            return Done(), {"found": connector.lookup(email)}
+        case "access":
+            return Done(), {"records": [{"label": r.label, "fields": r.fields} for r in connector.access(email)]}
         case "update":
-            return connector.update(email, dict(claimed.payload.get("changes", {})), claimed.key, record_first)
+            return connector.update(email, dict(claimed.payload.get("changes", {})), claimed.key, record_first), {}
         case "optout":
-            return connector.optout(email, claimed.key, record_first)
+            return connector.optout(email, claimed.key, record_first), {}
         case "withdraw":
-            return connector.withdraw(email, claimed.key, record_first)
+            return connector.withdraw(email, claimed.key, record_first), {}
         case "erase":
-            return connector.erase(email, claimed.key, record_first)
+            return connector.erase(email, claimed.key, record_first), {}
         case _:
             raise SystemRefused(f'system "{claimed.system}": no such action {claimed.action!r}')
 
@@ -206,7 +204,7 @@ def _counts(done: Done) -> dict[str, Any]:
                        for t in done.tables]}
 
 
-def _done(services: Services, claimed: _Claimed, done: Done) -> None:
+def _done(services: Services, claimed: _Claimed, done: Done, answer: dict[str, Any]) -> None:
     now = services.clock()
     with services.store.transaction() as session:
         row = _held(session, claimed)
@@ -215,8 +213,10 @@ def _done(services: Services, claimed: _Claimed, done: Done) -> None:
         first = row.result if row.result.get("prepared") else None
         # A re-run after a crash finds nothing left to do: the counts recorded before the first commit stand.
         kept = first if first is not None and not (done.deleted or done.updated) else _counts(done)
-        row.result = {k: v for k, v in kept.items() if k != "prepared"}
-        row.state, row.done_at, row.payload, row.last_error = ActionState.DONE, now, {}, None
+        row.result = {**{k: v for k, v in kept.items() if k != "prepared"}, **answer}
+        # An erasure keeps the address its notice of destruction goes to, until the act is written (erasure.py).
+        row.payload = {"email": claimed.payload.get("email")} if claimed.action == "erase" else {}
+        row.state, row.done_at, row.last_error = ActionState.DONE, now, None
         session.add(row)
         request = session.get(Request, claimed.request_id)
         record_event(session, "system_action_done", request_id=claimed.request_id,

@@ -19,6 +19,7 @@ from dsr_mailbot.store.models import (
     OutboxMessage,
     OutboxState,
     Request,
+    SystemAction,
     User,
 )
 
@@ -90,6 +91,10 @@ def _erase_one(services: Services, user_id: int, mailbox: MailSource | None) -> 
             expunged = mailbox.expunge_processed(plan.message_ids)
         left_in_inbox = mailbox.count_from(plan.email)
     withdrawal = plan.withdrawal
+    with store.transaction() as session:
+        # The data map's other systems erase at the same date; the notice waits for them (systems_erasure.py).
+        in_systems = withdrawal is not None and session.exec(select(SystemAction.id).where(
+            SystemAction.request_id == withdrawal.id, SystemAction.action == "erase")).first() is not None
     act = Act(
         act_id=str(withdrawal.id) if withdrawal is not None else f"u{plan.user_id}",
         made_at=services.clock().isoformat(),
@@ -104,7 +109,8 @@ def _erase_one(services: Services, user_id: int, mailbox: MailSource | None) -> 
                                        if cfg.policy.expunge_processed_mail else ""),
         processed_messages_expunged=expunged,
         ordinary_messages_left_in_inbox=left_in_inbox,
-        notice="queued" if withdrawal is not None else "none",
+        notice="queued" if withdrawal is not None and not in_systems else "after the systems' erasure"
+        if in_systems else "none",
     )
     write_act(cfg.policy.acts_dir, act)
     ctx = services.context()
@@ -113,7 +119,7 @@ def _erase_one(services: Services, user_id: int, mailbox: MailSource | None) -> 
         if user is None or user.erasure_due_at is None or user.erasure_due_at > ctx.now:
             return 0  # erased by another worker meanwhile, or no longer due
         kept: list[str] = []
-        target = session.get(Request, withdrawal.id) if withdrawal is not None else None
+        target = session.get(Request, withdrawal.id) if withdrawal is not None and not in_systems else None
         if target is not None:
             # The last message to them: queued before their address goes, purged once sent.
             kept.append(queue_reply(session, config=cfg, keyring=keyring, renderer=services.renderer,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlmodel import col, select
 
-from dsr_mailbot.errors import DsrMailbotError, StoreConflict
+from dsr_mailbot.errors import ConfigError, DsrMailbotError, StoreConflict
 from dsr_mailbot.facts import Reading, read_request
 from dsr_mailbot.faults import crash_point
 from dsr_mailbot.lifecycle import (
@@ -24,6 +24,7 @@ from dsr_mailbot.lifecycle import (
     set_aside,
 )
 from dsr_mailbot.mailbox.source import FetchedMessage, MailSource
+from dsr_mailbot.pipeline.lookup import check_mappings, look_up
 from dsr_mailbot.pipeline.record import (
     Candidate,
     Fresh,
@@ -46,6 +47,7 @@ from dsr_mailbot.store.models import (
     RequestKind,
     RequestState,
 )
+from dsr_mailbot.systems.protocol import Presence
 
 log = logging.getLogger("dsr_mailbot")
 
@@ -71,14 +73,18 @@ def handle_batch(services: Services, source: MailSource, candidates: list[Candid
     """
     if not candidates:
         return
+    if not services.mappings_checked:
+        # A wrong data map stops the run (exit 78) before a request is recorded: none uses up its attempts on it.
+        check_mappings(services)
+        services.mappings_checked = True
     recorded = record_batch(services, candidates, uidvalidity, report)
     started, one_by_one = recorded if recorded is not None else ([], candidates)
     for group in groups(started, services.config.limits.max_message_bytes):
         try:
             _handle_group(services, source, group, report)
         except Exception as exc:
-            if isinstance(exc, DsrMailbotError) and exc.temporary:
-                raise
+            if isinstance(exc, ConfigError) or (isinstance(exc, DsrMailbotError) and exc.temporary):
+                raise  # the store is down, or the data map is wrong (exit 78)
             # Not even setting a request aside could be committed: the group's requests stay received, and
             # the next run takes each alone, as after a crash.
             log.error("a group of %s requests could not be committed (%s); retried next run", len(group),
@@ -96,6 +102,7 @@ class _Read:
     headers: Headers
     reading: Reading
     replied_to: int | None
+    presence: Presence  # the sender looked up in the data map's other systems
 
 
 def _handle_group(services: Services, source: MailSource, group: list[Fresh], report: RunReport) -> None:
@@ -137,12 +144,15 @@ def _read_group(services: Services, source: MailSource,
             del message
             stage = "read"
             reading = read_request(cfg, parsed, item.classification, services.markers)
+            stage = "lookup"
+            presence = look_up(services, parsed.headers.sender)
         except Exception as exc:  # one bad message must not stop the others
-            if isinstance(exc, DsrMailbotError) and exc.temporary:
+            if isinstance(exc, ConfigError) or (isinstance(exc, DsrMailbotError) and exc.temporary):
                 raise
             failed.append((seen, f"{stage}:{type(exc).__name__}"))
         else:
-            read.append(_Read(seen, candidate.headers.message_id, parsed.headers, reading, candidate.replied_to))
+            read.append(_Read(seen, candidate.headers.message_id, parsed.headers, reading, candidate.replied_to,
+                              presence))
     return read, failed
 
 
@@ -164,7 +174,8 @@ def _apply_group(services: Services, ctx: Context, read: list[_Read],
             for item in read:
                 row = rows.get(item.seen.id)
                 if row is not None:
-                    intake(ctx, session, row, item.headers, item.reading, replied_to=item.replied_to)
+                    intake(ctx, session, row, item.headers, item.reading, replied_to=item.replied_to,
+                           presence=item.presence)
                 done.append((Seen.of(row) if row is not None else item.seen, item.message_id))
             for seen, reason in failed:
                 row = rows.get(seen.id)
@@ -189,7 +200,8 @@ def _apply_alone(services: Services, item: _Read) -> tuple[Seen, str]:
             row = received(session, item.seen.id)
             if row is None:
                 return item.seen, item.message_id
-            intake(services.context(), session, row, item.headers, item.reading, replied_to=item.replied_to)
+            intake(services.context(), session, row, item.headers, item.reading, replied_to=item.replied_to,
+                   presence=item.presence)
             return Seen.of(row), item.message_id
     except Exception as exc:  # one bad message must not stop the others
         if isinstance(exc, DsrMailbotError) and exc.temporary:
@@ -203,7 +215,7 @@ def handle_isolated(services: Services, source: MailSource, candidate: Candidate
     try:
         _handle(services, source, candidate, uidvalidity, report)
     except Exception as exc:  # one bad message must not stop the others
-        if isinstance(exc, DsrMailbotError) and exc.temporary:
+        if isinstance(exc, ConfigError) or (isinstance(exc, DsrMailbotError) and exc.temporary):
             raise
         unrecordable(services, candidate.record, uidvalidity, "triage", exc, report)
 
@@ -290,15 +302,17 @@ def _handle(services: Services, source: MailSource, candidate: Candidate, uidval
             stage = "read"
             # All sender text is read before the transaction.
             reading = read_request(cfg, parsed, classification, services.markers)
+            stage = "lookup"
+            presence = look_up(services, parsed.headers.sender)
             stage = "intake"
             with store.transaction() as session:
                 row = received(session, request_id)
                 if row is not None:
-                    intake(ctx, session, row, parsed.headers, reading, replied_to=replied_to)
+                    intake(ctx, session, row, parsed.headers, reading, replied_to=replied_to, presence=presence)
                     seen = Seen.of(row)
         crash_point("after_apply_commit", headers.message_id)
     except DsrMailbotError as exc:
-        if exc.temporary:
+        if exc.temporary or isinstance(exc, ConfigError):
             raise
         seen = set_aside_seen(services, seen, f"{stage}:{type(exc).__name__}")
     except Exception as exc:  # one bad message must not stop the others

@@ -12,8 +12,10 @@ from dsr_mailbot.lifecycle import (
 from dsr_mailbot.mailbox.source import MailSource
 from dsr_mailbot.pipeline.actions import run_actions
 from dsr_mailbot.pipeline.erasure import erase_due, finish_erasure
+from dsr_mailbot.pipeline.release import release_waiting
 from dsr_mailbot.pipeline.scan import process_mailbox
 from dsr_mailbot.pipeline.services import RunReport, Services
+from dsr_mailbot.pipeline.systems_erasure import report_erasures
 from dsr_mailbot.replies.send import drain_outbox
 
 log = logging.getLogger("dsr_mailbot")
@@ -46,16 +48,24 @@ def expire_unconfirmed(services: Services, report: RunReport) -> None:
 
 
 def carry_out_actions(services: Services, report: RunReport, stop: Event | None = None) -> None:
-    """The data map's due actions (a mailbox that is down does not hold them up)."""
+    """The data map's due actions (a mailbox that is down does not hold them up), then what waited for them:
+    requests answered or decided, acts of destruction written."""
     try:
-        run = run_actions(services, stop)
+        # A decision that waited for a lookup may write actions of its own: their turn comes at once.
+        for _round in range(2):
+            run = run_actions(services, stop)
+            report.actions_done += run.done
+            report.actions_failed += run.failed
+            released = release_waiting(services)
+            report.released += released
+            if not released:
+                break
+        report.erased_in_systems += report_erasures(services)
     except DsrMailbotError as exc:
         if not exc.temporary:
             raise
         report.temporary_failure = report.temporary_failure or str(exc)
         return
-    report.actions_done += run.done
-    report.actions_failed += run.failed
     if run.unavailable:
         log.info("actions wait for %s", ", ".join(sorted(run.unavailable)))
 

@@ -44,6 +44,7 @@ class Services:
 
     # The data map's connectors, made on first use and kept for the process (their engines pool connections).
     connectors: dict[str, SqlConnector | HttpConnector] = field(default_factory=dict)
+    mappings_checked: bool = False  # the SQL systems' tables read and checked once by this process's mailbox pass
 
     @overload
     def connector(self, system: SqlSystem) -> SqlConnector: ...
@@ -56,6 +57,12 @@ class Services:
         if system.name not in self.connectors:
             self.connectors[system.name] = connect(self.config, system)
         return self.connectors[system.name]
+
+    def close_connectors(self) -> None:
+        """Release the systems' connections (a run's end, the daemon's stop)."""
+        for connector in self.connectors.values():
+            connector.close()
+        self.connectors.clear()
 
     @property
     def notice_check(self) -> NoticeCheck:
@@ -81,6 +88,8 @@ class RunReport:
     replies_failed: int = 0
     actions_done: int = 0  # on the systems of the data map
     actions_failed: int = 0
+    released: int = 0  # requests whose systems had all done their part: decided or answered
+    erased_in_systems: int = 0  # acts of destruction written for the data map's systems
     temporary_failure: str | None = None
 
     def summary(self) -> str:
@@ -98,6 +107,10 @@ class RunReport:
             text += f"; {self.erased} user(s) erased"
         if self.actions_done or self.actions_failed:
             text += f"; {self.actions_done} system action(s) done, {self.actions_failed} failed"
+        if self.released:
+            text += f"; {self.released} request(s) answered after their systems"
+        if self.erased_in_systems:
+            text += f"; {self.erased_in_systems} erasure(s) in the systems reported"
         if self.temporary_failure:
             text += f"; stopped early: {self.temporary_failure}"
         return text

@@ -53,6 +53,7 @@ import jinja2
 from dsr_mailbot import __version__
 from dsr_mailbot.config import LANGUAGES
 from dsr_mailbot.errors import TemplateError
+from dsr_mailbot.systems.protocol import HeldRecord
 from dsr_mailbot.trust.own_mail import LOOP_MARKER_HEADER
 
 
@@ -131,6 +132,10 @@ class ReplyContent:
     answer: str = ""  # an operator's answer to a question, as they wrote it
     # A challenge: the intents the letter's own words added, each with the phrase understood (quoted to the owner).
     understood: dict[str, str] = field(default_factory=dict)
+    # An access answer over the data map: what each other system holds, by system name, and every system asked.
+    systems: tuple[tuple[str, tuple[HeldRecord, ...]], ...] = ()
+    asked: tuple[str, ...] = ()
+    destroyed_in: tuple[str, ...] = ()  # the notice of destruction: every system where data were destroyed
 
     def as_context(self, language: str, timezone: str, received_at: datetime) -> dict[str, Any]:
         zone = ZoneInfo(timezone)
@@ -155,6 +160,10 @@ class ReplyContent:
             "answer": self.answer,
             "understood": dict(self.understood),
             "held": dict(self.held),
+            "systems": [{"name": name, "records": [{"label": r.label, "fields": dict(r.fields)} for r in records]}
+                        for name, records in self.systems],
+            "asked": list(self.asked),
+            "destroyed_in": list(self.destroyed_in),
             "consents": {"processing": self.consents.get("processing", False),
                          "marketing": self.consents.get("marketing", False)},
         }
@@ -273,6 +282,10 @@ def sample_context() -> dict[str, Any]:
         due_at=day,
         answer="Sample answer.",
         understood={"withdraw": "отзываю согласие", "optout": "отпишите меня"},
+        systems=(("Shop database", (HeldRecord("b_user", {"email": "i***@example.kz", "phone": ""}),)),
+                 ("Mailing tool", ())),
+        asked=("SmartThings", "Shop database", "Mailing tool"),
+        destroyed_in=("SmartThings", "Shop database"),
     ).as_context("ru", "UTC", day)
 
 

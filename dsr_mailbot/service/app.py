@@ -64,19 +64,7 @@ def make_transport(config: Config) -> Transport:
     return FileTransport(config.file_delivery.directory)
 
 
-def check_data_map(config: Config) -> None:
-    """Refuse a data map this version reads but cannot yet carry requests out in (issue 19, in progress)."""
-    for number, system in enumerate(config.data_map, start=1):
-        if system.kind != "builtin":
-            raise ConfigError(f'[[systems]] #{number} "{system.name}": kind "{system.kind}" is read and checked '
-                              "('dsr-mailbot systems check') but requests are not yet carried out there by this "
-                              "version; list only the builtin system for now")
-
-
-def build_services(config: Config, store: Store | None = None, *, carrying_out: bool = True) -> Services:
-    """``carrying_out``: the services will carry requests out (everything but ``notify``)."""
-    if carrying_out:
-        check_data_map(config)
+def build_services(config: Config, store: Store | None = None) -> Services:
     store = store or config.open_store()
     store.check_schema()
     renderer = Renderer(config.templates_dir, operator_name=config.policy.operator_name)
@@ -100,4 +88,7 @@ def run_once_from_config(
     services = build_services(config, store)
     if clock is not None:
         services.clock = clock
-    return run_once(services, open_source(config))
+    try:
+        return run_once(services, open_source(config))
+    finally:
+        services.close_connectors()

@@ -54,6 +54,7 @@ from dsr_mailbot.pipeline import (
     RunReport,
     Services,
     carry_out_actions,
+    check_mappings,
     erase_due,
     expire_unconfirmed,
     finish_erasure,
@@ -106,6 +107,15 @@ class Daemon:
             # SQLite serves one process: a second worker could only get in the way.
             log.error("another dsr-mailbot holds the %s; exiting", self.lock.description)
             return EX_TEMPFAIL
+        try:  # a wrong data map stops the daemon before it changes anything anywhere
+            down = check_mappings(self.services)
+        except ConfigError as exc:
+            self.lock.release()
+            log.error("stopped: configuration: %s", exc)
+            return EX_CONFIG
+        if down:
+            log.warning("systems not reachable at start, checked before their first action: %s",
+                        ", ".join(sorted(down)))
         self._install_signals()
         scheduler = self._scheduler()
         scheduler.start()
@@ -122,6 +132,7 @@ class Daemon:
         if monitor is not None:
             monitor.should_exit = True
         self.lock.release()
+        self.services.close_connectors()
         self.services.store.dispose()
         if isinstance(self.fatal, ConfigError):
             log.error("stopped: configuration: %s", self.fatal)

@@ -83,6 +83,9 @@ class RequestState(enum.StrEnum):
     RECEIVED = "received"
     AWAITING_CONFIRMATION = "awaiting_confirmation"
     REVIEW = "review"
+    # Decided; waiting for the data map's systems (a lookup that could not be made, or the request's actions):
+    # its reply goes out once every system has done its part (pipeline/release.py).
+    CARRYING_OUT = "carrying_out"
     COMPLETED = "completed"
     REJECTED = "rejected"
     EXPIRED = "expired"
@@ -233,6 +236,9 @@ class ActionState(enum.StrEnum):
     PENDING = "pending"  # to be done at next_try_at (a retry, or an erasure's date)
     DONE = "done"
     FAILED = "failed"  # refused for good, or not done within the system's give_up_after_hours: its request in review
+    # An erasure done and written into the act of destruction, its notice queued (until then its payload keeps
+    # the address the notice goes to).
+    REPORTED = "reported"
 
 
 class SystemAction(SQLModel, table=True):

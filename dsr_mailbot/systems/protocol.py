@@ -62,6 +62,15 @@ class Done:
 
 
 @dataclass(frozen=True)
+class Presence:
+    """The person looked up in the data map's systems other than the builtin, before the decision (by name)."""
+
+    asked: tuple[str, ...] = ()
+    found: tuple[str, ...] = ()
+    unreachable: tuple[str, ...] = ()  # down, or refused the lookup: "we hold no data" cannot be said yet
+
+
+@dataclass(frozen=True)
 class TableCheck:
     """``systems check``, per table: found, its columns, the match column's index, a row count."""
 

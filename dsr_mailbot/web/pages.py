@@ -28,6 +28,8 @@ from dsr_mailbot.store.database import open_requests_due_by
 from dsr_mailbot.store.models import FINAL_STATES, AuditEvent, Request, RequestKind, RequestState, User
 
 WAITING = (RequestState.REVIEW, RequestState.AWAITING_CONFIRMATION)
+# The queue shows what waits for the data map's systems too: staff see a request that a system holds up.
+QUEUED = (*WAITING, RequestState.CARRYING_OUT)
 SOON_WORKING_DAYS = 2
 
 
@@ -78,7 +80,7 @@ def queue(session: Session, now: datetime, policy: PolicyConfig) -> list[QueueRo
     """Requests waiting for a person (review, or a confirmation), oldest first."""
     rows = session.exec(
         select(Request)
-        .where(col(Request.state).in_(list(WAITING)), Request.kind != RequestKind.CONFIRM)
+        .where(col(Request.state).in_(list(QUEUED)), Request.kind != RequestKind.CONFIRM)
         .order_by(col(Request.received_at), col(Request.id))
     ).all()
     return [QueueRow(r.id or 0, r.received_at, _intents(r), r.language, r.state, r.reason,

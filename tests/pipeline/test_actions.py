@@ -92,7 +92,7 @@ give_up_after_hours = {give_up_hours}
 
 def services_for(path: Path, clock: Clock) -> Services:
     os.environ["MAILER_SECRET"] = SECRET
-    services = build_services(load_config(path), carrying_out=False)
+    services = build_services(load_config(path))
     services.clock = clock
     return services
 
@@ -222,7 +222,7 @@ import os, sys
 from dsr_mailbot.config import load_config
 from dsr_mailbot.pipeline.actions import run_actions
 from dsr_mailbot.service.app import build_services
-print(run_actions(build_services(load_config(__import__("pathlib").Path(sys.argv[1])), carrying_out=False)).done)
+print(run_actions(build_services(load_config(__import__("pathlib").Path(sys.argv[1])))).done)
 """
 
 
@@ -325,7 +325,7 @@ def test_a_claim_whose_lease_ran_out_is_recorded_by_the_worker_that_claimed_it_a
 
     runner._fail(services, slow, "refused", "system_refused:Mailer", RuntimeError())  # the slow one, late
     assert actions(services)["Mailer"].state == "pending"  # not its to record any more
-    runner._done(services, again, Done(updated=1))
+    runner._done(services, again, Done(updated=1), {})
     assert actions(services)["Mailer"].state == "done"
 
 

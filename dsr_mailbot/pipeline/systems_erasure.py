@@ -1,0 +1,142 @@
+"""An erasure across the data map: once every system has done its part, the act of destruction and the notice.
+
+Each system's erasure is an action (``pipeline/actions.py``) due at the
+erasure date; it records what it did, table by table, before the system
+commits.  Once no erasure of the request is pending, this writes the act —
+one per withdrawal, the built-in store's part and each system's side by
+side, from the counts recorded when each ran, so that a re-run after a
+crash keeps the first counts — then, in one transaction, queues the notice
+of destruction naming the systems, forgets the bot's own copies of someone
+only the shop's systems knew, and marks the actions reported (their last
+copy of the address goes).  Every step can run again: the act is rewritten
+the same, and the notice is queued once.
+
+The built-in store goes first: while the person is still in the bot's own
+``users`` table and due, the act waits for that erasure (``erasure.py``),
+which writes its part and leaves the notice to this one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from sqlmodel import col, select
+
+from dsr_mailbot.config import Config
+from dsr_mailbot.config.datamap import BuiltinSystem, SqlSystem
+from dsr_mailbot.errors import DsrMailbotError
+from dsr_mailbot.lifecycle.systems import transient_person
+from dsr_mailbot.pipeline.erasure import DESTRUCTION_NOTICE
+from dsr_mailbot.pipeline.services import Services
+from dsr_mailbot.replies.outbox import queue_reply
+from dsr_mailbot.replies.reply import ReplyContent
+from dsr_mailbot.store.acts import Act, ActSystem, ActTable, read_act, write_act
+from dsr_mailbot.store.database import find_user_by_email, record_event
+from dsr_mailbot.store.erasure import erase_user
+from dsr_mailbot.store.models import ActionState, OutboxMessage, Request, SystemAction
+
+log = logging.getLogger("dsr_mailbot")
+
+NO_NAME = "(not held by the bot's own store; see the systems below)"
+
+
+def report_erasures(services: Services) -> int:
+    """Write the act (and queue the notice) of every request whose erasure every system has done."""
+    with services.store.transaction() as session:
+        request_ids = sorted(set(session.exec(select(SystemAction.request_id).where(
+            SystemAction.action == "erase", SystemAction.state == ActionState.DONE)).all()))
+    reported = 0
+    for request_id in request_ids:
+        try:
+            reported += _report(services, request_id)
+        except Exception as exc:  # one person's act must not hold up the others'
+            if isinstance(exc, DsrMailbotError) and exc.temporary:
+                raise
+            log.warning("the act of request %s could not be written: %s", request_id, type(exc).__name__)
+    return reported
+
+
+def _report(services: Services, request_id: int) -> int:
+    cfg, now = services.config, services.clock()
+    with services.store.transaction() as session:
+        rows = session.exec(select(SystemAction).where(SystemAction.request_id == request_id,
+                                                       SystemAction.action == "erase")
+                            .order_by(col(SystemAction.id))).all()
+        if any(r.state == ActionState.PENDING for r in rows):
+            return 0  # a system has not done its part yet
+        done = [r for r in rows if r.state == ActionState.DONE]
+        email = next((str(r.payload["email"]) for r in done if r.payload.get("email")), None)
+        if not done or email is None:
+            return 0
+        user = find_user_by_email(session, email)
+        if user is not None and user.erasure_due_at is not None and user.erasure_due_at <= now:
+            return 0  # the built-in store's erasure goes first and writes its part of the act
+        request = session.get(Request, request_id)
+        if request is None:
+            return 0
+        subject_ref, received_at = request.subject_ref, request.received_at
+        parts = tuple(_part(r) for r in rows)
+        # A system that did not erase: the act says so, and the person is not told their data are gone.
+        everywhere = all(r.state == ActionState.DONE for r in rows)
+    act = read_act(cfg.policy.acts_dir, str(request_id))
+    # The bot's own erasure wrote its part first; an act of ours alone is this step's own, from a crashed attempt.
+    in_builtin = act is not None and act.subject_full_name != NO_NAME
+    if act is None:
+        act = Act(act_id=str(request_id), made_at=now.isoformat(), system_name=cfg.policy.system_name,
+                  subject_full_name=NO_NAME, subject_ref=subject_ref, categories=_categories(cfg),
+                  reason="withdrawal of consent to the processing of personal data (152-FZ Art. 21 ч.5)",
+                  request_id=request_id, request_received_at=received_at.isoformat(),
+                  method="each system's own erasure, as its data map entry says (rows deleted, or columns "
+                         "overwritten)", processed_messages_expunged=0, ordinary_messages_left_in_inbox=0,
+                  notice="queued")
+    write_act(cfg.policy.acts_dir, replace(act, systems=parts, notice="queued" if everywhere else "none"))
+    destroyed_in = tuple(([cfg.system_label(s) for s in cfg.data_map if isinstance(s, BuiltinSystem)]
+                          if in_builtin else []) + [p.name for p in parts if p.outcome == "done"])
+    ctx = services.context()
+    scrubbed: list[str] = []
+    with services.store.transaction() as session:
+        rows = session.exec(select(SystemAction).where(SystemAction.request_id == request_id,
+                                                       SystemAction.action == "erase",
+                                                       SystemAction.state == ActionState.DONE)
+                            .with_for_update(skip_locked=True)).all()
+        request = session.get(Request, request_id)
+        if not rows or request is None:
+            return 0  # reported by another worker meanwhile
+        queued = session.exec(select(OutboxMessage.message_id).where(
+            OutboxMessage.request_id == request_id, OutboxMessage.purpose == DESTRUCTION_NOTICE)).first()
+        kept = [queued] if queued else []
+        if not queued and everywhere:
+            kept.append(queue_reply(session, config=cfg, keyring=services.keyring, renderer=services.renderer,
+                                    request=request, template="data_destroyed", purpose=DESTRUCTION_NOTICE,
+                                    recipient=email, content=ReplyContent(destroyed_in=destroyed_in), now=ctx.now,
+                                    for_verified=True))
+            session.flush()
+        if not in_builtin:  # someone only the shop's systems knew: the bot's own copies of their letters go too
+            scrubbed = erase_user(session, services.keyring, transient_person(email), now=ctx.now, keep_outbox=kept,
+                                  act=str(request_id))
+        for row in rows:
+            row.state, row.payload = ActionState.REPORTED, {}
+            session.add(row)
+        record_event(session, "erasure_reported", request_id=request_id, subject_ref=subject_ref, at=ctx.now,
+                     systems=[p.name for p in parts], outcomes=[p.outcome for p in parts])
+    services.transport.forget(scrubbed)
+    if not everywhere:
+        log.error("request %s: a system failed its erasure; the act names it, and no notice was sent", request_id)
+    return 1
+
+
+def _part(row: SystemAction) -> ActSystem:
+    result = row.result or {}
+    tables = tuple(ActTable(str(t["table"]), int(t.get("deleted", 0)), int(t.get("updated", 0)),
+                            tuple(str(c) for c in t.get("cleared", ()))) for t in result.get("tables", ()))
+    return ActSystem(row.system, "done" if row.state == ActionState.DONE else "failed",
+                     int(result.get("deleted", 0)), int(result.get("updated", 0)), tables)
+
+
+def _categories(config: Config) -> tuple[str, ...]:
+    """The categories the systems' erasures cover: the bot's fields their erased tables map."""
+    fields = {str(name) for s in config.data_map if isinstance(s, SqlSystem)
+              for t in s.tables if t.erase is not None for name in t.fields if not name.endswith("_consent")}
+    order = ("email", "phone", "surname", "first_name", "patronymic")
+    return tuple(f for f in order if f in fields) or ("as each system reports",)

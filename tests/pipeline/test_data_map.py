@@ -1,0 +1,323 @@
+"""The data map end to end: letters in a real Dovecot, the shop's own database on each engine, a mailing tool
+behind the example receiver (contrib/), and the bot's runs in between.
+
+Pavel is known only to the shop and to the mailing tool: the bot's own ``users`` table never holds him.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from datetime import timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, Table
+from sqlalchemy import select as core_select
+from sqlmodel import select
+
+from dsr_mailbot.faults import ENV
+from dsr_mailbot.store.acts import read_act
+from dsr_mailbot.store.models import SystemAction, User, utcnow
+from tests.harness import Bot, mail, via_mx
+from tests.servers import ScriptedHttpServer
+from tests.systems.shop import (
+    B_USER,
+    NEWSLETTER,
+    ORDER_ITEM,
+    SALE_ORDER,
+    data_map_toml,
+    running_receiver,
+    shop_database,
+)
+
+PAVEL = "pavel.k@example.com"
+PAVEL_FROM = "Павел <Pavel.K@Example.com>"
+SECRET = "mailer secret"
+UNKNOWN_SENDER_SAYS = "у нас нет персональных данных, связанных с адресом"
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Engine]]:
+    url, engine = shop_database(request.param, request, tmp_path)
+    yield url, engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Engine]]:
+    url, engine = shop_database("sqlite", request, tmp_path)
+    yield url, engine
+    engine.dispose()
+
+
+@pytest.fixture
+def mailing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path]]:
+    monkeypatch.setenv("MAILER_SECRET", SECRET)
+    with running_receiver(tmp_path, SECRET) as running:
+        yield running
+
+
+@pytest.fixture
+def mailer(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedHttpServer]:
+    monkeypatch.setenv("MAILER_SECRET", SECRET)
+    server = ScriptedHttpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+def row(engine: Engine, table: Table, key: int) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(core_select(table).filter_by(ID=key)).first()
+
+
+def subscriber(database: Path, address: str) -> tuple[str, int] | None:
+    with sqlite3.connect(database) as db:
+        found = db.execute("SELECT name, subscribed FROM subscribers WHERE email = ?", (address,)).fetchone()
+        return (found[0], found[1]) if found else None
+
+
+def posted(server: ScriptedHttpServer) -> list[str]:
+    """The actions the system was asked for, in order."""
+    return [json.loads(r.body)["action"] for r in server.requests]
+
+
+def letters_to(bot: Bot, address: str) -> list[EmailMessage]:
+    return [m for m in bot.replies() if m["To"] == address]
+
+
+def actions(bot: Bot) -> list[SystemAction]:
+    with bot.store.transaction() as session:
+        return list(session.exec(select(SystemAction).order_by(SystemAction.id)))  # type: ignore[arg-type]
+
+
+def confirm_last_challenge(bot: Bot, sender: str = PAVEL_FROM) -> None:
+    [challenge] = [m for m in letters_to(bot, PAVEL) if "[DSR-" in str(m["Subject"])][-1:]
+    mid = str(challenge["Message-ID"])
+    bot.account.append(via_mx(mail(sender, f"Re: {challenge['Subject']}", "Да",
+                                   headers={"In-Reply-To": mid, "References": mid})))
+
+
+def test_every_intent_is_carried_out_in_every_system_for_a_person_only_the_shop_knows(
+        bot: Bot, shop: tuple[str, Engine], mailing: tuple[str, Path]) -> None:
+    shop_url, engine = shop
+    mailer_url, mailing_db = mailing
+    bot.write_config(extra=data_map_toml(shop_url, mailer_url))
+
+    # An update: every mapped column in every system, the reply once they are all done.
+    bot.account.append(mail(PAVEL_FROM, "Обновление персональных данных", "Телефон: +7 701 555 44 33\nИмя: Павлик"))
+    report = bot.run()
+    customer, order = row(engine, B_USER, 1), row(engine, SALE_ORDER, 10)
+    assert (customer.PERSONAL_PHONE, customer.NAME, order.CONTACT_PHONE) == ("+77015554433", "Павлик", "+77015554433")
+    look_alike = row(engine, B_USER, 2)
+    assert (look_alike.PERSONAL_PHONE, look_alike.NAME) == ("+77019998877", "Pável")  # never another person's row
+    assert subscriber(mailing_db, PAVEL) == ("Павлик", 1)
+    [answer] = letters_to(bot, PAVEL)
+    assert "+77015554433" in bot.reply_text(answer) and report.released == 1
+    assert bot.user(PAVEL) is None  # the bot keeps no copy of someone the shop knows
+    assert [r.state for r in bot.requests()] == ["completed"]
+
+    # An opt-out: marketing off wherever it is mapped.
+    bot.account.append(mail(PAVEL_FROM, "Отписаться", ""))
+    bot.run()
+    assert row(engine, B_USER, 1).UF_NEWS in (False, 0) and row(engine, NEWSLETTER, 1).ACTIVE in (False, 0)
+    assert row(engine, B_USER, 2).UF_NEWS in (True, 1) and row(engine, NEWSLETTER, 2).ACTIVE in (True, 1)
+    assert subscriber(mailing_db, PAVEL) == ("Павлик", 0)
+    assert len(letters_to(bot, PAVEL)) == 2
+
+    # An access request: confirmed by reply, then one answer listing what each system holds.
+    bot.account.append(mail(PAVEL_FROM, "Запрос персональных данных", ""))
+    bot.run()
+    confirm_last_challenge(bot)
+    bot.run()
+    answer = letters_to(bot, PAVEL)[-1]
+    text = bot.reply_text(answer)
+    for expected in ("Shop:", "Павлик", "Login: pavel", "Order: 10", "129.90", "Gift note: Для Павла", "Mailer:",
+                     "Mailing list", "Мы искали ваш адрес в каждой из этих систем: SmartThings online shop customer "
+                     "database, Shop, Mailer."):
+        assert expected in text, text
+    assert "Pável" not in text and "other" not in text
+    assert all("records" not in a.result for a in actions(bot))  # what was sent is not kept
+
+    # A withdrawal: consent off at once, each table's erase at the erasure date.
+    bot.account.append(mail(PAVEL_FROM, "Отзыв согласия на обработку персональных данных", ""))
+    bot.run()
+    assert row(engine, B_USER, 1).UF_AGREED in (False, 0)
+    withdrawal = bot.requests()[-1]
+    assert (withdrawal.kind, withdrawal.state) == ("withdraw", "completed")
+    assert {a.system: a.state for a in actions(bot) if a.action == "erase"} == {"Shop": "pending",
+                                                                                 "Mailer": "pending"}
+
+    bot.run(now=utcnow() + timedelta(days=31))
+
+    assert row(engine, B_USER, 1) is None and row(engine, NEWSLETTER, 1) is None
+    order = row(engine, SALE_ORDER, 10)
+    assert order is not None and (order.CONTACT_EMAIL, order.CONTACT_PHONE) == ("", "")  # kept for accounting
+    assert row(engine, ORDER_ITEM, 100).GIFT_NOTE == ""
+    assert row(engine, B_USER, 2) is not None and row(engine, SALE_ORDER, 11).CONTACT_PHONE == "+77019998877"
+    assert subscriber(mailing_db, PAVEL) is None
+    act = read_act(bot.config.policy.acts_dir, str(withdrawal.id))
+    assert act is not None
+    shop_part, mailer_part = act.systems
+    assert (shop_part.name, shop_part.outcome, shop_part.deleted, shop_part.updated) == ("Shop", "done", 2, 2)
+    assert {t.table: (t.deleted, t.updated) for t in shop_part.tables} == {
+        "b_user": (1, 0), "sale_order": (0, 1), "sale_basket": (0, 1), "newsletter": (1, 0)}
+    assert (mailer_part.name, mailer_part.outcome, mailer_part.deleted) == ("Mailer", "done", 1)
+    assert "table sale_order: rows deleted 0, rows updated 1 (columns cleared: CONTACT_EMAIL, CONTACT_PHONE)" \
+        in act.as_text()
+    notice = letters_to(bot, PAVEL)[-1]
+    assert "Данные уничтожены в каждой из этих систем: Shop, Mailer" in bot.reply_text(notice)
+    assert act.notice == "sent"
+    # Nothing of Pavel is left in the bot's store: its actions, requests and replies.
+    assert all(a.payload == {} for a in actions(bot))
+    assert all(r.reply_address is None and r.message_id is None for r in bot.requests())
+    assert all(o.recipient in ("erased",) for o in bot.outbox())
+    with bot.store.transaction() as session:
+        assert session.exec(select(User)).first() is None
+
+
+def test_a_system_down_at_the_lookup_makes_the_answer_wait_and_no_data_is_claimed_until_every_system_answered(
+        bot: Bot, sqlite_shop: tuple[str, Engine], mailer: ScriptedHttpServer) -> None:
+    shop_url, _engine = sqlite_shop
+    bot.write_config(extra=data_map_toml(shop_url, mailer.url))
+    mailer.answer(503, {}, always=True)
+    bot.account.append(mail("nobody@example.com", "Отписаться", ""))
+
+    bot.run()
+
+    [request] = bot.requests()
+    assert (request.state, request.reason) == ("carrying_out", "lookup_incomplete")
+    assert letters_to(bot, "nobody@example.com") == []  # not "we hold no data": the mailing tool was not asked
+    [lookup] = actions(bot)
+    assert (lookup.system, lookup.action, lookup.state, lookup.last_error) == (
+        "Mailer", "lookup", "pending", "SystemUnavailable 503")
+
+    mailer.answer(200, {"found": False}, always=True)
+    bot.run(now=utcnow() + timedelta(hours=2))
+
+    [request] = bot.requests()
+    assert (request.state, request.outcome) == ("rejected", "unknown_sender")
+    [answer] = letters_to(bot, "nobody@example.com")
+    assert UNKNOWN_SENDER_SAYS in bot.reply_text(answer)
+    # The mailing tool may know people the shop does not: the opt-out went to it all the same.
+    assert posted(mailer)[-1] == "optout"
+
+
+def test_a_person_the_mailing_tool_knows_is_known_even_when_the_shop_is_not(
+        bot: Bot, sqlite_shop: tuple[str, Engine], mailer: ScriptedHttpServer) -> None:
+    shop_url, _engine = sqlite_shop
+    bot.write_config(extra=data_map_toml(shop_url, mailer.url))
+    mailer.answer(200, {"found": True}, always=True)
+    bot.account.append(mail("reader@example.com", "Отписаться", ""))
+
+    bot.run()
+
+    [request] = bot.requests()
+    assert (request.state, request.outcome) == ("completed", "optout_applied")
+    assert posted(mailer) == ["lookup", "optout"]
+
+
+def test_an_http_system_down_during_the_erasure_holds_the_act_until_it_is_back(
+        bot: Bot, shop: tuple[str, Engine], mailer: ScriptedHttpServer) -> None:
+    shop_url, engine = shop
+    bot.write_config(extra=data_map_toml(shop_url, mailer.url))
+    mailer.answer(200, {"found": True}, always=True)
+    bot.account.append(mail(PAVEL_FROM, "Отзыв согласия на обработку персональных данных", ""))
+    bot.run()
+    withdrawal = bot.requests()[-1]
+    assert withdrawal.state == "completed"
+
+    mailer.answer(503, {}, always=True, headers={"Retry-After": "120"})
+    erasure_day = utcnow() + timedelta(days=30, hours=1)  # within the mailing tool's give_up_after_hours
+    report = bot.run(now=erasure_day)
+
+    assert row(engine, B_USER, 1) is None  # the shop's part is done; the mailing tool's waits
+    assert {a.system: (a.state, a.last_error) for a in actions(bot) if a.action == "erase"} == {
+        "Shop": ("done", None), "Mailer": ("pending", "SystemUnavailable 503")}
+    assert read_act(bot.config.policy.acts_dir, str(withdrawal.id)) is None  # not before every system is done
+    assert [m for m in letters_to(bot, PAVEL) if "уничтожены" in str(m["Subject"])] == []
+    assert report.temporary_failure is None  # one system down stops nothing else
+
+    mailer.answer(200, {"deleted": 1}, always=True)
+    bot.run(now=erasure_day + timedelta(hours=1))
+
+    act = read_act(bot.config.policy.acts_dir, str(withdrawal.id))
+    assert act is not None and [(s.name, s.outcome, s.deleted) for s in act.systems] == [
+        ("Shop", "done", 2), ("Mailer", "done", 1)]
+    assert len([m for m in letters_to(bot, PAVEL) if "уничтожены" in str(m["Subject"])]) == 1
+    erase_keys = [json.loads(r.body)["id"] for r in mailer.requests if json.loads(r.body)["action"] == "erase"]
+    assert len(erase_keys) == 2 and len(set(erase_keys)) == 1  # the retry carried the same idempotency key
+
+
+def test_a_wrong_mapping_stops_the_run_with_78_before_anything_changes(
+        bot: Bot, shop: tuple[str, Engine], mailer: ScriptedHttpServer) -> None:
+    shop_url, engine = shop
+    bot.write_config(extra=data_map_toml(shop_url, mailer.url, match="E_MAIL"))
+    bot.account.append(mail(PAVEL_FROM, "Отписаться", ""))
+
+    result = bot.cli("run", "--once", env={**os.environ, "MAILER_SECRET": SECRET})
+
+    assert result.returncode == 78, result.stderr
+    assert '"Shop"' in result.stderr and "b_user" in result.stderr and "E_MAIL" in result.stderr
+    assert shop_url not in result.stderr
+    assert row(engine, B_USER, 1).UF_NEWS in (True, 1) and mailer.requests == []
+    assert len(bot.account.snapshot("INBOX")) == 1  # the letter waits for a corrected mapping
+    assert bot.requests() == []  # not even recorded: no attempt of it is used up on the mapping
+    assert letters_to(bot, PAVEL) == []
+
+    daemon = bot.cli("run", env={**os.environ, "MAILER_SECRET": SECRET})  # the daemon checks when it starts
+    assert daemon.returncode == 78 and "E_MAIL" in daemon.stderr
+
+
+def test_a_person_in_the_bots_own_store_and_the_shop_gets_one_act_and_one_notice_naming_both(
+        bot: Bot, sqlite_shop: tuple[str, Engine], mailing: tuple[str, Path]) -> None:
+    shop_url, engine = sqlite_shop
+    mailer_url, _mailing_db = mailing
+    bot.write_config(extra=data_map_toml(shop_url, mailer_url))
+    bot.add_user(PAVEL, surname="Ким", first_name="Павел", patronymic="Олегович", phone="+77011112233")
+    bot.account.append(mail(PAVEL_FROM, "Отзыв согласия на обработку персональных данных", ""))
+    bot.run()
+    user = bot.user(PAVEL)
+    assert user is not None and not user.processing_consent and row(engine, B_USER, 1).UF_AGREED in (False, 0)
+    withdrawal = bot.requests()[-1]
+
+    bot.run(now=utcnow() + timedelta(days=30, hours=1))
+
+    assert bot.user(PAVEL) is None and row(engine, B_USER, 1) is None
+    act = read_act(bot.config.policy.acts_dir, str(withdrawal.id))
+    assert act is not None and act.subject_full_name == "Ким Павел Олегович"  # the bot's own part names him
+    assert [(s.name, s.outcome) for s in act.systems] == [("Shop", "done"), ("Mailer", "done")]
+    [notice] = [m for m in letters_to(bot, PAVEL) if "уничтожены" in str(m["Subject"])]
+    assert ("Данные уничтожены в каждой из этих систем: SmartThings online shop customer database, Shop, Mailer"
+            in bot.reply_text(notice))
+    assert act.notice == "sent"
+
+
+def test_kill_9_between_two_systems_actions_loses_nothing_and_the_receiver_applies_each_key_once(
+        bot: Bot, sqlite_shop: tuple[str, Engine], mailing: tuple[str, Path]) -> None:
+    shop_url, engine = sqlite_shop
+    mailer_url, mailing_db = mailing
+    bot.write_config(extra=data_map_toml(shop_url, mailer_url))
+    bot.account.append(mail(PAVEL_FROM, "Обновление персональных данных", "Имя: Павлик"))
+
+    # The mailing tool commits the second action, and the bot dies before it records it.
+    killed = bot.cli("run", "--once", env={**os.environ, "MAILER_SECRET": SECRET,
+                                           ENV: "after_system_action#2"})
+
+    assert killed.returncode == -9
+    assert row(engine, B_USER, 1).NAME == "Павлик" and subscriber(mailing_db, PAVEL) == ("Павлик", 1)
+    assert {a.system: a.state for a in actions(bot)} == {"Shop": "done", "Mailer": "pending"}
+    assert letters_to(bot, PAVEL) == []  # the answer waits for every system
+
+    bot.run(now=utcnow() + timedelta(minutes=10))  # the dead worker's lease has run out
+
+    assert {a.system: (a.state, a.attempts) for a in actions(bot)} == {"Shop": ("done", 1), "Mailer": ("done", 2)}
+    [answer] = letters_to(bot, PAVEL)
+    assert "Павлик" in bot.reply_text(answer)
+    with sqlite3.connect(mailing_db) as db:  # the same key twice, its effect once
+        assert db.execute("SELECT count(*) FROM seen_keys").fetchone() == (1,)
