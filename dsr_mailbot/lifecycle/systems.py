@@ -80,8 +80,9 @@ def write_actions(ctx: Context, session: Session, request: Request, kinds: Seque
             for action in spec_for(kind).in_systems:
                 if (system.read_only and action != "access") or (action == "update" and not changes):
                     continue
-                due = erasure_due_at if action == "erase" else ctx.now
-                if due is None:
+                # An erasure already due (no erasure delay) comes after the withdrawal: never before it in the queue.
+                due = max(erasure_due_at, ctx.now) if action == "erase" and erasure_due_at else ctx.now
+                if action == "erase" and erasure_due_at is None:
                     continue
                 payload: dict[str, Any] = {"email": email, **({"changes": changes} if action == "update" else {})}
                 if not _write(session, request.id, system.name, action, due, payload) and action != "erase":

@@ -34,7 +34,7 @@ from dsr_mailbot.replies.reply import ReplyContent
 from dsr_mailbot.store.acts import Act, ActSystem, ActTable, read_act, write_act
 from dsr_mailbot.store.database import find_user_by_email, record_event
 from dsr_mailbot.store.erasure import erase_user
-from dsr_mailbot.store.models import ActionState, OutboxMessage, Request, SystemAction
+from dsr_mailbot.store.models import ActionState, OutboxMessage, OutboxState, Request, RequestState, SystemAction
 
 log = logging.getLogger("dsr_mailbot")
 
@@ -73,8 +73,11 @@ def _report(services: Services, request_id: int) -> int:
         if user is not None and user.erasure_due_at is not None and user.erasure_due_at <= now:
             return 0  # the built-in store's erasure goes first and writes its part of the act
         request = session.get(Request, request_id)
-        if request is None:
-            return 0
+        if request is None or request.state == RequestState.CARRYING_OUT:
+            return 0  # its answer waits for another system: the person hears of the withdrawal first
+        if session.exec(select(OutboxMessage.id).where(OutboxMessage.recipient == email,
+                                                       OutboxMessage.state == OutboxState.QUEUED)).first():
+            return 0  # a reply to them is still queued (with no erasure delay, the withdrawal's answer): sent first
         subject_ref, received_at = request.subject_ref, request.received_at
         parts = tuple(_part(r) for r in rows)
         # A system that did not erase: the act says so, and the person is not told their data are gone.
@@ -83,7 +86,8 @@ def _report(services: Services, request_id: int) -> int:
     # The bot's own erasure wrote its part first; an act of ours alone is this step's own, from a crashed attempt.
     in_builtin = act is not None and act.subject_full_name != NO_NAME
     if act is None:
-        act = Act(act_id=str(request_id), made_at=now.isoformat(), system_name=cfg.policy.system_name,
+        act = Act(act_id=str(request_id), made_at=now.isoformat(),
+                  system_name=", ".join(p.name for p in parts),
                   subject_full_name=NO_NAME, subject_ref=subject_ref, categories=_categories(cfg),
                   reason="withdrawal of consent to the processing of personal data (152-FZ Art. 21 ч.5)",
                   request_id=request_id, request_received_at=received_at.isoformat(),

@@ -321,3 +321,25 @@ def test_kill_9_between_two_systems_actions_loses_nothing_and_the_receiver_appli
     assert "Павлик" in bot.reply_text(answer)
     with sqlite3.connect(mailing_db) as db:  # the same key twice, its effect once
         assert db.execute("SELECT count(*) FROM seen_keys").fetchone() == (1,)
+
+
+def test_with_no_erasure_delay_the_withdrawal_is_answered_before_the_data_are_destroyed(
+        bot: Bot, sqlite_shop: tuple[str, Engine], mailing: tuple[str, Path]) -> None:
+    shop_url, engine = sqlite_shop
+    mailer_url, _mailing_db = mailing
+    bot.write_config(extra=data_map_toml(shop_url, mailer_url), erasure_delay_days=0)
+    bot.account.append(mail(PAVEL_FROM, "Отзыв согласия на обработку персональных данных", ""))
+
+    bot.run()
+
+    assert row(engine, B_USER, 1) is None
+    shop_actions = [(a.action, a.result.get("updated"), a.result.get("deleted")) for a in actions(bot)
+                    if a.system == "Shop"]
+    assert shop_actions == [("withdraw", 2, 0), ("erase", 2, 2)]  # consent off first, then the rows go
+    [answer] = letters_to(bot, PAVEL)
+    assert "уничтожены" not in str(answer["Subject"]) and "согласи" in bot.reply_text(answer).lower()
+
+    bot.run()
+
+    assert [m for m in letters_to(bot, PAVEL) if "уничтожены" in str(m["Subject"])] != []
+    assert all(o.state == "sent" for o in bot.outbox())  # the answer was not scrubbed before it went
