@@ -50,7 +50,9 @@ def signed_correctly(secret: bytes, timestamp: str, body: bytes, header: str, no
 
 def apply(db: sqlite3.Connection, action: str, email: str, changes: dict[str, Any]) -> dict[str, Any]:
     """The mailing list's side of each action (inside the caller's transaction)."""
-    email = email.lower()
+    # dsr-mailbot sends its normal form (an ASCII-lower-cased domain and local part, Unicode kept as written):
+    # lower-casing the Unicode too would make two different addresses one subscriber.
+    email = "".join(c.lower() if c.isascii() else c for c in email)
     if action == "lookup":
         return {"found": db.execute("SELECT 1 FROM subscribers WHERE email = ?", (email,)).fetchone() is not None}
     if action == "access":

@@ -132,15 +132,23 @@ def intake(ctx: Context, session: Session, request: Request, headers: Headers, r
 def decide_after_lookup(ctx: Context, session: Session, request: Request, found: bool) -> None:
     """The systems that could not be asked at intake have answered: decide with what they said."""
     stored = dict(request.intent[DEFERRED])
-    facts = Facts(**{**stored, "intents": tuple(stored["intents"]), "sender_known": found,
-                     "lookup_incomplete": False})
     request.intent = {k: v for k, v in request.intent.items() if k != DEFERRED}
     recipient = request.reply_address
     user = transient_person(recipient) if found and recipient else None
+    # What may have changed while it waited is loaded again: the replies sent to the address since (a flood of
+    # forged letters waiting together must not pass the daily limit), and a challenge opened meanwhile.
+    verified = request.authenticated
+    waiting = _open_challenge(session, request, user) if user is not None else None
+    facts = Facts(**{**stored, "intents": tuple(stored["intents"]), "sender_known": found, "lookup_incomplete": False,
+                     "replies_today": replies_in_last_day(session, recipient, ctx.now, verified_only=verified)
+                     if recipient else 0,
+                     "challenge_open": waiting is not None})
+    if waiting is not None:
+        request.related_request_id = waiting.id
     if user is not None:
         request.intent = {**request.intent, IN_SYSTEMS: True}
     session.add(request)
-    _carry_out_decision(ctx, session, request, decide(facts), user, recipient, request.authenticated)
+    _carry_out_decision(ctx, session, request, decide(facts), user, recipient, verified)
 
 
 def _carry_out_decision(ctx: Context, session: Session, request: Request, decision: Decision, user: User | None,

@@ -7,7 +7,8 @@ from sqlmodel import Session, select
 from dsr_mailbot.intents.registry import spec_for
 from dsr_mailbot.lifecycle.apply import complete
 from dsr_mailbot.lifecycle.base import Context, due, pending_intents, reply, transition
-from dsr_mailbot.lifecycle.systems import DEFERRED, IN_SYSTEMS, person_of
+from dsr_mailbot.lifecycle.intake import decide_after_lookup
+from dsr_mailbot.lifecycle.systems import DEFERRED, person_of
 from dsr_mailbot.replies.reply import ReplyContent
 from dsr_mailbot.store.database import record_event
 from dsr_mailbot.store.models import (
@@ -35,8 +36,10 @@ def approve(ctx: Context, session: Session, request: Request, actor: str) -> Non
                  actor=actor, at=ctx.now)
     if (request.intent or {}).get(DEFERRED):
         # A system could not be asked whether it knows the sender, and the request came to review: approving it
-        # takes the sender as known, and every system gets its actions.
-        request.intent = {**{k: v for k, v in request.intent.items() if k != DEFERRED}, IN_SYSTEMS: True}
+        # takes the sender as known, and the rule chain decides the rest — an unverified sender still gets a
+        # challenge, so the approval never stands in for the owner's yes.
+        decide_after_lookup(ctx, session, request, found=True)
+        return
     user = person_of(session, request)
     if user is None:
         recipient = request.reply_address

@@ -30,12 +30,13 @@ from dsr_mailbot.intents.registry import spec_for
 from dsr_mailbot.lifecycle.base import Context, reply, transition
 from dsr_mailbot.replies.outbox import mask_address
 from dsr_mailbot.replies.reply import ReplyContent
-from dsr_mailbot.store.models import ActionState, Request, RequestState, SystemAction, User
+from dsr_mailbot.store.models import ActionState, Request, RequestState, SystemAction, User, new_action_key
 from dsr_mailbot.systems.protocol import HeldRecord
 
 IN_SYSTEMS = "in_systems"  # request.intent: the person is known to the data map's systems, not to the builtin
 HELD_REPLY = "held_reply"  # request.intent: what completing it sends, once every system has done its part
 DEFERRED = "deferred_facts"  # request.intent: the facts of a decision that waits for a lookup
+SYSTEMS_ADDRESS = "systems_address"  # request.intent: the address its actions name the person by
 
 
 def has_builtin(config: Config) -> bool:
@@ -96,15 +97,39 @@ def _write(session: Session, request_id: int, system: str, action: str, due: dat
     row = session.exec(select(SystemAction).where(SystemAction.request_id == request_id,
                                                   SystemAction.system == system,
                                                   SystemAction.action == action)).first()
+    if row is None and action == "erase" and _pending(session, system, "erase", payload["email"]):
+        return False  # an earlier withdrawal's erasure, due no later, covers it: one act, one notice
     if row is None:
         session.add(SystemAction(request_id=request_id, system=system, action=action, due_at=due, next_try_at=due,
                                  payload=payload))
         return False
     if row.state == ActionState.FAILED:
+        # An operator's new decision: a fresh idempotency key (its body may differ from the refused one's).
         row.state, row.attempts, row.due_at, row.next_try_at = ActionState.PENDING, 0, due, due
         row.payload, row.result, row.last_error, row.done_at = payload, {}, None, None
+        row.key = new_action_key()
         session.add(row)
     return row.state == ActionState.DONE
+
+
+def _pending(session: Session, system: str, action: str, email: str) -> list[SystemAction]:
+    return [row for row in _pending_everywhere(session, action, email) if row.system == system]
+
+
+def _pending_everywhere(session: Session, action: str, email: str) -> list[SystemAction]:
+    """The pending actions of this kind for this address (few: erasures wait for their date, the rest run within
+    minutes), compared in Python: the payload is JSON, which each engine queries its own way."""
+    rows = session.exec(select(SystemAction).where(SystemAction.action == action,
+                                                   SystemAction.state == ActionState.PENDING)).all()
+    return [row for row in rows if row.payload.get("email") == email]
+
+
+def readdress(session: Session, old: str, new: str) -> None:
+    """The person's address changed: an erasure still waiting for its date follows it (the update that changes
+    the address runs long before; anything else pending runs before it too, under the old address)."""
+    for row in _pending_everywhere(session, "erase", old):
+        row.payload = {**row.payload, "email": new}
+        session.add(row)
 
 
 def write_lookups(ctx: Context, session: Session, request: Request, systems: Sequence[str], email: str) -> None:

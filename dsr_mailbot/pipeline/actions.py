@@ -263,8 +263,13 @@ def _held(session: Session, claimed: _Claimed) -> SystemAction | None:
 
 
 def _to_review(services: Services, session: Session, request: Request | None, reason: str) -> None:
-    """An open request waits for a person; a closed one keeps its outcome (the failure is in the audit trail)."""
-    if request is not None and request.state not in FINAL_STATES and request.state != RequestState.REVIEW:
+    """An open request waits for a person; a closed one keeps its outcome (the failure is in the audit trail).
+
+    One that waits for its owner's yes (an opt-out carried out on receipt failed) goes on waiting: the yes
+    writes the failed action afresh, and a second failure sends it to review then.
+    """
+    if request is not None and request.state not in (*FINAL_STATES, RequestState.REVIEW,
+                                                       RequestState.AWAITING_CONFIRMATION):
         set_aside(services.context(), session, request, reason)
 
 

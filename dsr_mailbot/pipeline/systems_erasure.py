@@ -117,6 +117,9 @@ def _report(services: Services, request_id: int) -> int:
                                     for_verified=True))
             session.flush()
         if not in_builtin:  # someone only the shop's systems knew: the bot's own copies of their letters go too
+            # Every notice of destruction to them stays until sent (another withdrawal's, queued before this one).
+            kept += session.exec(select(OutboxMessage.message_id).where(
+                OutboxMessage.recipient == email, OutboxMessage.purpose == DESTRUCTION_NOTICE)).all()
             scrubbed = erase_user(session, services.keyring, transient_person(email), now=ctx.now, keep_outbox=kept,
                                   act=str(request_id))
         for row in rows:

@@ -41,6 +41,7 @@ from dsr_mailbot.store.models import (
     Request,
     RequestKind,
     RequestState,
+    SystemAction,
     User,
     close_request,
     forget_personal_text,
@@ -130,6 +131,12 @@ def erase_user(session: Session, keyring: Keyring, user: User, *, now: datetime,
             close_request(request, now)
             record_event(session, "request_rejected", request_id=request.id, subject_ref=request.subject_ref, at=now,
                          reason="erased")
+    # What the data map's systems returned for an answer that never went (a request in review): not kept.
+    for action in session.exec(select(SystemAction).where(
+            col(SystemAction.request_id).in_([r.id for r in requests]))).all():
+        if "records" in action.result:
+            action.result = {k: v for k, v in action.result.items() if k != "records"}
+            session.add(action)
     scrubbed = [row for row in person_replies(session, user, requests) if row.message_id not in keep_outbox]
     for row in scrubbed:
         if row.state == OutboxState.QUEUED:

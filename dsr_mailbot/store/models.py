@@ -239,6 +239,12 @@ class ActionState(enum.StrEnum):
     # An erasure done and written into the act of destruction, its notice queued (until then its payload keeps
     # the address the notice goes to).
     REPORTED = "reported"
+    CANCELLED = "cancelled"  # its request was rejected or expired before it ran: never done
+
+
+def new_action_key() -> str:
+    """An action's idempotency key: random, the same on every retry of that action."""
+    return f"dsr-{secrets.token_hex(16)}"
 
 
 class SystemAction(SQLModel, table=True):
@@ -259,7 +265,7 @@ class SystemAction(SQLModel, table=True):
     request_id: int = Field(foreign_key="requests.id")
     system: str = Field(max_length=200)
     action: str = Field(max_length=20)
-    key: str = Field(default_factory=lambda: f"dsr-{secrets.token_hex(16)}", unique=True, max_length=64)
+    key: str = Field(default_factory=lambda: new_action_key(), unique=True, max_length=64)
     state: str = Field(default=ActionState.PENDING, max_length=20)
     attempts: int = 0
     # When it first became due (an erasure: its date): the system's give_up_after_hours count from here.

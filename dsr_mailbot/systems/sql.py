@@ -338,9 +338,12 @@ def _count(rowcount: int | None) -> int:
     return max(int(rowcount or 0), 0)
 
 
+MAX_VALUE_CHARS = 2000  # what an access answer shows of one value (an HTTP system's answers are cut alike)
+
+
 def _text(value: object) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return str(value)
+    return str(value)[:MAX_VALUE_CHARS]
 
 

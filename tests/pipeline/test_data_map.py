@@ -343,3 +343,163 @@ def test_with_no_erasure_delay_the_withdrawal_is_answered_before_the_data_are_de
 
     assert [m for m in letters_to(bot, PAVEL) if "уничтожены" in str(m["Subject"])] != []
     assert all(o.state == "sent" for o in bot.outbox())  # the answer was not scrubbed before it went
+
+
+def test_without_a_builtin_entry_the_bots_own_users_table_is_no_system_of_the_map(
+        bot: Bot, sqlite_shop: tuple[str, Engine], mailing: tuple[str, Path]) -> None:
+    shop_url, engine = sqlite_shop
+    mailer_url, _mailing_db = mailing
+    bot.write_config(extra=data_map_toml(shop_url, mailer_url, builtin=False))
+    bot.add_user("leftover@example.com")  # imported before the data map listed the shop alone
+    bot.account.append(mail(PAVEL_FROM, "Отписаться", ""))
+    bot.account.append(mail("leftover@example.com", "Отписаться", ""))
+
+    bot.run()
+
+    assert row(engine, B_USER, 1).UF_NEWS in (False, 0)
+    assert [r.outcome for r in bot.requests()] == ["optout_applied", "unknown_sender"]
+    leftover = bot.user("leftover@example.com")
+    assert leftover is not None and leftover.marketing_consent  # not a system of this map: untouched
+
+
+# What an attacker's review of the data map found (each failed before its fix).
+
+def cli(bot: Bot, *args: str) -> None:
+    done = bot.cli(*args, env={**os.environ, "MAILER_SECRET": SECRET})
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_rejected_withdrawal_erases_nothing_anywhere_and_keeps_no_records(
+        bot: Bot, sqlite_shop: tuple[str, Engine], mailer: ScriptedHttpServer) -> None:
+    shop_url, engine = sqlite_shop
+    bot.write_config(extra=data_map_toml(shop_url, mailer.url))
+    mailer.answer(200, {"found": True})  # the lookup; then the mailing tool refuses the withdrawal
+    mailer.answer(403, {}, always=True)
+    bot.account.append(mail(PAVEL_FROM, "Отзыв согласия на обработку персональных данных", ""))
+    bot.run()
+    [request] = bot.requests()
+    assert (request.state, request.reason) == ("review", "system_refused:Mailer")
+
+    cli(bot, "requests", "reject", str(request.id), "--reason", "Письмо отправлено не вами.")
+    bot.run(now=utcnow() + timedelta(days=30, hours=1))
+
+    assert row(engine, B_USER, 1) is not None  # the shop's erasure was cancelled with its request
+    assert {a.action: a.state for a in actions(bot) if a.system == "Shop"} == {"withdraw": "done",
+                                                                               "erase": "cancelled"}
+    assert read_act(bot.config.policy.acts_dir, str(request.id)) is None
+    assert "erase" not in posted(mailer)
+
+
+def test_what_systems_returned_for_an_answer_that_never_went_is_not_kept(
+        bot: Bot, sqlite_shop: tuple[str, Engine], mailer: ScriptedHttpServer) -> None:
+    shop_url, _engine = sqlite_shop
+    bot.write_config(extra=data_map_toml(shop_url, mailer.url))
+    mailer.answer(200, {"found": True})
+    bot.account.append(mail(PAVEL_FROM, "Запрос персональных данных", ""))
+    bot.run()
+    confirm_last_challenge(bot)
+    mailer.answer(403, {}, always=True)  # the mailing tool refuses the access: review
+    bot.run()
+    [request, _confirmation] = bot.requests()
+    assert request.state == "review"
+    assert any("records" in a.result for a in actions(bot))  # the shop's, for the answer a person may approve
+
+    cli(bot, "requests", "reject", str(request.id), "--reason", "Нет.")
+
+    assert all("records" not in a.result for a in actions(bot))
+
+
+def test_an_erasure_follows_the_persons_new_address(
+        bot: Bot, sqlite_shop: tuple[str, Engine], mailing: tuple[str, Path]) -> None:
+    shop_url, engine = sqlite_shop
+    mailer_url, _mailing_db = mailing
+    bot.write_config(extra=data_map_toml(shop_url, mailer_url))
+    bot.account.append(mail(PAVEL_FROM, "Отзыв согласия на обработку персональных данных", ""))
+    bot.run()
+    bot.account.append(mail(PAVEL_FROM, "Обновление персональных данных", "E-mail: pavel.new@example.com"))
+    bot.run()
+    assert row(engine, B_USER, 1).EMAIL == "pavel.new@example.com"
+
+    bot.run(now=utcnow() + timedelta(days=30, hours=1))
+
+    assert row(engine, B_USER, 1) is None  # not left behind under the address it no longer has
+    withdrawal = bot.requests()[0]
+    act = read_act(bot.config.policy.acts_dir, str(withdrawal.id))
+    assert act is not None and act.systems[0].deleted == 2
+
+
+def test_two_withdrawals_make_one_erasure_one_act_and_one_notice(
+        bot: Bot, sqlite_shop: tuple[str, Engine], mailing: tuple[str, Path]) -> None:
+    shop_url, _engine = sqlite_shop
+    mailer_url, _mailing_db = mailing
+    bot.write_config(extra=data_map_toml(shop_url, mailer_url))
+    for _ in range(2):
+        bot.account.append(mail(PAVEL_FROM, "Отзыв согласия на обработку персональных данных", ""))
+        bot.run()
+
+    bot.run(now=utcnow() + timedelta(days=30, hours=1))
+
+    assert sorted(a.system for a in actions(bot) if a.action == "erase") == ["Mailer", "Shop"]
+    assert len([m for m in letters_to(bot, PAVEL) if "уничтожены" in str(m["Subject"])]) == 1
+
+
+def test_approving_after_a_system_refused_an_address_change_retries_under_the_old_address(
+        bot: Bot, sqlite_shop: tuple[str, Engine], mailer: ScriptedHttpServer) -> None:
+    shop_url, engine = sqlite_shop
+    bot.write_config(extra=data_map_toml(shop_url, mailer.url))
+    bot.add_user(PAVEL)
+    mailer.answer(200, {"found": True})
+    mailer.answer(403, {}, always=True)
+    bot.account.append(mail(PAVEL_FROM, "Обновление персональных данных", "E-mail: pavel.new@example.com"))
+    bot.run()
+    [request] = bot.requests()
+    assert request.state == "review" and bot.user("pavel.new@example.com") is not None
+
+    mailer.answer(200, {"updated": 1}, always=True)
+    cli(bot, "requests", "approve", str(request.id))
+    bot.run()
+
+    retried = json.loads(mailer.requests[-1].body)
+    assert (retried["action"], retried["email"], retried["changes"]) == (
+        "update", PAVEL, {"email": "pavel.new@example.com"})
+    assert row(engine, B_USER, 1).EMAIL == "pavel.new@example.com"
+    [notice] = letters_to(bot, PAVEL)  # the old address hears of the change
+    assert str(notice["Subject"]).startswith("Адрес электронной почты изменён")
+
+
+def test_a_flood_of_letters_waiting_for_a_lookup_gets_no_more_replies_than_the_daily_limit(
+        bot: Bot, sqlite_shop: tuple[str, Engine], mailer: ScriptedHttpServer) -> None:
+    shop_url, _engine = sqlite_shop
+    bot.write_config(extra=data_map_toml(shop_url, mailer.url),
+                     trust='verification = "never"\nmax_replies_per_sender_per_day = 2')
+    mailer.answer(503, {}, always=True)
+    for _ in range(5):
+        bot.account.append(mail("victim@example.org", "Отписаться", ""))
+    bot.run()
+    assert {r.state for r in bot.requests()} == {"carrying_out"}
+
+    mailer.answer(200, {"found": False}, always=True)
+    bot.run(now=utcnow() + timedelta(hours=2))
+
+    assert len(letters_to(bot, "victim@example.org")) == 2
+    assert sorted(r.reason or "" for r in bot.requests()).count("sender_daily_limit") == 3
+
+
+def test_when_an_opt_out_on_receipt_fails_the_owners_yes_still_counts(
+        bot: Bot, sqlite_shop: tuple[str, Engine], mailer: ScriptedHttpServer) -> None:
+    shop_url, _engine = sqlite_shop
+    bot.write_config(extra=data_map_toml(shop_url, mailer.url))
+    mailer.answer(200, {"found": True})
+    mailer.answer(403, {})  # the opt-out carried out on receipt
+    bot.account.append(mail(PAVEL_FROM, "Запрос персональных данных", "И отпишите меня от рассылки."))
+    bot.run()
+    request = bot.requests()[0]
+    assert request.state == "awaiting_confirmation"  # not taken from its owner by the failure
+
+    mailer.answer(200, {}, always=True)
+    confirm_last_challenge(bot)
+    bot.run()
+
+    request = bot.requests()[0]
+    assert (request.state, request.outcome) == ("completed", "several_applied")
+    assert posted(mailer).count("optout") == 2  # written afresh by the yes, and done
