@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from dsr_mailbot.store.database import make_engine
 from tests.harness import Bot, DaemonProcess, WebProcess
@@ -162,6 +162,26 @@ def fresh_database_url(engine: str, request: pytest.FixtureRequest, tmp_path: Pa
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Each store test runs on SQLite, PostgreSQL and MariaDB, with empty tables."""
     return fresh_database_url(request.param, request, tmp_path)
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Engine]]:
+    """The shop's own database (tests/systems/shop.py) on each engine: its URL and an engine."""
+    from tests.systems.shop import shop_database
+
+    url, engine = shop_database(request.param, request, tmp_path)
+    yield url, engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Engine]]:
+    """The shop's own database on SQLite alone."""
+    from tests.systems.shop import shop_database
+
+    url, engine = shop_database("sqlite", request, tmp_path)
+    yield url, engine
+    engine.dispose()
 
 
 @pytest.fixture

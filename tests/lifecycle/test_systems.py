@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlmodel import select
@@ -48,6 +48,15 @@ def a_request(store: Store) -> int:
         return request.id
 
 
+def write(ctx: Context, store: Store, request_id: int, kinds: list[str], changes: dict[str, str] | None = None,
+          erasure: datetime | None = None) -> bool:
+    """The decision's transaction writing the actions of these intents."""
+    with store.transaction() as session:
+        request = session.get(Request, request_id)
+        assert request is not None
+        return write_actions(ctx, session, request, kinds, PAVEL, changes or {}, erasure)
+
+
 def rows(store: Store) -> dict[tuple[str, str], SystemAction]:
     with store.transaction() as session:
         return {(r.system, r.action): r for r in session.exec(select(SystemAction))}
@@ -57,12 +66,8 @@ def test_a_withdrawal_asks_every_system_at_once_and_to_erase_at_its_date(tmp_pat
     ctx, store = context(tmp_path)
     request_id = a_request(store)
     erasure = ctx.now + timedelta(days=30)
-    with store.transaction() as session:
-        request = session.get(Request, request_id)
-        assert request is not None
-        waits = write_actions(ctx, session, request, ["withdraw"], PAVEL, {}, erasure)
-
-    assert waits  # the reply waits for the withdrawals, not for the erasures
+    # The reply waits for the withdrawals, not for the erasures.
+    assert write(ctx, store, request_id, ["withdraw"], erasure=erasure)
     written = rows(store)
     assert sorted(written) == [("Mailer", "erase"), ("Mailer", "withdraw"), ("Shop", "erase"), ("Shop", "withdraw")]
     assert written["Shop", "erase"].next_try_at == erasure and written["Shop", "withdraw"].next_try_at == ctx.now
@@ -72,20 +77,14 @@ def test_a_withdrawal_asks_every_system_at_once_and_to_erase_at_its_date(tmp_pat
 def test_writing_again_keeps_what_is_done_and_renews_what_failed(tmp_path: Path) -> None:
     ctx, store = context(tmp_path)
     request_id = a_request(store)
-    with store.transaction() as session:
-        request = session.get(Request, request_id)
-        assert request is not None
-        write_actions(ctx, session, request, ["optout"], PAVEL, {}, None)
+    write(ctx, store, request_id, ["optout"])
     with store.transaction() as session:
         for row in session.exec(select(SystemAction)):
             row.state = ActionState.DONE if row.system == "Shop" else ActionState.FAILED
             row.payload, row.attempts, row.last_error = {}, 3, "SystemRefused 403"
             session.add(row)
 
-    with store.transaction() as session:  # an operator approved it after the failure
-        request = session.get(Request, request_id)
-        assert request is not None
-        assert write_actions(ctx, session, request, ["optout"], PAVEL, {}, None)
+    assert write(ctx, store, request_id, ["optout"])  # an operator approved it after the failure
 
     again = rows(store)
     assert len(again) == 2
@@ -97,10 +96,7 @@ def test_writing_again_keeps_what_is_done_and_renews_what_failed(tmp_path: Path)
 def test_a_read_only_system_is_only_asked_for_access(tmp_path: Path) -> None:
     ctx, store = context(tmp_path, read_only_mailer=True)
     request_id = a_request(store)
-    with store.transaction() as session:
-        request = session.get(Request, request_id)
-        assert request is not None
-        write_actions(ctx, session, request, ["update", "optout", "access"], PAVEL, {"phone": "+77015554433"}, None)
+    write(ctx, store, request_id, ["update", "optout", "access"], {"phone": "+77015554433"})
 
     assert sorted(rows(store)) == [("Mailer", "access"), ("Shop", "access"), ("Shop", "optout"), ("Shop", "update")]
 

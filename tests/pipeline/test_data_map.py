@@ -32,27 +32,12 @@ from tests.systems.shop import (
     SALE_ORDER,
     data_map_toml,
     running_receiver,
-    shop_database,
 )
 
 PAVEL = "pavel.k@example.com"
 PAVEL_FROM = "Павел <Pavel.K@Example.com>"
 SECRET = "mailer secret"
 UNKNOWN_SENDER_SAYS = "у нас нет персональных данных, связанных с адресом"
-
-
-@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
-def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Engine]]:
-    url, engine = shop_database(request.param, request, tmp_path)
-    yield url, engine
-    engine.dispose()
-
-
-@pytest.fixture
-def sqlite_shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Engine]]:
-    url, engine = shop_database("sqlite", request, tmp_path)
-    yield url, engine
-    engine.dispose()
 
 
 @pytest.fixture

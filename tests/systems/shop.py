@@ -150,14 +150,17 @@ def running_receiver(tmp_path: Path, secret: str,
         process.wait(timeout=10)
 
 
-def data_map_toml(shop_url: str, mailer_url: str | None, *, match: str = "EMAIL", builtin: bool = True) -> str:
-    """MAPPING as an operator writes it in the configuration, beside the built-in store and a mailing tool."""
+def data_map_toml(shop_url: str, mailer_url: str | None, *, match: str = "EMAIL", builtin: bool = True,
+                  url_env: str | None = None) -> str:
+    """MAPPING as an operator writes it in the configuration, beside the built-in store and a mailing tool
+    (``url_env``: the shop's URL is read from this variable, not written here)."""
     text = '[[systems]]\nkind = "builtin"\n' if builtin else ""
+    url = f'url_env = "{url_env}"' if url_env else f'url = "{shop_url}"'
     text += f"""
 [[systems]]
 kind = "sql"
 name = "Shop"
-url = "{shop_url}"
+{url}
 [[systems.tables]]
 table = "b_user"
 match = "{match}"

@@ -12,61 +12,21 @@ import pytest
 from sqlalchemy import Engine
 
 from dsr_mailbot.store.database import make_engine
-from tests.servers import free_port, wait_for_port
-from tests.systems.shop import build_shop, maildir_config, shop_database
+from tests.servers import free_port
+from tests.systems.shop import build_shop, data_map_toml, maildir_config, running_receiver
 
-REPO = Path(__file__).resolve().parents[2]
 SECRET = "mailer secret"
-
-
-@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
-def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Engine]]:
-    url, engine = shop_database(request.param, request, tmp_path)
-    yield url, engine
-    engine.dispose()
 
 
 @pytest.fixture
 def mailer(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen([sys.executable, str(REPO / "contrib" / "dsr_receiver.py"), "--listen",
-                                f"127.0.0.1:{port}", "--db", str(tmp_path / "mailing.db")],
-                               env={**os.environ, "DSR_SECRET": SECRET})
-    assert wait_for_port(port)
-    yield f"http://127.0.0.1:{port}/dsr"
-    process.terminate()
-    process.wait(timeout=10)
+    with running_receiver(tmp_path, SECRET, subscribers=()) as (url, _database):
+        yield url
 
 
 def config(tmp_path: Path, shop_url: str, mailer_url: str, match: str = "EMAIL") -> Path:
-    return maildir_config(tmp_path, f"sqlite:///{tmp_path / 'bot.db'}", f"""
-[[systems]]
-kind = "builtin"
-[[systems]]
-kind = "sql"
-name = "Shop"
-url_env = "SHOP_URL"
-[[systems.tables]]
-table = "b_user"
-match = "{match}"
-fields = {{ email = "EMAIL", phone = "PERSONAL_PHONE", marketing_consent = "UF_NEWS" }}
-erase = "delete"
-[[systems.tables]]
-table = "sale_order"
-via = "USER_ID -> b_user.ID"
-access = {{ ID = "Order", PRICE = "Amount" }}
-erase = {{ CONTACT_EMAIL = "", CONTACT_PHONE = "" }}
-[[systems.tables]]
-table = "newsletter"
-match = "ADDR"
-fields = {{ marketing_consent = "ACTIVE" }}
-erase = "delete"
-[[systems]]
-kind = "http"
-name = "Mailer"
-url = "{mailer_url}"
-secret_env = "MAILER_SECRET"
-""")
+    return maildir_config(tmp_path, f"sqlite:///{tmp_path / 'bot.db'}",
+                          data_map_toml(shop_url, mailer_url, match=match, url_env="SHOP_URL"))
 
 
 def check(path: Path, shop_url: str) -> subprocess.CompletedProcess[str]:
