@@ -18,7 +18,7 @@ from dsr_mailbot.lifecycle.base import (
     reply,
     someone_elses,
 )
-from dsr_mailbot.lifecycle.systems import SYSTEMS_ADDRESS, Finish, finish, hold, readdress, write_actions
+from dsr_mailbot.lifecycle.systems import HELD_REPLY, Finish, finish, hold, retry_failed, write_actions
 from dsr_mailbot.replies.reply import ReplyContent
 from dsr_mailbot.store.database import record_event
 from dsr_mailbot.store.models import (
@@ -117,10 +117,12 @@ def complete(ctx: Context, session: Session, request: Request, user: User, actor
     The data map's other systems get their actions (:mod:`~dsr_mailbot.lifecycle.systems`); when the reply
     must wait for them, the request waits in ``carrying_out`` and the reply goes out once they are done.
     """
-    # The address the systems know the person by: kept while the request is open, so that an operator's approval
-    # after a system failed addresses them as the first attempt did, when the bot's own copy has changed already.
-    old_email = str((request.intent or {}).get(SYSTEMS_ADDRESS) or user.email)
-    request.intent = {**(request.intent or {}), SYSTEMS_ADDRESS: old_email}
+    if HELD_REPLY in (request.intent or {}):
+        # Carried out already, and a system failed: an operator's approval tries the failed actions again as they
+        # were (the bot's own record is not changed twice), and the answer composed then goes once they are done.
+        retry_failed(ctx, session, request, actor)
+        return
+    old_email = user.email
     kinds = [kind.value for kind in in_order(request.intents or [request.kind])]
     outcomes = carry_out(ctx, session, request, user, kinds)
     outcome = combined(outcomes)
@@ -139,8 +141,6 @@ def complete(ctx: Context, session: Session, request: Request, user: User, actor
                "problems": [f"{p.field}:{p.code}" for p in outcome.problems]},
     )
     carried = [kind for kind, o in zip(kinds, outcomes, strict=True) if o.state is RequestState.COMPLETED]
-    if user.email != old_email:
-        readdress(session, old_email, user.email)
     if write_actions(ctx, session, request, carried, old_email, _changes_for_systems(request, outcomes, kinds),
                      outcome.erasure_due_at):
         hold(ctx, session, request, done)

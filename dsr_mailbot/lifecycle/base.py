@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from dsr_mailbot.config import Config
 from dsr_mailbot.intents.deadlines import due_at
@@ -16,14 +16,13 @@ from dsr_mailbot.reading.parse import Headers
 from dsr_mailbot.replies.outbox import queue_reply
 from dsr_mailbot.replies.reply import Renderer, ReplyContent
 from dsr_mailbot.store.database import find_user_by_email, record_event
+from dsr_mailbot.store.erasure import close_actions
 from dsr_mailbot.store.keys import Keyring
 from dsr_mailbot.store.models import (
     FINAL_STATES,
-    ActionState,
     Request,
     RequestKind,
     RequestState,
-    SystemAction,
     User,
     close_request,
 )
@@ -77,25 +76,17 @@ def transition(ctx: Context, session: Session, request: Request, state: RequestS
         # A closed request needs none of the person's data: the reply, if any, carries its own recipient.
         close_request(request, ctx.now)
         if state is not RequestState.COMPLETED:
-            cancel_actions(session, request)
+            assert request.id is not None
+            close_actions(session, [request.id], KEPT_ON_CLOSE)
     record_event(session, f"request_{state}", request_id=request.id, subject_ref=request.subject_ref,
                  actor=actor, at=ctx.now, outcome=outcome, reason=reason, **detail)
 
 
-# What stays due when a request closes unapplied: an opt-out, carried out on receipt because it is harmless if
-# forged and due at once by law, is honoured whatever becomes of the rest of the letter.
-HONOURED_ANYWAY = frozenset(action for spec in REGISTRY.values() if spec.confirmation is Confirmation.NEVER
-                            for action in spec.in_systems)
-
-
-def cancel_actions(session: Session, request: Request) -> None:
-    """A request rejected or expired: what it asked of the data map's systems is not done (an erasure
-    included), and what they returned for its answer (an access's records) is not kept."""
-    for action in session.exec(select(SystemAction).where(SystemAction.request_id == request.id)).all():
-        if action.state == ActionState.PENDING and action.action not in HONOURED_ANYWAY:
-            action.state, action.payload, action.last_error = ActionState.CANCELLED, {}, None
-        action.result = {k: v for k, v in action.result.items() if k != "records"}
-        session.add(action)
+# What stays due when a request closes unapplied (store.erasure.close_actions): an opt-out, carried out on receipt
+# because it is harmless if forged and due at once by law, is honoured whatever becomes of the rest of the letter;
+# and an erasure, which only a withdrawal carried out writes (such a request is never rejected: operator.reject).
+KEPT_ON_CLOSE = frozenset({"erase"} | {action for spec in REGISTRY.values()
+                                       if spec.confirmation is Confirmation.NEVER for action in spec.in_systems})
 
 
 def reply(ctx: Context, session: Session, request: Request, template: str, purpose: str, recipient: str,

@@ -8,7 +8,7 @@ from dsr_mailbot.intents.registry import spec_for
 from dsr_mailbot.lifecycle.apply import complete
 from dsr_mailbot.lifecycle.base import Context, due, pending_intents, reply, transition
 from dsr_mailbot.lifecycle.intake import decide_after_lookup
-from dsr_mailbot.lifecycle.systems import DEFERRED, person_of
+from dsr_mailbot.lifecycle.systems import DEFERRED, HELD_REPLY, person_of
 from dsr_mailbot.replies.reply import ReplyContent
 from dsr_mailbot.store.database import record_event
 from dsr_mailbot.store.models import (
@@ -100,6 +100,11 @@ def reject(ctx: Context, session: Session, request: Request, reason: str, actor:
     """Close the request unapplied and tell the sender why, in their language."""
     if request.kind == RequestKind.CONFIRM or request.state in FINAL_STATES:
         raise DecisionError(f"request {request.id} is {request.state}; it cannot be rejected")
+    if HELD_REPLY in (request.intent or {}) and any(spec_for(kind).irreversible for kind in request.intents):
+        # A withdrawal verified and carried out already (the bot's own record, some systems): the erasure it
+        # scheduled is what the law then requires, in every system; rejecting it would leave some erased, some not.
+        raise DecisionError(f"request {request.id}: its withdrawal was carried out already and waits for a system; "
+                            "approve it to try that system again")
     recipient = request.reply_address
     if recipient:
         reply(ctx, session, request, "request_rejected", "reply", recipient, ReplyContent(reason=reason),

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from dsr_mailbot.config import Config
 from dsr_mailbot.config.datamap import BuiltinSystem, HttpSystem, SqlSystem
@@ -36,7 +36,6 @@ from dsr_mailbot.systems.protocol import HeldRecord
 IN_SYSTEMS = "in_systems"  # request.intent: the person is known to the data map's systems, not to the builtin
 HELD_REPLY = "held_reply"  # request.intent: what completing it sends, once every system has done its part
 DEFERRED = "deferred_facts"  # request.intent: the facts of a decision that waits for a lookup
-SYSTEMS_ADDRESS = "systems_address"  # request.intent: the address its actions name the person by
 
 
 def has_builtin(config: Config) -> bool:
@@ -97,8 +96,9 @@ def _write(session: Session, request_id: int, system: str, action: str, due: dat
     row = session.exec(select(SystemAction).where(SystemAction.request_id == request_id,
                                                   SystemAction.system == system,
                                                   SystemAction.action == action)).first()
-    if row is None and action == "erase" and _pending(session, system, "erase", payload["email"]):
-        return False  # an earlier withdrawal's erasure, due no later, covers it: one act, one notice
+    if row is None and action == "erase" and any(
+            earlier.due_at <= due for earlier in _pending(session, system, "erase", payload["email"])):
+        return False  # an earlier withdrawal's erasure, due no later, covers it (never cancelled): one act
     if row is None:
         session.add(SystemAction(request_id=request_id, system=system, action=action, due_at=due, next_try_at=due,
                                  payload=payload))
@@ -124,12 +124,26 @@ def _pending_everywhere(session: Session, action: str, email: str) -> list[Syste
     return [row for row in rows if row.payload.get("email") == email]
 
 
-def readdress(session: Session, old: str, new: str) -> None:
-    """The person's address changed: an erasure still waiting for its date follows it (the update that changes
-    the address runs long before; anything else pending runs before it too, under the old address)."""
-    for row in _pending_everywhere(session, "erase", old):
-        row.payload = {**row.payload, "email": new}
+def retry_failed(ctx: Context, session: Session, request: Request, actor: str) -> None:
+    """An operator approved a request whose system failed: its failed actions again, each as it was, under a
+    fresh idempotency key; the request waits for them in ``carrying_out``."""
+    for row in session.exec(select(SystemAction).where(SystemAction.request_id == request.id,
+                                                       SystemAction.state == ActionState.FAILED)).all():
+        row.state, row.attempts, row.due_at, row.next_try_at = ActionState.PENDING, 0, ctx.now, ctx.now
+        row.result, row.last_error, row.done_at, row.key = {}, None, None, new_action_key()
         session.add(row)
+    transition(ctx, session, request, RequestState.CARRYING_OUT, reason="carrying_out", actor=actor)
+
+
+def readdress(session: Session, system: str, old: str, new: str) -> None:
+    """A system now knows the person by a new address (its update is done): the actions still to do there under
+    the old one follow it — an erasure waiting for its date, a failed action an operator may approve."""
+    rows = session.exec(select(SystemAction).where(SystemAction.system == system, col(SystemAction.state).in_(
+        [ActionState.PENDING, ActionState.FAILED]))).all()
+    for row in rows:
+        if row.payload.get("email") == old:
+            row.payload = {**row.payload, "email": new, "formerly": [*row.payload.get("formerly", []), old]}
+            session.add(row)
 
 
 def write_lookups(ctx: Context, session: Session, request: Request, systems: Sequence[str], email: str) -> None:

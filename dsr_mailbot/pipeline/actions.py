@@ -36,6 +36,7 @@ from dsr_mailbot.config.datamap import BuiltinSystem, HttpSystem, SqlSystem
 from dsr_mailbot.errors import ConfigError, DsrMailbotError, SystemRefused, SystemUnavailable
 from dsr_mailbot.faults import crash_point
 from dsr_mailbot.lifecycle import set_aside
+from dsr_mailbot.lifecycle.systems import readdress
 from dsr_mailbot.pipeline.lookup import check_mappings
 from dsr_mailbot.pipeline.services import Services
 from dsr_mailbot.store.database import record_event
@@ -214,10 +215,15 @@ def _done(services: Services, claimed: _Claimed, done: Done, answer: dict[str, A
         # A re-run after a crash finds nothing left to do: the counts recorded before the first commit stand.
         kept = first if first is not None and not (done.deleted or done.updated) else _counts(done)
         row.result = {**{k: v for k, v in kept.items() if k != "prepared"}, **answer}
-        # An erasure keeps the address its notice of destruction goes to, until the act is written (erasure.py).
-        row.payload = {"email": claimed.payload.get("email")} if claimed.action == "erase" else {}
+        # An erasure keeps the address its notice of destruction goes to, until the act is written
+        # (systems_erasure.py); anything else forgets its values once done.
+        if claimed.action != "erase":
+            row.payload = {}
         row.state, row.done_at, row.last_error = ActionState.DONE, now, None
         session.add(row)
+        old, new = claimed.payload.get("email"), dict(claimed.payload.get("changes") or {}).get("email")
+        if claimed.action == "update" and isinstance(old, str) and isinstance(new, str) and new != old:
+            readdress(session, claimed.system, old, new)  # this system knows the person by the new address now
         request = session.get(Request, claimed.request_id)
         record_event(session, "system_action_done", request_id=claimed.request_id,
                      subject_ref=request.subject_ref if request else None, at=now, system=claimed.system,
@@ -244,9 +250,11 @@ def _fail(services: Services, claimed: _Claimed, kind: str, reason: str, exc: Ba
         row = _held(session, claimed)
         if row is None:
             return
-        row.state, row.done_at, row.payload, row.last_error = ActionState.FAILED, now, {}, _error_class(exc)
-        session.add(row)
         request = session.get(Request, claimed.request_id)
+        row.state, row.done_at, row.last_error = ActionState.FAILED, now, _error_class(exc)
+        if request is None or request.state in FINAL_STATES:
+            row.payload = {}  # nobody will retry it; an open request keeps it for an operator's approval
+        session.add(row)
         record_event(session, "system_action_failed", request_id=claimed.request_id,
                      subject_ref=request.subject_ref if request else None, at=now, system=claimed.system,
                      action=claimed.action, failure=kind, error=_error_class(exc), attempts=claimed.attempts)

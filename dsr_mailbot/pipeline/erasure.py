@@ -10,6 +10,7 @@ from sqlmodel import select
 from dsr_mailbot.config import Config
 from dsr_mailbot.config.datamap import BuiltinSystem
 from dsr_mailbot.errors import DsrMailbotError
+from dsr_mailbot.lifecycle.base import KEPT_ON_CLOSE
 from dsr_mailbot.mailbox.source import MailSource
 from dsr_mailbot.pipeline.services import RunReport, Services
 from dsr_mailbot.replies.outbox import queue_reply
@@ -90,6 +91,8 @@ def _erase_one(services: Services, user_id: int, mailbox: MailSource | None) -> 
         if user is None:
             return 0
         plan = plan_erasure(session, keyring, user)
+    if plan.waiting_for_systems:
+        return 0  # their withdrawal's answer (or another) waits for a system: they hear of it before the erasure
     # The transport's copies (file delivery's .eml files) go before the store's: a crash between the two
     # leaves the person due, and the next run forgets again; whatever is written meanwhile goes after the commit.
     services.transport.forget(plan.reply_ids)
@@ -134,7 +137,8 @@ def _erase_one(services: Services, user_id: int, mailbox: MailSource | None) -> 
                                     request=target, template="data_destroyed", purpose=DESTRUCTION_NOTICE,
                                     recipient=user.email, content=ReplyContent(), now=ctx.now, for_verified=True))
             session.flush()  # erase_user looks for every reply of theirs, this one included
-        scrubbed = erase_user(session, keyring, user, now=ctx.now, keep_outbox=kept, act=act.act_id,
+        scrubbed = erase_user(session, keyring, user, now=ctx.now, actions_kept=KEPT_ON_CLOSE, keep_outbox=kept,
+                              act=act.act_id,
                               expunged=expunged, left_in_inbox=left_in_inbox)
     services.transport.forget(scrubbed)
     return 1

@@ -50,11 +50,14 @@ def _release(services: Services, request_id: int) -> int:
                                .with_for_update(skip_locked=True)).first()
         if request is None or request.state != RequestState.CARRYING_OUT:
             return 0  # released by another worker meanwhile
+        intent = request.intent or {}
+        # What the answer waits for: not an erasure (due at its date), nor, once decided, the lookups (an operator
+        # may have decided without one that failed).
+        skipped = {"erase"} if DEFERRED in intent else {"erase", "lookup"}
         actions = session.exec(select(SystemAction).where(SystemAction.request_id == request_id,
-                                                          SystemAction.action != "erase")).all()
+                                                          col(SystemAction.action).not_in(skipped))).all()
         if any(a.state != ActionState.DONE for a in actions):
             return 0  # still pending (or failed: its request went to review)
-        intent = request.intent or {}
         if DEFERRED in intent:
             found = any(a.action == "lookup" and a.result.get("found") for a in actions)
             decide_after_lookup(ctx, session, request, found)

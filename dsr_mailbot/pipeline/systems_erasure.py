@@ -26,6 +26,7 @@ from sqlmodel import col, select
 from dsr_mailbot.config import Config
 from dsr_mailbot.config.datamap import BuiltinSystem, SqlSystem
 from dsr_mailbot.errors import DsrMailbotError
+from dsr_mailbot.lifecycle.base import KEPT_ON_CLOSE
 from dsr_mailbot.lifecycle.systems import transient_person
 from dsr_mailbot.pipeline.erasure import DESTRUCTION_NOTICE
 from dsr_mailbot.pipeline.services import Services
@@ -69,6 +70,7 @@ def _report(services: Services, request_id: int) -> int:
         email = next((str(r.payload["email"]) for r in done if r.payload.get("email")), None)
         if not done or email is None:
             return 0
+        addresses = sorted({email, *(str(old) for r in done for old in r.payload.get("formerly", []))})
         user = find_user_by_email(session, email)
         if user is not None and user.erasure_due_at is not None and user.erasure_due_at <= now:
             return 0  # the built-in store's erasure goes first and writes its part of the act
@@ -117,11 +119,14 @@ def _report(services: Services, request_id: int) -> int:
                                     for_verified=True))
             session.flush()
         if not in_builtin:  # someone only the shop's systems knew: the bot's own copies of their letters go too
-            # Every notice of destruction to them stays until sent (another withdrawal's, queued before this one).
-            kept += session.exec(select(OutboxMessage.message_id).where(
-                OutboxMessage.recipient == email, OutboxMessage.purpose == DESTRUCTION_NOTICE)).all()
-            scrubbed = erase_user(session, services.keyring, transient_person(email), now=ctx.now, keep_outbox=kept,
-                                  act=str(request_id))
+            # Under every address they had (their letters were filed under the one they wrote from); every notice
+            # of destruction to them stays until sent (another withdrawal's, queued before this one).
+            for address in addresses:
+                kept += session.exec(select(OutboxMessage.message_id).where(
+                    OutboxMessage.recipient == address, OutboxMessage.purpose == DESTRUCTION_NOTICE)).all()
+            for address in addresses:
+                scrubbed += erase_user(session, services.keyring, transient_person(address), now=ctx.now,
+                                       actions_kept=KEPT_ON_CLOSE, keep_outbox=kept, act=str(request_id))
         for row in rows:
             row.state, row.payload = ActionState.REPORTED, {}
             session.add(row)

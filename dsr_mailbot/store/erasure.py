@@ -36,6 +36,7 @@ from dsr_mailbot.store.database import record_event
 from dsr_mailbot.store.keys import Keyring
 from dsr_mailbot.store.models import (
     FINAL_STATES,
+    ActionState,
     OutboxMessage,
     OutboxState,
     Request,
@@ -63,6 +64,8 @@ class ErasurePlan:
     reply_ids: tuple[str, ...]  # the Message-IDs of every reply to them: the transport forgets its copies
     withdrawal: Request | None  # the request whose withdrawal is the reason
     language: str | None  # of their last request
+    # A request of theirs still waits for the data map's systems (its answer not yet queued): the erasure waits.
+    waiting_for_systems: bool = False
 
 
 def due_user_ids(session: Session, now: datetime) -> list[int]:
@@ -110,15 +113,31 @@ def plan_erasure(session: Session, keyring: Keyring, user: User) -> ErasurePlan:
         reply_ids=tuple(sorted(row.message_id for row in person_replies(session, user, requests))),
         withdrawal=withdrawals[-1] if withdrawals else None,
         language=asked[-1].language if asked else None,
+        waiting_for_systems=any(r.state == RequestState.CARRYING_OUT for r in requests),
     )
 
 
-def erase_user(session: Session, keyring: Keyring, user: User, *, now: datetime, keep_outbox: Sequence[str] = (),
-               act: str | None = None, expunged: int = 0, left_in_inbox: int = 0) -> list[str]:
+def close_actions(session: Session, request_ids: Sequence[int], kept: frozenset[str]) -> None:
+    """Requests closed unapplied (rejected, expired, erased): their pending actions on the data map's systems are
+    cancelled, but those of ``kept`` (lifecycle.base.KEPT_ON_CLOSE), and nothing the systems returned or were to
+    be sent is kept (an access's records, a failed action's address and values)."""
+    for action in session.exec(select(SystemAction).where(col(SystemAction.request_id).in_(request_ids))).all():
+        if action.state == ActionState.PENDING and action.action not in kept:
+            action.state, action.payload, action.last_error = ActionState.CANCELLED, {}, None
+        if action.state == ActionState.FAILED:
+            action.payload = {}
+        action.result = {k: v for k, v in action.result.items() if k != "records"}
+        session.add(action)
+
+
+def erase_user(session: Session, keyring: Keyring, user: User, *, now: datetime, actions_kept: frozenset[str],
+               keep_outbox: Sequence[str] = (), act: str | None = None, expunged: int = 0,
+               left_in_inbox: int = 0) -> list[str]:
     """Destroy the person's data in the store; return the Message-IDs of the replies scrubbed.
 
     ``keep_outbox``: Message-IDs of replies left as they are (the notice of
-    destruction, purged once sent).
+    destruction, purged once sent); ``actions_kept``: the data map's actions
+    left due when the person's open requests close (:func:`close_actions`).
     """
     subject_ref = keyring.subject_ref(user.email)
     requests = person_requests(session, keyring, user)
@@ -131,12 +150,7 @@ def erase_user(session: Session, keyring: Keyring, user: User, *, now: datetime,
             close_request(request, now)
             record_event(session, "request_rejected", request_id=request.id, subject_ref=request.subject_ref, at=now,
                          reason="erased")
-    # What the data map's systems returned for an answer that never went (a request in review): not kept.
-    for action in session.exec(select(SystemAction).where(
-            col(SystemAction.request_id).in_([r.id for r in requests]))).all():
-        if "records" in action.result:
-            action.result = {k: v for k, v in action.result.items() if k != "records"}
-            session.add(action)
+    close_actions(session, [r.id for r in requests if r.id is not None], actions_kept)
     scrubbed = [row for row in person_replies(session, user, requests) if row.message_id not in keep_outbox]
     for row in scrubbed:
         if row.state == OutboxState.QUEUED:

@@ -177,7 +177,8 @@ def test_a_refusal_or_a_system_down_past_its_give_up_sends_the_request_to_review
     assert run_actions(services).failed == 1
 
     failed = actions(services)["Mailer"]
-    assert (failed.state, failed.payload, failed.last_error) == ("failed", {}, "SystemUnavailable")
+    # Kept while its request waits in review, for an operator's approval to try it again as it was.
+    assert (failed.state, failed.payload, failed.last_error) == ("failed", {"email": PAVEL}, "SystemUnavailable")
     with services.store.transaction() as session:
         request = session.get(Request, request_id)
         assert request is not None and (request.state, request.reason) == ("review", "system_unavailable:Mailer")

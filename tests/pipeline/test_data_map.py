@@ -354,7 +354,7 @@ def cli(bot: Bot, *args: str) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_a_rejected_withdrawal_erases_nothing_anywhere_and_keeps_no_records(
+def test_a_withdrawal_carried_out_cannot_be_rejected_and_approving_it_tries_the_refusing_system_again(
         bot: Bot, sqlite_shop: tuple[str, Engine], mailer: ScriptedHttpServer) -> None:
     shop_url, engine = sqlite_shop
     bot.write_config(extra=data_map_toml(shop_url, mailer.url))
@@ -364,15 +364,22 @@ def test_a_rejected_withdrawal_erases_nothing_anywhere_and_keeps_no_records(
     bot.run()
     [request] = bot.requests()
     assert (request.state, request.reason) == ("review", "system_refused:Mailer")
+    assert row(engine, B_USER, 1).UF_AGREED in (False, 0)  # the shop withdrew: its erasure is due by law
 
-    cli(bot, "requests", "reject", str(request.id), "--reason", "Письмо отправлено не вами.")
-    bot.run(now=utcnow() + timedelta(days=30, hours=1))
+    refused = bot.cli("requests", "reject", str(request.id), "--reason", "Нет.",
+                      env={**os.environ, "MAILER_SECRET": SECRET})
+    assert refused.returncode != 0 and "approve it to try that system again" in refused.stderr
+    assert {a.action: a.state for a in actions(bot) if a.system == "Shop"} == {"withdraw": "done", "erase": "pending"}
 
-    assert row(engine, B_USER, 1) is not None  # the shop's erasure was cancelled with its request
-    assert {a.action: a.state for a in actions(bot) if a.system == "Shop"} == {"withdraw": "done",
-                                                                               "erase": "cancelled"}
-    assert read_act(bot.config.policy.acts_dir, str(request.id)) is None
-    assert "erase" not in posted(mailer)
+    mailer.answer(200, {"updated": 1}, always=True)
+    cli(bot, "requests", "approve", str(request.id))
+    bot.run()
+
+    [request] = bot.requests()
+    assert (request.state, request.outcome) == ("completed", "withdrawal_applied")
+    assert posted(mailer).count("withdraw") == 2
+    [answer] = letters_to(bot, PAVEL)  # the answer composed when it was carried out, once every system withdrew
+    assert "уничтожены" not in str(answer["Subject"])
 
 
 def test_what_systems_returned_for_an_answer_that_never_went_is_not_kept(
@@ -411,6 +418,9 @@ def test_an_erasure_follows_the_persons_new_address(
     withdrawal = bot.requests()[0]
     act = read_act(bot.config.policy.acts_dir, str(withdrawal.id))
     assert act is not None and act.systems[0].deleted == 2
+    # The bot's own copies of his letters and answers go under both addresses.
+    assert all(o.recipient == "erased" for o in bot.outbox())
+    assert all(r.message_id is None and r.reply_address is None for r in bot.requests())
 
 
 def test_two_withdrawals_make_one_erasure_one_act_and_one_notice(
@@ -488,3 +498,97 @@ def test_when_an_opt_out_on_receipt_fails_the_owners_yes_still_counts(
     request = bot.requests()[0]
     assert (request.state, request.outcome) == ("completed", "several_applied")
     assert posted(mailer).count("optout") == 2  # written afresh by the yes, and done
+
+
+# What a second review found.
+
+def test_an_erasure_stays_with_the_address_a_system_still_knows(
+        bot: Bot, sqlite_shop: tuple[str, Engine], mailer: ScriptedHttpServer) -> None:
+    shop_url, engine = sqlite_shop
+    bot.write_config(extra=data_map_toml(shop_url, mailer.url))
+    mailer.answer(200, {"found": True}, always=True)
+    bot.account.append(mail(PAVEL_FROM, "Отзыв согласия на обработку персональных данных", ""))
+    bot.run()
+    mailer.answer(200, {"found": True})
+    mailer.answer(403, {}, always=True)  # the mailing tool refuses the address change; the shop takes it
+    bot.account.append(mail(PAVEL_FROM, "Обновление персональных данных", "E-mail: pavel.new@example.com"))
+    bot.run()
+    update = bot.requests()[-1]
+    assert update.state == "review" and row(engine, B_USER, 1).EMAIL == "pavel.new@example.com"
+    cli(bot, "requests", "reject", str(update.id), "--reason", "Нет.")
+
+    mailer.answer(200, {"deleted": 1}, always=True)
+    bot.run(now=utcnow() + timedelta(days=30, hours=1))
+
+    assert row(engine, B_USER, 1) is None  # the shop erased under the address it has now
+    [erase] = [json.loads(r.body) for r in mailer.requests if json.loads(r.body)["action"] == "erase"]
+    assert erase["email"] == PAVEL  # and the mailing tool under the one it still has
+
+
+def test_approving_a_request_whose_lookup_failed_for_good_carries_it_out_and_answers(
+        bot: Bot, sqlite_shop: tuple[str, Engine], mailer: ScriptedHttpServer) -> None:
+    shop_url, _engine = sqlite_shop
+    bot.write_config(extra=data_map_toml(shop_url, mailer.url))
+    mailer.answer(503, {})  # down at intake, then it refuses the lookup for good
+    mailer.answer(403, {}, always=True)
+    bot.account.append(mail("reader@example.com", "Отписаться", ""))
+    bot.run()
+    bot.run(now=utcnow() + timedelta(hours=2))
+    [request] = bot.requests()
+    assert (request.state, request.reason) == ("review", "system_refused:Mailer")
+
+    mailer.answer(200, {"updated": 1}, always=True)
+    cli(bot, "requests", "approve", str(request.id))
+    bot.run()
+
+    [request] = bot.requests()
+    assert (request.state, request.outcome) == ("completed", "optout_applied")
+    assert posted(mailer)[-1] == "optout" and len(letters_to(bot, "reader@example.com")) == 1
+
+
+def test_a_failed_action_approved_after_another_request_changed_the_address_follows_it(
+        bot: Bot, sqlite_shop: tuple[str, Engine], mailer: ScriptedHttpServer) -> None:
+    shop_url, _engine = sqlite_shop
+    bot.write_config(extra=data_map_toml(shop_url, mailer.url))
+    mailer.answer(200, {"found": True})
+    mailer.answer(403, {})  # the withdrawal, refused
+    bot.account.append(mail(PAVEL_FROM, "Отзыв согласия на обработку персональных данных", ""))
+    bot.run()
+    withdrawal = bot.requests()[0]
+    assert withdrawal.state == "review"
+    mailer.answer(200, {"updated": 1}, always=True)
+    bot.account.append(mail(PAVEL_FROM, "Обновление персональных данных", "E-mail: pavel.new@example.com"))
+    bot.run()  # the address changes everywhere
+    assert bot.requests()[-1].state == "completed"
+
+    cli(bot, "requests", "approve", str(withdrawal.id))
+    bot.run()
+
+    retried = json.loads(mailer.requests[-1].body)
+    assert (retried["action"], retried["email"]) == ("withdraw", "pavel.new@example.com")
+
+
+def test_the_bots_own_erasure_waits_for_a_withdrawal_still_carried_out_in_a_system(
+        bot: Bot, sqlite_shop: tuple[str, Engine], mailer: ScriptedHttpServer) -> None:
+    shop_url, _engine = sqlite_shop
+    bot.write_config(extra=data_map_toml(shop_url, mailer.url), erasure_delay_days=0)
+    bot.add_user(PAVEL, surname="Ким")
+    mailer.answer(200, {"found": True})
+    mailer.answer(503, {}, always=True)
+    bot.account.append(mail(PAVEL_FROM, "Отзыв согласия на обработку персональных данных", ""))
+    bot.run()
+    [withdrawal] = bot.requests()
+    assert withdrawal.state == "carrying_out"
+
+    bot.run(now=utcnow() + timedelta(minutes=1))  # due, but the answer still waits for the mailing tool
+    assert bot.user(PAVEL) is not None
+
+    mailer.answer(200, {"updated": 1}, always=True)
+    for minutes in (60, 61, 62):
+        bot.run(now=utcnow() + timedelta(minutes=minutes))
+
+    subjects = [str(m["Subject"]) for m in letters_to(bot, PAVEL)]
+    assert len(subjects) == 2 and "уничтожены" not in subjects[0] and "уничтожены" in subjects[1]
+    assert bot.user(PAVEL) is None
+    acts = sorted(p.name for p in bot.config.policy.acts_dir.glob("act-*.json"))
+    assert acts == [f"act-{withdrawal.id}.json"]  # one act, its own part and each system's
