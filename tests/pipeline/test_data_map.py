@@ -284,8 +284,8 @@ def test_a_person_in_the_bots_own_store_and_the_shop_gets_one_act_and_one_notice
 
 
 def test_kill_9_between_two_systems_actions_loses_nothing_and_the_receiver_applies_each_key_once(
-        bot: Bot, sqlite_shop: tuple[str, Engine], mailing: tuple[str, Path]) -> None:
-    shop_url, engine = sqlite_shop
+        bot: Bot, shop: tuple[str, Engine], mailing: tuple[str, Path]) -> None:
+    shop_url, engine = shop
     mailer_url, mailing_db = mailing
     bot.write_config(extra=data_map_toml(shop_url, mailer_url))
     bot.account.append(mail(PAVEL_FROM, "Обновление персональных данных", "Имя: Павлик"))
