@@ -75,9 +75,8 @@ def transition(ctx: Context, session: Session, request: Request, state: RequestS
     if state in FINAL_STATES:
         # A closed request needs none of the person's data: the reply, if any, carries its own recipient.
         close_request(request, ctx.now)
-        if state is not RequestState.COMPLETED:
-            assert request.id is not None
-            close_actions(session, [request.id], KEPT_ON_CLOSE)
+        assert request.id is not None
+        close_actions(session, [request.id], None if state is RequestState.COMPLETED else KEPT_ON_CLOSE)
     record_event(session, f"request_{state}", request_id=request.id, subject_ref=request.subject_ref,
                  actor=actor, at=ctx.now, outcome=outcome, reason=reason, **detail)
 

@@ -100,11 +100,11 @@ def reject(ctx: Context, session: Session, request: Request, reason: str, actor:
     """Close the request unapplied and tell the sender why, in their language."""
     if request.kind == RequestKind.CONFIRM or request.state in FINAL_STATES:
         raise DecisionError(f"request {request.id} is {request.state}; it cannot be rejected")
-    if HELD_REPLY in (request.intent or {}) and any(spec_for(kind).irreversible for kind in request.intents):
-        # A withdrawal verified and carried out already (the bot's own record, some systems): the erasure it
-        # scheduled is what the law then requires, in every system; rejecting it would leave some erased, some not.
-        raise DecisionError(f"request {request.id}: its withdrawal was carried out already and waits for a system; "
-                            "approve it to try that system again")
+    if HELD_REPLY in (request.intent or {}) and {RequestKind.UPDATE, RequestKind.WITHDRAW} & set(request.intents):
+        # Carried out already in the bot's own record and some systems: a rejection ("nothing was changed") would
+        # be false, and a withdrawal's erasure is then what the law requires in every system.
+        raise DecisionError(f"request {request.id} was carried out already and waits for a system; approve it to "
+                            "try that system again")
     recipient = request.reply_address
     if recipient:
         reply(ctx, session, request, "request_rejected", "reply", recipient, ReplyContent(reason=reason),

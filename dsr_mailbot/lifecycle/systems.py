@@ -135,14 +135,17 @@ def retry_failed(ctx: Context, session: Session, request: Request, actor: str) -
     transition(ctx, session, request, RequestState.CARRYING_OUT, reason="carrying_out", actor=actor)
 
 
-def readdress(session: Session, system: str, old: str, new: str) -> None:
+def readdress(session: Session, system: str, old: str, new: str, now: datetime) -> None:
     """A system now knows the person by a new address (its update is done): the actions still to do there under
     the old one follow it — an erasure waiting for its date, a failed action an operator may approve."""
     rows = session.exec(select(SystemAction).where(SystemAction.system == system, col(SystemAction.state).in_(
-        [ActionState.PENDING, ActionState.FAILED]))).all()
-    for row in rows:
+        [ActionState.PENDING, ActionState.FAILED]), SystemAction.action != "lookup")).all()
+    for row in rows:  # a lookup asks about the letter's sender, whatever address the person has now
         if row.payload.get("email") == old:
-            row.payload = {**row.payload, "email": new, "formerly": [*row.payload.get("formerly", []), old]}
+            # The old address and until when it was theirs: the act's step forgets their letters under it, and
+            # not those of whoever has the address later.
+            formerly = [*row.payload.get("formerly", []), [old, now.isoformat()]]
+            row.payload = {**row.payload, "email": new, "formerly": formerly}
             session.add(row)
 
 

@@ -223,7 +223,7 @@ def _done(services: Services, claimed: _Claimed, done: Done, answer: dict[str, A
         session.add(row)
         old, new = claimed.payload.get("email"), dict(claimed.payload.get("changes") or {}).get("email")
         if claimed.action == "update" and isinstance(old, str) and isinstance(new, str) and new != old:
-            readdress(session, claimed.system, old, new)  # this system knows the person by the new address now
+            readdress(session, claimed.system, old, new, now)  # this system knows the person by the new address now
         request = session.get(Request, claimed.request_id)
         record_event(session, "system_action_done", request_id=claimed.request_id,
                      subject_ref=request.subject_ref if request else None, at=now, system=claimed.system,

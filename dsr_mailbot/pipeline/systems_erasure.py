@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from datetime import datetime
 
 from sqlmodel import col, select
 
@@ -70,7 +71,10 @@ def _report(services: Services, request_id: int) -> int:
         email = next((str(r.payload["email"]) for r in done if r.payload.get("email")), None)
         if not done or email is None:
             return 0
-        addresses = sorted({email, *(str(old) for r in done for old in r.payload.get("formerly", []))})
+        # Their address now, and each earlier one with the time it stopped being theirs.
+        addresses: dict[str, datetime | None] = {email: None}
+        for old, until in (pair for r in done for pair in r.payload.get("formerly", [])):
+            addresses.setdefault(str(old), datetime.fromisoformat(str(until)))
         user = find_user_by_email(session, email)
         if user is not None and user.erasure_due_at is not None and user.erasure_due_at <= now:
             return 0  # the built-in store's erasure goes first and writes its part of the act
@@ -124,9 +128,10 @@ def _report(services: Services, request_id: int) -> int:
             for address in addresses:
                 kept += session.exec(select(OutboxMessage.message_id).where(
                     OutboxMessage.recipient == address, OutboxMessage.purpose == DESTRUCTION_NOTICE)).all()
-            for address in addresses:
+            for address, until in addresses.items():
                 scrubbed += erase_user(session, services.keyring, transient_person(address), now=ctx.now,
-                                       actions_kept=KEPT_ON_CLOSE, keep_outbox=kept, act=str(request_id))
+                                       actions_kept=KEPT_ON_CLOSE, keep_outbox=kept, act=str(request_id),
+                                       received_before=until)
         for row in rows:
             row.state, row.payload = ActionState.REPORTED, {}
             session.add(row)

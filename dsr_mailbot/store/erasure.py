@@ -73,13 +73,20 @@ def due_user_ids(session: Session, now: datetime) -> list[int]:
             if u is not None]
 
 
-def person_requests(session: Session, keyring: Keyring, user: User) -> list[Request]:
-    """Every request of the person (by user and by their address's keyed hash), and every confirmation of those."""
+def person_requests(session: Session, keyring: Keyring, user: User,
+                    received_before: datetime | None = None) -> list[Request]:
+    """Every request of the person (by user and by their address's keyed hash), and every confirmation of those.
+
+    ``received_before``: an address that was theirs only until then (someone else may have it now).
+    """
     subject_ref = keyring.subject_ref(user.email)
     # A stand-in for someone only the shop's systems know has no id: their address's keyed hash finds them.
     mine = (or_(col(Request.user_id) == user.id, col(Request.subject_ref) == subject_ref) if user.id is not None
             else col(Request.subject_ref) == subject_ref)
-    requests = list(session.exec(select(Request).where(mine)).all())
+    query = select(Request).where(mine)
+    if received_before is not None:
+        query = query.where(col(Request.received_at) < received_before)
+    requests = list(session.exec(query).all())
     request_ids = [r.id for r in requests if r.id is not None]
     if request_ids:
         requests += session.exec(
@@ -88,20 +95,23 @@ def person_requests(session: Session, keyring: Keyring, user: User) -> list[Requ
     return sorted(requests, key=lambda r: r.id or 0)
 
 
-def person_replies(session: Session, user: User, requests: Sequence[Request]) -> Sequence[OutboxMessage]:
-    """Every reply of the person's requests, and any other message to their current address."""
-    return session.exec(
-        select(OutboxMessage).where(
-            or_(col(OutboxMessage.request_id).in_([r.id for r in requests]), col(OutboxMessage.recipient) == user.email)
-        )
-    ).all()
+def person_replies(session: Session, user: User, requests: Sequence[Request],
+                   current: bool = True) -> Sequence[OutboxMessage]:
+    """Every reply of the person's requests, and (``current``: the address is still theirs) any other message to
+    their address."""
+    theirs = col(OutboxMessage.request_id).in_([r.id for r in requests])
+    return session.exec(select(OutboxMessage).where(
+        or_(theirs, col(OutboxMessage.recipient) == user.email) if current else theirs)).all()
 
 
 def plan_erasure(session: Session, keyring: Keyring, user: User) -> ErasurePlan:
     assert user.id is not None
     requests = person_requests(session, keyring, user)
+    # A withdrawal carried out: answered, or waiting for a system of the data map (its erasures were written).
+    erasing = set(session.exec(select(SystemAction.request_id).where(
+        col(SystemAction.request_id).in_([r.id for r in requests]), SystemAction.action == "erase")).all())
     withdrawals = [r for r in requests if RequestKind.WITHDRAW in (r.intents or [r.kind])
-                   and r.state == RequestState.COMPLETED]
+                   and (r.state == RequestState.COMPLETED or r.id in erasing)]
     asked = [r for r in requests if r.kind != RequestKind.CONFIRM]
     return ErasurePlan(
         user_id=user.id,
@@ -117,12 +127,13 @@ def plan_erasure(session: Session, keyring: Keyring, user: User) -> ErasurePlan:
     )
 
 
-def close_actions(session: Session, request_ids: Sequence[int], kept: frozenset[str]) -> None:
-    """Requests closed unapplied (rejected, expired, erased): their pending actions on the data map's systems are
-    cancelled, but those of ``kept`` (lifecycle.base.KEPT_ON_CLOSE), and nothing the systems returned or were to
-    be sent is kept (an access's records, a failed action's address and values)."""
+def close_actions(session: Session, request_ids: Sequence[int], kept: frozenset[str] | None) -> None:
+    """Requests closed: nothing the systems returned or were to be sent is kept (an access's records, a failed
+    action's address and values).  Closed unapplied (rejected, expired, erased), their pending actions on the data
+    map's systems are cancelled too, but those of ``kept`` (lifecycle.base.KEPT_ON_CLOSE); completed (``kept`` is
+    None), what is pending stays (an erasure at its date)."""
     for action in session.exec(select(SystemAction).where(col(SystemAction.request_id).in_(request_ids))).all():
-        if action.state == ActionState.PENDING and action.action not in kept:
+        if kept is not None and action.state == ActionState.PENDING and action.action not in kept:
             action.state, action.payload, action.last_error = ActionState.CANCELLED, {}, None
         if action.state == ActionState.FAILED:
             action.payload = {}
@@ -132,15 +143,17 @@ def close_actions(session: Session, request_ids: Sequence[int], kept: frozenset[
 
 def erase_user(session: Session, keyring: Keyring, user: User, *, now: datetime, actions_kept: frozenset[str],
                keep_outbox: Sequence[str] = (), act: str | None = None, expunged: int = 0,
-               left_in_inbox: int = 0) -> list[str]:
+               left_in_inbox: int = 0, received_before: datetime | None = None) -> list[str]:
     """Destroy the person's data in the store; return the Message-IDs of the replies scrubbed.
 
     ``keep_outbox``: Message-IDs of replies left as they are (the notice of
     destruction, purged once sent); ``actions_kept``: the data map's actions
-    left due when the person's open requests close (:func:`close_actions`).
+    left due when the person's open requests close (:func:`close_actions`);
+    ``received_before``: an address of theirs only until then
+    (:func:`person_requests`).
     """
     subject_ref = keyring.subject_ref(user.email)
-    requests = person_requests(session, keyring, user)
+    requests = person_requests(session, keyring, user, received_before)
     for request in requests:
         request.user_id = None
         request.message_id = None
@@ -151,7 +164,8 @@ def erase_user(session: Session, keyring: Keyring, user: User, *, now: datetime,
             record_event(session, "request_rejected", request_id=request.id, subject_ref=request.subject_ref, at=now,
                          reason="erased")
     close_actions(session, [r.id for r in requests if r.id is not None], actions_kept)
-    scrubbed = [row for row in person_replies(session, user, requests) if row.message_id not in keep_outbox]
+    scrubbed = [row for row in person_replies(session, user, requests, current=received_before is None)
+                if row.message_id not in keep_outbox]
     for row in scrubbed:
         if row.state == OutboxState.QUEUED:
             row.state = OutboxState.FAILED

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from email.message import EmailMessage
@@ -515,7 +516,9 @@ def test_an_erasure_stays_with_the_address_a_system_still_knows(
     bot.run()
     update = bot.requests()[-1]
     assert update.state == "review" and row(engine, B_USER, 1).EMAIL == "pavel.new@example.com"
-    cli(bot, "requests", "reject", str(update.id), "--reason", "Нет.")
+    refused = bot.cli("requests", "reject", str(update.id), "--reason", "Нет.",
+                      env={**os.environ, "MAILER_SECRET": SECRET})
+    assert refused.returncode != 0  # carried out in the shop already: "nothing was changed" would be false
 
     mailer.answer(200, {"deleted": 1}, always=True)
     bot.run(now=utcnow() + timedelta(days=30, hours=1))
@@ -544,6 +547,7 @@ def test_approving_a_request_whose_lookup_failed_for_good_carries_it_out_and_ans
     [request] = bot.requests()
     assert (request.state, request.outcome) == ("completed", "optout_applied")
     assert posted(mailer)[-1] == "optout" and len(letters_to(bot, "reader@example.com")) == 1
+    assert all(a.payload == {} for a in actions(bot))  # the failed lookup's address went with the request
 
 
 def test_a_failed_action_approved_after_another_request_changed_the_address_follows_it(
@@ -592,3 +596,53 @@ def test_the_bots_own_erasure_waits_for_a_withdrawal_still_carried_out_in_a_syst
     assert bot.user(PAVEL) is None
     acts = sorted(p.name for p in bot.config.policy.acts_dir.glob("act-*.json"))
     assert acts == [f"act-{withdrawal.id}.json"]  # one act, its own part and each system's
+
+
+# What a third review found.
+
+def test_a_withdrawal_in_review_at_its_erasure_date_gets_one_act_naming_the_person_and_every_system(
+        bot: Bot, sqlite_shop: tuple[str, Engine], mailer: ScriptedHttpServer) -> None:
+    shop_url, _engine = sqlite_shop
+    bot.write_config(extra=data_map_toml(shop_url, mailer.url))
+    bot.add_user(PAVEL, surname="Ким", first_name="Павел")
+    mailer.answer(200, {"found": True})
+    mailer.answer(403, {})  # the mailing tool refuses the withdrawal; the request waits in review
+    bot.account.append(mail(PAVEL_FROM, "Отзыв согласия на обработку персональных данных", ""))
+    bot.run()
+    [withdrawal] = bot.requests()
+    assert withdrawal.state == "review"
+
+    mailer.answer(200, {"deleted": 1}, always=True)
+    bot.run(now=utcnow() + timedelta(days=30, hours=1))  # the law's date comes; erasure does not wait for review
+
+    acts = sorted(p.name for p in bot.config.policy.acts_dir.glob("act-*.json"))
+    assert acts == [f"act-{withdrawal.id}.json"]
+    act = read_act(bot.config.policy.acts_dir, str(withdrawal.id))
+    assert act is not None and act.subject_full_name == "Ким Павел"
+    assert [(s.name, s.outcome) for s in act.systems] == [("Shop", "done"), ("Mailer", "done")]
+    [notice] = [m for m in letters_to(bot, PAVEL) if "уничтожены" in str(m["Subject"])]
+    assert "SmartThings online shop customer database, Shop, Mailer" in bot.reply_text(notice)
+
+
+def test_forgetting_a_persons_former_address_spares_whoever_has_it_now(
+        bot: Bot, sqlite_shop: tuple[str, Engine], mailing: tuple[str, Path]) -> None:
+    shop_url, _engine = sqlite_shop
+    mailer_url, _mailing_db = mailing
+    bot.write_config(extra=data_map_toml(shop_url, mailer_url))
+    bot.account.append(mail(PAVEL_FROM, "Отзыв согласия на обработку персональных данных", ""))
+    bot.run()
+    bot.account.append(mail(PAVEL_FROM, "Обновление персональных данных", "E-mail: pavel.new@example.com"))
+    bot.run()
+    # Later the old address is someone else's: a new customer of the bot's own records asks a question from it.
+    newcomer = bot.add_user(PAVEL, surname="Другая")
+    time.sleep(1.1)  # IMAP's INTERNALDATE counts whole seconds: her letter is later than the change, as in life
+    bot.account.append(mail(PAVEL, "Вопрос о персональных данных", "Как вы используете мои данные?"))
+    bot.run(now=utcnow() + timedelta(hours=1))
+    question = bot.requests()[-1]
+    assert (question.kind, question.state, question.user_id) == ("question", "review", newcomer)
+
+    bot.run(now=utcnow() + timedelta(days=30, hours=1))
+
+    question = bot.requests()[-1]
+    assert (question.state, question.user_id) == ("review", newcomer) and question.letter_text
+    assert [r.reply_address for r in bot.requests()[:2]] == [None, None]  # Pavel's own letters are forgotten
