@@ -38,6 +38,8 @@ from tests.systems.shop import (
 PAVEL = "pavel.k@example.com"
 PAVEL_FROM = "Павел <Pavel.K@Example.com>"
 SECRET = "mailer secret"
+WITHDRAWAL = "Отзыв согласия на обработку персональных данных"
+UPDATE = "Обновление персональных данных"
 UNKNOWN_SENDER_SAYS = "у нас нет персональных данных, связанных с адресом"
 
 
@@ -82,6 +84,15 @@ def actions(bot: Bot) -> list[SystemAction]:
         return list(session.exec(select(SystemAction).order_by(SystemAction.id)))  # type: ignore[arg-type]
 
 
+def withdraw_then_move(bot: Bot, shop_url: str, mailer_url: str) -> None:
+    """Pavel withdraws, then moves to a new address before his erasure date (each letter in a run of its own)."""
+    bot.write_config(extra=data_map_toml(shop_url, mailer_url))
+    bot.account.append(mail(PAVEL_FROM, WITHDRAWAL, ""))
+    bot.run()
+    bot.account.append(mail(PAVEL_FROM, UPDATE, "E-mail: pavel.new@example.com"))
+    bot.run()
+
+
 def confirm_last_challenge(bot: Bot, sender: str = PAVEL_FROM) -> None:
     [challenge] = [m for m in letters_to(bot, PAVEL) if "[DSR-" in str(m["Subject"])][-1:]
     mid = str(challenge["Message-ID"])
@@ -96,7 +107,7 @@ def test_every_intent_is_carried_out_in_every_system_for_a_person_only_the_shop_
     bot.write_config(extra=data_map_toml(shop_url, mailer_url))
 
     # An update: every mapped column in every system, the reply once they are all done.
-    bot.account.append(mail(PAVEL_FROM, "Обновление персональных данных", "Телефон: +7 701 555 44 33\nИмя: Павлик"))
+    bot.account.append(mail(PAVEL_FROM, UPDATE, "Телефон: +7 701 555 44 33\nИмя: Павлик"))
     report = bot.run()
     customer, order = row(engine, B_USER, 1), row(engine, SALE_ORDER, 10)
     assert (customer.PERSONAL_PHONE, customer.NAME, order.CONTACT_PHONE) == ("+77015554433", "Павлик", "+77015554433")
@@ -131,7 +142,7 @@ def test_every_intent_is_carried_out_in_every_system_for_a_person_only_the_shop_
     assert all("records" not in a.result for a in actions(bot))  # what was sent is not kept
 
     # A withdrawal: consent off at once, each table's erase at the erasure date.
-    bot.account.append(mail(PAVEL_FROM, "Отзыв согласия на обработку персональных данных", ""))
+    bot.account.append(mail(PAVEL_FROM, WITHDRAWAL, ""))
     bot.run()
     assert row(engine, B_USER, 1).UF_AGREED in (False, 0)
     withdrawal = bot.requests()[-1]
@@ -213,7 +224,7 @@ def test_an_http_system_down_during_the_erasure_holds_the_act_until_it_is_back(
     shop_url, engine = shop
     bot.write_config(extra=data_map_toml(shop_url, mailer.url))
     mailer.answer(200, {"found": True}, always=True)
-    bot.account.append(mail(PAVEL_FROM, "Отзыв согласия на обработку персональных данных", ""))
+    bot.account.append(mail(PAVEL_FROM, WITHDRAWAL, ""))
     bot.run()
     withdrawal = bot.requests()[-1]
     assert withdrawal.state == "completed"
@@ -266,7 +277,7 @@ def test_a_person_in_the_bots_own_store_and_the_shop_gets_one_act_and_one_notice
     mailer_url, _mailing_db = mailing
     bot.write_config(extra=data_map_toml(shop_url, mailer_url))
     bot.add_user(PAVEL, surname="Ким", first_name="Павел", patronymic="Олегович", phone="+77011112233")
-    bot.account.append(mail(PAVEL_FROM, "Отзыв согласия на обработку персональных данных", ""))
+    bot.account.append(mail(PAVEL_FROM, WITHDRAWAL, ""))
     bot.run()
     user = bot.user(PAVEL)
     assert user is not None and not user.processing_consent and row(engine, B_USER, 1).UF_AGREED in (False, 0)
@@ -289,7 +300,7 @@ def test_kill_9_between_two_systems_actions_loses_nothing_and_the_receiver_appli
     shop_url, engine = shop
     mailer_url, mailing_db = mailing
     bot.write_config(extra=data_map_toml(shop_url, mailer_url))
-    bot.account.append(mail(PAVEL_FROM, "Обновление персональных данных", "Имя: Павлик"))
+    bot.account.append(mail(PAVEL_FROM, UPDATE, "Имя: Павлик"))
 
     # The mailing tool commits the second action, and the bot dies before it records it.
     killed = bot.cli("run", "--once", env={**os.environ, "MAILER_SECRET": SECRET,
@@ -314,7 +325,7 @@ def test_with_no_erasure_delay_the_withdrawal_is_answered_before_the_data_are_de
     shop_url, engine = sqlite_shop
     mailer_url, _mailing_db = mailing
     bot.write_config(extra=data_map_toml(shop_url, mailer_url), erasure_delay_days=0)
-    bot.account.append(mail(PAVEL_FROM, "Отзыв согласия на обработку персональных данных", ""))
+    bot.account.append(mail(PAVEL_FROM, WITHDRAWAL, ""))
 
     bot.run()
 
@@ -361,7 +372,7 @@ def test_a_withdrawal_carried_out_cannot_be_rejected_and_approving_it_tries_the_
     bot.write_config(extra=data_map_toml(shop_url, mailer.url))
     mailer.answer(200, {"found": True})  # the lookup; then the mailing tool refuses the withdrawal
     mailer.answer(403, {}, always=True)
-    bot.account.append(mail(PAVEL_FROM, "Отзыв согласия на обработку персональных данных", ""))
+    bot.account.append(mail(PAVEL_FROM, WITHDRAWAL, ""))
     bot.run()
     [request] = bot.requests()
     assert (request.state, request.reason) == ("review", "system_refused:Mailer")
@@ -406,11 +417,7 @@ def test_an_erasure_follows_the_persons_new_address(
         bot: Bot, sqlite_shop: tuple[str, Engine], mailing: tuple[str, Path]) -> None:
     shop_url, engine = sqlite_shop
     mailer_url, _mailing_db = mailing
-    bot.write_config(extra=data_map_toml(shop_url, mailer_url))
-    bot.account.append(mail(PAVEL_FROM, "Отзыв согласия на обработку персональных данных", ""))
-    bot.run()
-    bot.account.append(mail(PAVEL_FROM, "Обновление персональных данных", "E-mail: pavel.new@example.com"))
-    bot.run()
+    withdraw_then_move(bot, shop_url, mailer_url)
     assert row(engine, B_USER, 1).EMAIL == "pavel.new@example.com"
 
     bot.run(now=utcnow() + timedelta(days=30, hours=1))
@@ -430,7 +437,7 @@ def test_two_withdrawals_make_one_erasure_one_act_and_one_notice(
     mailer_url, _mailing_db = mailing
     bot.write_config(extra=data_map_toml(shop_url, mailer_url))
     for _ in range(2):
-        bot.account.append(mail(PAVEL_FROM, "Отзыв согласия на обработку персональных данных", ""))
+        bot.account.append(mail(PAVEL_FROM, WITHDRAWAL, ""))
         bot.run()
 
     bot.run(now=utcnow() + timedelta(days=30, hours=1))
@@ -446,7 +453,7 @@ def test_approving_after_a_system_refused_an_address_change_retries_under_the_ol
     bot.add_user(PAVEL)
     mailer.answer(200, {"found": True})
     mailer.answer(403, {}, always=True)
-    bot.account.append(mail(PAVEL_FROM, "Обновление персональных данных", "E-mail: pavel.new@example.com"))
+    bot.account.append(mail(PAVEL_FROM, UPDATE, "E-mail: pavel.new@example.com"))
     bot.run()
     [request] = bot.requests()
     assert request.state == "review" and bot.user("pavel.new@example.com") is not None
@@ -508,11 +515,11 @@ def test_an_erasure_stays_with_the_address_a_system_still_knows(
     shop_url, engine = sqlite_shop
     bot.write_config(extra=data_map_toml(shop_url, mailer.url))
     mailer.answer(200, {"found": True}, always=True)
-    bot.account.append(mail(PAVEL_FROM, "Отзыв согласия на обработку персональных данных", ""))
+    bot.account.append(mail(PAVEL_FROM, WITHDRAWAL, ""))
     bot.run()
     mailer.answer(200, {"found": True})
     mailer.answer(403, {}, always=True)  # the mailing tool refuses the address change; the shop takes it
-    bot.account.append(mail(PAVEL_FROM, "Обновление персональных данных", "E-mail: pavel.new@example.com"))
+    bot.account.append(mail(PAVEL_FROM, UPDATE, "E-mail: pavel.new@example.com"))
     bot.run()
     update = bot.requests()[-1]
     assert update.state == "review" and row(engine, B_USER, 1).EMAIL == "pavel.new@example.com"
@@ -556,12 +563,12 @@ def test_a_failed_action_approved_after_another_request_changed_the_address_foll
     bot.write_config(extra=data_map_toml(shop_url, mailer.url))
     mailer.answer(200, {"found": True})
     mailer.answer(403, {})  # the withdrawal, refused
-    bot.account.append(mail(PAVEL_FROM, "Отзыв согласия на обработку персональных данных", ""))
+    bot.account.append(mail(PAVEL_FROM, WITHDRAWAL, ""))
     bot.run()
     withdrawal = bot.requests()[0]
     assert withdrawal.state == "review"
     mailer.answer(200, {"updated": 1}, always=True)
-    bot.account.append(mail(PAVEL_FROM, "Обновление персональных данных", "E-mail: pavel.new@example.com"))
+    bot.account.append(mail(PAVEL_FROM, UPDATE, "E-mail: pavel.new@example.com"))
     bot.run()  # the address changes everywhere
     assert bot.requests()[-1].state == "completed"
 
@@ -579,7 +586,7 @@ def test_the_bots_own_erasure_waits_for_a_withdrawal_still_carried_out_in_a_syst
     bot.add_user(PAVEL, surname="Ким")
     mailer.answer(200, {"found": True})
     mailer.answer(503, {}, always=True)
-    bot.account.append(mail(PAVEL_FROM, "Отзыв согласия на обработку персональных данных", ""))
+    bot.account.append(mail(PAVEL_FROM, WITHDRAWAL, ""))
     bot.run()
     [withdrawal] = bot.requests()
     assert withdrawal.state == "carrying_out"
@@ -607,7 +614,7 @@ def test_a_withdrawal_in_review_at_its_erasure_date_gets_one_act_naming_the_pers
     bot.add_user(PAVEL, surname="Ким", first_name="Павел")
     mailer.answer(200, {"found": True})
     mailer.answer(403, {})  # the mailing tool refuses the withdrawal; the request waits in review
-    bot.account.append(mail(PAVEL_FROM, "Отзыв согласия на обработку персональных данных", ""))
+    bot.account.append(mail(PAVEL_FROM, WITHDRAWAL, ""))
     bot.run()
     [withdrawal] = bot.requests()
     assert withdrawal.state == "review"
@@ -628,11 +635,7 @@ def test_forgetting_a_persons_former_address_spares_whoever_has_it_now(
         bot: Bot, sqlite_shop: tuple[str, Engine], mailing: tuple[str, Path]) -> None:
     shop_url, _engine = sqlite_shop
     mailer_url, _mailing_db = mailing
-    bot.write_config(extra=data_map_toml(shop_url, mailer_url))
-    bot.account.append(mail(PAVEL_FROM, "Отзыв согласия на обработку персональных данных", ""))
-    bot.run()
-    bot.account.append(mail(PAVEL_FROM, "Обновление персональных данных", "E-mail: pavel.new@example.com"))
-    bot.run()
+    withdraw_then_move(bot, shop_url, mailer_url)
     # Later the old address is someone else's: a new customer of the bot's own records asks a question from it.
     newcomer = bot.add_user(PAVEL, surname="Другая")
     time.sleep(1.1)  # IMAP's INTERNALDATE counts whole seconds: her letter is later than the change, as in life
