@@ -210,10 +210,18 @@ def hold(ctx: Context, session: Session, request: Request, done: Finish) -> None
     transition(ctx, session, request, RequestState.CARRYING_OUT, reason="carrying_out", actor=done.actor)
 
 
+# An access answer longer than this (about a megabyte of mail once encoded) goes to a person, not into an e-mail.
+MAX_ACCESS_ANSWER_CHARS = 300_000
+
+
 def release(ctx: Context, session: Session, request: Request, actions: Sequence[SystemAction]) -> None:
     """Every system has done its part: send the held reply, an access answer with what each system holds."""
     done = Finish.from_json(request.intent[HELD_REPLY])
     if "access" in done.content.kinds:
+        size = sum(len(str(a.result.get("records", ""))) for a in actions if a.action == "access")
+        if size > MAX_ACCESS_ANSWER_CHARS:
+            transition(ctx, session, request, RequestState.REVIEW, reason="access_answer_too_large")
+            return
         order = {s.name: n for n, s in enumerate(ctx.config.data_map)}
         held = sorted((a for a in actions if a.action == "access" and a.state == ActionState.DONE),
                       key=lambda a: order.get(a.system, len(order)))

@@ -252,8 +252,10 @@ def _fail(services: Services, claimed: _Claimed, kind: str, reason: str, exc: Ba
             return
         request = session.get(Request, claimed.request_id)
         row.state, row.done_at, row.last_error = ActionState.FAILED, now, _error_class(exc)
-        if request is None or request.state in FINAL_STATES:
-            row.payload = {}  # nobody will retry it; an open request keeps it for an operator's approval
+        if (request is None or request.state in FINAL_STATES) and claimed.action != "erase":
+            # Nobody will retry it; an open request keeps it for an operator's approval, and an erasure its
+            # address until the act is written (systems_erasure.py), which names the system failed.
+            row.payload = {}
         session.add(row)
         record_event(session, "system_action_failed", request_id=claimed.request_id,
                      subject_ref=request.subject_ref if request else None, at=now, system=claimed.system,

@@ -102,44 +102,46 @@ def _erase_one(services: Services, user_id: int, mailbox: MailSource | None) -> 
             expunged = mailbox.expunge_processed(plan.message_ids)
         left_in_inbox = mailbox.count_from(plan.email)
     withdrawal = plan.withdrawal
-    with store.transaction() as session:
-        # The data map's other systems erase at the same date; the notice waits for them (systems_erasure.py).
-        in_systems = withdrawal is not None and session.exec(select(SystemAction.id).where(
-            SystemAction.request_id == withdrawal.id, SystemAction.action == "erase")).first() is not None
-    act = Act(
-        act_id=str(withdrawal.id) if withdrawal is not None else f"u{plan.user_id}",
-        made_at=services.clock().isoformat(),
-        system_name=_own_system(cfg),
-        subject_full_name=plan.full_name,
-        subject_ref=plan.subject_ref,
-        categories=plan.categories,
-        reason="withdrawal of consent to the processing of personal data (152-FZ Art. 21 ч.5)",
-        request_id=withdrawal.id if withdrawal is not None else None,
-        request_received_at=withdrawal.received_at.isoformat() if withdrawal is not None else None,
-        method=store.erasure_method + ("; request messages expunged from the mailbox's processed folder"
-                                       if cfg.policy.expunge_processed_mail else ""),
-        processed_messages_expunged=expunged,
-        ordinary_messages_left_in_inbox=left_in_inbox,
-        notice="queued" if withdrawal is not None and not in_systems else "after the systems' erasure"
-        if in_systems else "none",
-    )
-    write_act(cfg.policy.acts_dir, act)
     ctx = services.context()
     with store.transaction() as session:
         user = session.exec(select(User).where(User.id == user_id).with_for_update(skip_locked=True)).first()
         if user is None or user.erasure_due_at is None or user.erasure_due_at > ctx.now:
-            return 0  # erased by another worker meanwhile, or no longer due
+            return 0  # erased by another worker meanwhile (which wrote the act), or no longer due
+        # The data map's other systems erase at the same date; the notice waits for them (systems_erasure.py).
+        in_systems = withdrawal is not None and session.exec(select(SystemAction.id).where(
+            SystemAction.request_id == withdrawal.id, SystemAction.action == "erase")).first() is not None
+        act = Act(
+            act_id=str(withdrawal.id) if withdrawal is not None else f"u{plan.user_id}",
+            made_at=ctx.now.isoformat(),
+            system_name=_own_system(cfg),
+            subject_full_name=plan.full_name,
+            subject_ref=plan.subject_ref,
+            categories=plan.categories,
+            reason="withdrawal of consent to the processing of personal data (152-FZ Art. 21 ч.5)",
+            request_id=withdrawal.id if withdrawal is not None else None,
+            request_received_at=withdrawal.received_at.isoformat() if withdrawal is not None else None,
+            method=store.erasure_method + ("; request messages expunged from the mailbox's processed folder"
+                                           if cfg.policy.expunge_processed_mail else ""),
+            processed_messages_expunged=expunged,
+            ordinary_messages_left_in_inbox=left_in_inbox,
+            notice="queued" if withdrawal is not None and not in_systems else "after the systems' erasure"
+            if in_systems else "none",
+        )
+        # Written while this worker holds the person's row, before the commit: a crash between the two leaves
+        # them due and the next run writes the same act; another worker finds them gone and writes nothing.
+        write_act(cfg.policy.acts_dir, act)
         kept: list[str] = []
         target = session.get(Request, withdrawal.id) if withdrawal is not None and not in_systems else None
         if target is not None:
             # The last message to them: queued before their address goes, purged once sent.
             kept.append(queue_reply(session, config=cfg, keyring=keyring, renderer=services.renderer,
                                     request=target, template="data_destroyed", purpose=DESTRUCTION_NOTICE,
-                                    recipient=user.email, content=ReplyContent(), now=ctx.now, for_verified=True))
+                                    recipient=user.email, content=ReplyContent(
+                                        expunged=expunged > 0),
+                                    now=ctx.now, for_verified=True))
             session.flush()  # erase_user looks for every reply of theirs, this one included
         scrubbed = erase_user(session, keyring, user, now=ctx.now, actions_kept=KEPT_ON_CLOSE, keep_outbox=kept,
-                              act=act.act_id,
-                              expunged=expunged, left_in_inbox=left_in_inbox)
+                              act=act.act_id, expunged=expunged, left_in_inbox=left_in_inbox)
     services.transport.forget(scrubbed)
     return 1
 

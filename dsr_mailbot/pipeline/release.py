@@ -17,6 +17,7 @@ import logging
 from sqlmodel import col, select
 
 from dsr_mailbot.errors import DsrMailbotError
+from dsr_mailbot.lifecycle import set_aside
 from dsr_mailbot.lifecycle.intake import decide_after_lookup
 from dsr_mailbot.lifecycle.systems import DEFERRED, HELD_REPLY, release
 from dsr_mailbot.pipeline.services import Services
@@ -35,12 +36,20 @@ def release_waiting(services: Services) -> int:
         assert request_id is not None
         try:
             released += _release(services, request_id)
-        except Exception as exc:  # one request's failure must not hold up the others
+        except Exception as exc:  # one request's failure must not hold up the others, nor hold it up for ever
             if isinstance(exc, DsrMailbotError) and exc.temporary:
                 raise
-            log.warning("request %s could not be released (%s); tried again next pass", request_id,
-                        type(exc).__name__)
+            log.error("request %s could not be released (%s); set aside for review", request_id,
+                      type(exc).__name__)
+            _set_aside(services, request_id, f"release:{type(exc).__name__}")
     return released
+
+
+def _set_aside(services: Services, request_id: int, reason: str) -> None:
+    with services.store.transaction() as session:
+        request = session.get(Request, request_id)
+        if request is not None and request.state == RequestState.CARRYING_OUT:
+            set_aside(services.context(), session, request, reason)
 
 
 def _release(services: Services, request_id: int) -> int:

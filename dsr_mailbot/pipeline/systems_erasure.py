@@ -19,10 +19,11 @@ which writes its part and leaves the notice to this one.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from dsr_mailbot.config import Config
 from dsr_mailbot.config.datamap import BuiltinSystem, SqlSystem
@@ -44,10 +45,11 @@ NO_NAME = "(not held by the bot's own store; see the systems below)"
 
 
 def report_erasures(services: Services) -> int:
-    """Write the act (and queue the notice) of every request whose erasure every system has done."""
+    """Write the act (and queue the notice) of every request whose erasure every system has done or failed."""
     with services.store.transaction() as session:
         request_ids = sorted(set(session.exec(select(SystemAction.request_id).where(
-            SystemAction.action == "erase", SystemAction.state == ActionState.DONE)).all()))
+            SystemAction.action == "erase",
+            col(SystemAction.state).in_([ActionState.DONE, ActionState.FAILED]))).all()))
     reported = 0
     for request_id in request_ids:
         try:
@@ -60,87 +62,104 @@ def report_erasures(services: Services) -> int:
 
 
 def _report(services: Services, request_id: int) -> int:
-    cfg, now = services.config, services.clock()
+    now = services.clock()
     with services.store.transaction() as session:
         rows = session.exec(select(SystemAction).where(SystemAction.request_id == request_id,
                                                        SystemAction.action == "erase")
                             .order_by(col(SystemAction.id))).all()
         if any(r.state == ActionState.PENDING for r in rows):
             return 0  # a system has not done its part yet
-        done = [r for r in rows if r.state == ActionState.DONE]
-        email = next((str(r.payload["email"]) for r in done if r.payload.get("email")), None)
-        if not done or email is None:
+        finished = [r for r in rows if r.state in (ActionState.DONE, ActionState.FAILED)]
+        email = next((str(r.payload["email"]) for r in finished if r.payload.get("email")), None)
+        if not finished:
             return 0
-        # Their address now, and each earlier one with the time it stopped being theirs.
-        addresses: dict[str, datetime | None] = {email: None}
-        for old, until in (pair for r in done for pair in r.payload.get("formerly", [])):
-            addresses.setdefault(str(old), datetime.fromisoformat(str(until)))
-        user = find_user_by_email(session, email)
-        if user is not None and user.erasure_due_at is not None and user.erasure_due_at <= now:
-            return 0  # the built-in store's erasure goes first and writes its part of the act
+        if email is not None:
+            user = find_user_by_email(session, email)
+            if user is not None and user.erasure_due_at is not None and user.erasure_due_at <= now:
+                return 0  # the built-in store's erasure goes first and writes its part of the act
+            if session.exec(select(OutboxMessage.id).where(OutboxMessage.recipient == email,
+                                                           OutboxMessage.state == OutboxState.QUEUED)).first():
+                return 0  # a reply to them is still queued (no erasure delay: the withdrawal's answer): sent first
         request = session.get(Request, request_id)
         if request is None or request.state == RequestState.CARRYING_OUT:
             return 0  # its answer waits for another system: the person hears of the withdrawal first
-        if session.exec(select(OutboxMessage.id).where(OutboxMessage.recipient == email,
-                                                       OutboxMessage.state == OutboxState.QUEUED)).first():
-            return 0  # a reply to them is still queued (with no erasure delay, the withdrawal's answer): sent first
-        subject_ref, received_at = request.subject_ref, request.received_at
-        parts = tuple(_part(r) for r in rows)
-        # A system that did not erase: the act says so, and the person is not told their data are gone.
-        everywhere = all(r.state == ActionState.DONE for r in rows)
-    act = read_act(cfg.policy.acts_dir, str(request_id))
-    # The bot's own erasure wrote its part first; an act of ours alone is this step's own, from a crashed attempt.
-    in_builtin = act is not None and act.subject_full_name != NO_NAME
-    if act is None:
-        act = Act(act_id=str(request_id), made_at=now.isoformat(),
-                  system_name=", ".join(p.name for p in parts),
-                  subject_full_name=NO_NAME, subject_ref=subject_ref, categories=_categories(cfg),
-                  reason="withdrawal of consent to the processing of personal data (152-FZ Art. 21 ч.5)",
-                  request_id=request_id, request_received_at=received_at.isoformat(),
-                  method="each system's own erasure, as its data map entry says (rows deleted, or columns "
-                         "overwritten)", processed_messages_expunged=0, ordinary_messages_left_in_inbox=0,
-                  notice="queued")
-    write_act(cfg.policy.acts_dir, replace(act, systems=parts, notice="queued" if everywhere else "none"))
-    destroyed_in = tuple(([cfg.system_label(s) for s in cfg.data_map if isinstance(s, BuiltinSystem)]
-                          if in_builtin else []) + [p.name for p in parts if p.outcome == "done"])
-    ctx = services.context()
+    return _write_and_notify(services, request_id, email)
+
+
+def _write_and_notify(services: Services, request_id: int, email: str | None) -> int:
+    """The act, the notice and the scrub, in one transaction holding the request's erasure rows (so that a second
+    worker, which finds them taken or reported, writes nothing: the act is never rewritten with other figures)."""
+    cfg, ctx = services.config, services.context()
     scrubbed: list[str] = []
     with services.store.transaction() as session:
-        rows = session.exec(select(SystemAction).where(SystemAction.request_id == request_id,
-                                                       SystemAction.action == "erase",
-                                                       SystemAction.state == ActionState.DONE)
-                            .with_for_update(skip_locked=True)).all()
+        rows = session.exec(select(SystemAction).where(
+            SystemAction.request_id == request_id, SystemAction.action == "erase",
+            col(SystemAction.state).in_([ActionState.DONE, ActionState.FAILED]))
+            .order_by(col(SystemAction.id)).with_for_update(skip_locked=True)).all()
         request = session.get(Request, request_id)
         if not rows or request is None:
             return 0  # reported by another worker meanwhile
+        parts = tuple(_part(r) for r in rows)
+        # A system that did not erase: the act says so, and the person is not told their data are gone.
+        everywhere = all(r.state == ActionState.DONE for r in rows) and email is not None
+        act = read_act(cfg.policy.acts_dir, str(request_id))
+        # The bot's own erasure wrote its part first; an act of ours alone is this step's own, from a crash.
+        in_builtin = act is not None and act.subject_full_name != NO_NAME
+        if act is None:
+            act = Act(act_id=str(request_id), made_at=ctx.now.isoformat(),
+                      system_name=", ".join(p.name for p in parts),
+                      subject_full_name=NO_NAME, subject_ref=request.subject_ref, categories=_categories(cfg),
+                      reason="withdrawal of consent to the processing of personal data (152-FZ Art. 21 ч.5)",
+                      request_id=request_id, request_received_at=request.received_at.isoformat(),
+                      method="each system's own erasure, as its data map entry says (rows deleted, or columns "
+                             "overwritten)", processed_messages_expunged=0, ordinary_messages_left_in_inbox=0,
+                      notice="queued")
+        # Written before the commit: a crash between the two leaves the rows unreported, and the next run writes
+        # the same act again.
+        write_act(cfg.policy.acts_dir, replace(act, systems=parts, notice="queued" if everywhere else "none"))
         queued = session.exec(select(OutboxMessage.message_id).where(
             OutboxMessage.request_id == request_id, OutboxMessage.purpose == DESTRUCTION_NOTICE)).first()
         kept = [queued] if queued else []
-        if not queued and everywhere:
-            kept.append(queue_reply(session, config=cfg, keyring=services.keyring, renderer=services.renderer,
-                                    request=request, template="data_destroyed", purpose=DESTRUCTION_NOTICE,
-                                    recipient=email, content=ReplyContent(destroyed_in=destroyed_in), now=ctx.now,
-                                    for_verified=True))
+        if not queued and everywhere and email is not None:
+            destroyed_in = tuple(([cfg.system_label(s) for s in cfg.data_map if isinstance(s, BuiltinSystem)]
+                                  if in_builtin else []) + [p.name for p in parts])
+            kept.append(queue_reply(
+                session, config=cfg, keyring=services.keyring, renderer=services.renderer, request=request,
+                template="data_destroyed", purpose=DESTRUCTION_NOTICE, recipient=email,
+                content=ReplyContent(destroyed_in=destroyed_in,
+                                     expunged=in_builtin and act.processed_messages_expunged > 0),
+                now=ctx.now, for_verified=True))
             session.flush()
-        if not in_builtin:  # someone only the shop's systems knew: the bot's own copies of their letters go too
-            # Under every address they had (their letters were filed under the one they wrote from); every notice
-            # of destruction to them stays until sent (another withdrawal's, queued before this one).
-            for address in addresses:
-                kept += session.exec(select(OutboxMessage.message_id).where(
-                    OutboxMessage.recipient == address, OutboxMessage.purpose == DESTRUCTION_NOTICE)).all()
-            for address, until in addresses.items():
-                scrubbed += erase_user(session, services.keyring, transient_person(address), now=ctx.now,
-                                       actions_kept=KEPT_ON_CLOSE, keep_outbox=kept, act=str(request_id),
-                                       received_before=until)
+        if not in_builtin and email is not None:
+            scrubbed = _forget_copies(services, session, rows, email, kept, request_id)
         for row in rows:
             row.state, row.payload = ActionState.REPORTED, {}
             session.add(row)
-        record_event(session, "erasure_reported", request_id=request_id, subject_ref=subject_ref, at=ctx.now,
-                     systems=[p.name for p in parts], outcomes=[p.outcome for p in parts])
+        record_event(session, "erasure_reported", request_id=request_id, subject_ref=request.subject_ref,
+                     at=ctx.now, systems=[p.name for p in parts], outcomes=[p.outcome for p in parts])
     services.transport.forget(scrubbed)
     if not everywhere:
         log.error("request %s: a system failed its erasure; the act names it, and no notice was sent", request_id)
     return 1
+
+
+def _forget_copies(services: Services, session: Session, rows: Sequence[SystemAction], email: str,
+                   kept: list[str], request_id: int) -> list[str]:
+    """Someone only the shop's systems knew: the bot's own copies of their letters and answers go too, under every
+    address they had, each up to the time it stopped being theirs; every notice of destruction to them stays
+    until sent (another withdrawal's, queued before this one)."""
+    addresses: dict[str, datetime | None] = {email: None}
+    for old, until in (pair for r in rows for pair in r.payload.get("formerly", [])):
+        addresses.setdefault(str(old), datetime.fromisoformat(str(until)))
+    for address in addresses:
+        kept += session.exec(select(OutboxMessage.message_id).where(
+            OutboxMessage.recipient == address, OutboxMessage.purpose == DESTRUCTION_NOTICE)).all()
+    scrubbed: list[str] = []
+    for address, until in addresses.items():
+        scrubbed += erase_user(session, services.keyring, transient_person(address), now=services.clock(),
+                               actions_kept=KEPT_ON_CLOSE, keep_outbox=kept, act=str(request_id),
+                               received_before=until)
+    return scrubbed
 
 
 def _part(row: SystemAction) -> ActSystem:

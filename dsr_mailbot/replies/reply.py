@@ -136,6 +136,7 @@ class ReplyContent:
     systems: tuple[tuple[str, tuple[HeldRecord, ...]], ...] = ()
     asked: tuple[str, ...] = ()
     destroyed_in: tuple[str, ...] = ()  # the notice of destruction: every system where data were destroyed
+    expunged: bool = False  # the notice of destruction: their request messages were expunged from the mailbox
 
     def as_context(self, language: str, timezone: str, received_at: datetime) -> dict[str, Any]:
         zone = ZoneInfo(timezone)
@@ -164,6 +165,7 @@ class ReplyContent:
                         for name, records in self.systems],
             "asked": list(self.asked),
             "destroyed_in": list(self.destroyed_in),
+            "expunged": self.expunged,
             "consents": {"processing": self.consents.get("processing", False),
                          "marketing": self.consents.get("marketing", False)},
         }
@@ -286,6 +288,7 @@ def sample_context() -> dict[str, Any]:
                  ("Mailing tool", ())),
         asked=("SmartThings", "Shop database", "Mailing tool"),
         destroyed_in=("SmartThings", "Shop database"),
+        expunged=True,
     ).as_context("ru", "UTC", day)
 
 

@@ -84,6 +84,7 @@ class Daemon:
     wake: threading.Event = field(default_factory=threading.Event)
     fatal: BaseException | None = None
     lock: RunLock | None = None
+    scheduler: BackgroundScheduler | None = None
     board: HealthBoard = field(init=False)
     outages: Outages = field(init=False)
     _connected_before: bool = False
@@ -117,7 +118,7 @@ class Daemon:
             log.warning("systems not reachable at start, checked before their first action: %s",
                         ", ".join(sorted(down)))
         self._install_signals()
-        scheduler = self._scheduler()
+        scheduler = self.scheduler = self._scheduler()
         scheduler.start()
         watcher = threading.Thread(target=self._watch, name="mailbox-watcher", daemon=True)
         watcher.start()
@@ -162,11 +163,20 @@ class Daemon:
         try:
             config = load_config(self.config_path)
             services = build_services(config, self.services.store)
+            down = check_mappings(services)  # a wrong data map is refused, like a wrong key
         except DsrMailbotError as exc:
             log.error("reload refused, keeping the running configuration: %s", exc)
             return
         services.clock = self.services.clock
         self.services = services
+        if down:
+            log.warning("systems not reachable at reload, checked before their first action: %s",
+                        ", ".join(sorted(down)))
+        if (self.scheduler is not None and self.scheduler.get_job("systems") is None
+                and any(system.kind != "builtin" for system in config.data_map)):
+            # A data map added by the reload: its actions are carried out from now on, without a restart.
+            self.scheduler.add_job(self._systems, "interval", seconds=config.daemon.poll_interval_seconds,
+                                   id="systems", replace_existing=True)
         log.warning("configuration and templates reloaded")
 
     # The mailbox watcher

@@ -32,7 +32,16 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from dsr_mailbot.errors import SystemRefused, SystemUnavailable
-from dsr_mailbot.systems.protocol import BeforeCommit, Changes, Done, HeldRecord, TableCheck
+from dsr_mailbot.systems.protocol import (
+    MAX_LABEL_CHARS,
+    MAX_VALUE_CHARS,
+    BeforeCommit,
+    Changes,
+    Done,
+    HeldRecord,
+    TableCheck,
+    shown,
+)
 
 if TYPE_CHECKING:
     import httpx2
@@ -166,8 +175,12 @@ class HttpConnector:
             label = record.get("label") if isinstance(record, dict) else None
             if not isinstance(label, str) or not isinstance(fields, dict):
                 raise SystemRefused(f'system "{self._name}": an access record without a label or fields')
-            held.append(HeldRecord(label[:200], {str(k)[:200]: str(v)[:2000] for k, v in fields.items()
-                                                 if v is not None}))
+            if not all(isinstance(v, str | int | float | bool) or v is None for v in fields.values()):
+                raise SystemRefused(f'system "{self._name}": an access record with a value that is not text, a '
+                                    "number or true/false")
+            held.append(HeldRecord(shown(label, MAX_LABEL_CHARS), {
+                shown(str(k), MAX_LABEL_CHARS): shown(str(v), MAX_VALUE_CHARS)
+                for k, v in fields.items() if v is not None}))
         return held
 
     # before_commit: the receiver answers a retried key as the first time, so its first counts come back anyway.

@@ -30,6 +30,19 @@ ACTIONS: tuple[Action, ...] = ("lookup", "access", "update", "optout", "withdraw
 Changes = Mapping[str, str | bool]
 
 
+# What an access answer shows of one label or value: a system's text on one line, never a line of its own (a
+# "-- " signature, an operator's notice), in valid Unicode, and bounded.
+MAX_LABEL_CHARS, MAX_VALUE_CHARS = 200, 2000
+_ONE_LINE = {c: " " for c in [*range(0x20), 0x7F, 0x85, 0x2028, 0x2029]}
+
+
+def shown(text: str, limit: int) -> str:
+    """A system's label or value as an access answer shows it (its control characters and line breaks as spaces,
+    a lone surrogate as U+FFFD), cut at ``limit`` characters."""
+    cut = text[:limit].translate(_ONE_LINE)
+    return cut.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
 @dataclass(frozen=True)
 class HeldRecord:
     """What one table (or one record of an API) holds about the person, labelled for an access answer."""

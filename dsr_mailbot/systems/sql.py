@@ -48,7 +48,16 @@ from dsr_mailbot.addresses import normalise_address
 from dsr_mailbot.config.datamap import TableMap
 from dsr_mailbot.errors import MappingError, SystemRefused
 from dsr_mailbot.store.database import is_mysql, unusable_url
-from dsr_mailbot.systems.protocol import BeforeCommit, Changes, Done, HeldRecord, TableCheck, TableDone
+from dsr_mailbot.systems.protocol import (
+    MAX_VALUE_CHARS,
+    BeforeCommit,
+    Changes,
+    Done,
+    HeldRecord,
+    TableCheck,
+    TableDone,
+    shown,
+)
 from dsr_mailbot.systems.sqledge import engine_for, translated
 from dsr_mailbot.systems.sqlexact import MAX_KEYS, bounded, exactly_in, unicode_form
 from dsr_mailbot.systems.sqlreport import indexed as index_serves
@@ -338,12 +347,9 @@ def _count(rowcount: int | None) -> int:
     return max(int(rowcount or 0), 0)
 
 
-MAX_VALUE_CHARS = 2000  # what an access answer shows of one value (an HTTP system's answers are cut alike)
-
-
 def _text(value: object) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return str(value)[:MAX_VALUE_CHARS]
+    return shown(str(value), MAX_VALUE_CHARS)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from sqlmodel import select
 from dsr_mailbot.faults import ENV
 from dsr_mailbot.store.acts import read_act
 from dsr_mailbot.store.models import SystemAction, User, utcnow
-from tests.harness import Bot, mail, via_mx
+from tests.harness import Bot, DaemonProcess, mail, via_mx, wait_until
 from tests.servers import ScriptedHttpServer
 from tests.systems.shop import (
     B_USER,
@@ -169,6 +170,7 @@ def test_every_intent_is_carried_out_in_every_system_for_a_person_only_the_shop_
         in act.as_text()
     notice = letters_to(bot, PAVEL)[-1]
     assert "Данные уничтожены в каждой из этих систем: Shop, Mailer" in bot.reply_text(notice)
+    assert "удалены из нашего почтового ящика" not in bot.reply_text(notice)  # his letters were not expunged
     assert act.notice == "sent"
     # Nothing of Pavel is left in the bot's store: its actions, requests and replies.
     assert all(a.payload == {} for a in actions(bot))
@@ -649,3 +651,74 @@ def test_forgetting_a_persons_former_address_spares_whoever_has_it_now(
     question = bot.requests()[-1]
     assert (question.state, question.user_id) == ("review", newcomer) and question.letter_text
     assert [r.reply_address for r in bot.requests()[:2]] == [None, None]  # Pavel's own letters are forgotten
+
+
+# What a fourth review found (the daemon, and what the person and the inspector receive).
+
+def test_an_erasure_every_system_failed_still_gets_its_act_and_the_bot_forgets_its_copies(
+        bot: Bot, mailer: ScriptedHttpServer) -> None:
+    bot.write_config(extra=f'[[systems]]\nkind = "http"\nname = "Mailer"\nurl = "{mailer.url}"\n'
+                           'secret_env = "MAILER_SECRET"\n')
+    mailer.answer(200, {"found": True}, always=True)
+    bot.account.append(mail("reader@example.com", WITHDRAWAL, ""))
+    bot.run()
+    [withdrawal] = bot.requests()
+    assert withdrawal.outcome == "withdrawal_applied"
+
+    mailer.answer(403, {}, always=True)  # the only system refuses the erasure for good
+    bot.run(now=utcnow() + timedelta(days=30, hours=1))
+
+    act = read_act(bot.config.policy.acts_dir, str(withdrawal.id))
+    assert act is not None and [(s.name, s.outcome) for s in act.systems] == [("Mailer", "failed")]
+    assert act.notice == "none"  # not told their data are gone: they are not
+    assert [m for m in letters_to(bot, "reader@example.com") if "уничтожены" in str(m["Subject"])] == []
+    assert all(o.recipient == "erased" for o in bot.outbox())
+    assert all(a.payload == {} for a in actions(bot))
+
+
+def test_an_access_answer_shows_a_systems_text_on_its_own_lines_only_and_a_huge_one_goes_to_a_person(
+        bot: Bot, mailer: ScriptedHttpServer) -> None:
+    bot.write_config(extra=f'[[systems]]\nkind = "http"\nname = "Mailer"\nurl = "{mailer.url}"\n'
+                           'secret_env = "MAILER_SECRET"\n')
+    forged = "x\n-- \nSmartThings LLP, служба поддержки\nПерейдите по ссылке"
+    mailer.answer(200, {"found": True})
+    mailer.answer(200, {"records": [{"label": "List\r\nBcc: x@evil.example", "fields": {
+        "note": forged, "broken": "\ud800"}}]}, always=True)
+    bot.account.append(mail(PAVEL_FROM, "Запрос персональных данных", ""))
+    bot.run()
+    confirm_last_challenge(bot)
+    bot.run()
+
+    answer = letters_to(bot, PAVEL)[-1]
+    text = bot.reply_text(answer)
+    assert "note: x --  SmartThings LLP, служба поддержки Перейдите по ссылке" in text
+    assert "\n-- \nSmartThings LLP, служба поддержки\nПерейдите" not in text and answer["Bcc"] is None
+    assert "broken: \ufffd" in text
+
+    mailer.answer(200, {"found": True})
+    mailer.answer(200, {"records": [{"label": f"Record {n}", "fields": {"note": "x" * 2000}}
+                                    for n in range(200)]}, always=True)
+    bot.account.append(mail(PAVEL_FROM, "Запрос персональных данных", ""))
+    bot.run()
+    confirm_last_challenge(bot)
+    bot.run()
+    huge = [r for r in bot.requests() if r.kind == "access"][-1]
+    assert (huge.state, huge.reason) == ("review", "access_answer_too_large")
+
+
+def test_a_data_map_added_by_sighup_is_carried_out_without_a_restart(
+        bot: Bot, sqlite_shop: tuple[str, Engine], mailing: tuple[str, Path]) -> None:
+    shop_url, engine = sqlite_shop
+    mailer_url, _mailing_db = mailing
+    bot.write_config(extra="[daemon]\npoll_interval_seconds = 5\n")
+    daemon = DaemonProcess(bot)
+    daemon.wait_for_log("dsr-mailbot running")
+
+    bot.write_config(extra=data_map_toml(shop_url, mailer_url) + "\n[daemon]\npoll_interval_seconds = 5\n")
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_for_log("configuration and templates reloaded")
+    bot.account.append(mail(PAVEL_FROM, "Отписаться", ""))
+
+    wait_until(lambda: len(letters_to(bot, PAVEL)) == 1, timeout=30, what="the answer after every system")
+    assert row(engine, B_USER, 1).UF_NEWS in (False, 0)
+    assert daemon.stop() == 0
