@@ -85,6 +85,12 @@ def actions(bot: Bot) -> list[SystemAction]:
         return list(session.exec(select(SystemAction).order_by(SystemAction.id)))  # type: ignore[arg-type]
 
 
+def configure(bot: Bot, shop: tuple[str, Engine], mailing: tuple[str, Path]) -> tuple[Engine, Path]:
+    """The bot with the data map: its own store, the shop's database and the mailing tool (the example receiver)."""
+    bot.write_config(extra=data_map_toml(shop[0], mailing[0]))
+    return shop[1], mailing[1]
+
+
 def withdraw_then_move(bot: Bot, shop_url: str, mailer_url: str) -> None:
     """Pavel withdraws, then moves to a new address before his erasure date (each letter in a run of its own)."""
     bot.write_config(extra=data_map_toml(shop_url, mailer_url))
@@ -103,9 +109,7 @@ def confirm_last_challenge(bot: Bot, sender: str = PAVEL_FROM) -> None:
 
 def test_every_intent_is_carried_out_in_every_system_for_a_person_only_the_shop_knows(
         bot: Bot, shop: tuple[str, Engine], mailing: tuple[str, Path]) -> None:
-    shop_url, engine = shop
-    mailer_url, mailing_db = mailing
-    bot.write_config(extra=data_map_toml(shop_url, mailer_url))
+    engine, mailing_db = configure(bot, shop, mailing)
 
     # An update: every mapped column in every system, the reply once they are all done.
     bot.account.append(mail(PAVEL_FROM, UPDATE, "Телефон: +7 701 555 44 33\nИмя: Павлик"))
@@ -275,9 +279,7 @@ def test_a_wrong_mapping_stops_the_run_with_78_before_anything_changes(
 
 def test_a_person_in_the_bots_own_store_and_the_shop_gets_one_act_and_one_notice_naming_both(
         bot: Bot, sqlite_shop: tuple[str, Engine], mailing: tuple[str, Path]) -> None:
-    shop_url, engine = sqlite_shop
-    mailer_url, _mailing_db = mailing
-    bot.write_config(extra=data_map_toml(shop_url, mailer_url))
+    engine, _mailing_db = configure(bot, sqlite_shop, mailing)
     bot.add_user(PAVEL, surname="Ким", first_name="Павел", patronymic="Олегович", phone="+77011112233")
     bot.account.append(mail(PAVEL_FROM, WITHDRAWAL, ""))
     bot.run()
@@ -299,9 +301,7 @@ def test_a_person_in_the_bots_own_store_and_the_shop_gets_one_act_and_one_notice
 
 def test_kill_9_between_two_systems_actions_loses_nothing_and_the_receiver_applies_each_key_once(
         bot: Bot, shop: tuple[str, Engine], mailing: tuple[str, Path]) -> None:
-    shop_url, engine = shop
-    mailer_url, mailing_db = mailing
-    bot.write_config(extra=data_map_toml(shop_url, mailer_url))
+    engine, mailing_db = configure(bot, shop, mailing)
     bot.account.append(mail(PAVEL_FROM, UPDATE, "Имя: Павлик"))
 
     # The mailing tool commits the second action, and the bot dies before it records it.
