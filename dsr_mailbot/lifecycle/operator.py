@@ -85,6 +85,11 @@ def extend(ctx: Context, session: Session, request: Request, reason: str, actor:
         profiles = ", ".join(ctx.config.policy.deadline_profile)
         raise DecisionError(f"request {request.id}: the deadline profiles ({profiles}) "
                             f"allow no extension for {'+'.join(pending)}")
+    if request.due_at <= ctx.now:
+        # The reasoned notice must reach the person within the term it extends (152-FZ Art. 14 ч.3; GDPR Art. 12(3)
+        # "within one month of receipt"): a deadline already missed is late, never extended after the fact.
+        raise DecisionError(f"request {request.id}: its deadline ({request.due_at.isoformat(timespec='minutes')}) "
+                            "has passed; the law allows an extension only before it")
     recipient = request.reply_address
     if not recipient:
         raise DecisionError(f"request {request.id} has no address to send the notice to")

@@ -7,10 +7,12 @@ KZ figure allows none and is the stricter, so nothing may move.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from dsr_mailbot.intents.deadlines import due_at
 from dsr_mailbot.replies.reply import format_date
+from dsr_mailbot.store.models import Request, utcnow
 from tests.harness import TRUST, Bot, mail, message_id_of, via_mx
 
 IVAN = "ivan.petrov@example.ru"
@@ -93,3 +95,23 @@ def test_a_closed_request_or_an_immediate_deadline_cannot_be_extended(bot_any_db
 
     assert closed.returncode != 0 and "only open requests" in closed.stderr
     assert immediate.returncode != 0 and "allow no extension for withdraw" in immediate.stderr
+
+
+def test_a_deadline_already_missed_cannot_be_extended_after_the_fact(bot_any_db: Bot) -> None:
+    bot = bot_any_db
+    bot.write_config(extra='deadline_profile = "ru-152fz"')
+    bot.add_user(IVAN)
+    bot.account.append(mail(IVAN, "Вопрос об обработке персональных данных", "Кому вы передаёте мой телефон?"))
+    bot.run()
+    [request] = bot.requests()
+    with bot.store.transaction() as session:  # ten working days went by unanswered
+        late = session.get(Request, request.id)
+        assert late is not None
+        late.due_at = utcnow() - timedelta(hours=1)
+        session.add(late)
+
+    refused = bot.cli("requests", "extend", str(request.id), "--reason", REASON)
+
+    assert refused.returncode != 0 and "has passed; the law allows an extension only before it" in refused.stderr
+    [still] = bot.requests()
+    assert still.due_at < utcnow() and len(bot.replies()) == 1  # the acknowledgement only: no notice was sent
