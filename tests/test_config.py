@@ -84,6 +84,7 @@ def test_passwords_never_appear_in_repr(tmp_path: Path) -> None:
         (IMAP + '[policy]\ncalendar = "XX"\n', "[policy] calendar"),
         (IMAP + '[policy]\ndigest_time = "25:00"\n', "[policy] digest_time"),
         (IMAP + "[policy]\nerasure_delay_days = 31\n", "more than the 30 calendar days"),
+        (IMAP + '[policy]\ndeadline_profile = "kz"\nerasure_delay_days = 31\n', "30 calendar days the law allows"),
         (IMAP + '[datbase]\nurl = "x"\n', "[datbase]: unknown section"),
         (IMAP + '[database]\nurl = "mssql://x"\n', None),
         (IMAP + '[maildir]\npath = "m"\n', "exactly one mailbox section"),

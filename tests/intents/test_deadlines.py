@@ -78,6 +78,12 @@ def test_every_profile_cites_its_source_and_every_intent_has_a_deadline_in_every
     assert erasure_limit_days(["ru-152fz", "kz"]) == 30 and erasure_limit_days(["gdpr"]) is None
 
 
+def test_a_kz_only_configuration_destroys_within_30_calendar_days_too() -> None:
+    # No KZ period is sourced (legal-deadlines.md §2, §5.1): the RU figure, marked UNVERIFIED, bounds it.
+    assert erasure_limit_days(["kz"]) == 30
+    assert "UNVERIFIED" in profiles()["kz"]["erasure"].cite
+
+
 @pytest.mark.parametrize("friday", [FRIDAY_BEFORE_NAURYZ, FRIDAY_BEFORE_INDEPENDENCE_DAY])
 def test_an_extension_adds_what_each_profile_allows_and_the_strictest_still_wins(friday: date) -> None:
     at = received(friday)
