@@ -366,6 +366,23 @@ def test_huge_attachment_is_not_fetched_whole(bot: Bot) -> None:
     assert parsed.detail["truncated"] is True
 
 
+def test_the_audit_trail_records_how_each_due_date_was_counted(bot: Bot) -> None:
+    from importlib.metadata import version
+
+    bot.add_user(IVAN)
+    bot.account.append(mail(IVAN, "Обновление персональных данных", "Телефон: +7 701 765 43 21"))
+
+    bot.run()
+
+    [request] = bot.requests()
+    [read] = [e for e in bot.events() if e.event == "request_read"]
+    assert read.detail["due_at"] == request.due_at.isoformat()
+    assert read.detail["received_at"] == request.received_at.isoformat()
+    assert (read.detail["deadline_profiles"], read.detail["calendar"], read.detail["timezone"]) == (
+        ["ru-152fz", "kz"], "KZ", "Asia/Almaty")
+    assert read.detail["holidays_version"] == version("holidays") == "0.109"  # pinned exactly
+
+
 def test_broken_mime_request_gets_a_clear_answer(bot: Bot) -> None:
     bot.add_user(IVAN)
     raw = (

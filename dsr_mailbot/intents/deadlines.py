@@ -74,6 +74,14 @@ def _calendar(country: str) -> holidays.HolidayBase:
     return holidays.country_holidays(country)
 
 
+@cache
+def calendar_version() -> str:
+    """The ``holidays`` release whose calendars count the working days: the audit trail records it with each date."""
+    from importlib.metadata import version
+
+    return version("holidays")
+
+
 def supported_calendar(country: str) -> bool:
     """Does ``holidays`` know this country?  Read from its registry, without loading any calendar."""
     from holidays.registry import COUNTRIES

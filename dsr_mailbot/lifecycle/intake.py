@@ -9,6 +9,7 @@ from sqlmodel import Session, select
 
 from dsr_mailbot.decisions import Action, Decision, Facts, decide
 from dsr_mailbot.facts import Reading
+from dsr_mailbot.intents.deadlines import calendar_version
 from dsr_mailbot.intents.registry import in_order, spec_for
 from dsr_mailbot.lifecycle.apply import after_owner, await_confirmation, carry_out_on_receipt
 from dsr_mailbot.lifecycle.base import Context, due, intent_of, reply, someone_elses, transition
@@ -38,6 +39,14 @@ from dsr_mailbot.trust.verify import identify
 def _other_users_named(session: Session, addresses: frozenset[str], user: User | None) -> bool:
     """Does the letter name the address of a user other than the sender?"""
     return any(someone_elses(session, address, user) for address in sorted(addresses))
+
+
+def _deadline_detail(ctx: Context, request: Request) -> dict[str, object]:
+    """For the audit trail: how the due date was counted, so that an inspector can count it again."""
+    policy = ctx.config.policy
+    return {"received_at": request.received_at.isoformat(), "due_at": request.due_at.isoformat(),
+            "deadline_profiles": list(policy.deadline_profile), "calendar": policy.calendar,
+            "timezone": policy.timezone, "holidays_version": calendar_version()}
 
 
 def _presence_detail(presence: Presence) -> dict[str, object]:
@@ -94,7 +103,7 @@ def intake(ctx: Context, session: Session, request: Request, headers: Headers, r
     record_event(session, "request_read", request_id=request.id, subject_ref=request.subject_ref, at=ctx.now,
                  language=reading.language, intents=kinds, authentication=auth.summary, fields=sorted(intent.changes),
                  problems=[f"{p.field}:{p.code}" for p in intent.problems],
-                 **{**reading.detail, **_presence_detail(presence)})
+                 **{**reading.detail, **_presence_detail(presence), **_deadline_detail(ctx, request)})
 
     recipient = user.email if user else identity.sender
     verified = auth.authenticated
