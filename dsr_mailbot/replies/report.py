@@ -5,11 +5,14 @@ are part of their request, not requests):
 
 - counts by intent (the primary one, the subject's) and state;
 - the time to answer, in working days of ``[policy] calendar``: from the
-  day of receipt to the day the request was closed (0 = the same day, 1 =
-  the next working day, as the deadlines count), its median and its worst;
-- the requests answered late (closed on a later local day than their due
+  day of receipt to the day the answer was sent — the SMTP server accepted
+  the reply that closed the request, not when it was queued; a request closed
+  without a reply was answered when it closed — (0 = the same day, 1 = the
+  next working day, as the deadlines count), its median and its worst;
+- the requests answered late (sent on a later local day than their due
   date: an "at once" deadline is met on the day of receipt, as a day-count
-  deadline is met by the end of its last day) and those still open past it;
+  deadline is met by the end of its last day) and those not yet answered past
+  it (still open, or closed with their reply still unsent);
 - erasures done in the month and still pending (people whose destruction
   date is set).
 
@@ -24,17 +27,17 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from dsr_mailbot.config import PolicyConfig
 from dsr_mailbot.intents.deadlines import working_days_between
 from dsr_mailbot.store.database import erasures_between, pending_erasures, requests_received_between
-from dsr_mailbot.store.models import FINAL_STATES, Request, RequestKind, RequestState
+from dsr_mailbot.store.models import FINAL_STATES, OutboxMessage, Request, RequestKind, RequestState
 
 
 @dataclass(frozen=True)
@@ -78,16 +81,37 @@ def month_bounds(month: str) -> tuple[date, date]:
     return first, date(year + number // 12, number % 12 + 1, 1)
 
 
+@dataclass(frozen=True)
+class Closing:
+    """The reply that closes a request (its answer): whether one was written, and when it was sent."""
+
+    written: bool
+    sent_at: datetime | None
+
+
+def answered_at(request: Request, closing: Mapping[int, Closing]) -> datetime | None:
+    """When the request was answered: its closing reply's sending, or its closing when it has no reply."""
+    if request.state not in FINAL_STATES or request.state == RequestState.IGNORED:
+        return None
+    reply = closing.get(request.id) if request.id is not None else None
+    if reply is not None and reply.written:
+        return reply.sent_at
+    return request.completed_at
+
+
 def build_report(month: str, requests: Sequence[Request], now: datetime, erasures_done: int,
-                 erasures_pending: int, country: str, timezone: str) -> MonthReport:
-    """The report of ``month`` from the requests received in it (the caller selects them)."""
+                 erasures_pending: int, country: str, timezone: str,
+                 closing: Mapping[int, Closing] | None = None) -> MonthReport:
+    """The report of ``month`` from the requests received in it and their closing replies (the caller selects
+    them; without ``closing``, every request was answered when it closed)."""
     asked = [r for r in requests if r.kind != RequestKind.CONFIRM]
     counts: dict[str, Counter[str]] = {}
     for request in asked:
         counts.setdefault(request.kind, Counter())[request.state] += 1
-    answered = [r for r in asked if r.state in FINAL_STATES and r.state != RequestState.IGNORED and r.completed_at]
-    days = [working_days_between(r.received_at, r.completed_at, country, timezone)
-            for r in answered if r.completed_at is not None]
+    when = {r.id: answered_at(r, closing or {}) for r in asked}
+    answered = [r for r in asked if when[r.id] is not None]
+    days = [working_days_between(r.received_at, sent, country, timezone)
+            for r in answered if (sent := when[r.id]) is not None]
     return MonthReport(
         month=month,
         by_intent_state={kind: dict(sorted(states.items())) for kind, states in sorted(counts.items())},
@@ -95,13 +119,30 @@ def build_report(month: str, requests: Sequence[Request], now: datetime, erasure
         median_working_days=statistics.median(days) if days else None,
         worst_working_days=max(days) if days else None,
         answered_late=sorted(r.id for r in answered
-                             if r.id is not None and r.completed_at is not None
-                             and _day(r.completed_at, timezone) > _day(r.due_at, timezone)),
+                             if r.id is not None and (sent := when[r.id]) is not None
+                             and _day(sent, timezone) > _day(r.due_at, timezone)),
         open_overdue=sorted(r.id for r in asked
-                            if r.id is not None and r.state not in FINAL_STATES and r.due_at < now),
+                            if r.id is not None and when[r.id] is None and r.state != RequestState.IGNORED
+                            and r.due_at < now),
         erasures_done=erasures_done,
         erasures_pending=erasures_pending,
     )
+
+
+CLOSING_PURPOSES = ("reply", "answer")  # the outbox purposes of a request's answer (not challenges, not notices)
+
+
+def closing_replies(session: Session, requests: Sequence[Request]) -> dict[int, Closing]:
+    """Each request's closing reply, from the outbox: its last reply or answer (a question's acknowledgement comes
+    before its answer), and when the SMTP server accepted it (None while unsent)."""
+    ids = [r.id for r in requests if r.id is not None]
+    closing: dict[int, Closing] = {}
+    for request_id, sent_at in session.exec(select(OutboxMessage.request_id, OutboxMessage.sent_at).where(
+            col(OutboxMessage.request_id).in_(ids), col(OutboxMessage.purpose).in_(CLOSING_PURPOSES))
+            .order_by(col(OutboxMessage.id))).all():
+        if request_id is not None:
+            closing[request_id] = Closing(True, sent_at)
+    return closing
 
 
 def _day(moment: datetime, timezone: str) -> date:
@@ -142,5 +183,5 @@ def load_month(session: Session, month: str, now: datetime, policy: PolicyConfig
     end = datetime.combine(after, datetime.min.time(), zone)
     received = requests_received_between(session, start, end)
     report = build_report(month, received, now, erasures_between(session, start, end), pending_erasures(session),
-                          policy.calendar, policy.timezone)
+                          policy.calendar, policy.timezone, closing_replies(session, received))
     return LoadedMonth(first, after, received, report)

@@ -96,3 +96,52 @@ def test_the_report_command_reads_the_store(bot: Bot) -> None:
     assert figures["worst_working_days_to_answer"] == 0 and figures["answered_late"] == []
     wrong = bot.cli("report", "--month", "2026-13")
     assert wrong.returncode == 64 and "expected YYYY-MM" in wrong.stderr  # EX_USAGE
+
+
+def test_answered_means_sent_by_the_smtp_server_not_queued() -> None:
+    from dsr_mailbot.replies.report import Closing
+
+    closed_on_time = local(date(2026, 3, 20), 15)  # the Friday before Nauryz: due Thursday 26th (kz)
+    requests = [
+        request(1, "update", "completed", local(date(2026, 3, 20), 14), closed_on_time),
+        request(2, "update", "completed", local(date(2026, 3, 20), 14), closed_on_time),
+        request(3, "optout", "completed", local(date(2026, 3, 2), 9), local(date(2026, 3, 2), 9)),
+    ]
+    closing = {
+        1: Closing(True, local(date(2026, 3, 27), 9)),  # queued on time, accepted by the server a day late
+        2: Closing(True, None),  # still unsent (the server refused it): not answered at all
+        # 3: closed without a reply of its own: answered when it closed
+    }
+
+    report = build_report("2026-03", requests, NOW, 0, 0, "KZ", "Asia/Almaty", closing)
+
+    assert report.answered == 2 and report.answered_late == [1] and report.open_overdue == [2]
+    without = build_report("2026-03", requests, NOW, 0, 0, "KZ", "Asia/Almaty")
+    assert without.answered_late == [] and without.answered == 3  # what counting the queueing said
+
+
+def test_a_questions_answer_is_its_staff_answer_not_its_acknowledgement(bot: Bot) -> None:
+    bot.add_user("ivan.petrov@example.ru")
+    from tests.harness import mail
+    from tests.servers import free_port
+
+    bot.account.append(mail("ivan.petrov@example.ru", "Вопрос об обработке персональных данных", "Кому?"))
+    bot.run()
+    [question] = bot.requests()
+    assert question.id is not None
+    month = question.received_at.astimezone(ALMATY).strftime("%Y-%m")
+
+    def answered() -> int:
+        done = bot.cli("report", "--month", month, "--format", "json")
+        assert done.returncode == 0, done.stderr
+        return int(json.loads(done.stdout)["answered"])
+
+    assert answered() == 0  # acknowledged, not answered
+    bot.write_config(smtp_port=free_port())  # the SMTP server is down while staff answer
+    (bot.dir / "answer.txt").write_text("Никому.", encoding="utf-8")
+    bot.cli("requests", "answer", str(question.id), "--file", str(bot.dir / "answer.txt"))
+    [closed] = bot.requests()
+    assert closed.state == "completed" and answered() == 0  # closed and queued, not yet sent
+    bot.write_config()
+    bot.run()
+    assert answered() == 1
