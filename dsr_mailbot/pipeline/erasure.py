@@ -137,7 +137,7 @@ def _erase_one(services: Services, user_id: int, mailbox: MailSource | None) -> 
             kept.append(queue_reply(session, config=cfg, keyring=keyring, renderer=services.renderer,
                                     request=target, template="data_destroyed", purpose=DESTRUCTION_NOTICE,
                                     recipient=user.email, content=ReplyContent(
-                                        expunged=expunged > 0),
+                                        expunged=expunged > 0, left_in_inbox=left_in_inbox),
                                     now=ctx.now, for_verified=True))
             session.flush()  # erase_user looks for every reply of theirs, this one included
         scrubbed = erase_user(session, keyring, user, now=ctx.now, actions_kept=KEPT_ON_CLOSE, keep_outbox=kept,

@@ -127,7 +127,8 @@ def _write_and_notify(services: Services, request_id: int, email: str | None) ->
                 session, config=cfg, keyring=services.keyring, renderer=services.renderer, request=request,
                 template="data_destroyed", purpose=DESTRUCTION_NOTICE, recipient=email,
                 content=ReplyContent(destroyed_in=destroyed_in,
-                                     expunged=in_builtin and act.processed_messages_expunged > 0),
+                                     expunged=in_builtin and act.processed_messages_expunged > 0,
+                                     left_in_inbox=act.ordinary_messages_left_in_inbox if in_builtin else 0),
                 now=ctx.now, for_verified=True))
             session.flush()
         if not in_builtin and email is not None:

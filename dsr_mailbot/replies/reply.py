@@ -137,6 +137,7 @@ class ReplyContent:
     asked: tuple[str, ...] = ()
     destroyed_in: tuple[str, ...] = ()  # the notice of destruction: every system where data were destroyed
     expunged: bool = False  # the notice of destruction: their request messages were expunged from the mailbox
+    left_in_inbox: int = 0  # the notice of destruction: their ordinary letters still in the inbox (staff's to keep)
 
     def as_context(self, language: str, timezone: str, received_at: datetime) -> dict[str, Any]:
         zone = ZoneInfo(timezone)
@@ -166,6 +167,7 @@ class ReplyContent:
             "asked": list(self.asked),
             "destroyed_in": list(self.destroyed_in),
             "expunged": self.expunged,
+            "left_in_inbox": self.left_in_inbox,
             "consents": {"processing": self.consents.get("processing", False),
                          "marketing": self.consents.get("marketing", False)},
         }
@@ -289,6 +291,7 @@ def sample_context() -> dict[str, Any]:
         asked=("SmartThings", "Shop database", "Mailing tool"),
         destroyed_in=("SmartThings", "Shop database"),
         expunged=True,
+        left_in_inbox=1,
     ).as_context("ru", "UTC", day)
 
 
