@@ -61,10 +61,10 @@ def test_a_withdrawal_destroys_everything_that_identifies_the_person(bot_any_db:
     [notice] = [m for m in bot.replies() if m["To"] == IVAN and "уничтожены" in str(m["Subject"])]
     assert f"№ {withdrawal.id}" in str(notice["Subject"]) and notice["Auto-Submitted"] == "auto-generated"
     # Only what is true: his request messages went, his ordinary letter stays with the staff, and so his address.
-    text = bot.reply_text(notice)
-    assert "Ваши письма с запросами тоже удалены" in text
-    assert "Ваши другие письма в нашу поддержку (1) пока остаются в нашем почтовом ящике" in text
-    assert "этот адрес у нас больше не хранится" not in text
+    said = bot.reply_text(notice)
+    assert "Ваши письма с запросами тоже удалены" in said
+    assert "Ваши другие письма в нашу поддержку (1) пока остаются в нашем почтовом ящике" in said
+    assert "этот адрес у нас больше не хранится" not in said
     assert not [row for row in bot.outbox() if row.recipient == IVAN or IVAN.encode() in row.data]
     # No copy of his data in the store, the audit export or the log lines.
     audit = bot.cli("audit", "export").stdout
