@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
-from dsr_mailbot.config.datamap import KINDS, BuiltinSystem, SystemMap, check_systems
+from dsr_mailbot.config.datamap import KINDS, BuiltinSystem, HttpSystem, SqlSystem, SystemMap, check_systems
 from dsr_mailbot.config.fields import KeyProblem, Section
 from dsr_mailbot.config.sections import (
     ClassifyConfig,
@@ -89,6 +89,16 @@ class Config(Section):
     def data_map(self) -> tuple[SystemMap, ...]:
         """The systems where the person's data live; without ``[[systems]]``, the bot's own store alone."""
         return self.systems or (BuiltinSystem(kind="builtin"),)
+
+    @property
+    def external_systems(self) -> tuple[SqlSystem | HttpSystem, ...]:
+        """The data map's systems other than the bot's own store: those carried out through actions."""
+        return tuple(s for s in self.data_map if isinstance(s, SqlSystem | HttpSystem))
+
+    @property
+    def builtin_label(self) -> str | None:
+        """What the data map calls the bot's own store, or None when the map does not list it."""
+        return next((self.system_label(s) for s in self.data_map if isinstance(s, BuiltinSystem)), None)
 
     def system_label(self, system: SystemMap) -> str:
         """What acts, access answers and the console call a system."""

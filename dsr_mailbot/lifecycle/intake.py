@@ -16,7 +16,6 @@ from dsr_mailbot.lifecycle.base import Context, due, intent_of, reply, someone_e
 from dsr_mailbot.lifecycle.systems import (
     DEFERRED,
     IN_SYSTEMS,
-    has_builtin,
     transient_person,
     write_actions,
     write_lookups,
@@ -87,7 +86,7 @@ def intake(ctx: Context, session: Session, request: Request, headers: Headers, r
     kinds = [kind.value for kind in in_order(reading.intents)]
     request.intents = kinds
     request.due_at = due(ctx, request, kinds)
-    builtin = has_builtin(cfg)
+    builtin = cfg.builtin_label is not None
     identity = identify(headers, lambda email: find_user_by_email(session, email) if builtin else None)
     auth, intent = reading.auth, reading.intent
     request.authenticated = auth.authenticated

@@ -24,8 +24,6 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from dsr_mailbot.config import Config
-from dsr_mailbot.config.datamap import BuiltinSystem, HttpSystem, SqlSystem
 from dsr_mailbot.intents.registry import spec_for
 from dsr_mailbot.lifecycle.base import Context, reply, transition
 from dsr_mailbot.replies.outbox import mask_address
@@ -36,14 +34,6 @@ from dsr_mailbot.systems.protocol import HeldRecord
 IN_SYSTEMS = "in_systems"  # request.intent: the person is known to the data map's systems, not to the builtin
 HELD_REPLY = "held_reply"  # request.intent: what completing it sends, once every system has done its part
 DEFERRED = "deferred_facts"  # request.intent: the facts of a decision that waits for a lookup
-
-
-def has_builtin(config: Config) -> bool:
-    return any(isinstance(s, BuiltinSystem) for s in config.data_map)
-
-
-def external_systems(config: Config) -> list[SqlSystem | HttpSystem]:
-    return [s for s in config.data_map if isinstance(s, SqlSystem | HttpSystem)]
 
 
 def transient_person(email: str) -> User:
@@ -73,7 +63,7 @@ def write_actions(ctx: Context, session: Session, request: Request, kinds: Seque
     """
     assert request.id is not None
     waits = False
-    for system in external_systems(ctx.config):
+    for system in ctx.config.external_systems:
         if only_kinds is not None and system.kind not in only_kinds:
             continue
         for kind in kinds:
@@ -104,22 +94,23 @@ def _write(session: Session, request_id: int, system: str, action: str, due: dat
                                  payload=payload))
         return False
     if row.state == ActionState.FAILED:
-        # An operator's new decision: a fresh idempotency key (its body may differ from the refused one's).
-        row.state, row.attempts, row.due_at, row.next_try_at = ActionState.PENDING, 0, due, due
-        row.payload, row.result, row.last_error, row.done_at = payload, {}, None, None
-        row.key = new_action_key()
-        session.add(row)
+        row.payload = payload
+        _renew(session, row, due)
     return row.state == ActionState.DONE
 
 
+def _renew(session: Session, row: SystemAction, due: datetime) -> None:
+    """A failed action tried again on an operator's new decision: from its first attempt, under a fresh idempotency
+    key (its body may differ from the refused one's)."""
+    row.state, row.attempts, row.due_at, row.next_try_at = ActionState.PENDING, 0, due, due
+    row.result, row.last_error, row.done_at, row.key = {}, None, None, new_action_key()
+    session.add(row)
+
+
 def _pending(session: Session, system: str, action: str, email: str) -> list[SystemAction]:
-    return [row for row in _pending_everywhere(session, action, email) if row.system == system]
-
-
-def _pending_everywhere(session: Session, action: str, email: str) -> list[SystemAction]:
-    """The pending actions of this kind for this address (few: erasures wait for their date, the rest run within
-    minutes), compared in Python: the payload is JSON, which each engine queries its own way."""
-    rows = session.exec(select(SystemAction).where(SystemAction.action == action,
+    """The system's pending actions of this kind for this address (few: erasures wait for their date, the rest
+    run within minutes), compared in Python: the payload is JSON, which each engine queries its own way."""
+    rows = session.exec(select(SystemAction).where(SystemAction.system == system, SystemAction.action == action,
                                                    SystemAction.state == ActionState.PENDING)).all()
     return [row for row in rows if row.payload.get("email") == email]
 
@@ -129,9 +120,7 @@ def retry_failed(ctx: Context, session: Session, request: Request, actor: str) -
     fresh idempotency key; the request waits for them in ``carrying_out``."""
     for row in session.exec(select(SystemAction).where(SystemAction.request_id == request.id,
                                                        SystemAction.state == ActionState.FAILED)).all():
-        row.state, row.attempts, row.due_at, row.next_try_at = ActionState.PENDING, 0, ctx.now, ctx.now
-        row.result, row.last_error, row.done_at, row.key = {}, None, None, new_action_key()
-        session.add(row)
+        _renew(session, row, ctx.now)
     transition(ctx, session, request, RequestState.CARRYING_OUT, reason="carrying_out", actor=actor)
 
 
@@ -227,8 +216,8 @@ def release(ctx: Context, session: Session, request: Request, actions: Sequence[
                       key=lambda a: order.get(a.system, len(order)))
         systems = tuple((a.system, tuple(HeldRecord(str(r["label"]), {str(k): str(v) for k, v in r["fields"].items()})
                                          for r in a.result.get("records", []))) for a in held)
-        asked = tuple([ctx.config.system_label(s) for s in ctx.config.data_map
-                       if isinstance(s, BuiltinSystem)] + [a.system for a in held])
+        own = ctx.config.builtin_label
+        asked = (*([own] if own else []), *(a.system for a in held))
         done = replace(done, content=replace(done.content, systems=systems, asked=asked))
     finish(ctx, session, request, done)
     for action in actions:  # what was sent is not kept

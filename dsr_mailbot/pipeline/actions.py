@@ -32,7 +32,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from dsr_mailbot.config.datamap import BuiltinSystem, HttpSystem, SqlSystem
+from dsr_mailbot.config.datamap import HttpSystem, SqlSystem
 from dsr_mailbot.errors import ConfigError, DsrMailbotError, SystemRefused, SystemUnavailable
 from dsr_mailbot.faults import crash_point
 from dsr_mailbot.lifecycle import set_aside
@@ -102,7 +102,7 @@ def _check_mappings(services: Services) -> set[str]:
     A wrong mapping raises (exit 78), leaving every action as it is.  Returns the systems that could not be
     reached to be checked: their actions wait for a run that can check them first.
     """
-    names = {s.name for s in services.config.data_map if not isinstance(s, BuiltinSystem)}
+    names = {s.name for s in services.config.external_systems}
     with services.store.transaction() as session:
         pending = set(session.exec(select(SystemAction.system).where(SystemAction.state == ActionState.PENDING)
                                    .distinct()).all())
@@ -128,8 +128,7 @@ def _claim(services: Services, action_id: int) -> _Claimed | None:
 
 
 def _carry_out(services: Services, claimed: _Claimed, run: ActionsRun, unchecked: set[str]) -> None:
-    system = next((s for s in services.config.data_map if not isinstance(s, BuiltinSystem)
-                   and s.name == claimed.system), None)
+    system = next((s for s in services.config.external_systems if s.name == claimed.system), None)
     try:
         if system is None:
             raise SystemRefused(f'system "{claimed.system}" is no longer in the data map')

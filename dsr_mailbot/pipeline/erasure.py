@@ -7,8 +7,6 @@ from datetime import timedelta
 
 from sqlmodel import select
 
-from dsr_mailbot.config import Config
-from dsr_mailbot.config.datamap import BuiltinSystem
 from dsr_mailbot.errors import DsrMailbotError
 from dsr_mailbot.lifecycle.base import KEPT_ON_CLOSE
 from dsr_mailbot.mailbox.source import MailSource
@@ -72,12 +70,6 @@ def erase_due(services: Services, report: RunReport) -> None:
     delete_expired_acts(policy.acts_dir, now, policy.act_retention_days)
 
 
-def _own_system(config: Config) -> str:
-    """What the data map calls the bot's own store (its ``name``, or ``[policy] system_name``)."""
-    builtin = next((s for s in config.data_map if isinstance(s, BuiltinSystem)), None)
-    return config.system_label(builtin) if builtin is not None else config.policy.system_name
-
-
 def finish_erasure(services: Services) -> None:
     """After sending: purge the notices of destruction that went out (or are too old), then reclaim the space."""
     if finish_destruction_notices(services):
@@ -113,7 +105,7 @@ def _erase_one(services: Services, user_id: int, mailbox: MailSource | None) -> 
         act = Act(
             act_id=str(withdrawal.id) if withdrawal is not None else f"u{plan.user_id}",
             made_at=ctx.now.isoformat(),
-            system_name=_own_system(cfg),
+            system_name=cfg.builtin_label or cfg.policy.system_name,
             subject_full_name=plan.full_name,
             subject_ref=plan.subject_ref,
             categories=plan.categories,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 
-from dsr_mailbot.config.datamap import HttpSystem, SqlSystem
+from dsr_mailbot.config.datamap import SqlSystem
 from dsr_mailbot.errors import SystemRefused, SystemUnavailable
 from dsr_mailbot.pipeline.services import Services
 from dsr_mailbot.systems.protocol import Presence
@@ -21,13 +21,9 @@ from dsr_mailbot.systems.protocol import Presence
 log = logging.getLogger("dsr_mailbot")
 
 
-def external_systems(services: Services) -> list[SqlSystem | HttpSystem]:
-    return [s for s in services.config.data_map if isinstance(s, SqlSystem | HttpSystem)]
-
-
 def look_up(services: Services, address: str | None) -> Presence:
     """Ask every SQL and HTTP system whether it holds anything about the person at ``address`` (normal form)."""
-    systems = external_systems(services)
+    systems = services.config.external_systems
     if not systems or not address:
         return Presence()
     found: list[str] = []
@@ -50,7 +46,7 @@ def check_mappings(services: Services) -> set[str]:
     not be reached to be checked.
     """
     unreachable: set[str] = set()
-    for system in external_systems(services):
+    for system in services.config.external_systems:
         if isinstance(system, SqlSystem):
             try:
                 services.connector(system).reflect(again=True)

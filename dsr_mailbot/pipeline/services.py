@@ -67,7 +67,7 @@ class Services:
     @property
     def notice_check(self) -> NoticeCheck:
         """What decides, just before sending, whether a campaign's notice may still go (the data map too)."""
-        return NoticeCheck(self.keyring, people_elsewhere=any(s.kind != "builtin" for s in self.config.data_map))
+        return NoticeCheck(self.keyring, people_elsewhere=bool(self.config.external_systems))
 
     def context(self) -> Context:
         return Context(self.config, self.keyring, self.renderer, self.clock())

@@ -26,7 +26,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from dsr_mailbot.config import Config
-from dsr_mailbot.config.datamap import BuiltinSystem, SqlSystem
+from dsr_mailbot.config.datamap import SqlSystem
 from dsr_mailbot.errors import DsrMailbotError
 from dsr_mailbot.lifecycle.base import KEPT_ON_CLOSE
 from dsr_mailbot.lifecycle.systems import transient_person
@@ -121,8 +121,8 @@ def _write_and_notify(services: Services, request_id: int, email: str | None) ->
             OutboxMessage.request_id == request_id, OutboxMessage.purpose == DESTRUCTION_NOTICE)).first()
         kept = [queued] if queued else []
         if not queued and everywhere and email is not None:
-            destroyed_in = tuple(([cfg.system_label(s) for s in cfg.data_map if isinstance(s, BuiltinSystem)]
-                                  if in_builtin else []) + [p.name for p in parts])
+            own = cfg.builtin_label if in_builtin else None
+            destroyed_in = (*([own] if own else []), *(p.name for p in parts))
             kept.append(queue_reply(
                 session, config=cfg, keyring=services.keyring, renderer=services.renderer, request=request,
                 template="data_destroyed", purpose=DESTRUCTION_NOTICE, recipient=email,

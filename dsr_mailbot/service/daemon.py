@@ -173,7 +173,7 @@ class Daemon:
             log.warning("systems not reachable at reload, checked before their first action: %s",
                         ", ".join(sorted(down)))
         if (self.scheduler is not None and self.scheduler.get_job("systems") is None
-                and any(system.kind != "builtin" for system in config.data_map)):
+                and config.external_systems):
             # A data map added by the reload: its actions are carried out from now on, without a restart.
             self.scheduler.add_job(self._systems, "interval", seconds=config.daemon.poll_interval_seconds,
                                    id="systems", replace_existing=True)
@@ -258,7 +258,7 @@ class Daemon:
         scheduler.add_job(self._send, "interval", seconds=interval, id="outbox", replace_existing=True)
         scheduler.add_job(self._expire, "interval", seconds=interval, id="expiry", replace_existing=True)
         scheduler.add_job(self._erase, "interval", seconds=max(interval, 300), id="erasure", replace_existing=True)
-        if any(system.kind != "builtin" for system in self.config.data_map):
+        if self.config.external_systems:
             scheduler.add_job(self._systems, "interval", seconds=interval, id="systems", replace_existing=True)
         hour, minute = self.config.policy.digest_time
         scheduler.add_job(self._digest, "cron", hour=hour, minute=minute, timezone=self.config.policy.timezone,
