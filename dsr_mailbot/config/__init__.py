@@ -9,11 +9,12 @@ the same from cron (whose working directory is ``$HOME``) and from a shell.
 
 - ``fields``: strict scalars, anchored paths, secrets (``key``, ``key_file``
   or ``key_env``, read once and never logged);
-- ``sections``: one model per table; ``web``: the console's;
+- ``sections``: one model per table; ``policy``: ``[policy]``; ``web``: the console's;
 - ``load``: the whole :class:`Config`, and the messages of mistakes.
 """
 
 from dsr_mailbot.config.load import Config, load_config, parse_config
+from dsr_mailbot.config.policy import PolicyConfig
 from dsr_mailbot.config.sections import (
     DEFAULT_OPERATOR_ADDRESSES,
     LANGUAGES,
@@ -23,7 +24,6 @@ from dsr_mailbot.config.sections import (
     ImapConfig,
     LimitsConfig,
     MaildirConfig,
-    PolicyConfig,
     Security,
     SmtpConfig,
     TrustConfig,

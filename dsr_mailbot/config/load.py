@@ -18,6 +18,7 @@ from pydantic_core import ErrorDetails
 
 from dsr_mailbot.config.datamap import KINDS, BuiltinSystem, HttpSystem, SqlSystem, SystemMap, check_systems
 from dsr_mailbot.config.fields import KeyProblem, Section
+from dsr_mailbot.config.policy import PolicyConfig
 from dsr_mailbot.config.sections import (
     ClassifyConfig,
     DaemonConfig,
@@ -26,7 +27,6 @@ from dsr_mailbot.config.sections import (
     ImapConfig,
     LimitsConfig,
     MaildirConfig,
-    PolicyConfig,
     SecretsConfig,
     SmtpConfig,
     TemplatesConfig,

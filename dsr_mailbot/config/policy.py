@@ -1,0 +1,110 @@
+"""``[policy]``: the operator, the law it answers to, how erasure is done (``config.example.toml`` has every key)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator, model_validator
+
+from dsr_mailbot.addresses import normalise_address
+from dsr_mailbot.config.fields import (
+    Bool,
+    ConfigPath,
+    Filled,
+    KeyProblem,
+    NonNegative,
+    Positive,
+    Section,
+    Str,
+    StringList,
+)
+from dsr_mailbot.config.sections import DEFAULT_OPERATOR_ADDRESSES, Language
+from dsr_mailbot.intents.deadlines import (
+    DEFAULT_CALENDAR,
+    DEFAULT_PROFILES,
+    erasure_limit_days,
+    profiles,
+    supported_calendar,
+)
+
+
+def _clock_time(value: object) -> tuple[int, int]:
+    if isinstance(value, tuple):
+        return value
+    text = value if isinstance(value, str) else ""
+    hour, _, minute = text.partition(":")
+    if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60 and len(minute) == 2):
+        raise KeyProblem(None, f"expected a time like \"09:00\", got {value!r}")
+    return int(hour), int(minute)
+
+
+class PolicyConfig(Section):
+    erasure_delay_days: NonNegative = 30
+    default_language: Language = "ru"
+    operator_addresses: StringList = DEFAULT_OPERATOR_ADDRESSES
+    operator_name: Filled = "SmartThings LLP"
+    timezone: Str = "Asia/Almaty"
+    # Legal deadline profiles (intents/deadlines.toml); the strictest due date wins.
+    deadline_profile: tuple[str, ...] = DEFAULT_PROFILES
+    calendar: Str = DEFAULT_CALENDAR  # whose public holidays and transferred working days count (holidays)
+    digest_time: tuple[int, int] = (9, 0)  # local (hour, minute) of the daemon's daily digest to the operator
+    # Erasure (152-FZ Art. 21 ч.5) and its act of destruction (RKN Order 179).
+    expunge_processed_mail: Bool = True  # the person's request messages in processed_folder go with their data
+    system_name: Filled = "SmartThings online shop customer database"  # the information system the act names
+    acts_dir: ConfigPath = Field(default=Path("acts"), validate_default=True)  # one file per act, mode 0600
+    act_retention_days: Positive = 1096  # three years, then the erasure job deletes the act
+
+    @field_validator("operator_addresses")
+    @classmethod
+    def _normal_addresses(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        """In the normal form the bot compares senders in (see addresses.py)."""
+        found: list[str] = []
+        for value in values:
+            address = normalise_address(value.strip())
+            if address is None:
+                raise KeyProblem(None, f"{value!r} is not an e-mail address")
+            found.append(address)
+        return tuple(found)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise KeyProblem(None, f"unknown time zone {name!r}") from exc
+        return name
+
+    @field_validator("deadline_profile", mode="before")
+    @classmethod
+    def _known_profiles(cls, raw: object) -> tuple[str, ...]:
+        names = (raw,) if isinstance(raw, str) else tuple(raw) if isinstance(raw, list | tuple) else ()
+        known = sorted(profiles())
+        if not names or not all(isinstance(n, str) and n in known for n in names):
+            raise KeyProblem(None, f"expected one or a list of {', '.join(known)}, got {raw!r}")
+        return names
+
+    @field_validator("calendar")
+    @classmethod
+    def _known_calendar(cls, value: str) -> str:
+        country = value.upper()
+        # The default needs no look-up (tests/intents/test_deadlines.py checks it), which spares every run the
+        # holidays package's registry (a twentieth of a cron run with nothing to do).
+        if country != DEFAULT_CALENDAR and not supported_calendar(country):
+            raise KeyProblem(None, f"{country!r} is not a country code the holidays package knows")
+        return country
+
+    @field_validator("digest_time", mode="before")
+    @classmethod
+    def _clock(cls, value: object) -> tuple[int, int]:
+        return _clock_time(value)
+
+    @model_validator(mode="after")
+    def _within_the_law(self) -> PolicyConfig:
+        limit = erasure_limit_days(self.deadline_profile)
+        if limit is not None and self.erasure_delay_days > limit:
+            named = ", ".join(self.deadline_profile)
+            raise KeyProblem("erasure_delay_days", f"{self.erasure_delay_days} is more than the {limit} calendar "
+                                                   f"days the law allows after a withdrawal (profile {named})")
+        return self
