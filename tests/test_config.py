@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,7 @@ def test_passwords_never_appear_in_repr(tmp_path: Path) -> None:
         (IMAP + '[policy]\ndeadline_profile = "ccpa"\n', "[policy] deadline_profile"),
         (IMAP + '[policy]\ncalendar = "XX"\n', "[policy] calendar"),
         (IMAP + '[policy]\ndigest_time = "25:00"\n', "[policy] digest_time"),
+        (IMAP + '[policy]\ncalendar_overrides = "missing.toml"\n', "[policy] calendar_overrides: cannot read"),
         (IMAP + "[policy]\nerasure_delay_days = 31\n", "more than the 30 calendar days"),
         (IMAP + '[policy]\ndeadline_profile = "kz"\nerasure_delay_days = 31\n', "30 calendar days the law allows"),
         (IMAP + '[datbase]\nurl = "x"\n', "[datbase]: unknown section"),
@@ -348,3 +350,16 @@ def test_the_readmes_data_map_example_loads(tmp_path: Path, monkeypatch: pytest.
     builtin, shop, mailer = load_config(write(tmp_path, IMAP + example)).data_map
     assert (builtin.kind, mailer.kind) == ("builtin", "http") and isinstance(shop, SqlSystem)
     assert shop.tables[0].fields["processing_consent"] == "UF_AGREED" and shop.tables[0].erase == "delete"
+
+
+def test_calendar_overrides_are_read_into_the_deadline_clock(tmp_path: Path) -> None:
+    (tmp_path / "days.toml").write_text('[kz]\ndays_off = [2027-01-04]\nworking_days = ["2027-01-09"]\n')
+    config = load_config(write(tmp_path, IMAP + '[policy]\ncalendar_overrides = "days.toml"\n'))
+    [kz] = config.policy.clock.overrides
+    assert (kz.country, set(kz.days_off), set(kz.working_days)) == ("KZ", {date(2027, 1, 4)}, {date(2027, 1, 9)})
+    assert config.policy.calendar is None and config.policy.clock.calendars() == {"ru-152fz": "RU", "kz": "KZ"}
+    (tmp_path / "days.toml").write_text('[KZ]\ndays_off = [2027-01-04]\nworking_days = [2027-01-04]\n')
+    with pytest.raises(ConfigError, match=r"\[policy\] calendar_overrides: .*both a day off and a working day"):
+        load_config(write(tmp_path, IMAP + '[policy]\ncalendar_overrides = "days.toml"\n'))
+    assert load_config(write(tmp_path, IMAP + '[policy]\ncalendar = "kz"\n')).policy.clock.calendars() == {
+        "ru-152fz": "KZ", "kz": "KZ"}

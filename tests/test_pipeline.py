@@ -378,8 +378,8 @@ def test_the_audit_trail_records_how_each_due_date_was_counted(bot: Bot) -> None
     [read] = [e for e in bot.events() if e.event == "request_read"]
     assert read.detail["due_at"] == request.due_at.isoformat()
     assert read.detail["received_at"] == request.received_at.isoformat()
-    assert (read.detail["deadline_profiles"], read.detail["calendar"], read.detail["timezone"]) == (
-        ["ru-152fz", "kz"], "KZ", "Asia/Almaty")
+    assert (read.detail["deadline_profiles"], read.detail["calendars"], read.detail["timezone"]) == (
+        ["ru-152fz", "kz"], {"ru-152fz": "RU", "kz": "KZ"}, "Asia/Almaty")
     assert read.detail["holidays_version"] == version("holidays") == "0.109"  # pinned exactly
 
 

@@ -62,7 +62,6 @@ def requests_list(state: CliState, wanted: str | None, fmt: str) -> int:
 @pass_state
 def requests_overdue(state: CliState, within: int, fmt: str) -> int:
     """Open requests that are late or soon due; exit 1 when one is late (for monitoring)."""
-    from dsr_mailbot.intents.deadlines import soon_horizon
     from dsr_mailbot.replies.digest import overdue_line
     from dsr_mailbot.store.database import open_requests_due_by
     from dsr_mailbot.store.models import utcnow
@@ -73,7 +72,7 @@ def requests_overdue(state: CliState, within: int, fmt: str) -> int:
     store.check_schema()
     zone = ZoneInfo(policy.timezone)
     with store.transaction() as session:
-        found = list(open_requests_due_by(session, soon_horizon(now, within, policy.calendar, policy.timezone)))
+        found = list(open_requests_due_by(session, policy.clock.soon_horizon(now, within)))
     late = sum(1 for r in found if r.due_at < now)
     if fmt == "json":
         rows = [{"id": r.id, "kind": r.kind, "intents": list(r.intents), "state": r.state,

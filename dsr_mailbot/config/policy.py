@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from dsr_mailbot.addresses import normalise_address
 from dsr_mailbot.config.fields import (
@@ -23,7 +23,11 @@ from dsr_mailbot.config.sections import DEFAULT_OPERATOR_ADDRESSES, Language
 from dsr_mailbot.intents.deadlines import (
     DEFAULT_CALENDAR,
     DEFAULT_PROFILES,
+    Clock,
+    OverridesError,
+    WorkCalendar,
     erasure_limit_days,
+    parse_calendar_overrides,
     profiles,
     supported_calendar,
 )
@@ -47,13 +51,17 @@ class PolicyConfig(Section):
     timezone: Str = "Asia/Almaty"
     # Legal deadline profiles (intents/deadlines.toml); the strictest due date wins.
     deadline_profile: tuple[str, ...] = DEFAULT_PROFILES
-    calendar: Str = DEFAULT_CALENDAR  # whose public holidays and transferred working days count (holidays)
+    # Whose public holidays and transferred working days count (holidays): unset, each profile's own law's
+    # (deadlines.toml); set, this one country for every profile, as before the profiles had their own.
+    calendar: Str | None = None
+    calendar_overrides: ConfigPath | None = None  # days off and working days decreed after the release, per country
     digest_time: tuple[int, int] = (9, 0)  # local (hour, minute) of the daemon's daily digest to the operator
     # Erasure (152-FZ Art. 21 ч.5) and its act of destruction (RKN Order 179).
     expunge_processed_mail: Bool = True  # the person's request messages in processed_folder go with their data
     system_name: Filled = "SmartThings online shop customer database"  # the information system the act names
     acts_dir: ConfigPath = Field(default=Path("acts"), validate_default=True)  # one file per act, mode 0600
     act_retention_days: Positive = 1096  # three years, then the erasure job deletes the act
+    _deadlines: Clock = PrivateAttr(default_factory=Clock)
 
     @field_validator("operator_addresses")
     @classmethod
@@ -87,7 +95,9 @@ class PolicyConfig(Section):
 
     @field_validator("calendar")
     @classmethod
-    def _known_calendar(cls, value: str) -> str:
+    def _known_calendar(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         country = value.upper()
         # The default needs no look-up (tests/intents/test_deadlines.py checks it), which spares every run the
         # holidays package's registry (a twentieth of a cron run with nothing to do).
@@ -99,6 +109,25 @@ class PolicyConfig(Section):
     @classmethod
     def _clock(cls, value: object) -> tuple[int, int]:
         return _clock_time(value)
+
+    @model_validator(mode="after")
+    def _read_overrides(self) -> PolicyConfig:
+        overrides: tuple[WorkCalendar, ...] = ()
+        if self.calendar_overrides is not None:
+            path = self.calendar_overrides
+            try:
+                overrides = tuple(parse_calendar_overrides(path.read_text(encoding="utf-8")).values())
+            except OSError as exc:
+                raise KeyProblem("calendar_overrides", f"cannot read {path} ({exc.strerror})") from exc
+            except (OverridesError, UnicodeDecodeError) as exc:
+                raise KeyProblem("calendar_overrides", f"{path}: {exc}") from exc
+        self._deadlines = Clock(self.deadline_profile, self.timezone, self.calendar, overrides)
+        return self
+
+    @property
+    def clock(self) -> Clock:
+        """The deadlines of this configuration: its profiles on their calendars, in its time zone."""
+        return self._deadlines
 
     @model_validator(mode="after")
     def _within_the_law(self) -> PolicyConfig:

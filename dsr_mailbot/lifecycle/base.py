@@ -9,7 +9,6 @@ from datetime import datetime
 from sqlmodel import Session
 
 from dsr_mailbot.config import Config
-from dsr_mailbot.intents.deadlines import due_at
 from dsr_mailbot.intents.registry import REGISTRY
 from dsr_mailbot.reading.extract import Problem, UpdateIntent
 from dsr_mailbot.reading.parse import Headers
@@ -60,7 +59,7 @@ def new_request(ctx: Context, arrival: Arrival, headers: Headers, kind: str, lan
         state=RequestState.RECEIVED,
         language=language,
         received_at=arrival.received_at,
-        due_at=due_at(kind, arrival.received_at, policy.deadline_profile, policy.calendar, policy.timezone),
+        due_at=policy.clock.due_at(kind, arrival.received_at),
         subject_ref=ctx.keyring.subject_ref(headers.sender) if headers.sender else "-",
         reply_address=headers.sender,
         thread=" ".join(headers.references) or None,
@@ -107,8 +106,8 @@ def intent_of(request: Request) -> UpdateIntent:
 def due(ctx: Context, request: Request, kinds: Sequence[str], *, extended: bool = False) -> datetime:
     """The strictest due date of these intents, counted from the request's receipt (``extended``: once extended)."""
     policy = ctx.config.policy
-    return min((due_at(kind, request.received_at, policy.deadline_profile, policy.calendar, policy.timezone,
-                       extended=extended) for kind in kinds), default=request.due_at)
+    return min((policy.clock.due_at(kind, request.received_at, extended=extended) for kind in kinds),
+               default=request.due_at)
 
 
 def pending_intents(request: Request) -> list[str]:

@@ -44,7 +44,7 @@ def _deadline_detail(ctx: Context, request: Request) -> dict[str, object]:
     """For the audit trail: how the due date was counted, so that an inspector can count it again."""
     policy = ctx.config.policy
     return {"received_at": request.received_at.isoformat(), "due_at": request.due_at.isoformat(),
-            "deadline_profiles": list(policy.deadline_profile), "calendar": policy.calendar,
+            "deadline_profiles": list(policy.deadline_profile), "calendars": policy.clock.calendars(),
             "timezone": policy.timezone, "holidays_version": calendar_version()}
 
 

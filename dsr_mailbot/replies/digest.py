@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, col, select
 
 from dsr_mailbot.config import Config
-from dsr_mailbot.intents.deadlines import soon_horizon
 from dsr_mailbot.replies.reply import build_message
 from dsr_mailbot.store.database import open_requests_due_by
 from dsr_mailbot.store.keys import Keyring
@@ -49,8 +48,7 @@ def digest_text(rows: Sequence[Request], now: datetime, timezone: str) -> tuple[
 def queue_digest(session: Session, config: Config, keyring: Keyring, now: datetime) -> int:
     """Queue today's digest to every operator address; return how many messages were queued."""
     policy = config.policy
-    rows = list(open_requests_due_by(session, soon_horizon(now, SOON_WORKING_DAYS, policy.calendar,
-                                                           policy.timezone)))
+    rows = list(open_requests_due_by(session, policy.clock.soon_horizon(now, SOON_WORKING_DAYS)))
     if not rows:
         return 0
     subject, body = digest_text(rows, now, policy.timezone)

@@ -4,7 +4,7 @@ For the requests received in a month (in ``[policy] timezone``; confirmations
 are part of their request, not requests):
 
 - counts by intent (the primary one, the subject's) and state;
-- the time to answer, in working days of ``[policy] calendar``: from the
+- the time to answer, in working days of the first profile's calendar (named): from the
   day of receipt to the day the answer was sent — the SMTP server accepted
   the reply that closed the request, not when it was queued; a request closed
   without a reply was answered when it closed — (0 = the same day, 1 = the
@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, col, select
 
 from dsr_mailbot.config import PolicyConfig
-from dsr_mailbot.intents.deadlines import working_days_between
+from dsr_mailbot.intents.deadlines import WorkCalendar, working_days_between
 from dsr_mailbot.store.database import erasures_between, pending_erasures, requests_received_between
 from dsr_mailbot.store.models import FINAL_STATES, OutboxMessage, Request, RequestKind, RequestState
 
@@ -51,12 +51,14 @@ class MonthReport:
     open_overdue: list[int]
     erasures_done: int
     erasures_pending: int
+    calendar: str = "KZ"  # whose working days the time to answer counts
 
     def as_json(self) -> dict[str, object]:
         return {
             "month": self.month,
             "by_intent_state": self.by_intent_state,
             "answered": self.answered,
+            "working_days_calendar": self.calendar,
             "median_working_days_to_answer": self.median_working_days,
             "worst_working_days_to_answer": self.worst_working_days,
             "answered_late": self.answered_late,
@@ -100,7 +102,7 @@ def answered_at(request: Request, closing: Mapping[int, Closing]) -> datetime | 
 
 
 def build_report(month: str, requests: Sequence[Request], now: datetime, erasures_done: int,
-                 erasures_pending: int, country: str, timezone: str,
+                 erasures_pending: int, country: str | WorkCalendar, timezone: str,
                  closing: Mapping[int, Closing] | None = None) -> MonthReport:
     """The report of ``month`` from the requests received in it and their closing replies (the caller selects
     them; without ``closing``, every request was answered when it closed)."""
@@ -126,6 +128,7 @@ def build_report(month: str, requests: Sequence[Request], now: datetime, erasure
                             and r.due_at < now),
         erasures_done=erasures_done,
         erasures_pending=erasures_pending,
+        calendar=country.country if isinstance(country, WorkCalendar) else country,
     )
 
 
@@ -157,7 +160,8 @@ def report_lines(report: MonthReport) -> list[str]:
     median = "-" if report.median_working_days is None else f"{report.median_working_days:g}"
     worst = "-" if report.worst_working_days is None else str(report.worst_working_days)
     lines += [
-        f"answered: {report.answered}; working days to answer: median {median}, worst {worst}",
+        f"answered: {report.answered}; working days to answer ({report.calendar} calendar): median {median}, "
+        f"worst {worst}",
         f"answered late: {len(report.answered_late)}" + (
             f" (#{', #'.join(map(str, report.answered_late))})" if report.answered_late else ""),
         f"open and overdue: {len(report.open_overdue)}" + (
@@ -183,5 +187,6 @@ def load_month(session: Session, month: str, now: datetime, policy: PolicyConfig
     end = datetime.combine(after, datetime.min.time(), zone)
     received = requests_received_between(session, start, end)
     report = build_report(month, received, now, erasures_between(session, start, end), pending_erasures(session),
-                          policy.calendar, policy.timezone, closing_replies(session, received))
+                          policy.clock.work_calendar(policy.clock.main_calendar), policy.timezone,
+                          closing_replies(session, received))
     return LoadedMonth(first, after, received, report)

@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, col, select
 
 from dsr_mailbot.config import PolicyConfig
-from dsr_mailbot.intents.deadlines import due_at, soon_horizon, working_days_between
 from dsr_mailbot.intents.registry import spec_for
 from dsr_mailbot.lifecycle import pending_intents
 from dsr_mailbot.reading.extract import FIELDS
@@ -58,7 +57,7 @@ class Deadline:
 def deadline(due: datetime, now: datetime, policy: PolicyConfig) -> Deadline:
     if due < now:
         return Deadline(due, -1, True)
-    return Deadline(due, working_days_between(now, due, policy.calendar, policy.timezone), False)
+    return Deadline(due, policy.clock.working_days_between(now, due), False)
 
 
 @dataclass(frozen=True)
@@ -193,12 +192,12 @@ class DeadlineRow:
 def deadlines(session: Session, now: datetime, policy: PolicyConfig,
               within: int = SOON_WORKING_DAYS) -> tuple[list[DeadlineRow], list[DeadlineRow]]:
     """Open requests that are late, and those due within ``within`` working days, each with its date per profile."""
-    found = open_requests_due_by(session, soon_horizon(now, within, policy.calendar, policy.timezone))
+    found = open_requests_due_by(session, policy.clock.soon_horizon(now, within))
     rows = []
     for r in found:
         pending = pending_intents(r)
         per_profile = tuple(
-            (name, min(due_at(k, r.received_at, [name], policy.calendar, policy.timezone) for k in pending))
+            (name, min(policy.clock.due_at(k, r.received_at, profile_names=[name]) for k in pending))
             for name in policy.deadline_profile)
         rows.append(DeadlineRow(r.id or 0, _intents(r), r.state, r.reason, deadline(r.due_at, now, policy),
                                 per_profile))

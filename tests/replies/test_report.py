@@ -63,7 +63,7 @@ def test_the_figures_match_the_ones_worked_out_by_hand() -> None:
     assert (report.median_working_days, report.worst_working_days) == (1, 7)
     assert report.answered_late == [3] and report.open_overdue == [4]
     assert (report.erasures_done, report.erasures_pending) == (2, 1)
-    assert "working days to answer: median 1, worst 7" in "\n".join(report_lines(report))
+    assert "working days to answer (KZ calendar): median 1, worst 7" in "\n".join(report_lines(report))
 
 
 @pytest.mark.parametrize(("start", "end", "days"), [

@@ -34,7 +34,7 @@ def test_working_days_left_count_holidays_and_overdue_is_marked() -> None:
     policy = PolicyConfig()
     due = datetime(2026, 3, 25, 18, 59, tzinfo=UTC)
     ahead = deadline(due, NOW, policy)
-    assert not ahead.overdue and ahead.days_left == working_days_between(NOW, due, policy.calendar, policy.timezone)
+    assert not ahead.overdue and ahead.days_left == working_days_between(NOW, due, "RU", policy.timezone)
     assert ahead.days_left < (due.date() - NOW.date()).days  # the weekend and Nauryz do not count
     today = deadline(NOW + timedelta(hours=2), NOW, policy)
     assert (today.overdue, today.days_left) == (False, 0)
@@ -100,7 +100,7 @@ def test_the_deadlines_page_gives_each_profiles_date_and_counts_the_strictest(sq
             ("access", now - timedelta(hours=1), "review"),  # due soon under kz (3 working days)
             ("question", now - timedelta(days=30), "completed"),  # closed: not listed
         ]):
-            due = due_at(kind, received, policy.deadline_profile, policy.calendar, policy.timezone)
+            due = due_at(kind, received, policy.deadline_profile)
             session.add(Request(message_ref=f"r{n}", source="s", uidvalidity=1, uid=n, kind=kind, intents=[kind],
                                 state=state, language="ru", received_at=received, due_at=due, subject_ref="-"))
     with store.transaction() as session:
@@ -111,6 +111,6 @@ def test_the_deadlines_page_gives_each_profiles_date_and_counts_the_strictest(sq
     received = now - timedelta(hours=1)
     assert set(by_profile) == {"ru-152fz", "kz"}
     for name, when in by_profile.items():
-        assert when == due_at("access", received, [name], policy.calendar, policy.timezone)
+        assert when == due_at("access", received, [name])
     assert row.deadline.due_at == min(by_profile.values()) == by_profile["kz"]  # the strictest counts
     store.dispose()
