@@ -97,7 +97,7 @@ def audit() -> None:
 @pass_state
 def audit_export(state: CliState, fmt: str, since: datetime | None) -> int:
     """Every audit event, oldest first, one JSON object per line (the fields are in the README)."""
-    from dsr_mailbot.store.database import audit_events_page
+    from dsr_mailbot.store.audit import audit_events_page
 
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=ZoneInfo(state.config.policy.timezone))

@@ -20,7 +20,7 @@ from dsr_mailbot.lifecycle.base import (
 )
 from dsr_mailbot.lifecycle.systems import HELD_REPLY, Finish, finish, hold, retry_failed, write_actions
 from dsr_mailbot.replies.reply import ReplyContent
-from dsr_mailbot.store.database import record_event
+from dsr_mailbot.store.audit import record_event
 from dsr_mailbot.store.models import (
     Request,
     RequestKind,

@@ -12,7 +12,7 @@ from dsr_mailbot.lifecycle.base import Context, intent_of, reply, transition
 from dsr_mailbot.lifecycle.systems import person_of
 from dsr_mailbot.reading.consent import ConsentReading, Verdict
 from dsr_mailbot.reading.parse import Headers
-from dsr_mailbot.store.database import record_event
+from dsr_mailbot.store.audit import record_event
 from dsr_mailbot.store.models import (
     Request,
     RequestState,

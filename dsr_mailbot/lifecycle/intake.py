@@ -23,7 +23,8 @@ from dsr_mailbot.lifecycle.systems import (
 from dsr_mailbot.reading.parse import Headers
 from dsr_mailbot.replies.outbox import replies_in_last_day
 from dsr_mailbot.replies.reply import ReplyContent
-from dsr_mailbot.store.database import find_user_by_email, record_event
+from dsr_mailbot.store.audit import record_event
+from dsr_mailbot.store.database import find_user_by_email
 from dsr_mailbot.store.models import (
     Request,
     RequestKind,

@@ -10,7 +10,7 @@ from dsr_mailbot.lifecycle.base import Context, due, pending_intents, reply, tra
 from dsr_mailbot.lifecycle.intake import decide_after_lookup
 from dsr_mailbot.lifecycle.systems import DEFERRED, HELD_REPLY, person_of
 from dsr_mailbot.replies.reply import ReplyContent
-from dsr_mailbot.store.database import record_event
+from dsr_mailbot.store.audit import record_event
 from dsr_mailbot.store.models import (
     FINAL_STATES,
     AuditEvent,

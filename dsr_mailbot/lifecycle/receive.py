@@ -6,7 +6,7 @@ from sqlmodel import Session
 
 from dsr_mailbot.lifecycle.base import Arrival, Context, new_request, transition
 from dsr_mailbot.reading.parse import Headers
-from dsr_mailbot.store.database import record_event
+from dsr_mailbot.store.audit import record_event
 from dsr_mailbot.store.models import (
     Request,
     RequestState,

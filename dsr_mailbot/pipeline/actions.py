@@ -39,7 +39,7 @@ from dsr_mailbot.lifecycle import set_aside
 from dsr_mailbot.lifecycle.systems import readdress
 from dsr_mailbot.pipeline.lookup import check_mappings
 from dsr_mailbot.pipeline.services import Services
-from dsr_mailbot.store.database import record_event
+from dsr_mailbot.store.audit import record_event
 from dsr_mailbot.store.models import FINAL_STATES, ActionState, Request, RequestState, SystemAction
 from dsr_mailbot.systems.protocol import Done
 

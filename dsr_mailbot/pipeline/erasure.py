@@ -14,7 +14,7 @@ from dsr_mailbot.pipeline.services import RunReport, Services
 from dsr_mailbot.replies.outbox import queue_reply
 from dsr_mailbot.replies.reply import ReplyContent
 from dsr_mailbot.store.acts import Act, delete_expired_acts, record_notice, write_act
-from dsr_mailbot.store.database import record_event
+from dsr_mailbot.store.audit import record_event
 from dsr_mailbot.store.erasure import due_user_ids, erase_user, plan_erasure, purge_outbox_row
 from dsr_mailbot.store.models import (
     OutboxMessage,

@@ -41,7 +41,8 @@ from dsr_mailbot.pipeline.services import RunReport, Services
 from dsr_mailbot.reading.classify import Classification
 from dsr_mailbot.reading.consent import read_confirmation
 from dsr_mailbot.reading.parse import Headers, parse_message
-from dsr_mailbot.store.database import find_request_by_ref, record_event
+from dsr_mailbot.store.audit import record_event
+from dsr_mailbot.store.database import find_request_by_ref
 from dsr_mailbot.store.models import (
     Request,
     RequestKind,

@@ -26,7 +26,8 @@ from dsr_mailbot.mailbox.source import HeaderRecord
 from dsr_mailbot.pipeline.services import RunReport, Services
 from dsr_mailbot.reading.classify import Classification
 from dsr_mailbot.reading.parse import Headers
-from dsr_mailbot.store.database import find_request_by_ref, record_event
+from dsr_mailbot.store.audit import record_event
+from dsr_mailbot.store.database import find_request_by_ref
 from dsr_mailbot.store.models import (
     Request,
     RequestKind,

@@ -15,7 +15,8 @@ from dsr_mailbot.pipeline.record import Candidate, unrecordable
 from dsr_mailbot.pipeline.services import RunReport, Services
 from dsr_mailbot.reading.classify import MarkerTable, classify_subject
 from dsr_mailbot.reading.parse import Headers, fast_subject, parse_headers
-from dsr_mailbot.store.database import Store, get_cursor, record_event, save_cursor
+from dsr_mailbot.store.audit import record_event
+from dsr_mailbot.store.database import Store, get_cursor, save_cursor
 from dsr_mailbot.store.models import (
     AuditEvent,
     Request,

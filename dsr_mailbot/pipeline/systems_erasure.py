@@ -35,7 +35,8 @@ from dsr_mailbot.pipeline.services import Services
 from dsr_mailbot.replies.outbox import queue_reply
 from dsr_mailbot.replies.reply import ReplyContent
 from dsr_mailbot.store.acts import Act, ActSystem, ActTable, read_act, write_act
-from dsr_mailbot.store.database import find_user_by_email, record_event
+from dsr_mailbot.store.audit import record_event
+from dsr_mailbot.store.database import find_user_by_email
 from dsr_mailbot.store.erasure import erase_user
 from dsr_mailbot.store.models import ActionState, OutboxMessage, OutboxState, Request, RequestState, SystemAction
 

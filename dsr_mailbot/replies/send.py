@@ -41,12 +41,12 @@ from dsr_mailbot.errors import ConfigError, DsrMailbotError, SendError, SendUnav
 from dsr_mailbot.faults import crash_point
 from dsr_mailbot.reading.parse import header_block
 from dsr_mailbot.replies.notices import NoticeCheck, notice_refusal
+from dsr_mailbot.store.audit import record_event
 from dsr_mailbot.store.database import (
     Store,
     is_notice,
     notices_sent_since,
     queued_outbox,
-    record_event,
     sendable_outbox,
 )
 from dsr_mailbot.store.models import OutboxMessage, OutboxState, utcnow

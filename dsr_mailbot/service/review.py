@@ -26,7 +26,7 @@ from dsr_mailbot.pipeline import Services
 from dsr_mailbot.reading.extract import FIELDS
 from dsr_mailbot.replies.send import drain_outbox
 from dsr_mailbot.service.locks import run_lock_for
-from dsr_mailbot.store.database import record_event
+from dsr_mailbot.store.audit import record_event
 from dsr_mailbot.store.models import FINAL_STATES, Request, User
 
 

@@ -32,7 +32,7 @@ from datetime import datetime
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
-from dsr_mailbot.store.database import record_event
+from dsr_mailbot.store.audit import record_event
 from dsr_mailbot.store.keys import Keyring
 from dsr_mailbot.store.models import (
     FINAL_STATES,

@@ -17,7 +17,8 @@ from datetime import datetime
 from typing import Any
 
 from dsr_mailbot.reading.extract import normalise_email, normalise_name, normalise_phone
-from dsr_mailbot.store.database import Store, all_users, find_user_by_email, record_event
+from dsr_mailbot.store.audit import record_event
+from dsr_mailbot.store.database import Store, all_users, find_user_by_email
 from dsr_mailbot.store.models import User, utcnow
 
 CSV_COLUMNS = ("email", "phone", "surname", "first_name", "patronymic", "marketing_consent")

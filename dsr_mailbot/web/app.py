@@ -64,7 +64,7 @@ from dsr_mailbot.service.review import (
     reveal_field,
 )
 from dsr_mailbot.store.acts import list_acts, read_act
-from dsr_mailbot.store.database import record_event
+from dsr_mailbot.store.audit import record_event
 from dsr_mailbot.store.models import RequestState, utcnow
 from dsr_mailbot.web import pages
 from dsr_mailbot.web.auth import DeviceCookies, LoginThrottle, Passwords, Sessions, WebSession

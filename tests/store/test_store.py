@@ -10,12 +10,12 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from dsr_mailbot.errors import ConfigError, StoreError, StoreUnavailable
+from dsr_mailbot.store.audit import audit_events_page, record_event
 from dsr_mailbot.store.database import (
     Store,
     find_request_by_ref,
     find_user_by_email,
     get_cursor,
-    record_event,
     save_cursor,
 )
 from dsr_mailbot.store.models import AuditEvent, Request, User
@@ -146,8 +146,6 @@ def test_sqlite_write_lock_held_by_another_writer_is_temporary(tmp_path: Path) -
 
 
 def test_the_audit_trail_is_read_page_by_page_in_order(db_url: str) -> None:
-    from dsr_mailbot.store.database import audit_events_page
-
     store = Store(db_url)
     store.init_schema()
     early, late = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC)
