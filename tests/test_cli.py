@@ -166,7 +166,7 @@ def test_audit_export_is_one_json_object_per_line_with_stable_fields_and_no_pers
     assert exported.returncode == 0, exported.stderr
     lines = [json.loads(line) for line in exported.stdout.splitlines()]
     assert {tuple(sorted(line)) for line in lines} == {
-        ("actor", "at", "detail", "event", "id", "request_id", "subject_ref")}
+        ("actor", "at", "chain_hash", "detail", "event", "id", "request_id", "subject_ref")}
     assert [line["id"] for line in lines] == sorted(line["id"] for line in lines)
     assert all(datetime.fromisoformat(line["at"]).utcoffset() == timedelta(0) for line in lines)
     names = [line["event"] for line in lines]
@@ -178,6 +178,19 @@ def test_audit_export_is_one_json_object_per_line_with_stable_fields_and_no_pers
     assert sent["subject_ref"] == read["subject_ref"]  # written without one: the request's person's hash
     for personal in (ivan, "ivan.petrov", "77011112233", "77019998877", "Петров", "Иван"):
         assert personal not in exported.stdout
+    # The export carries the chain's hashes: a copy kept apart anchors the trail against a later rewrite.
+    hashes = [line["chain_hash"] for line in lines]
+    assert len(set(hashes)) == len(hashes) and all(len(h) == 64 and int(h, 16) >= 0 for h in hashes)
+    verified = bot.cli("audit", "verify")
+    assert verified.returncode == 0 and f"up to event #{lines[-1]['id']} ({hashes[-1][:16]}" in verified.stdout
+    # Whoever rewrites an event in the database is named by the next run of `audit verify`.
+    from sqlalchemy import text
+
+    with bot.store.transaction() as session:
+        session.execute(text("UPDATE audit_events SET event = 'request_rejected' WHERE id = :id"),
+                        {"id": read["id"]})
+    broken = bot.cli("audit", "verify")
+    assert broken.returncode == 1 and f"audit trail broken at event #{read['id']}" in broken.stderr
 
     local_now = datetime.now(ZoneInfo(bot.config.policy.timezone))  # --since counts in [policy] timezone
     tomorrow = (local_now + timedelta(days=1)).strftime("%Y-%m-%d")

@@ -120,7 +120,45 @@ def audit_export(state: CliState, fmt: str, since: datetime | None) -> int:
                 "subject_ref": event.subject_ref or request_subject_ref,
                 "actor": event.actor,
                 "detail": event.detail,
+                "chain_hash": event.chain_hash,
             }, ensure_ascii=False, sort_keys=True))
+
+
+@audit.command("verify")
+@pass_state
+def audit_verify(state: CliState) -> int:
+    """Follow the hash chain over every event: exit 0 when it holds, 1 naming the first event that does not follow."""
+    from collections.abc import Iterator
+
+    from dsr_mailbot.store.audit import chain_head, chained_events
+    from dsr_mailbot.store.chain import ChainedEvent, verify
+
+    store = state.store()
+    store.check_schema()
+    with store.transaction() as session:
+        last_id, head = chain_head(session)  # events appended while this runs are left for the next run
+    counted = 0
+
+    def events() -> Iterator[ChainedEvent]:
+        nonlocal counted
+        after = 0
+        while True:
+            with store.transaction() as session:  # a page at a time, a short transaction each
+                page = list(chained_events(session, after, last_id))
+            if not page:
+                return
+            counted += len(page)
+            yield from page
+            after = page[-1].id
+
+    broken = verify(events(), head)
+    if broken is None:
+        click.echo(f"audit trail: {counted} events, the chain holds up to event #{last_id} ({head[:16]}…)")
+        return EX_OK
+    where = f"event #{broken.event_id}" if broken.event_id is not None else "the end"
+    after = f" (the last event that follows: #{broken.after})" if broken.after is not None else ""
+    click.echo(f"audit trail broken at {where}{after}: {broken.reason}", err=True)
+    return 1
 
 
 @cli.group()

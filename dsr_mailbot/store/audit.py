@@ -1,17 +1,25 @@
 """The audit trail's edge: events are appended with the transaction that does what they record, and read in pages.
 
-An event holds no personal data: references, kinds, reasons, figures.
+An event holds no personal data: references, kinds, reasons, figures.  Each
+is chained to the one before it (store/chain.py).  Appends are serialised by
+the chain head's row lock (``SELECT … FOR UPDATE`` on PostgreSQL and MariaDB;
+SQLite's write lock, taken by every transaction, already does it), taken at
+commit time, after the transaction's work, so it is held only for the INSERT
+and the commit.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, insert
+from sqlalchemy import event, func, insert, update
 from sqlmodel import Session, SQLModel, col, select
 
-from dsr_mailbot.store.models import AuditEvent, Request, utcnow
+from dsr_mailbot.store.chain import GENESIS, ChainedEvent, canonical, link
+from dsr_mailbot.store.models import AuditChain, AuditEvent, Request, utcnow
 
 
 def audit_events_page(session: Session, after_id: int, since: datetime | None = None,
@@ -61,9 +69,44 @@ _PENDING_EVENTS = "dsr_mailbot.pending_audit_events"  # the session.info key of 
 @event.listens_for(Session, "before_commit")
 def _write_pending_events(session: Session) -> None:
     pending = session.info.pop(_PENDING_EVENTS, None)
-    if pending:
-        # Core, not the ORM: the ORM's bulk machinery costs more than the INSERT itself.
-        session.execute(insert(SQLModel.metadata.tables["audit_events"]), pending)
+    if not pending:
+        return
+    previous = _lock_head(session)
+    for row in pending:
+        row["detail"] = json.loads(json.dumps(row["detail"]))  # as it reads back: tuples are lists, keys text
+        row["chain_hash"] = previous = link(previous, canonical(row["at"], row["request_id"], row["subject_ref"],
+                                                                row["event"], row["actor"], row["detail"]))
+    # Core, not the ORM: the ORM's bulk machinery costs more than the INSERT itself.
+    session.execute(insert(SQLModel.metadata.tables["audit_events"]), pending)
+    last_id = session.execute(select(func.max(AuditEvent.id))).scalar_one()  # ours: the head's lock is held
+    session.execute(update(SQLModel.metadata.tables["audit_chain"]).values(last_event_id=last_id,
+                                                                             last_hash=previous))
+
+
+def _lock_head(session: Session) -> str:
+    """The last event's hash, the head's row locked until the commit (a store made before 0008 gets its head)."""
+    head = session.execute(select(AuditChain.last_hash).where(AuditChain.id == 1).with_for_update()).scalar()
+    if head is None:
+        session.execute(insert(SQLModel.metadata.tables["audit_chain"]).values(id=1, last_event_id=0,
+                                                                               last_hash=GENESIS))
+        return GENESIS
+    return str(head)
+
+
+def chain_head(session: Session) -> tuple[int, str]:
+    """The last chained event's id and hash (0 and the genesis hash for an empty trail)."""
+    head = session.get(AuditChain, 1)
+    return (head.last_event_id, head.last_hash) if head is not None else (0, GENESIS)
+
+
+def chained_events(session: Session, after_id: int, up_to_id: int, limit: int = 1000) -> Iterator[ChainedEvent]:
+    """Events after ``after_id`` up to ``up_to_id``, oldest first, as the chain's verifier reads them."""
+    rows = session.exec(select(AuditEvent).where(col(AuditEvent.id) > after_id, col(AuditEvent.id) <= up_to_id)
+                        .order_by(col(AuditEvent.id)).limit(limit)).all()
+    for e in rows:
+        assert e.id is not None
+        yield ChainedEvent(e.id, canonical(e.at, e.request_id, e.subject_ref, e.event, e.actor, e.detail),
+                           e.chain_hash)
 
 
 @event.listens_for(Session, "after_soft_rollback")

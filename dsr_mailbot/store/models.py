@@ -205,6 +205,19 @@ class AuditEvent(SQLModel, table=True):
     event: str = Field(max_length=50)
     actor: str = Field(default="bot", max_length=100)
     detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    # SHA-256 of the event before it and of this one (store/chain.py): a changed or removed event breaks the chain.
+    chain_hash: str | None = Field(default=None, max_length=64)
+
+
+class AuditChain(SQLModel, table=True):
+    """The chain's head: one row, the hash of the last event, moved by every append under its row lock."""
+
+    __tablename__ = "audit_chain"
+    __table_args__ = MYSQL_TABLE
+
+    id: int = Field(default=1, primary_key=True)
+    last_event_id: int = 0
+    last_hash: str = Field(max_length=64)
 
 
 class OutboxMessage(SQLModel, table=True):

@@ -22,17 +22,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy import Connection, Engine, insert, inspect, text
 from sqlmodel import SQLModel
 
 import dsr_mailbot.store.models  # noqa: F401 - registers the tables on SQLModel.metadata
+from dsr_mailbot.store.chain import GENESIS
 from dsr_mailbot.store.keys import Keyring
+from dsr_mailbot.store.models import AuditChain
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 FIRST_RELEASE = "0001"
-HEAD = "0007"  # the newest migration's revision (tests/store/test_schema.py keeps them equal)
+HEAD = "0008"  # the newest migration's revision (tests/store/test_schema.py keeps them equal)
 
 
 def _config(connection: Connection | None = None, keyring: Keyring | None = None) -> Config:
@@ -91,6 +93,8 @@ def upgrade(engine: Engine, keyring: Keyring | None = None) -> str:
                 config = _config(connection, keyring)
                 if "requests" not in present:
                     SQLModel.metadata.create_all(connection)
+                    # The audit chain's head exists before two workers could both try to create it.
+                    connection.execute(insert(AuditChain).values(id=1, last_event_id=0, last_hash=GENESIS))
                     command.stamp(config, HEAD)
                 else:
                     if "alembic_version" not in present:

@@ -13,6 +13,8 @@ from sqlmodel import SQLModel, select
 
 from dsr_mailbot.errors import ConfigError
 from dsr_mailbot.store import schema
+from dsr_mailbot.store.audit import chain_head, chained_events, record_event
+from dsr_mailbot.store.chain import verify
 from dsr_mailbot.store.database import Store, make_engine
 from dsr_mailbot.store.keys import Keyring
 from dsr_mailbot.store.models import AuditEvent, MailboxCursor, OutboxMessage, Request, User
@@ -86,6 +88,14 @@ def test_a_first_release_store_keeps_its_data_through_the_upgrade(db_url: str) -
     assert (outbox.data, outbox.for_verified) == (b"From: x\r\n\r\nbody", False)
     assert (cursor.uidvalidity, cursor.last_uid) == (7, 3) and event.event == "request_received"
     assert "subject" not in {c["name"] for c in inspect(store.engine).get_columns("requests")}
+    # The events written before the chain start it (0008), and the chain goes on from them.
+    with store.transaction() as session:
+        record_event(session, "request_completed", request_id=1, subject_ref="ref")
+    with store.transaction() as session:
+        last_id, head = chain_head(session)
+        events = list(chained_events(session, 0, last_id))
+    assert [e.id for e in events] == [event.id, last_id] and event.chain_hash is not None
+    assert verify(events, head) is None
     assert store.init_schema(KEYS) == schema.head_revision()  # again: nothing to do
     store.dispose()
 
