@@ -61,9 +61,10 @@ def requests_list(state: CliState, wanted: str | None, fmt: str) -> int:
 @click.option("--format", "fmt", type=click.Choice(["json", "table"]), default="table", show_default=True)
 @pass_state
 def requests_overdue(state: CliState, within: int, fmt: str) -> int:
-    """Open requests that are late or soon due; exit 1 when one is late (for monitoring)."""
-    from dsr_mailbot.replies.digest import overdue_line
+    """Open requests and destructions that are late or soon due; exit 1 when one is late (for monitoring)."""
+    from dsr_mailbot.replies.digest import erasure_line, overdue_line
     from dsr_mailbot.store.database import open_requests_due_by
+    from dsr_mailbot.store.figures import erasures_due_by
     from dsr_mailbot.store.models import utcnow
 
     policy = state.config.policy
@@ -71,19 +72,26 @@ def requests_overdue(state: CliState, within: int, fmt: str) -> int:
     store = state.store()
     store.check_schema()
     zone = ZoneInfo(policy.timezone)
+    horizon = policy.clock.soon_horizon(now, within)
     with store.transaction() as session:
-        found = list(open_requests_due_by(session, policy.clock.soon_horizon(now, within)))
-    late = sum(1 for r in found if r.due_at < now)
+        found = list(open_requests_due_by(session, horizon))
+        erasures = erasures_due_by(session, horizon, state.config.builtin_label or policy.system_name)
+    late = sum(1 for r in found if r.due_at < now) + sum(1 for e in erasures if e.due_at < now)
     if fmt == "json":
-        rows = [{"id": r.id, "kind": r.kind, "intents": list(r.intents), "state": r.state,
-                 "received_at": r.received_at.astimezone(zone).isoformat(),
-                 "due_at": r.due_at.astimezone(zone).isoformat(), "late": r.due_at < now, "reason": r.reason}
-                for r in found]
+        rows: list[dict[str, Any]] = [
+            {"id": r.id, "kind": r.kind, "intents": list(r.intents), "state": r.state,
+             "received_at": r.received_at.astimezone(zone).isoformat(),
+             "due_at": r.due_at.astimezone(zone).isoformat(), "late": r.due_at < now, "reason": r.reason}
+            for r in found]
+        rows += [{"id": e.request_id, "kind": "erasure", "system": e.where,
+                  "due_at": e.due_at.astimezone(zone).isoformat(), "late": e.due_at < now} for e in erasures]
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
     else:
         for request in found:
             click.echo(overdue_line(request, now, zone))
-        click.echo(f"{late} late, {len(found) - late} due within {within} working day(s)")
+        for erasure in erasures:
+            click.echo(erasure_line(erasure, now, zone))
+        click.echo(f"{late} late, {len(found) + len(erasures) - late} due within {within} working day(s)")
     return 1 if late else EX_OK
 
 

@@ -1,4 +1,4 @@
-"""The daily digest for the operator: what is late and what falls due soon (no personal data).
+"""The daily digest for the operator: what is late and what falls due soon, requests and destructions alike.
 
 The daemon queues it every day at ``[policy] digest_time`` (local time), one
 message to each operator address, through the outbox like every reply.  It
@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 from dsr_mailbot.config import Config
 from dsr_mailbot.replies.reply import build_message
 from dsr_mailbot.store.database import open_requests_due_by
+from dsr_mailbot.store.figures import ErasureDue, erasures_due_by
 from dsr_mailbot.store.keys import Keyring
 from dsr_mailbot.store.models import OutboxMessage, Request
 
@@ -33,14 +34,24 @@ def overdue_line(row: Request, now: datetime, zone: ZoneInfo) -> str:
     return f"#{row.id:<6} {flag:<4} due {row.due_at.astimezone(zone).isoformat()}  {intents:<9} {row.state}{reason}"
 
 
-def digest_text(rows: Sequence[Request], now: datetime, timezone: str) -> tuple[str, str]:
-    """Subject and body of the digest for these requests (pure)."""
+def erasure_line(erasure: ErasureDue, now: datetime, zone: ZoneInfo) -> str:
+    """One destruction late or soon due, as the digest and ``requests overdue`` show it: no personal data."""
+    flag = "LATE" if erasure.due_at < now else "soon"
+    request = f"#{erasure.request_id:<6}" if erasure.request_id is not None else f"{'-':<7}"
+    return f"{request} {flag:<4} due {erasure.due_at.astimezone(zone).isoformat()}  erasure   in {erasure.where}"
+
+
+def digest_text(rows: Sequence[Request], now: datetime, timezone: str,
+                erasures: Sequence[ErasureDue] = ()) -> tuple[str, str]:
+    """Subject and body of the digest for these requests and destructions (pure)."""
     zone = ZoneInfo(timezone)
-    late = [r for r in rows if r.due_at < now]
+    late = [r for r in rows if r.due_at < now] + [e for e in erasures if e.due_at < now]
     day = now.astimezone(zone).date().isoformat()
-    subject = f"DSR digest {day}: {len(late)} late, {len(rows) - len(late)} due soon"
-    lines = [f"Open data-subject requests that are late or due within {SOON_WORKING_DAYS} working days.", ""]
+    subject = f"DSR digest {day}: {len(late)} late, {len(rows) + len(erasures) - len(late)} due soon"
+    lines = [f"Open data-subject requests and destructions that are late or due within {SOON_WORKING_DAYS} "
+             "working days.", ""]
     lines += [overdue_line(row, now, zone) for row in rows]
+    lines += [erasure_line(erasure, now, zone) for erasure in erasures]
     lines += ["", "Details: dsr-mailbot requests show <number>;  the list: dsr-mailbot requests overdue", ""]
     return subject, "\n".join(lines)
 
@@ -48,10 +59,12 @@ def digest_text(rows: Sequence[Request], now: datetime, timezone: str) -> tuple[
 def queue_digest(session: Session, config: Config, keyring: Keyring, now: datetime) -> int:
     """Queue today's digest to every operator address; return how many messages were queued."""
     policy = config.policy
-    rows = list(open_requests_due_by(session, policy.clock.soon_horizon(now, SOON_WORKING_DAYS)))
-    if not rows:
+    horizon = policy.clock.soon_horizon(now, SOON_WORKING_DAYS)
+    rows = list(open_requests_due_by(session, horizon))
+    erasures = erasures_due_by(session, horizon, config.builtin_label or config.policy.system_name)
+    if not rows and not erasures:
         return 0
-    subject, body = digest_text(rows, now, policy.timezone)
+    subject, body = digest_text(rows, now, policy.timezone, erasures)
     day = now.astimezone(ZoneInfo(policy.timezone)).date().isoformat()
     domain = config.reply_domain
     queued = 0

@@ -13,8 +13,9 @@ are part of their request, not requests):
   date: an "at once" deadline is met on the day of receipt, as a day-count
   deadline is met by the end of its last day) and those not yet answered past
   it (still open, or closed with their reply still unsent);
-- erasures done in the month and still pending (people whose destruction
-  date is set).
+- erasures done in the month; of the month's withdrawals, the destructions
+  still to do (in the bot's store or a system of the data map) and how many
+  of those are past their date.
 
 No personal data: references, intents, states and figures.
 
@@ -36,7 +37,8 @@ from sqlmodel import Session, col, select
 
 from dsr_mailbot.config import PolicyConfig
 from dsr_mailbot.intents.deadlines import WorkCalendar, working_days_between
-from dsr_mailbot.store.database import erasures_between, pending_erasures, requests_received_between
+from dsr_mailbot.store.database import erasures_between, requests_received_between
+from dsr_mailbot.store.figures import month_erasures
 from dsr_mailbot.store.models import FINAL_STATES, OutboxMessage, Request, RequestKind, RequestState
 
 
@@ -50,8 +52,9 @@ class MonthReport:
     answered_late: list[int]  # request ids
     open_overdue: list[int]
     erasures_done: int
-    erasures_pending: int
+    erasures_pending: int  # of the month's withdrawals
     calendar: str = "KZ"  # whose working days the time to answer counts
+    erasures_overdue: int = 0  # of those pending, past their date
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -65,6 +68,7 @@ class MonthReport:
             "open_overdue": self.open_overdue,
             "erasures_done": self.erasures_done,
             "erasures_pending": self.erasures_pending,
+            "erasures_overdue": self.erasures_overdue,
         }
 
 
@@ -103,7 +107,7 @@ def answered_at(request: Request, closing: Mapping[int, Closing]) -> datetime | 
 
 def build_report(month: str, requests: Sequence[Request], now: datetime, erasures_done: int,
                  erasures_pending: int, country: str | WorkCalendar, timezone: str,
-                 closing: Mapping[int, Closing] | None = None) -> MonthReport:
+                 closing: Mapping[int, Closing] | None = None, erasures_overdue: int = 0) -> MonthReport:
     """The report of ``month`` from the requests received in it and their closing replies (the caller selects
     them; without ``closing``, every request was answered when it closed)."""
     asked = [r for r in requests if r.kind != RequestKind.CONFIRM]
@@ -128,6 +132,7 @@ def build_report(month: str, requests: Sequence[Request], now: datetime, erasure
                             and r.due_at < now),
         erasures_done=erasures_done,
         erasures_pending=erasures_pending,
+        erasures_overdue=erasures_overdue,
         calendar=country.country if isinstance(country, WorkCalendar) else country,
     )
 
@@ -166,7 +171,8 @@ def report_lines(report: MonthReport) -> list[str]:
             f" (#{', #'.join(map(str, report.answered_late))})" if report.answered_late else ""),
         f"open and overdue: {len(report.open_overdue)}" + (
             f" (#{', #'.join(map(str, report.open_overdue))})" if report.open_overdue else ""),
-        f"erasures: {report.erasures_done} done, {report.erasures_pending} pending",
+        f"erasures: {report.erasures_done} done, {report.erasures_pending} pending of the month's withdrawals "
+        f"({report.erasures_overdue} past their date)",
     ]
     return lines
 
@@ -186,7 +192,8 @@ def load_month(session: Session, month: str, now: datetime, policy: PolicyConfig
     start = datetime.combine(first, datetime.min.time(), zone)
     end = datetime.combine(after, datetime.min.time(), zone)
     received = requests_received_between(session, start, end)
-    report = build_report(month, received, now, erasures_between(session, start, end), pending_erasures(session),
+    pending, overdue = month_erasures(session, received, now)
+    report = build_report(month, received, now, erasures_between(session, start, end), pending,
                           policy.clock.work_calendar(policy.clock.main_calendar), policy.timezone,
-                          closing_replies(session, received))
+                          closing_replies(session, received), overdue)
     return LoadedMonth(first, after, received, report)

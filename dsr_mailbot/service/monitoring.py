@@ -12,6 +12,7 @@ from the store (counted by the database then) and from that record:
 ==========================================  =======  =====================================
 ``dsr_mailbot_requests{intent,state}``      gauge    requests, a mixed letter once per intent
 ``dsr_mailbot_requests_overdue``            gauge    open requests past their due date
+``dsr_mailbot_erasures_overdue``            gauge    destructions past their date (store or data map system)
 ``dsr_mailbot_outbox_depth``                gauge    replies queued, not yet sent
 ``dsr_mailbot_replies_sent_total``          counter  replies the SMTP server took (outbox rows)
 ``dsr_mailbot_replies_failed_total``        counter  replies refused for good (outbox rows)
@@ -84,6 +85,8 @@ class BotCollector(Collector):
             yield requests
             yield GaugeMetricFamily("dsr_mailbot_requests_overdue", "Open requests past their due date.",
                                     value=figures.overdue)
+            yield GaugeMetricFamily("dsr_mailbot_erasures_overdue", "Destructions past their date, in the bot's "
+                                    "store or a system of the data map.", value=figures.erasures_overdue)
             yield GaugeMetricFamily("dsr_mailbot_outbox_depth", "Replies queued and not yet sent.",
                                     value=figures.outbox.get("queued", 0))
             yield CounterMetricFamily("dsr_mailbot_replies_sent", "Replies the SMTP server accepted.",

@@ -323,10 +323,6 @@ def erasures_between(session: Session, start: datetime, end: datetime) -> int:
                       col(AuditEvent.at) < end)
 
 
-def pending_erasures(session: Session) -> int:
-    return count_rows(session, User, col(User.erasure_due_at).is_not(None))
-
-
 def all_users(session: Session) -> Sequence[User]:
     return session.exec(select(User).order_by(User.id)).all()  # type: ignore[arg-type]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,7 +19,17 @@ from typing import Any
 from sqlalchemy import String, cast, func, select
 from sqlmodel import Session, col
 
-from dsr_mailbot.store.models import FINAL_STATES, OutboxMessage, OutboxState, Request, RequestKind, WorkerStatus
+from dsr_mailbot.store.models import (
+    FINAL_STATES,
+    ActionState,
+    OutboxMessage,
+    OutboxState,
+    Request,
+    RequestKind,
+    SystemAction,
+    User,
+    WorkerStatus,
+)
 
 
 @dataclass(frozen=True)
@@ -27,6 +37,7 @@ class StoreFigures:
     requests: Mapping[tuple[str, str], int]  # (intent, state) -> requests
     overdue: int  # open requests past their due date
     outbox: Mapping[str, int]  # outbox state -> rows
+    erasures_overdue: int = 0  # destructions past their date, in the bot's store or a system of the data map
 
 
 def store_figures(session: Session, now: datetime) -> StoreFigures:
@@ -49,7 +60,64 @@ def store_figures(session: Session, now: datetime) -> StoreFigures:
     for state, count in session.execute(select(col(OutboxMessage.state), func.count())
                                         .group_by(col(OutboxMessage.state))):
         outbox[str(state)] = int(count)
-    return StoreFigures(dict(by_intent), int(overdue), outbox)
+    return StoreFigures(dict(by_intent), int(overdue), outbox, len(erasures_due_by(session, now, "", strictly=True)))
+
+
+ERASURE_NOT_DONE = (ActionState.PENDING, ActionState.FAILED)
+
+
+@dataclass(frozen=True)
+class ErasureDue:
+    """A destruction not done yet: when it is due, the withdrawal that asked for it, and where."""
+
+    due_at: datetime
+    request_id: int | None  # None: a person erased by the operator (``users erase``), or the request is gone
+    where: str  # the system of the data map; ``builtin`` is the bot's own store
+
+
+def erasures_due_by(session: Session, moment: datetime, builtin: str, *, strictly: bool = False) -> list[ErasureDue]:
+    """Every destruction not done whose date is at or before ``moment`` (``strictly``: before), oldest first."""
+    def by(due: Any) -> Any:
+        return col(due) < moment if strictly else col(due) <= moment
+
+    found: list[ErasureDue] = []
+    users = dict(session.execute(select(col(User.id), col(User.erasure_due_at))
+                                 .where(by(User.erasure_due_at))).all())
+    if users:
+        withdrawal: dict[int, int] = {}
+        for request_id, user_id, intents in session.execute(
+                select(col(Request.id), col(Request.user_id), col(Request.intents))
+                .where(col(Request.user_id).in_(list(users))).order_by(col(Request.id))):
+            if RequestKind.WITHDRAW in (intents or ()):
+                withdrawal[user_id] = request_id  # the latest withdrawal
+        found += [ErasureDue(due, withdrawal.get(user_id), builtin) for user_id, due in users.items() if due]
+    found += [ErasureDue(due, request_id, system) for request_id, system, due in session.execute(
+        select(col(SystemAction.request_id), col(SystemAction.system), col(SystemAction.due_at))
+        .where(col(SystemAction.action) == "erase", col(SystemAction.state).in_(ERASURE_NOT_DONE),
+               by(SystemAction.due_at)))]
+    return sorted(found, key=lambda e: (e.due_at, e.request_id or 0, e.where))
+
+
+def month_erasures(session: Session, received: Sequence[Request], now: datetime) -> tuple[int, int]:
+    """Of the withdrawals among ``received`` (a month's requests): how many destructions are still to do, and how
+    many of those are past their date."""
+    withdrawals = {r.id: r.user_id for r in received if r.id is not None and RequestKind.WITHDRAW in r.intents}
+    if not withdrawals:
+        return 0, 0
+    due: dict[int, list[datetime]] = {}
+    users = {u: d for u, d in session.execute(
+        select(col(User.id), col(User.erasure_due_at)).where(
+            col(User.id).in_([u for u in withdrawals.values() if u is not None]),
+            col(User.erasure_due_at).is_not(None)))}
+    for request_id, user_id in withdrawals.items():
+        if user_id in users and users[user_id] is not None:
+            due.setdefault(request_id, []).append(users[user_id])
+    for request_id, when in session.execute(
+            select(col(SystemAction.request_id), col(SystemAction.due_at)).where(
+                col(SystemAction.request_id).in_(list(withdrawals)), col(SystemAction.action) == "erase",
+                col(SystemAction.state).in_(ERASURE_NOT_DONE))):
+        due.setdefault(request_id, []).append(when)
+    return len(due), sum(1 for dates in due.values() if min(dates) < now)
 
 
 def outbox_depth(session: Session) -> int:

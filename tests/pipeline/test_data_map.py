@@ -23,7 +23,9 @@ from sqlalchemy import select as core_select
 from sqlmodel import select
 
 from dsr_mailbot.faults import ENV
+from dsr_mailbot.replies.digest import digest_text
 from dsr_mailbot.store.acts import read_act
+from dsr_mailbot.store.figures import erasures_due_by, month_erasures, store_figures
 from dsr_mailbot.store.models import SystemAction, User, utcnow
 from tests.harness import Bot, DaemonProcess, mail, via_mx, wait_until
 from tests.servers import ScriptedHttpServer
@@ -245,9 +247,24 @@ def test_an_http_system_down_during_the_erasure_holds_the_act_until_it_is_back(
     assert read_act(bot.config.policy.acts_dir, str(withdrawal.id)) is None  # not before every system is done
     assert [m for m in letters_to(bot, PAVEL) if "уничтожены" in str(m["Subject"])] == []
     assert report.temporary_failure is None  # one system down stops nothing else
+    # Past its date, the mailing tool's erasure is late: the digest, /metrics and the month's report count it.
+    with bot.store.transaction() as session:
+        late = erasures_due_by(session, erasure_day, "bot", strictly=True)
+        figures = store_figures(session, erasure_day)
+        month = month_erasures(session, [withdrawal], erasure_day)
+    assert [(e.request_id, e.where) for e in late] == [(withdrawal.id, "Mailer")]
+    assert figures.erasures_overdue == 1 and month == (1, 1)
+    subject, body = digest_text([], erasure_day, "Asia/Almaty", late)
+    assert "1 late, 0 due soon" in subject and f"#{withdrawal.id:<6} LATE" in body and "erasure   in Mailer" in body
+    listed = bot.cli("requests", "overdue", "--within", "40", "--format", "json")  # today: due within 30 days
+    assert listed.returncode == 0 and [(r["kind"], r["system"], r["late"]) for r in json.loads(listed.stdout)] == [
+        ("erasure", "Mailer", False)]
 
     mailer.answer(200, {"deleted": 1}, always=True)
     bot.run(now=erasure_day + timedelta(hours=1))
+    with bot.store.transaction() as session:
+        assert erasures_due_by(session, erasure_day, "bot") == []
+        assert month_erasures(session, [withdrawal], erasure_day) == (0, 0)
 
     act = read_act(bot.config.policy.acts_dir, str(withdrawal.id))
     assert act is not None and [(s.name, s.outcome, s.deleted) for s in act.systems] == [
