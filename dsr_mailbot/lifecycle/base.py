@@ -13,7 +13,8 @@ from dsr_mailbot.intents.registry import REGISTRY
 from dsr_mailbot.reading.extract import Problem, UpdateIntent
 from dsr_mailbot.reading.parse import Headers
 from dsr_mailbot.replies.outbox import queue_reply
-from dsr_mailbot.replies.reply import Renderer, ReplyContent
+from dsr_mailbot.replies.render import Renderer
+from dsr_mailbot.replies.reply import ReplyContent
 from dsr_mailbot.store.audit import record_event
 from dsr_mailbot.store.database import find_user_by_email
 from dsr_mailbot.store.erasure import close_actions

@@ -16,7 +16,7 @@ from dsr_mailbot.lifecycle import (
 from dsr_mailbot.mailbox.source import MailSource
 from dsr_mailbot.reading.classify import MarkerTable, shipped_table
 from dsr_mailbot.replies.notices import NoticeCheck
-from dsr_mailbot.replies.reply import Renderer
+from dsr_mailbot.replies.render import Renderer
 from dsr_mailbot.replies.send import Transport
 from dsr_mailbot.store.database import Store
 from dsr_mailbot.store.keys import Keyring

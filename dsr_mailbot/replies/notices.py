@@ -35,7 +35,8 @@ from sqlmodel import Session, col, select
 
 from dsr_mailbot.config import Config
 from dsr_mailbot.errors import ConfigError
-from dsr_mailbot.replies.reply import Rendered, Renderer, ReplyContent, build_message
+from dsr_mailbot.replies.render import Rendered, Renderer
+from dsr_mailbot.replies.reply import ReplyContent, build_message
 from dsr_mailbot.store.database import NOTICE_PURPOSE_PREFIX, count_rows, find_user_by_email
 from dsr_mailbot.store.keys import Keyring
 from dsr_mailbot.store.models import OutboxMessage, OutboxState, Request, RequestKind, RequestState, User

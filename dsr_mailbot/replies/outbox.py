@@ -20,14 +20,8 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from dsr_mailbot.config import Config
-from dsr_mailbot.replies.reply import (
-    TEMPLATE_SPECS,
-    Renderer,
-    ReplyContent,
-    auto_submitted,
-    build_message,
-    thread_references,
-)
+from dsr_mailbot.replies.render import Renderer
+from dsr_mailbot.replies.reply import TEMPLATE_SPECS, ReplyContent, auto_submitted, build_message, thread_references
 from dsr_mailbot.store.database import NOTICE_PURPOSE_PREFIX
 from dsr_mailbot.store.keys import Keyring
 from dsr_mailbot.store.models import OutboxMessage, Request

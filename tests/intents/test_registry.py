@@ -10,7 +10,7 @@ from dsr_mailbot.errors import ConfigError, TemplateError
 from dsr_mailbot.intents import registry
 from dsr_mailbot.intents.deadlines import profiles
 from dsr_mailbot.reading.classify import LANGUAGES, shipped_markers
-from dsr_mailbot.replies.reply import Renderer
+from dsr_mailbot.replies.render import Renderer
 from dsr_mailbot.service.app import check_registry
 from dsr_mailbot.store.models import RequestKind
 from tests.harness import REPO

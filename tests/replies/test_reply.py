@@ -15,14 +15,13 @@ import pytest
 
 from dsr_mailbot.config import LANGUAGES
 from dsr_mailbot.errors import TemplateError
+from dsr_mailbot.replies.render import Renderer, sample_context
 from dsr_mailbot.replies.reply import (
     OUTCOME_TEMPLATES,
-    Renderer,
     build_message,
     encoded_words,
     format_date,
     mailbox_header,
-    sample_context,
     thread_references,
 )
 from dsr_mailbot.store.keys import Keyring
@@ -190,8 +189,9 @@ def test_templates_ship_inside_the_wheel_and_are_found_after_a_normal_install(tm
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target), str(wheel)],
                    capture_output=True, check=True, timeout=300)
     probe = (
-        "import dsr_mailbot.replies.reply as r; d = r.default_templates_dir(); "
-        f"assert str(d).startswith({str(target)!r}), d; r.Renderer(d).check(); print(d)"
+        "import dsr_mailbot.replies.reply as r; import dsr_mailbot.replies.render as rr; "
+        "d = r.default_templates_dir(); "
+        f"assert str(d).startswith({str(target)!r}), d; rr.Renderer(d).check(); print(d)"
     )
     env = {**os.environ, "PYTHONPATH": str(target)}
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=env,
