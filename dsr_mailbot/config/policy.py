@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import BeforeValidator, Field, PrivateAttr, field_validator, model_validator
 
 from dsr_mailbot.addresses import normalise_address
 from dsr_mailbot.config.fields import (
@@ -19,7 +20,7 @@ from dsr_mailbot.config.fields import (
     Str,
     StringList,
 )
-from dsr_mailbot.config.sections import DEFAULT_OPERATOR_ADDRESSES, Language
+from dsr_mailbot.config.sections import DEFAULT_OPERATOR_ADDRESSES, LANGUAGES, Language
 from dsr_mailbot.intents.deadlines import (
     DEFAULT_CALENDAR,
     DEFAULT_PROFILES,
@@ -31,6 +32,67 @@ from dsr_mailbot.intents.deadlines import (
     profiles,
     supported_calendar,
 )
+
+
+def _local_text(value: object) -> dict[str, str]:
+    """A text as the operator wrote it ("" key: shown in every language), or one per language: ``{ ru = "…" }``."""
+    if isinstance(value, str) and value.strip():
+        return {"": value.strip()}
+    if isinstance(value, dict) and value and all(k in LANGUAGES and isinstance(v, str) and v.strip()
+                                                 for k, v in value.items()):
+        return {k: v.strip() for k, v in value.items()}
+    raise KeyProblem(None, f"expected a text, or a table of texts by language ({', '.join(LANGUAGES)})")
+
+
+LocalText = Annotated[dict[str, str], BeforeValidator(_local_text)]
+
+# Art. 14 ч.7 of 152-FZ: what an access answer states.  The defaults say what the policy says (3.4, 5.1).
+DEFAULT_METHODS = {
+    "ru": "смешанная обработка (с использованием средств автоматизации и без): сбор, запись, хранение, уточнение, "
+          "использование, удаление и уничтожение",
+    "kk": "аралас өңдеу (автоматтандыру құралдарымен және оларсыз): жинау, жазу, сақтау, нақтылау, пайдалану, жою",
+    "en": "mixed processing (automated and manual): collection, recording, storage, correction, use, erasure and "
+          "destruction",
+}
+DEFAULT_SOURCE = {
+    "ru": "вы сами: данные, отправленные через формы на нашем сайте (п. 5.1 политики)",
+    "kk": "сіз өзіңіз: сайтымыздағы формалар арқылы жіберілген деректер (саясаттың 5.1-тармағы)",
+    "en": "you: the data you sent through the forms on our website (policy 5.1)",
+}
+DEFAULT_CROSS_BORDER = {
+    "ru": "ваши e-mail, телефон и ФИО за границу не передаются; обезличенные данные посетителей сайта (cookies) "
+          "обрабатываются сервисами интернет-статистики Яндекс.Метрика и Google Analytics (п. 3.4 политики), "
+          "серверы которых могут находиться за пределами Республики Казахстан",
+    "kk": "сіздің e-mail, телефон және аты-жөніңіз шетелге берілмейді; сайт келушілерінің иесіздендірілген "
+          "деректері (cookies) Яндекс.Метрика және Google Analytics интернет-статистика қызметтерінде өңделеді "
+          "(саясаттың 3.4-тармағы), олардың серверлері Қазақстан Республикасынан тыс болуы мүмкін",
+    "en": "your e-mail, phone and name are not transferred abroad; anonymised data about the site's visitors "
+          "(cookies) are processed by the web statistics services Yandex Metrica and Google Analytics (policy 3.4), "
+          "whose servers may be outside the Republic of Kazakhstan",
+}
+
+
+class Person(Section):
+    """The person responsible for the processing of personal data (152-FZ Art. 22.1; KZ 94-V Art. 25)."""
+
+    name: Filled
+    email: Filled
+
+
+class Signer(Section):
+    """One of the people an act of destruction names and who sign it (RKN Order 179)."""
+
+    name: Filled
+    position: Filled
+
+
+class Processor(Section):
+    """Someone who processes the data on the operator's behalf: the mail hosting, the SMTP relay (Art. 14 ч.7)."""
+
+    name: Filled
+    address: Filled
+    purpose: Filled
+    country: Filled
 
 
 def _clock_time(value: object) -> tuple[int, int]:
@@ -61,6 +123,15 @@ class PolicyConfig(Section):
     system_name: Filled = "SmartThings online shop customer database"  # the information system the act names
     acts_dir: ConfigPath = Field(default=Path("acts"), validate_default=True)  # one file per act, mode 0600
     act_retention_days: Positive = 1096  # three years, then the erasure job deletes the act
+    # What the access answer and the act state about the operator (152-FZ Art. 14 ч.7, RKN Order 179).
+    operator_address: Str = ""  # the operator's postal address; unset, the answer and the act say so
+    operator_bin: Str = ""  # the Kazakh business identification number (БИН), 12 digits
+    responsible_person: Person | None = None  # signs the replies; named in the act
+    destruction_signers: tuple[Signer, ...] = ()  # named in the act, with a signature line each
+    processing_methods: LocalText = Field(default_factory=lambda: dict(DEFAULT_METHODS))
+    data_source: LocalText = Field(default_factory=lambda: dict(DEFAULT_SOURCE))
+    processors: tuple[Processor, ...] = ()
+    cross_border: LocalText = Field(default_factory=lambda: dict(DEFAULT_CROSS_BORDER))
     _deadlines: Clock = PrivateAttr(default_factory=Clock)
 
     @field_validator("operator_addresses")
@@ -74,6 +145,13 @@ class PolicyConfig(Section):
                 raise KeyProblem(None, f"{value!r} is not an e-mail address")
             found.append(address)
         return tuple(found)
+
+    @field_validator("operator_bin")
+    @classmethod
+    def _bin(cls, value: str) -> str:
+        if value and not (len(value.strip()) == 12 and value.strip().isascii() and value.strip().isdigit()):
+            raise KeyProblem(None, "a BIN is 12 digits")
+        return value.strip()
 
     @field_validator("timezone")
     @classmethod

@@ -20,7 +20,7 @@ from typing import Any
 import jinja2
 
 from dsr_mailbot import __version__
-from dsr_mailbot.config import LANGUAGES
+from dsr_mailbot.config import LANGUAGES, PolicyConfig
 from dsr_mailbot.errors import TemplateError
 from dsr_mailbot.replies.reply import (
     OUTCOME_TEMPLATES,
@@ -51,12 +51,23 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
         return None
 
 
+@jinja2.pass_context
+def _local(context: jinja2.runtime.Context, texts: Mapping[str, str]) -> str:
+    """A configured text in the reply's language: its own version, else the one for every language, else any."""
+    language = str(context.get("language", ""))
+    return texts.get(language) or texts.get("") or next(iter(texts.values()), "")
+
+
 class Renderer:
     """Loads and renders reply templates for every outcome and language."""
 
-    def __init__(self, directory: Path | None = None, operator_name: str = "") -> None:
+    def __init__(self, directory: Path | None = None, operator_name: str = "",
+                 policy: PolicyConfig | None = None) -> None:
+        """``policy``: what replies state about the operator (``operator`` in templates: address, BIN, the
+        responsible person, methods, source, processors, cross-border transfer); without it, the defaults."""
         self.directory = directory or default_templates_dir()
-        self.operator_name = operator_name
+        self.operator = policy or PolicyConfig(operator_name=operator_name or "-")
+        self.operator_name = operator_name or (policy.operator_name if policy else "")
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(self.directory)),
             bytecode_cache=_bytecode_cache(),
@@ -66,11 +77,12 @@ class Renderer:
             lstrip_blocks=True,
             keep_trailing_newline=True,
         )
+        self.env.filters["local"] = _local
 
     def render(self, outcome: str, language: str, context: Mapping[str, Any]) -> Rendered:
         """The reply text and its subject, the template's first line ``Subject: …``."""
         name = f"{language}/{outcome}.txt"
-        values = {"operator_name": self.operator_name, "language": language, **context}
+        values = {"operator_name": self.operator_name, "operator": self.operator, "language": language, **context}
         try:
             text = self.env.get_template(name).render(values)
         except jinja2.TemplateNotFound as exc:
@@ -108,7 +120,7 @@ class Renderer:
         cache = self.env.bytecode_cache
         if not isinstance(cache, jinja2.FileSystemBytecodeCache):
             return None
-        digest = hashlib.sha256(repr((__version__, self.operator_name, renders)).encode())
+        digest = hashlib.sha256(repr((__version__, self.operator_name, self.operator, renders)).encode())
         for path in sorted(self.directory.rglob("*")):
             if path.is_file():
                 stat = path.stat()

@@ -67,7 +67,7 @@ def make_transport(config: Config) -> Transport:
 def build_services(config: Config, store: Store | None = None) -> Services:
     store = store or config.open_store()
     store.check_schema()
-    renderer = Renderer(config.templates_dir, operator_name=config.policy.operator_name)
+    renderer = Renderer(config.templates_dir, policy=config.policy)
     markers = with_extra(shipped_markers(), config.extra_markers)
     # Every intent complete, or no start; this renders every template in every language, on every branch.
     check_registry(markers, config.policy.deadline_profile, renderer)

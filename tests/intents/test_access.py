@@ -76,3 +76,60 @@ def test_a_forged_access_request_sends_nothing_but_the_challenge_to_the_owner(bo
     assert all(m.rcpt_tos == [IVAN] for m in bot.smtp.messages) and len(bot.smtp.messages) == 1
     assert "+77011112233" not in bot.smtp.messages[0].data.decode("utf-8", "replace")
     assert bot.requests()[0].state == "review"
+
+
+OPERATOR_FACTS = '''
+operator_address = "050000, Алматы, пр. Абая, 1"
+operator_bin = "123456789012"
+responsible_person = { name = "Анна Ким", email = "dpo@smarthings.kz" }
+data_source = { ru = "вы сами, через формы сайта", en = "you, through the site's forms" }
+cross_border = "обезличенные cookies: Google Analytics (США)"
+[[policy.processors]]
+name = "Mail hosting LLP"
+address = "Астана, ул. Кенесары, 2"
+purpose = "почтовый хостинг"
+country = "Казахстан"
+[[policy.processors]]
+name = "Relay Ltd"
+address = "Dublin, 1 Main St"
+purpose = "SMTP relay"
+country = "Ireland"
+'''
+
+
+@pytest.mark.parametrize(("subject", "expected"), [
+    ("Запрос персональных данных", ("БИН 123456789012", "адрес: 050000, Алматы, пр. Абая, 1",
+                                    "Источник данных: вы сами, через формы сайта",
+                                    "Трансграничная передача: обезличенные cookies: Google Analytics (США)",
+                                    "Mail hosting LLP (почтовый хостинг; Астана, ул. Кенесары, 2, Казахстан); "
+                                    "Relay Ltd (SMTP relay; Dublin, 1 Main St, Ireland)",
+                                    "в Роскомнадзор", "в уполномоченный орган Республики Казахстан",
+                                    "Способы обработки: смешанная обработка",
+                                    "Ответственный за организацию обработки персональных данных: Анна Ким, "
+                                    "dpo@smarthings.kz")),
+    ("Дербес деректерді сұрау", ("БСН 123456789012", "Роскомнадзорға",
+                                 "Деректер көзі: вы сами, через формы сайта")),  # no kk text: the one written
+    ("Request for personal data", ("BIN 123456789012", "Source of the data: you, through the site's forms",
+                                   "to Roskomnadzor", "Person responsible for the processing of personal data")),
+])
+def test_the_answer_states_what_art_14_requires_from_the_configuration(
+        bot_any_db: Bot, subject: str, expected: tuple[str, ...]) -> None:
+    """152-FZ Art. 14 ч.7: the operator's address and BIN, methods, source, processors, cross-border transfer,
+    the systems covered and the right to complain; signed by the responsible person."""
+    bot = bot_any_db
+    bot.write_config(extra=OPERATOR_FACTS)
+    bot.add_user(IVAN, phone="+77011112233")
+    bot.account.append(mail(IVAN, subject, ""))
+    bot.run()
+    confirm(bot, challenge_to(bot, IVAN))
+    bot.run()
+
+    [answer] = [m for m in bot.replies() if m["To"] == IVAN and "[DSR-" not in str(m["Subject"])]
+    text = " ".join(bot.reply_text(answer).split())
+    for phrase in expected:
+        assert phrase in text
+    assert "SmartThings online shop customer database" in text  # the system the answer covers
+    assert "не предусмотрена" not in text and "provides for none" not in text
+    # Every reply, not only this one, is signed by the responsible person.
+    challenge_text = bot.reply_text(challenge_to(bot, IVAN))
+    assert "Анна Ким" in challenge_text and "dpo@smarthings.kz" in challenge_text
