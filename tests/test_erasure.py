@@ -255,3 +255,84 @@ def test_erasure_leaves_nothing_of_the_person_in_open_requests_the_database_file
         for value in his_values:
             assert value.encode("utf-8") not in raw, value
         assert "Ахметова".encode() in raw
+
+
+ORDER_179 = '''
+operator_address = "050000, Алматы, пр. Абая, 1"
+operator_bin = "123456789012"
+responsible_person = { name = "Ким Анна Олеговна", email = "dpo@smarthings.kz" }
+[[policy.destruction_signers]]
+name = "Сейткали Нурлан"
+position = "Директор"
+[[policy.destruction_signers]]
+name = "Ким Анна Олеговна"
+position = "Ответственный за обработку ПДн"
+'''
+
+
+def test_the_act_and_its_log_extract_carry_what_order_179_requires_as_text_json_and_signable_pdf(
+        bot_any_db: Bot, tmp_path: Path) -> None:
+    import hashlib
+
+    from pypdf import PdfReader
+
+    bot = bot_any_db
+    bot.write_config(erasure_delay_days=0, extra=ORDER_179)
+    bot.add_user(IVAN, phone="+77011112233", surname="Петров", first_name="Иван")  # no patronymic held
+    bot.account.append(mail(IVAN, "Отзыв согласия на обработку персональных данных", ""))
+    bot.run()
+    [withdrawal] = bot.requests()
+    bot.run()  # the erasure, then the notice is sent and the act says so
+
+    act = read_act(bot.config.policy.acts_dir, str(withdrawal.id))
+    assert act is not None and act.notice == "sent"
+    assert act.categories == ("email", "phone", "surname", "first_name")  # what was held, not all five
+    shown = bot.cli("requests", "act", str(withdrawal.id), "--language", "ru")
+    assert shown.returncode == 0, shown.stderr
+    for line in ("Оператор: SmartThings LLP, БИН 123456789012; адрес: 050000, Алматы, пр. Абая, 1",
+                 "Ответственный за организацию обработки персональных данных: Ким Анна Олеговна, dpo@smarthings.kz",
+                 "Субъект персональных данных: Петров Иван",
+                 "Уничтожение произвели и акт подписали:",
+                 "  Директор, Сейткали Нурлан: ______________________ (подпись)   дата ____________",
+                 "  Ответственный за обработку ПДн, Ким Анна Олеговна: ______________________ (подпись)"):
+        assert line in shown.stdout, line
+
+    # Every version of the act is in the audit trail by its SHA-256: made, then updated when the notice went.
+    written = [e for e in bot.events() if e.event == "act_written"]
+    assert [e.detail["version"] for e in written] == ["made", "notice"]
+    file_bytes = (bot.config.policy.acts_dir / f"act-{withdrawal.id}.json").read_bytes()
+    assert written[-1].detail["sha256"] == hashlib.sha256(file_bytes).hexdigest()
+    assert written[0].detail["sha256"] != written[-1].detail["sha256"]
+    [erased] = [e for e in bot.events() if e.event == "user_erased"]
+    assert erased.detail["fields"] == ["email", "phone", "surname", "first_name"]
+
+    # The printable act: a PDF, private, with the same text and a signature line per signer.
+    pdf_path = tmp_path / "act.pdf"
+    printed = bot.cli("requests", "act", str(withdrawal.id), "--format", "pdf", "--output", str(pdf_path))
+    assert printed.returncode == 0 and printed.stdout == "", printed.stderr
+    assert pdf_path.read_bytes().startswith(b"%PDF-") and stat.S_IMODE(pdf_path.stat().st_mode) == 0o600
+    text = " ".join(" ".join(page.extract_text() for page in PdfReader(pdf_path).pages).split())
+    for phrase in ("АКТ ОБ УНИЧТОЖЕНИИ ПЕРСОНАЛЬНЫХ ДАННЫХ", "Петров Иван", "БИН 123456789012",
+                   "Директор, Сейткали Нурлан", "(подпись)"):
+        assert phrase in text, phrase
+    assert IVAN not in text and "77011112233" not in text
+
+    # The extract from the event log: the act's facts a)–e) and the person's events, with their chain hashes.
+    extracted = bot.cli("acts", "extract", str(withdrawal.id), "--format", "json")
+    assert extracted.returncode == 0, extracted.stderr
+    extract = json.loads(extracted.stdout)
+    assert (extract["subject_full_name"], extract["categories"], extract["information_systems"]) == (
+        "Петров Иван", ["email", "phone", "surname", "first_name"], ["SmartThings online shop customer database"])
+    assert extract["reason"] == act.reason and extract["destroyed_at"] == act.made_at
+    names = [e["event"] for e in extract["events"]]
+    for step in ("request_received", "request_completed", "user_erased", "act_written", "destruction_notice_sent"):
+        assert step in names, step
+    assert all(len(e["chain_hash"]) == 64 for e in extract["events"])
+    assert IVAN not in extracted.stdout and "77011112233" not in extracted.stdout
+    extract_pdf = tmp_path / "extract.pdf"
+    assert bot.cli("acts", "extract", str(withdrawal.id), "--format", "pdf", "--output",
+                   str(extract_pdf)).returncode == 0
+    text = " ".join(PdfReader(extract_pdf).pages[0].extract_text().split())
+    assert "ВЫПИСКА ИЗ ЖУРНАЛА РЕГИСТРАЦИИ СОБЫТИЙ" in text and "user_erased" in text
+    missing = bot.cli("acts", "extract", "999999")
+    assert missing.returncode != 0 and "no act of destruction for request 999999" in missing.stderr

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
+from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -23,6 +27,7 @@ from dsr_mailbot.store.models import AuditEvent, Request, RequestState
 
 if TYPE_CHECKING:
     from dsr_mailbot.service.review import ReviewAction
+    from dsr_mailbot.store.acts import Act
 
 
 @cli.group("requests")
@@ -221,26 +226,87 @@ def requests_extend(state: CliState, request_id: int, reason: str) -> int:
     return _decide(state, request_id, Extend(reason.strip()))
 
 
-@requests_group.command("act")
-@click.argument("request_id", type=int)
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@pass_state
-def requests_act(state: CliState, request_id: int, fmt: str) -> int:
-    """The act of destruction (RKN Order 179) made when the data of this withdrawal's subject were destroyed."""
+DOCUMENT_OPTIONS = (
+    click.option("--format", "fmt", type=click.Choice(["text", "json", "pdf"]), default="text", show_default=True),
+    click.option("--language", type=click.Choice(["ru", "en"]), default=None,
+                 help="The labels' language: ru (for the regulator; the default for pdf) or en (the default for "
+                      "text)."),
+    click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                 help="Write to this file (mode 0600: it names the person) instead of standard output."),
+)
+
+
+def document_options(command: Any) -> Any:
+    for option in reversed(DOCUMENT_OPTIONS):
+        command = option(command)
+    return command
+
+
+def read_act_or_fail(state: CliState, request_id: int) -> Act:
     from dsr_mailbot.store.acts import read_act
 
     act = read_act(state.config.policy.acts_dir, str(request_id))
     if act is None:
         raise click.ClickException(f"no act of destruction for request {request_id} in {state.config.policy.acts_dir}")
-    click.echo(json.dumps(act.as_json(), ensure_ascii=False, indent=2) if fmt == "json" else act.as_text(), nl=False)
-    if fmt == "json":
-        click.echo()
+    return act
+
+
+def emit_document(fmt: str, language: str | None, output: Path | None, title: str, data: dict[str, object],
+                  lines: Callable[[str], list[str]]) -> None:
+    """Text, JSON or PDF of an act or an extract, to standard output or a private file."""
+    from dsr_mailbot.replies.documents import pdf
+
+    if fmt == "pdf":
+        content = pdf(title, lines(language or "ru"))
+    elif fmt == "json":
+        content = (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    else:
+        content = ("\n".join(lines(language or "en")) + "\n").encode("utf-8")
+    if output is None:
+        sys.stdout.buffer.write(content)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+        output.chmod(0o600)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output} ({exc.strerror})") from exc
+
+
+@requests_group.command("act")
+@click.argument("request_id", type=int)
+@document_options
+@pass_state
+def requests_act(state: CliState, request_id: int, fmt: str, language: str | None, output: Path | None) -> int:
+    """The act of destruction (RKN Order 179) made when the data of this withdrawal's subject were destroyed."""
+    act = read_act_or_fail(state, request_id)
+    emit_document(fmt, language, output, f"Act of destruction No. {act.act_id}", act.as_json(), act.lines)
     return EX_OK
 
 
 @cli.group()
 def acts() -> None:
     """Acts of destruction (RKN Order 179), kept apart from the store in [policy] acts_dir."""
+
+
+@acts.command("extract")
+@click.argument("request_id", type=int)
+@document_options
+@pass_state
+def acts_extract(state: CliState, request_id: int, fmt: str, language: str | None, output: Path | None) -> int:
+    """The extract from the event log for this act (RKN Order 179): the act's facts and the person's events."""
+    from dsr_mailbot.store.extract import load_extract
+
+    act = read_act_or_fail(state, request_id)
+    store = state.store()
+    store.check_schema()
+    with store.transaction() as session:
+        extract = load_extract(session, act)
+    emit_document(fmt, language, output, f"Event log extract, act No. {act.act_id}", extract.as_json(),
+                  extract.lines)
+    return EX_OK
 
 
 @acts.command("list")

@@ -7,13 +7,14 @@ from datetime import timedelta
 
 from sqlmodel import select
 
+from dsr_mailbot.config import PolicyConfig
 from dsr_mailbot.errors import DsrMailbotError
 from dsr_mailbot.lifecycle.base import KEPT_ON_CLOSE
 from dsr_mailbot.mailbox.source import MailSource
 from dsr_mailbot.pipeline.services import RunReport, Services
 from dsr_mailbot.replies.outbox import queue_reply
 from dsr_mailbot.replies.reply import ReplyContent
-from dsr_mailbot.store.acts import Act, delete_expired_acts, record_notice, write_act
+from dsr_mailbot.store.acts import Act, ActOperator, ActSigner, delete_expired_acts, keep_act, read_act, record_notice
 from dsr_mailbot.store.audit import record_event
 from dsr_mailbot.store.erasure import due_user_ids, erase_user, plan_erasure, purge_outbox_row
 from dsr_mailbot.store.models import (
@@ -118,10 +119,12 @@ def _erase_one(services: Services, user_id: int, mailbox: MailSource | None) -> 
             ordinary_messages_left_in_inbox=left_in_inbox,
             notice="queued" if withdrawal is not None and not in_systems else "after the systems' erasure"
             if in_systems else "none",
+            operator=act_operator(cfg.policy),
         )
         # Written while this worker holds the person's row, before the commit: a crash between the two leaves
         # them due and the next run writes the same act; another worker finds them gone and writes nothing.
-        write_act(cfg.policy.acts_dir, act)
+        rewritten = read_act(cfg.policy.acts_dir, act.act_id) is not None
+        keep_act(session, cfg.policy.acts_dir, act, "rewritten" if rewritten else "made")
         kept: list[str] = []
         target = session.get(Request, withdrawal.id) if withdrawal is not None and not in_systems else None
         if target is not None:
@@ -136,6 +139,14 @@ def _erase_one(services: Services, user_id: int, mailbox: MailSource | None) -> 
                               act=act.act_id, expunged=expunged, left_in_inbox=left_in_inbox)
     services.transport.forget(scrubbed)
     return 1
+
+
+def act_operator(policy: PolicyConfig) -> ActOperator:
+    """The operator's part of an act, from ``[policy]``."""
+    person = policy.responsible_person
+    return ActOperator(name=policy.operator_name, address=policy.operator_address, bin=policy.operator_bin,
+                       responsible_name=person.name if person else "", responsible_email=person.email if person else "",
+                       signers=tuple(ActSigner(s.name, s.position) for s in policy.destruction_signers))
 
 
 def finish_destruction_notices(services: Services) -> int:
@@ -160,7 +171,7 @@ def finish_destruction_notices(services: Services) -> int:
             else:
                 continue
             record_event(session, f"destruction_notice_{outcome}", request_id=row.request_id, at=now)
-            record_notice(acts_dir, str(row.request_id), outcome, at)
+            record_notice(session, acts_dir, str(row.request_id), outcome, at)
             done.append(row.message_id)
     services.transport.forget(done)  # with file delivery, the file was the delivery: it goes with the row
     return len(done)

@@ -30,11 +30,11 @@ from dsr_mailbot.config.datamap import SqlSystem
 from dsr_mailbot.errors import DsrMailbotError
 from dsr_mailbot.lifecycle.base import KEPT_ON_CLOSE
 from dsr_mailbot.lifecycle.systems import transient_person
-from dsr_mailbot.pipeline.erasure import DESTRUCTION_NOTICE
+from dsr_mailbot.pipeline.erasure import DESTRUCTION_NOTICE, act_operator
 from dsr_mailbot.pipeline.services import Services
 from dsr_mailbot.replies.outbox import queue_reply
 from dsr_mailbot.replies.reply import ReplyContent
-from dsr_mailbot.store.acts import Act, ActSystem, ActTable, read_act, write_act
+from dsr_mailbot.store.acts import Act, ActSystem, ActTable, keep_act, read_act
 from dsr_mailbot.store.audit import record_event
 from dsr_mailbot.store.database import find_user_by_email
 from dsr_mailbot.store.erasure import erase_user
@@ -109,15 +109,17 @@ def _write_and_notify(services: Services, request_id: int, email: str | None) ->
         if act is None:
             act = Act(act_id=str(request_id), made_at=ctx.now.isoformat(),
                       system_name=", ".join(p.name for p in parts),
-                      subject_full_name=NO_NAME, subject_ref=request.subject_ref, categories=_categories(cfg),
+                      subject_full_name=NO_NAME, subject_ref=request.subject_ref, categories=_categories(cfg, parts),
                       reason="withdrawal of consent to the processing of personal data (152-FZ Art. 21 ч.5)",
                       request_id=request_id, request_received_at=request.received_at.isoformat(),
                       method="each system's own erasure, as its data map entry says (rows deleted, or columns "
                              "overwritten)", processed_messages_expunged=0, ordinary_messages_left_in_inbox=0,
-                      notice="queued")
+                      notice="queued", operator=act_operator(cfg.policy))
         # Written before the commit: a crash between the two leaves the rows unreported, and the next run writes
         # the same act again.
-        write_act(cfg.policy.acts_dir, replace(act, systems=parts, notice="queued" if everywhere else "none"))
+        why = "systems" if in_builtin else "rewritten" if act.systems else "made"
+        keep_act(session, cfg.policy.acts_dir, replace(act, systems=parts, notice="queued" if everywhere else "none"),
+                 why)
         queued = session.exec(select(OutboxMessage.message_id).where(
             OutboxMessage.request_id == request_id, OutboxMessage.purpose == DESTRUCTION_NOTICE)).first()
         kept = [queued] if queued else []
@@ -172,9 +174,12 @@ def _part(row: SystemAction) -> ActSystem:
                      int(result.get("deleted", 0)), int(result.get("updated", 0)), tables)
 
 
-def _categories(config: Config) -> tuple[str, ...]:
-    """The categories the systems' erasures cover: the bot's fields their erased tables map."""
+def _categories(config: Config, parts: tuple[ActSystem, ...]) -> tuple[str, ...]:
+    """The categories the systems actually held and destroyed: the bot's fields mapped by the tables where rows
+    were deleted or cleared (an HTTP system reports no tables: "as each system reports")."""
+    touched = {(p.name, t.table) for p in parts if p.outcome == "done" for t in p.tables if t.deleted or t.updated}
     fields = {str(name) for s in config.data_map if isinstance(s, SqlSystem)
-              for t in s.tables if t.erase is not None for name in t.fields if not name.endswith("_consent")}
+              for t in s.tables if t.erase is not None and (config.system_label(s), t.table) in touched
+              for name in t.fields if not name.endswith("_consent")}
     order = ("email", "phone", "surname", "first_name", "patronymic")
     return tuple(f for f in order if f in fields) or ("as each system reports",)

@@ -1,11 +1,17 @@
 """Acts of destruction (RKN Order 179): one file per erasure, kept apart from the store.
 
 At the moment a person's data are destroyed the bot writes an act: the
-subject's full name (the Order requires it), the categories destroyed, the
-information system, the reason with the request's reference, the date and
-the method, and how many of the person's ordinary messages were left in the
-inbox (not the bot's to touch; the operator decides).  It holds no e-mail
-address and no phone number.
+operator (name, BIN, address) and the person responsible for the processing,
+the subject's full name (the Order requires it), the categories held and
+destroyed, every information system and table with what was done there, the
+reason with the request's reference, the date and the method, how many of
+the person's ordinary messages were left in the inbox (not the bot's to
+touch; the operator decides), and the people who sign it, each with a
+signature line.  It holds no e-mail address and no phone number.
+
+Each version written (made, rewritten after a crash, updated when the notice
+is sent) goes into the audit trail as the SHA-256 of its file
+(``act_written``), so an act later changed by hand no longer matches.
 
 Acts live in ``[policy] acts_dir``, one JSON file per act, mode 0600, so that
 the store itself keeps no trace of the name; each is written atomically
@@ -17,6 +23,7 @@ after it was made (three years by default).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, replace
@@ -24,7 +31,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlmodel import Session
+
 from dsr_mailbot.errors import ConfigError
+from dsr_mailbot.store.audit import record_event
 
 ACT_PREFIX = "act-"
 
@@ -51,6 +61,24 @@ class ActSystem:
 
 
 @dataclass(frozen=True)
+class ActSigner:
+    name: str
+    position: str
+
+
+@dataclass(frozen=True)
+class ActOperator:
+    """Who made the act (RKN Order 179): the operator, the person responsible, and those who sign it."""
+
+    name: str = ""
+    address: str = ""
+    bin: str = ""
+    responsible_name: str = ""
+    responsible_email: str = ""
+    signers: tuple[ActSigner, ...] = ()
+
+
+@dataclass(frozen=True)
 class Act:
     act_id: str  # the withdrawal request's number, or u<user id> when none is left
     made_at: str  # ISO 8601, UTC
@@ -68,45 +96,109 @@ class Act:
     notice_at: str | None = None
     # The data map's other systems (the shop's databases, a mailing tool): each one's part of the erasure.
     systems: tuple[ActSystem, ...] = ()
+    operator: ActOperator = ActOperator()  # acts made before issue 20 have none
 
     def as_json(self) -> dict[str, object]:
         return asdict(self)  # tuples become JSON lists
 
-    def as_text(self) -> str:
-        lines = [
-            f"ACT OF DESTRUCTION OF PERSONAL DATA No. {self.act_id}",
-            f"Made: {self.made_at}",
-            f"Information system: {self.system_name}",
-            f"Data subject: {self.subject_full_name}",
-            f"Categories of personal data destroyed: {', '.join(self.categories)}",
-            f"Reason: {self.reason}" + (f" (request #{self.request_id} received {self.request_received_at})"
-                                        if self.request_id is not None else ""),
-            f"Method: {self.method}",
-            f"Request messages expunged from the processed folder: {self.processed_messages_expunged}",
-            f"Ordinary messages of the subject left in the inbox: {self.ordinary_messages_left_in_inbox}",
-            f"Notice of destruction to the subject: {self.notice}" + (f" ({self.notice_at})" if self.notice_at else ""),
-            *self._systems_lines(),
-            f"Audit reference: {self.subject_ref}",
+    def as_text(self, language: str = "en") -> str:
+        return "\n".join(self.lines(language)) + "\n"
+
+    def lines(self, language: str = "en") -> list[str]:
+        """The act as printed, its labels in ``language`` (ru for the regulator, en), its values as recorded."""
+        t = ACT_LABELS[language]
+        request = t["request"].format(id=self.request_id, at=self.request_received_at) \
+            if self.request_id is not None else ""
+        notice = f" ({self.notice_at})" if self.notice_at else ""
+        return [
+            t["title"].format(id=self.act_id),
+            f"{t['made']}: {self.made_at}",
+            *self._operator_lines(t),
+            f"{t['system']}: {self.system_name}",
+            f"{t['subject']}: {self.subject_full_name}",
+            f"{t['categories']}: {', '.join(self.categories)}",
+            f"{t['reason']}: {self.reason}{request}",
+            f"{t['method']}: {self.method}",
+            f"{t['expunged']}: {self.processed_messages_expunged}",
+            f"{t['left']}: {self.ordinary_messages_left_in_inbox}",
+            f"{t['notice']}: {self.notice}{notice}",
+            *self._systems_lines(t),
+            f"{t['audit']}: {self.subject_ref}",
+            *self._signature_lines(t),
         ]
-        return "\n".join(lines) + "\n"
 
+    def _operator_lines(self, t: dict[str, str]) -> list[str]:
+        who = self.operator
+        if not who.name:
+            return []
+        identity = who.name + (f", {t['bin']} {who.bin}" if who.bin else "")
+        lines = [f"{t['operator']}: {identity}; {t['address']}: {who.address or t['no_address']}"]
+        if who.responsible_name:
+            lines.append(f"{t['responsible']}: {who.responsible_name}, {who.responsible_email}")
+        return lines
 
-    def _systems_lines(self) -> list[str]:
+    def _signature_lines(self, t: dict[str, str]) -> list[str]:
+        if not self.operator.signers:
+            return []
+        return ["", t["signed"], *(f"  {s.position}, {s.name}: ______________________ ({t['signature']})   "
+                                   f"{t['date']} ____________" for s in self.operator.signers)]
+
+    def _systems_lines(self, t: dict[str, str]) -> list[str]:
         lines: list[str] = []
         for system in self.systems:
-            lines.append(f"System: {system.name}: {system.outcome}; rows deleted {system.deleted}, "
-                         f"rows with columns cleared {system.updated}")
+            lines.append(t["system_part"].format(name=system.name, outcome=system.outcome, deleted=system.deleted,
+                                                 updated=system.updated))
             for table in system.tables:
-                cleared = f" (columns cleared: {', '.join(table.cleared)})" if table.cleared else ""
-                lines.append(f"  table {table.table}: rows deleted {table.deleted}, rows updated {table.updated}"
+                cleared = t["cleared"].format(columns=", ".join(table.cleared)) if table.cleared else ""
+                lines.append(t["table_part"].format(table=table.table, deleted=table.deleted, updated=table.updated)
                              + cleared)
         return lines
+
+
+# The act's labels: Russian for the regulator (RKN Order 179), English as before; values are as recorded.
+ACT_LABELS: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "ACT OF DESTRUCTION OF PERSONAL DATA No. {id}", "made": "Made",
+        "operator": "Operator", "bin": "BIN", "address": "address",
+        "no_address": "(not set in [policy] operator_address)",
+        "responsible": "Responsible for the processing of personal data",
+        "system": "Information system", "subject": "Data subject",
+        "categories": "Categories of personal data destroyed", "reason": "Reason",
+        "request": " (request #{id} received {at})", "method": "Method",
+        "expunged": "Request messages expunged from the processed folder",
+        "left": "Ordinary messages of the subject left in the inbox",
+        "notice": "Notice of destruction to the subject", "audit": "Audit reference",
+        "system_part": "System: {name}: {outcome}; rows deleted {deleted}, rows with columns cleared {updated}",
+        "table_part": "  table {table}: rows deleted {deleted}, rows updated {updated}",
+        "cleared": " (columns cleared: {columns})",
+        "signed": "Destruction carried out and the act signed by:", "signature": "signature", "date": "date",
+    },
+    "ru": {
+        "title": "АКТ ОБ УНИЧТОЖЕНИИ ПЕРСОНАЛЬНЫХ ДАННЫХ № {id}", "made": "Составлен",
+        "operator": "Оператор", "bin": "БИН", "address": "адрес",
+        "no_address": "(не указан в [policy] operator_address)",
+        "responsible": "Ответственный за организацию обработки персональных данных",
+        "system": "Информационная система", "subject": "Субъект персональных данных",
+        "categories": "Категории уничтоженных персональных данных", "reason": "Основание уничтожения",
+        "request": " (обращение № {id} получено {at})", "method": "Способ уничтожения",
+        "expunged": "Писем-обращений удалено из папки обработанных",
+        "left": "Прочих писем субъекта оставлено во входящих",
+        "notice": "Уведомление субъекта об уничтожении", "audit": "Ссылка в журнале событий",
+        "system_part": "Система: {name}: {outcome}; удалено строк {deleted}, строк с очищенными столбцами {updated}",
+        "table_part": "  таблица {table}: удалено строк {deleted}, изменено строк {updated}",
+        "cleared": " (очищены столбцы: {columns})",
+        "signed": "Уничтожение произвели и акт подписали:", "signature": "подпись", "date": "дата",
+    },
+}
 
 
 def act_from_json(data: dict[str, Any]) -> Act:
     """An act as written by :func:`write_act` (older acts have no systems)."""
     fields = dict(data)
     fields["categories"] = tuple(data["categories"])
+    operator = data.get("operator") or {}
+    fields["operator"] = ActOperator(**{**operator, "signers": tuple(ActSigner(**s)
+                                                                    for s in operator.get("signers", ()))})
     fields["systems"] = tuple(
         ActSystem(s["name"], s["outcome"], s.get("deleted", 0), s.get("updated", 0),
                   tuple(ActTable(t["table"], t.get("deleted", 0), t.get("updated", 0), tuple(t.get("cleared", ())))
@@ -119,6 +211,25 @@ def _path(directory: Path, act_id: str) -> Path:
     return directory / f"{ACT_PREFIX}{act_id}.json"
 
 
+def act_bytes(act: Act) -> bytes:
+    """The act's file, byte for byte: what its SHA-256 in the audit trail covers."""
+    return json.dumps(act.as_json(), ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
+
+
+def act_digest(act: Act) -> str:
+    return hashlib.sha256(act_bytes(act)).hexdigest()
+
+
+def keep_act(session: Session, directory: Path, act: Act, why: str) -> str:
+    """Write the act and record its SHA-256 in the audit trail with the transaction (``why``: made, rewritten,
+    systems, notice); return the hash."""
+    write_act(directory, act)
+    digest = act_digest(act)
+    record_event(session, "act_written", request_id=act.request_id, subject_ref=act.subject_ref, act=act.act_id,
+                 sha256=digest, version=why)
+    return digest
+
+
 def write_act(directory: Path, act: Act) -> Path:
     """Write (or replace) the act atomically, readable by the bot's user only."""
     try:
@@ -126,8 +237,8 @@ def write_act(directory: Path, act: Act) -> Path:
         path = _path(directory, act.act_id)
         tmp = directory / f".{path.name}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(act.as_json(), handle, ensure_ascii=False, indent=2, sort_keys=True)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(act_bytes(act))
             handle.flush()
             os.fsync(handle.fileno())
         tmp.chmod(0o600)  # whatever the umask made of it
@@ -153,11 +264,11 @@ def list_acts(directory: Path) -> list[Act]:
     return sorted((a for a in acts if a is not None), key=lambda a: a.made_at)
 
 
-def record_notice(directory: Path, act_id: str, notice: str, at: datetime) -> None:
+def record_notice(session: Session, directory: Path, act_id: str, notice: str, at: datetime) -> None:
     """Say in the act what became of the notice of destruction (sent, or dropped when it could not be)."""
     act = read_act(directory, act_id)
     if act is not None:
-        write_act(directory, replace(act, notice=notice, notice_at=at.isoformat()))
+        keep_act(session, directory, replace(act, notice=notice, notice_at=at.isoformat()), "notice")
 
 
 def delete_expired_acts(directory: Path, now: datetime, retention_days: int) -> int:

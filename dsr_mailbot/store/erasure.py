@@ -153,6 +153,7 @@ def erase_user(session: Session, keyring: Keyring, user: User, *, now: datetime,
     (:func:`person_requests`).
     """
     subject_ref = keyring.subject_ref(user.email)
+    held = [name for name in ERASED_FIELDS if getattr(user, name)]  # the log extract names what was held
     requests = person_requests(session, keyring, user, received_before)
     for request in requests:
         request.user_id = None
@@ -171,7 +172,7 @@ def erase_user(session: Session, keyring: Keyring, user: User, *, now: datetime,
             row.state = OutboxState.FAILED
             row.last_error = "recipient erased before sending"
         row.recipient, row.data = "erased", b""
-    record_event(session, "user_erased", subject_ref=subject_ref, fields=list(ERASED_FIELDS),
+    record_event(session, "user_erased", subject_ref=subject_ref, fields=held,
                  reason="consent_withdrawn", requests=len(requests), replies=len(scrubbed), act=act,
                  messages_expunged=expunged, messages_left_in_inbox=left_in_inbox)
     if user.id is not None:  # a stand-in (someone only the shop's systems knew) was never stored

@@ -142,8 +142,8 @@ def test_every_intent_is_carried_out_in_every_system_for_a_person_only_the_shop_
     answer = letters_to(bot, PAVEL)[-1]
     text = bot.reply_text(answer)
     for expected in ("Shop:", "Павлик", "Login: pavel", "Order: 10", "129.90", "Gift note: Для Павла", "Mailer:",
-                     "Mailing list", "Мы искали ваш адрес в каждой из этих систем: SmartThings online shop customer "
-                     "database, Shop, Mailer."):
+                     "Mailing list", "Этот ответ охватывает все наши системы, где могут быть ваши данные: "
+                     "SmartThings online shop customer database, Shop, Mailer."):
         assert expected in text, text
     assert "Pável" not in text and "other" not in text
     assert all("records" not in a.result for a in actions(bot))  # what was sent is not kept

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
-from dsr_mailbot.store.acts import Act, ActSystem, ActTable, read_act, write_act
+from dsr_mailbot.store.acts import Act, ActOperator, ActSigner, ActSystem, ActTable, read_act, write_act
 
 ACT = Act(act_id="7", made_at="2026-12-06T10:00:00+00:00", system_name="SmartThings online shop customer database",
           subject_full_name="Ким Павел Олегович", subject_ref="ref", categories=("email", "phone"),
@@ -40,3 +40,26 @@ def test_an_act_written_before_the_data_map_is_still_read(tmp_path: Path) -> Non
 
     assert act is not None and act.systems == () and act.categories == ("email", "phone")
     assert "System:" not in act.as_text()
+
+
+def test_an_act_made_before_issue_20_has_no_operator_and_prints_without_one(tmp_path: Path) -> None:
+    old = {k: v for k, v in asdict(ACT).items() if k != "operator"}
+    (tmp_path / "act-7.json").write_text(json.dumps(old), encoding="utf-8")
+
+    act = read_act(tmp_path, "7")
+
+    assert act is not None and act.operator == ActOperator()
+    assert "Operator:" not in act.as_text() and "Оператор:" not in act.as_text("ru")
+
+
+def test_the_regulators_copy_has_russian_labels_and_a_signature_line_per_signer() -> None:
+    signed = replace(ACT, operator=ActOperator("SmartThings LLP", "Алматы", "123456789012", "Анна Ким", "dpo@x.kz",
+                                               (ActSigner("Нурлан С.", "Директор"),)))
+    lines = signed.lines("ru")
+    assert lines[0] == "АКТ ОБ УНИЧТОЖЕНИИ ПЕРСОНАЛЬНЫХ ДАННЫХ № 7"
+    assert "Оператор: SmartThings LLP, БИН 123456789012; адрес: Алматы" in lines
+    assert "  таблица sale_order: удалено строк 0, изменено строк 1 (очищены столбцы: CONTACT_EMAIL, CONTACT_PHONE)" \
+        in lines
+    assert lines[-1] == "  Директор, Нурлан С.: ______________________ (подпись)   дата ____________"
+    assert [line for line in signed.lines("en") if "(signature)" in line] == [
+        "  Директор, Нурлан С.: ______________________ (signature)   date ____________"]
