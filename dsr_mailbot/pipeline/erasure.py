@@ -11,6 +11,7 @@ from dsr_mailbot.config import PolicyConfig
 from dsr_mailbot.errors import DsrMailbotError
 from dsr_mailbot.lifecycle.base import KEPT_ON_CLOSE
 from dsr_mailbot.mailbox.source import MailSource
+from dsr_mailbot.pipeline.retention import expire_closed_requests
 from dsr_mailbot.pipeline.services import RunReport, Services
 from dsr_mailbot.replies.outbox import queue_reply
 from dsr_mailbot.replies.reply import ReplyContent
@@ -69,6 +70,7 @@ def erase_due(services: Services, report: RunReport) -> None:
         services.store.reclaim_erased()
     policy = services.config.policy
     delete_expired_acts(policy.acts_dir, now, policy.act_retention_days)
+    expire_closed_requests(services)
 
 
 def finish_erasure(services: Services) -> None:
