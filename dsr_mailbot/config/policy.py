@@ -123,6 +123,8 @@ class PolicyConfig(Section):
     system_name: Filled = "SmartThings online shop customer database"  # the information system the act names
     acts_dir: ConfigPath = Field(default=Path("acts"), validate_default=True)  # one file per act, mode 0600
     act_retention_days: Positive = 1096  # three years, then the erasure job deletes the act
+    # A hold's block (152-FZ Art. 21 ч.6) ends at most this many days after the withdrawal: six months.
+    max_block_days: Positive = 183
     # Closed requests: their processed-folder copies, and an unknown sender's replies, go after this many days.
     closed_request_retention_days: Positive = 365
     # What the access answer and the act state about the operator (152-FZ Art. 14 ч.7, RKN Order 179).

@@ -23,9 +23,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from dsr_mailbot.intents.deadlines import erasure_due_at
+from dsr_mailbot.intents.deadlines import erasure_due_at, held_erasure_due_at
 from dsr_mailbot.reading.extract import FIELDS, Problem, UpdateIntent
 from dsr_mailbot.store.models import RequestState, User
+
+
+@dataclass(frozen=True)
+class HoldFacts:
+    """An operator's hold on the person's data (``users hold``, or a system's lookup): the ground, until when."""
+
+    kind: str  # block | retain
+    ground: str
+    until: datetime | None
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,7 @@ class Outcome:
     held: dict[str, str] = field(default_factory=dict)
     consents: dict[str, bool] = field(default_factory=dict)
     parts: tuple[str, ...] = ()  # several intents: the template of each one's outcome, for one reply
+    hold: HoldFacts | None = None  # a withdrawal under a hold: blocked or kept, destroyed at erasure_due_at
 
 
 def combined(outcomes: Sequence[Outcome]) -> Outcome:
@@ -69,6 +79,7 @@ def combined(outcomes: Sequence[Outcome]) -> Outcome:
         held={k: v for o in outcomes for k, v in o.held.items()},
         consents={k: v for o in outcomes for k, v in o.consents.items()},
         parts=parts,
+        hold=next((o.hold for o in outcomes if o.hold), None),
     )
 
 
@@ -120,7 +131,10 @@ def apply_update(
     )
 
 
-def apply_withdrawal(user: User, received_at: datetime, erasure_delay_days: int, now: datetime) -> Outcome:
+def apply_withdrawal(user: User, received_at: datetime, erasure_delay_days: int, now: datetime,
+                     hold: HoldFacts | None = None, max_block_days: int = 183) -> Outcome:
+    """Consent off, marketing off, erasure scheduled; under a hold, the data are kept (blocked, or on the hold's
+    ground) and destroyed when the hold says, whatever date an earlier withdrawal set."""
     changed: list[str] = []
     if user.processing_consent:
         user.processing_consent = False
@@ -130,16 +144,22 @@ def apply_withdrawal(user: User, received_at: datetime, erasure_delay_days: int,
         user.marketing_consent = False
         user.marketing_opted_out_at = received_at
         changed.append("marketing_consent")
-    scheduled = erasure_due_at(received_at, erasure_delay_days)
-    if user.erasure_due_at is None or scheduled < user.erasure_due_at:
+    if hold is not None:
+        scheduled = held_erasure_due_at(hold.kind, hold.until, received_at, max_block_days)
+        moved = user.erasure_due_at != scheduled
+    else:
+        scheduled = erasure_due_at(received_at, erasure_delay_days)
+        moved = user.erasure_due_at is None or scheduled < user.erasure_due_at
+    if moved:
         user.erasure_due_at = scheduled
         changed.append("erasure_due_at")
     user.updated_at = now
     return Outcome(
         RequestState.COMPLETED,
-        "withdrawal_applied",
+        "withdrawal_blocked" if hold is not None else "withdrawal_applied",
         changed_fields=tuple(changed),
         erasure_due_at=user.erasure_due_at,
+        hold=hold,
     )
 
 

@@ -276,3 +276,18 @@ def erasure_limit_days(profile_names: Sequence[str]) -> int | None:
 
 def erasure_due_at(received_at: datetime, erasure_delay_days: int) -> datetime:
     return received_at + timedelta(days=erasure_delay_days)
+
+
+def held_erasure_due_at(kind: str, until: datetime | None, received_at: datetime, max_block_days: int) -> datetime:
+    """When data under a hold are destroyed after a withdrawal received at ``received_at``.
+
+    ``block`` (152-FZ Art. 21 ч.6: destruction within the term is impossible): at the hold's end, and at most
+    ``max_block_days`` after the withdrawal (six months).  ``retain`` (Art. 9 ч.2: processing goes on under another
+    legal ground): at the hold's end, which it must have, however far.
+    """
+    if kind == "retain":
+        if until is None:
+            raise ValueError("a retain hold needs its end")
+        return until
+    cap = received_at + timedelta(days=max_block_days)
+    return min(until, cap) if until is not None else cap

@@ -47,6 +47,8 @@ class Target:
     now: datetime
     erasure_delay_days: int
     email_taken: Callable[[str], bool]
+    hold: apply.HoldFacts | None = None  # an operator's hold on the person's data
+    max_block_days: int = 183
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,10 @@ REGISTRY: Mapping[RequestKind, IntentSpec] = {spec.kind: spec for spec in (
     IntentSpec(RequestKind.ACCESS, Confirmation.ALWAYS, lambda t: apply.apply_access(t.user), ("access_answer",),
                in_systems=("access",)),
     IntentSpec(RequestKind.WITHDRAW, Confirmation.UNLESS_AUTHENTICATED,
-               lambda t: apply.apply_withdrawal(t.user, t.received_at, t.erasure_delay_days, t.now),
-               ("withdrawal_applied", "data_destroyed"), irreversible=True, in_systems=("withdraw", "erase")),
+               lambda t: apply.apply_withdrawal(t.user, t.received_at, t.erasure_delay_days, t.now, t.hold,
+                                                t.max_block_days),
+               ("withdrawal_applied", "withdrawal_blocked", "data_destroyed"), irreversible=True,
+               in_systems=("withdraw", "erase")),
     # Anyone may ask, known or not; asking changes nothing, so nothing needs confirming.
     IntentSpec(RequestKind.QUESTION, Confirmation.NEVER, lambda t: apply.nothing_to_apply(),
                ("question_acknowledged", "question_answer"), answered_by_person=True),

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
 from dsr_mailbot.intents.apply import Outcome, combined
-from dsr_mailbot.intents.deadlines import erasure_due_at
+from dsr_mailbot.intents.deadlines import erasure_due_at, held_erasure_due_at
 from dsr_mailbot.intents.registry import Target, in_order, spec_for
 from dsr_mailbot.lifecycle.base import (
     Context,
@@ -21,6 +21,7 @@ from dsr_mailbot.lifecycle.base import (
 from dsr_mailbot.lifecycle.systems import HELD_REPLY, Finish, finish, hold, retry_failed, write_actions
 from dsr_mailbot.replies.reply import ReplyContent
 from dsr_mailbot.store.audit import record_event
+from dsr_mailbot.store.holds import hold_of
 from dsr_mailbot.store.models import (
     Request,
     RequestKind,
@@ -38,6 +39,8 @@ def carry_out(ctx: Context, session: Session, request: Request, user: User,
         user=user, intent=intent_of(request), received_at=request.received_at, now=ctx.now,
         erasure_delay_days=ctx.config.policy.erasure_delay_days,
         email_taken=lambda email: someone_elses(session, email, user),
+        hold=hold_of(session, user.email) if RequestKind.WITHDRAW in kinds else None,
+        max_block_days=ctx.config.policy.max_block_days,
     )
     outcomes = [spec_for(kind).handle(target) for kind in in_order(kinds)]
     if user.id is not None:  # a stand-in for someone only the shop's systems know is never stored
@@ -84,7 +87,7 @@ def await_confirmation(ctx: Context, session: Session, request: Request, user: U
         template, purpose = "challenge", "challenge_o"
         content = ReplyContent(
             kinds=tuple(request.intents), changes=intent.changes, token=str(token), expires_at=token.expires_at,
-            erasure_due_at=erasure_due_at(request.received_at, ctx.config.policy.erasure_delay_days),
+            erasure_due_at=planned_erasure(ctx, session, request, user.email),
             understood={kind: phrase for kind, phrase in (request.intent or {}).get("from_words", {}).items()
                         if spec_for(kind).irreversible},
         )
@@ -97,6 +100,14 @@ def await_confirmation(ctx: Context, session: Session, request: Request, user: U
            verified=audience == NEW_ADDRESS or request.authenticated)
     record_event(session, "confirmation_requested", request_id=request.id, subject_ref=request.subject_ref,
                  at=ctx.now, audience=audience)
+
+
+def planned_erasure(ctx: Context, session: Session, request: Request, email: str) -> datetime:
+    """When a withdrawal received now would have the data destroyed: later under a hold."""
+    policy, held = ctx.config.policy, hold_of(session, email)
+    if held is None:
+        return erasure_due_at(request.received_at, policy.erasure_delay_days)
+    return held_erasure_due_at(held.kind, held.until, request.received_at, policy.max_block_days)
 
 
 def after_owner(ctx: Context, session: Session, request: Request, user: User, *, verified: bool) -> None:
@@ -133,6 +144,8 @@ def complete(ctx: Context, session: Session, request: Request, user: User, actor
             kinds=tuple(request.intents), parts=outcome.parts, changes=dict(outcome.changes),
             unchanged=outcome.unchanged_fields, problems=tuple((p.field, p.code) for p in outcome.problems),
             erasure_due_at=outcome.erasure_due_at,
+            hold_ground=outcome.hold.ground if outcome.hold else "",
+            hold_kind=outcome.hold.kind if outcome.hold else "",
             # A stand-in for someone only other systems know holds nothing of the bot's own to show.
             held=dict(outcome.held) if stored else {}, consents=dict(outcome.consents) if stored else {}),
         recipient=user.email, state=outcome.state, reason=outcome.reason, actor=actor, verified=verified,

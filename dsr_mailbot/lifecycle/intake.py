@@ -25,6 +25,7 @@ from dsr_mailbot.replies.outbox import replies_in_last_day
 from dsr_mailbot.replies.reply import ReplyContent
 from dsr_mailbot.store.audit import record_event
 from dsr_mailbot.store.database import find_user_by_email
+from dsr_mailbot.store.holds import place_system_hold
 from dsr_mailbot.store.models import (
     Request,
     RequestKind,
@@ -105,6 +106,10 @@ def intake(ctx: Context, session: Session, request: Request, headers: Headers, r
                  problems=[f"{p.field}:{p.code}" for p in intent.problems],
                  **{**reading.detail, **_presence_detail(presence), **_deadline_detail(ctx, request)})
 
+    if identity.sender is not None:
+        for system, held in presence.holds:
+            place_system_hold(session, identity.sender, system, held, now=ctx.now, subject_ref=request.subject_ref,
+                              max_block_days=cfg.policy.max_block_days, timezone=cfg.policy.timezone)
     recipient = user.email if user else identity.sender
     verified = auth.authenticated
     waiting = _open_challenge(session, request, user) if user is not None else None

@@ -166,7 +166,8 @@ class Finish:
                 "content": {"kinds": list(c.kinds), "parts": list(c.parts), "changes": c.changes,
                             "unchanged": list(c.unchanged), "problems": [list(p) for p in c.problems],
                             "erasure_due_at": c.erasure_due_at.isoformat() if c.erasure_due_at else None,
-                            "held": c.held, "consents": c.consents}}
+                            "held": c.held, "consents": c.consents,
+                            "hold_ground": c.hold_ground, "hold_kind": c.hold_kind}}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Finish:
@@ -175,7 +176,8 @@ class Finish:
                                unchanged=tuple(c["unchanged"]), problems=tuple((f, p) for f, p in c["problems"]),
                                erasure_due_at=datetime.fromisoformat(c["erasure_due_at"])
                                if c["erasure_due_at"] else None,
-                               held=dict(c["held"]), consents=dict(c["consents"]))
+                               held=dict(c["held"]), consents=dict(c["consents"]),
+                               hold_ground=c.get("hold_ground", ""), hold_kind=c.get("hold_kind", ""))
         return cls(data["template"], content, data["recipient"], RequestState(data["state"]), data["reason"],
                    data["actor"], data["verified"], data["old_address"], dict(data["audit"]))
 

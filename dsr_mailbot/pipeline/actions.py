@@ -183,7 +183,7 @@ def _perform(services: Services, system: SqlSystem | HttpSystem, claimed: _Claim
 
     match claimed.action:
         case "lookup":
-            return Done(), {"found": connector.lookup(email)}
+            return Done(), {"found": bool(connector.lookup(email))}
         case "access":
             return Done(), {"records": [{"label": r.label, "fields": r.fields} for r in connector.access(email)]}
         case "update":

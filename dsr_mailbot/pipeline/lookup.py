@@ -16,7 +16,7 @@ import logging
 from dsr_mailbot.config.datamap import SqlSystem
 from dsr_mailbot.errors import SystemRefused, SystemUnavailable
 from dsr_mailbot.pipeline.services import Services
-from dsr_mailbot.systems.protocol import Presence
+from dsr_mailbot.systems.protocol import Presence, SystemHold
 
 log = logging.getLogger("dsr_mailbot")
 
@@ -28,14 +28,18 @@ def look_up(services: Services, address: str | None) -> Presence:
         return Presence()
     found: list[str] = []
     unreachable: list[str] = []
+    holds: list[tuple[str, SystemHold]] = []
     for system in systems:
         try:
-            if services.connector(system).lookup(address):
+            answer = services.connector(system).lookup(address)
+            if answer:
                 found.append(system.name)
+            if answer.hold is not None:
+                holds.append((system.name, answer.hold))
         except (SystemUnavailable, SystemRefused) as exc:
             log.info("lookup on system %s failed (%s)", system.name, type(exc).__name__)
             unreachable.append(system.name)
-    return Presence(tuple(s.name for s in systems), tuple(found), tuple(unreachable))
+    return Presence(tuple(s.name for s in systems), tuple(found), tuple(unreachable), tuple(holds))
 
 
 def check_mappings(services: Services) -> set[str]:

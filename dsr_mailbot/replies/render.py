@@ -162,6 +162,8 @@ def sample_context() -> dict[str, Any]:
         destroyed_in=("SmartThings", "Shop database"),
         expunged=True,
         left_in_inbox=1,
+        hold_ground="an order not yet delivered",
+        hold_kind="retain",
     ).as_context("ru", "UTC", day)
 
 

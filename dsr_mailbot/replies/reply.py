@@ -63,6 +63,7 @@ TEMPLATES: tuple[TemplateSpec, ...] = (
     TemplateSpec("update_applied", answers_recipient=True),
     TemplateSpec("update_not_understood", answers_recipient=True),
     TemplateSpec("withdrawal_applied", answers_recipient=True),
+    TemplateSpec("withdrawal_blocked", answers_recipient=True),  # a hold: blocked, or kept on another ground
     TemplateSpec("optout_applied", answers_recipient=True),
     TemplateSpec("unknown_sender", answers_recipient=True),
     TemplateSpec("challenge", answers_recipient=True),
@@ -81,7 +82,8 @@ TEMPLATE_SPECS = {spec.name: spec for spec in TEMPLATES}
 OUTCOME_TEMPLATES = tuple(spec.name for spec in TEMPLATES)
 # The outcomes whose text is a part (``templates/<language>/parts/<outcome>.txt``): the outcome's own reply
 # wraps its part, and "several_applied" wraps the parts of every intent of a letter, in one reply.
-PART_TEMPLATES = ("update_applied", "update_not_understood", "optout_applied", "access_answer", "withdrawal_applied")
+PART_TEMPLATES = ("update_applied", "update_not_understood", "optout_applied", "access_answer", "withdrawal_applied",
+                  "withdrawal_blocked")
 MAX_WORD_BYTES = 42  # UTF-8 bytes per encoded word: 56 base64 characters, 68 with =?utf-8?b?…?=
 
 _EN_MONTHS = (
@@ -130,6 +132,8 @@ class ReplyContent:
     destroyed_in: tuple[str, ...] = ()  # the notice of destruction: every system where data were destroyed
     expunged: bool = False  # the notice of destruction: their request messages were expunged from the mailbox
     left_in_inbox: int = 0  # the notice of destruction: their ordinary letters still in the inbox (staff's to keep)
+    hold_ground: str = ""  # a withdrawal under a hold: the ground the data are kept on, as the operator wrote it
+    hold_kind: str = ""  # block | retain
 
     def as_context(self, language: str, timezone: str, received_at: datetime) -> dict[str, Any]:
         zone = ZoneInfo(timezone)
@@ -160,6 +164,8 @@ class ReplyContent:
             "destroyed_in": list(self.destroyed_in),
             "expunged": self.expunged,
             "left_in_inbox": self.left_in_inbox,
+            "hold_ground": self.hold_ground,
+            "hold_kind": self.hold_kind,
             "consents": {"processing": self.consents.get("processing", False),
                          "marketing": self.consents.get("marketing", False)},
         }

@@ -33,6 +33,7 @@ from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from dsr_mailbot.store.audit import record_event
+from dsr_mailbot.store.holds import forget_hold
 from dsr_mailbot.store.keys import Keyring
 from dsr_mailbot.store.models import (
     FINAL_STATES,
@@ -175,6 +176,7 @@ def erase_user(session: Session, keyring: Keyring, user: User, *, now: datetime,
     record_event(session, "user_erased", subject_ref=subject_ref, fields=held,
                  reason="consent_withdrawn", requests=len(requests), replies=len(scrubbed), act=act,
                  messages_expunged=expunged, messages_left_in_inbox=left_in_inbox)
+    forget_hold(session, user.email)
     if user.id is not None:  # a stand-in (someone only the shop's systems knew) was never stored
         session.delete(user)
     return [row.message_id for row in scrubbed]

@@ -122,6 +122,32 @@ class User(SQLModel, table=True):
     erasure_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Where and when the consent was given (``users import``): the burden of proving consent is the operator's.
+    consent_source: str | None = Field(default=None, max_length=200)
+    consent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class HoldKind(enum.StrEnum):
+    BLOCK = "block"  # destruction within the term is impossible (152-FZ Art. 21 ч.6): at most max_block_days
+    RETAIN = "retain"  # processing goes on under another legal ground (Art. 9 ч.2), until a date
+
+
+class Hold(SQLModel, table=True):
+    """An operator's hold on a person's data: after a withdrawal they are blocked, not destroyed, until its end.
+
+    Personal data (the address), so it goes with the person's erasure.
+    """
+
+    __tablename__ = "holds"
+    __table_args__ = MYSQL_TABLE
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(index=True, unique=True, max_length=320)  # the normal form
+    kind: str = Field(default=HoldKind.BLOCK, max_length=10)
+    ground: str = Field(max_length=500)
+    until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    actor: str = Field(max_length=100)
 
 
 class Request(SQLModel, table=True):

@@ -28,6 +28,7 @@ import hmac
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +39,9 @@ from dsr_mailbot.systems.protocol import (
     BeforeCommit,
     Changes,
     Done,
+    Found,
     HeldRecord,
+    SystemHold,
     TableCheck,
     shown,
 )
@@ -159,11 +162,36 @@ class HttpConnector:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def lookup(self, email: str, key: str = "") -> bool:
-        found = self._post("lookup", email, key or _fresh_key()).get("found")
+    def lookup(self, email: str, key: str = "") -> Found:
+        answer = self._post("lookup", email, key or _fresh_key())
+        found = answer.get("found")
         if not isinstance(found, bool):
             raise SystemRefused(f'system "{self._name}": the lookup answer has no "found": true/false')
-        return found
+        hold = answer.get("hold")
+        return Found(found, self._hold(hold) if found and hold is not None else None)
+
+    def _hold(self, hold: object) -> SystemHold:
+        """``{"until": "2027-03-01", "ground": "…", "kind": "block"}``: until a date or time (ISO 8601, UTC when it
+        has no offset), on a ground, shown as the system wrote it (bounded, one line)."""
+        refused = SystemRefused(f'system "{self._name}": the lookup\'s "hold" needs "ground" text, "until" as an '
+                                'ISO date, and "kind" block or retain')
+        if not isinstance(hold, dict) or not isinstance(hold.get("ground"), str) or not hold["ground"].strip():
+            raise refused
+        kind, until = hold.get("kind", "block"), hold.get("until")
+        if kind not in ("block", "retain") or not (until is None or isinstance(until, str)):
+            raise refused
+        moment: datetime | date | None = None
+        try:
+            if until and len(until) == 10:
+                moment = date.fromisoformat(until)  # a day: its end where the operator is
+            elif until:
+                parsed = datetime.fromisoformat(until)
+                moment = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        except ValueError:
+            raise refused from None
+        if kind == "retain" and moment is None:
+            raise refused
+        return SystemHold(shown(hold["ground"], 500), moment, kind)
 
     def access(self, email: str, key: str = "") -> list[HeldRecord]:
         records = self._post("access", email, key or _fresh_key()).get("records", [])

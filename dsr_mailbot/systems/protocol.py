@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Literal, Protocol
 
 Action = Literal["lookup", "access", "update", "optout", "withdraw", "erase"]
@@ -75,12 +76,33 @@ class Done:
 
 
 @dataclass(frozen=True)
+class SystemHold:
+    """A system's own hold on the person's data (an HTTP lookup's ``"hold"``): kept on a ground, until a date."""
+
+    ground: str
+    until: datetime | date | None  # a day: its end in [policy] timezone
+    kind: str = "block"  # block | retain
+
+
+@dataclass(frozen=True)
+class Found:
+    """A lookup's answer: true when the system holds anything about the person, and any hold it keeps them under."""
+
+    found: bool
+    hold: SystemHold | None = None
+
+    def __bool__(self) -> bool:
+        return self.found
+
+
+@dataclass(frozen=True)
 class Presence:
     """The person looked up in the data map's systems other than the builtin, before the decision (by name)."""
 
     asked: tuple[str, ...] = ()
     found: tuple[str, ...] = ()
     unreachable: tuple[str, ...] = ()  # down, or refused the lookup: "we hold no data" cannot be said yet
+    holds: tuple[tuple[str, SystemHold], ...] = ()  # (system, its hold): a withdrawal then blocks, not destroys
 
 
 @dataclass(frozen=True)
@@ -108,8 +130,8 @@ class Connector(Protocol):
     def name(self) -> str:
         """What acts, access answers and the console call it."""
 
-    def lookup(self, email: str) -> bool:
-        """Does the system hold anything about the person at this address?"""
+    def lookup(self, email: str) -> Found:
+        """Does the system hold anything about the person at this address (and keep it under a hold)?"""
 
     def access(self, email: str) -> list[HeldRecord]:
         """Everything it holds about them, labelled."""

@@ -53,6 +53,7 @@ from dsr_mailbot.systems.protocol import (
     BeforeCommit,
     Changes,
     Done,
+    Found,
     HeldRecord,
     TableCheck,
     TableDone,
@@ -206,10 +207,11 @@ class SqlConnector:
 
     # The actions.
 
-    def lookup(self, email: str) -> bool:
+    def lookup(self, email: str) -> Found:
         with self._connection(write=False) as conn:
             tables = self._tables(conn)
-            return any(self._matched_rows(conn, r, email) is not None for r in tables.values() if r.mapping.match)
+            return Found(any(self._matched_rows(conn, r, email) is not None
+                             for r in tables.values() if r.mapping.match))
 
     def access(self, email: str) -> list[HeldRecord]:
         records: list[HeldRecord] = []

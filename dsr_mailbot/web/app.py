@@ -160,7 +160,8 @@ async def reveal(console: Console, request: HttpRequest, session: WebSession) ->
 
 async def deadlines_page(console: Console, request: HttpRequest, session: WebSession) -> Response:
     late, soon = await run_in_threadpool(_read, console, pages.deadlines, console.clock(), console.config.policy)
-    return console.page("deadlines.html", session, late=late, soon=soon, within=pages.SOON_WORKING_DAYS,
+    held = await run_in_threadpool(_read, console, pages.holds)
+    return console.page("deadlines.html", session, late=late, soon=soon, held=held, within=pages.SOON_WORKING_DAYS,
                         profiles=[f"{name} ({calendar or 'months'})"
                                   for name, calendar in console.config.policy.clock.calendars().items()])
 

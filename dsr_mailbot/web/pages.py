@@ -275,3 +275,21 @@ class ReportPage:
     month: str
     report: MonthReport
     chart: WeeklyChart
+
+
+@dataclass(frozen=True)
+class HeldRow:
+    """A hold as the deadlines page lists it: the address masked, the ground, its end and the erasure date."""
+
+    address: str
+    kind: str
+    ground: str
+    until: datetime | None
+    erasure_due_at: datetime | None
+
+
+def holds(session: Session) -> list[HeldRow]:
+    from dsr_mailbot.store.holds import held_people
+
+    return [HeldRow(mask("email", p.hold.email), p.hold.kind, p.hold.ground, p.hold.until, p.erasure_due_at)
+            for p in held_people(session)]

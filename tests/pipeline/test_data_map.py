@@ -739,3 +739,26 @@ def test_a_data_map_added_by_sighup_is_carried_out_without_a_restart(
     wait_until(lambda: len(letters_to(bot, PAVEL)) == 1, timeout=30, what="the answer after every system")
     assert row(engine, B_USER, 1).UF_NEWS in (False, 0)
     assert daemon.stop() == 0
+
+
+def test_a_systems_hold_at_the_lookup_blocks_the_data_everywhere_instead_of_destroying_them(
+        bot: Bot, shop: tuple[str, Engine], mailer: ScriptedHttpServer) -> None:
+    shop_url, engine = shop
+    bot.write_config(extra=data_map_toml(shop_url, mailer.url))
+    until = (utcnow() + timedelta(days=90)).date()
+    mailer.answer(200, {"found": True, "hold": {"until": until.isoformat(), "ground": "open order 77\nfake line"}},
+                  always=True)
+    bot.account.append(mail(PAVEL_FROM, WITHDRAWAL, ""))
+    bot.run()
+
+    [withdrawal] = bot.requests()
+    assert withdrawal.state == "completed"
+    said = " ".join(bot.reply_text(letters_to(bot, PAVEL)[-1]).split())
+    assert "open order 77 fake line" in said and "заблокированы" in said, said  # the system text, on one line
+    erasures = {a.system: a.due_at.date() for a in actions(bot) if a.action == "erase"}
+    assert erasures == {"Shop": until, "Mailer": until}  # the hold's end (before six months), in every system
+    bot.run(now=utcnow() + timedelta(days=31))  # past the usual 30 days: blocked, not destroyed
+    assert row(engine, B_USER, 1) is not None
+    [held] = json.loads(bot.cli("users", "holds", "--format", "json").stdout)
+    assert (held["kind"], held["until"]) == ("block", until.isoformat())
+    assert [e.actor for e in bot.events() if e.event == "hold_placed"] == ["system:Mailer"]

@@ -120,6 +120,39 @@ def test_answers_of_the_wrong_shape_are_refused_not_guessed(server: ScriptedHttp
     connector.close()
 
 
+@pytest.mark.parametrize("hold", [
+    {"ground": "order"} | {"until": "next week"},
+    {"ground": "", "until": "2027-03-01"},
+    {"ground": "order", "until": "2027-03-01", "kind": "forever"},
+    {"ground": "order", "kind": "retain"},  # kept on another ground: only until a date
+    {"ground": "order", "until": 20270301},
+    "order 77",
+])
+def test_a_lookups_hold_of_the_wrong_shape_is_refused(server: ScriptedHttpServer, hold: object) -> None:
+    connector = connector_for(server.url)
+    server.answer(200, {"found": True, "hold": hold})
+    with pytest.raises(SystemRefused, match="hold"):
+        connector.lookup("pavel.k@example.com")
+    connector.close()
+
+
+def test_a_lookups_hold_is_read_as_a_day_or_a_moment_and_its_ground_on_one_bounded_line(
+        server: ScriptedHttpServer) -> None:
+    from datetime import UTC, date, datetime
+
+    connector = connector_for(server.url)
+    server.answer(200, {"found": True, "hold": {"ground": "order\u2028 77" + "x" * 900, "until": "2027-03-01"}})
+    found = connector.lookup("pavel.k@example.com")
+    assert found and found.hold is not None and found.hold.until == date(2027, 3, 1) and found.hold.kind == "block"
+    assert found.hold.ground.startswith("order  77") and len(found.hold.ground) == 500
+    server.answer(200, {"found": True, "hold": {"ground": "x", "until": "2027-03-01T10:00:00", "kind": "retain"}})
+    held = connector.lookup("pavel.k@example.com").hold
+    assert held is not None and held.until == datetime(2027, 3, 1, 10, tzinfo=UTC) and held.kind == "retain"
+    server.answer(200, {"found": False, "hold": {"ground": "ignored"}})  # nobody there: nothing held
+    assert connector.lookup("nobody@example.com").hold is None
+    connector.close()
+
+
 def test_a_compressed_answer_is_cut_at_its_limit_and_deep_json_is_refused(server: ScriptedHttpServer) -> None:
     import gzip
 

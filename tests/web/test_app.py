@@ -393,3 +393,14 @@ def test_an_owners_unclear_reply_is_on_the_request_page_masked_until_revealed(co
         shown = reveal(client, update.id, "owner_reply").text
     assert "reply to the confirmation" in masked and "Пётр" not in masked
     assert "А имя тоже поменяйте: Пётр" in shown
+
+
+def test_the_deadlines_page_shows_blocked_people_masked_with_their_ground_and_dates(console: Bot) -> None:
+    console.add_user("ivan.petrov@example.ru", phone="+77011112233")
+    assert console.cli("users", "hold", "ivan.petrov@example.ru", "--ground", "заказ № 1042 <b>не доставлен</b>",
+                       "--until", "2027-03-01").returncode == 0
+    with serve_console(console) as served:
+        deadlines = signed_in(served.url).get("/deadlines").text
+    assert "(1)" in deadlines and "ivan.petrov@example.ru" not in deadlines  # masked, as every address there
+    assert "заказ № 1042 &lt;b&gt;не доставлен&lt;/b&gt;" in deadlines and "2027-03-01" in deadlines
+    assert "ru-152fz (RU)" in deadlines and "kz (KZ)" in deadlines  # each profile's own calendar
