@@ -54,6 +54,8 @@ class Outcome:
     consents: dict[str, bool] = field(default_factory=dict)
     parts: tuple[str, ...] = ()  # several intents: the template of each one's outcome, for one reply
     hold: HoldFacts | None = None  # a withdrawal under a hold: blocked or kept, destroyed at erasure_due_at
+    consent_source: str = ""  # access: where the consent was given, when the operator imported it
+    consent_at: datetime | None = None
 
 
 def combined(outcomes: Sequence[Outcome]) -> Outcome:
@@ -80,6 +82,8 @@ def combined(outcomes: Sequence[Outcome]) -> Outcome:
         consents={k: v for o in outcomes for k, v in o.consents.items()},
         parts=parts,
         hold=next((o.hold for o in outcomes if o.hold), None),
+        consent_source=next((o.consent_source for o in outcomes if o.consent_source), ""),
+        consent_at=next((o.consent_at for o in outcomes if o.consent_at), None),
     )
 
 
@@ -180,6 +184,8 @@ def apply_access(user: User) -> Outcome:
         "access_answer",
         held={name: getattr(user, name) or "" for name in FIELDS},
         consents={"processing": user.processing_consent, "marketing": user.marketing_consent},
+        consent_source=user.consent_source or "",
+        consent_at=user.consent_at,
     )
 
 

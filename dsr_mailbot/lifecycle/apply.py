@@ -146,6 +146,7 @@ def complete(ctx: Context, session: Session, request: Request, user: User, actor
             erasure_due_at=outcome.erasure_due_at,
             hold_ground=outcome.hold.ground if outcome.hold else "",
             hold_kind=outcome.hold.kind if outcome.hold else "",
+            consent_source=outcome.consent_source if stored else "", consent_at=outcome.consent_at if stored else None,
             # A stand-in for someone only other systems know holds nothing of the bot's own to show.
             held=dict(outcome.held) if stored else {}, consents=dict(outcome.consents) if stored else {}),
         recipient=user.email, state=outcome.state, reason=outcome.reason, actor=actor, verified=verified,

@@ -167,7 +167,9 @@ class Finish:
                             "unchanged": list(c.unchanged), "problems": [list(p) for p in c.problems],
                             "erasure_due_at": c.erasure_due_at.isoformat() if c.erasure_due_at else None,
                             "held": c.held, "consents": c.consents,
-                            "hold_ground": c.hold_ground, "hold_kind": c.hold_kind}}
+                            "hold_ground": c.hold_ground, "hold_kind": c.hold_kind,
+                            "consent_source": c.consent_source,
+                            "consent_at": c.consent_at.isoformat() if c.consent_at else None}}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Finish:
@@ -177,7 +179,9 @@ class Finish:
                                erasure_due_at=datetime.fromisoformat(c["erasure_due_at"])
                                if c["erasure_due_at"] else None,
                                held=dict(c["held"]), consents=dict(c["consents"]),
-                               hold_ground=c.get("hold_ground", ""), hold_kind=c.get("hold_kind", ""))
+                               hold_ground=c.get("hold_ground", ""), hold_kind=c.get("hold_kind", ""),
+                               consent_source=c.get("consent_source", ""),
+                               consent_at=datetime.fromisoformat(c["consent_at"]) if c.get("consent_at") else None)
         return cls(data["template"], content, data["recipient"], RequestState(data["state"]), data["reason"],
                    data["actor"], data["verified"], data["old_address"], dict(data["audit"]))
 

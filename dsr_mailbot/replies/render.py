@@ -164,6 +164,8 @@ def sample_context() -> dict[str, Any]:
         left_in_inbox=1,
         hold_ground="an order not yet delivered",
         hold_kind="retain",
+        consent_source="order form, smarththings.kz/checkout",
+        consent_at=day,
     ).as_context("ru", "UTC", day)
 
 

@@ -134,6 +134,8 @@ class ReplyContent:
     left_in_inbox: int = 0  # the notice of destruction: their ordinary letters still in the inbox (staff's to keep)
     hold_ground: str = ""  # a withdrawal under a hold: the ground the data are kept on, as the operator wrote it
     hold_kind: str = ""  # block | retain
+    consent_source: str = ""  # an access answer: where the consent was given (users import)
+    consent_at: datetime | None = None  # and when
 
     def as_context(self, language: str, timezone: str, received_at: datetime) -> dict[str, Any]:
         zone = ZoneInfo(timezone)
@@ -166,6 +168,8 @@ class ReplyContent:
             "left_in_inbox": self.left_in_inbox,
             "hold_ground": self.hold_ground,
             "hold_kind": self.hold_kind,
+            "consent_source": self.consent_source,
+            "consent_date": day(self.consent_at),
             "consents": {"processing": self.consents.get("processing", False),
                          "marketing": self.consents.get("marketing", False)},
         }

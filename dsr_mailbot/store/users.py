@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from dsr_mailbot.reading.extract import normalise_email, normalise_name, normalise_phone
@@ -22,6 +22,9 @@ from dsr_mailbot.store.database import Store, all_users, find_user_by_email
 from dsr_mailbot.store.models import User, utcnow
 
 CSV_COLUMNS = ("email", "phone", "surname", "first_name", "patronymic", "marketing_consent")
+# Where and when the consent was given: the burden of proving it is the operator's (152-FZ Art. 9 ч.3).
+OPTIONAL_COLUMNS = ("consent_source", "consent_at")
+MAX_SOURCE_CHARS = 200
 _TRUE = {"1", "true", "yes", "y", "да", "иә", "on"}
 _FALSE = {"", "0", "false", "no", "n", "нет", "жоқ", "off"}
 
@@ -43,6 +46,8 @@ class UserRow:
     first_name: str | None
     patronymic: str | None
     marketing_consent: bool
+    consent_source: str | None = None
+    consent_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -55,8 +60,9 @@ def read_users_csv(text: str) -> list[UserRow]:
     """Parse and check a users CSV; raise :class:`CsvImportError` listing every bad line."""
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
-    if sorted(header) != sorted(CSV_COLUMNS):
-        raise CsvImportError([f"line 1: columns must be {','.join(CSV_COLUMNS)}"])
+    if not set(CSV_COLUMNS) <= set(header) <= set(CSV_COLUMNS + OPTIONAL_COLUMNS) or len(set(header)) != len(header):
+        raise CsvImportError([f"line 1: columns must be {','.join(CSV_COLUMNS)} "
+                              f"(and optionally {','.join(OPTIONAL_COLUMNS)})"])
     reader.fieldnames = header
     rows: list[UserRow] = []
     problems: list[str] = []
@@ -86,16 +92,33 @@ def read_users_csv(text: str) -> list[UserRow]:
         consent = values["marketing_consent"].lower()
         if consent not in _TRUE | _FALSE:
             row_problems.append("marketing_consent: expected true or false")
+        source = " ".join(values.get("consent_source", "").split()) or None
+        if source is not None and (len(source) > MAX_SOURCE_CHARS or not source.isprintable()):
+            row_problems.append(f"consent_source: at most {MAX_SOURCE_CHARS} printable characters")
+        given_at = _moment(values.get("consent_at", ""))
+        if values.get("consent_at") and given_at is None:
+            row_problems.append("consent_at: expected a date like 2025-03-01 or a time like 2025-03-01T10:00:00+05:00")
         if row_problems:
             problems.extend(f"line {line}: {p}" for p in row_problems)
             continue
         assert email is not None
         seen[email] = line
         rows.append(UserRow(line, email, phone, names["surname"], names["first_name"],
-                            names["patronymic"], consent in _TRUE))
+                            names["patronymic"], consent in _TRUE, source, given_at))
     if problems:
         raise CsvImportError(problems)
     return rows
+
+
+def _moment(text: str) -> datetime | None:
+    """A date (its start, UTC) or a time (UTC when it has no offset); None for anything else or nothing."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def import_users(store: Store, rows: list[UserRow], actor: str) -> ImportResult:
@@ -109,7 +132,7 @@ def import_users(store: Store, rows: list[UserRow], actor: str) -> ImportResult:
             session.add(User(
                 email=row.email, phone=row.phone, surname=row.surname, first_name=row.first_name,
                 patronymic=row.patronymic, marketing_consent=row.marketing_consent,
-                created_at=now, updated_at=now,
+                consent_source=row.consent_source, consent_at=row.consent_at, created_at=now, updated_at=now,
             ))
             created += 1
         record_event(session, "users_imported", actor=actor, created=created, already_present=present)
@@ -133,6 +156,8 @@ def export_users(store: Store) -> list[dict[str, Any]]:
             "marketing_consent": u.marketing_consent,
             "processing_consent": u.processing_consent,
             "consent_withdrawn_at": _iso(u.consent_withdrawn_at),
+            "consent_source": u.consent_source,
+            "consent_at": _iso(u.consent_at),
             "marketing_opted_out_at": _iso(u.marketing_opted_out_at),
             "erasure_due_at": _iso(u.erasure_due_at),
         }

@@ -8,6 +8,7 @@ only to that address, with every field and what the policy says about them.
 from __future__ import annotations
 
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 
@@ -133,3 +134,23 @@ def test_the_answer_states_what_art_14_requires_from_the_configuration(
     # Every reply, not only this one, is signed by the responsible person.
     challenge_text = bot.reply_text(challenge_to(bot, IVAN))
     assert "Анна Ким" in challenge_text and "dpo@smarthings.kz" in challenge_text
+
+
+def test_the_answer_shows_where_and_when_consent_was_given_as_imported(bot_any_db: Bot, tmp_path: Path) -> None:
+    """The burden of proving consent is the operator's (152-FZ Art. 9 ч.3): the answer says what is on file."""
+    bot = bot_any_db
+    users = tmp_path / "users.csv"
+    users.write_text("email,phone,surname,first_name,patronymic,marketing_consent,consent_source,consent_at\n"
+                     f"{IVAN},+77011112233,,,,true,форма заказа smarththings.kz,2025-03-01T10:00:00+05:00\n",
+                     encoding="utf-8")
+    imported = bot.cli("users", "import", str(users))
+    assert imported.returncode == 0, imported.stderr
+    bot.account.append(mail(IVAN, "Запрос персональных данных", ""))
+    bot.run()
+    confirm(bot, challenge_to(bot, IVAN))
+    bot.run()
+
+    [answer] = [m for m in bot.replies() if m["To"] == IVAN and "[DSR-" not in str(m["Subject"])]
+    assert "Согласие получено: 01.03.2025, форма заказа smarththings.kz" in bot.reply_text(answer)
+    exported = bot.cli("users", "export").stdout
+    assert '"consent_source": "форма заказа smarththings.kz"' in exported and "2025-03-01T05:00:00+00:00" in exported

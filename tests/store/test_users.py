@@ -54,6 +54,24 @@ def test_import_creates_new_users_and_never_changes_existing_ones(db_url: str) -
     assert exported["b@example.kz"] == {
         "email": "b@example.kz", "phone": None, "surname": None, "first_name": None, "patronymic": None,
         "marketing_consent": False, "processing_consent": True, "consent_withdrawn_at": None,
-        "marketing_opted_out_at": None, "erasure_due_at": None,
+        "marketing_opted_out_at": None, "erasure_due_at": None, "consent_source": None, "consent_at": None,
     }
     store.dispose()
+
+
+def test_where_and_when_consent_was_given_may_be_imported_and_is_checked() -> None:
+    from datetime import UTC, datetime
+
+    header = "email,phone,surname,first_name,patronymic,marketing_consent,consent_source,consent_at\n"
+    rows = read_users_csv(header + "a@example.kz,,,,,true,checkout form  v2,2025-03-01\n"
+                                   "b@example.kz,,,,,false,,2025-03-01T10:00:00+05:00\nc@example.kz,,,,,false,,\n")
+    assert [(r.consent_source, r.consent_at) for r in rows] == [
+        ("checkout form v2", datetime(2025, 3, 1, tzinfo=UTC)),
+        (None, datetime(2025, 3, 1, 5, tzinfo=UTC)), (None, None)]
+    with pytest.raises(CsvImportError) as refused:
+        read_users_csv(header + "a@example.kz,,,,,true,x,1 March\nb@example.kz,,,,,true," + "y" * 201 + ",\n")
+    assert refused.value.problems == [
+        "line 2: consent_at: expected a date like 2025-03-01 or a time like 2025-03-01T10:00:00+05:00",
+        "line 3: consent_source: at most 200 printable characters"]
+    with pytest.raises(CsvImportError):
+        read_users_csv(HEADER.strip() + ",consent_at,consent_at\n")  # a column twice
