@@ -8,7 +8,8 @@ requests, and measures on the same servers, in this order:
 - **the naive loop**: fetch every message whole, one at a time
   (``BODY.PEEK[]``), on mailbox A;
 - **the reference**, the least work: one SEARCH and a FETCH of every header
-  block in batches, each request's body whole, one reply per request over
+  block in batches, with the SEARCH of each batch's text for the stems of
+  letters without a marker (``reading/unmarked.toml``), each request's body whole, one reply per request over
   one SMTP connection, and one MOVE of the requests — imapclient and
   smtplib, no processing — on mailbox A;
 - **the bot**: one pass of ``run --once`` (SQLite, replies over SMTP), then
@@ -34,6 +35,7 @@ from pathlib import Path
 
 from bench import started_dovecot
 from dsr_mailbot.config import load_config
+from dsr_mailbot.reading.unmarked import shipped_unmarked
 from dsr_mailbot.service.app import run_once_from_config
 from dsr_mailbot.store.database import Store
 from dsr_mailbot.store.models import User
@@ -80,8 +82,15 @@ def least_work(account: ImapAccount, smtp_port: int, request_uids: set[int]) -> 
     with account.client() as client:
         client.select_folder("INBOX", readonly=True)
         uids = client.search(["ALL"])
+        stems = shipped_unmarked().stems
         for start in range(0, len(uids), 200):
-            client.fetch(uids[start:start + 200], ["BODY.PEEK[HEADER]", "RFC822.SIZE", "INTERNALDATE"])
+            batch = uids[start:start + 200]
+            client.fetch(batch, ["BODY.PEEK[HEADER]", "RFC822.SIZE", "INTERNALDATE"])
+            # Letters without a marker (policy 4.1, 7.1): the server's own search for the stems, over the batch.
+            criteria: list[str] = ["UID", f"{batch[0]}:{batch[-1]}"]
+            for stem in stems[:-1]:
+                criteria += ["OR", "BODY", stem]
+            client.search([*criteria, "BODY", stems[-1]], charset="UTF-8")
         bodies = {uid: client.fetch([uid], ["BODY.PEEK[]"])[uid][b"BODY[]"] for uid in sorted(request_uids)}
         with smtplib.SMTP("127.0.0.1", smtp_port) as smtp:
             for uid in bodies:

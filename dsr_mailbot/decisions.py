@@ -25,6 +25,7 @@ from dsr_mailbot.trust.verify import needs_owner_confirmation
 class Action(enum.StrEnum):
     REVIEW = "review"  # a person decides; nothing is sent
     ACKNOWLEDGE = "acknowledge"  # a question: acknowledged, then it waits for a person's answer
+    SUPPRESS = "suppress"  # an opt-out from an address no system knows: on the suppression list, and answered
     # No system that answered knows the address, and one could not be asked: the decision waits for it.
     WAIT_FOR_SYSTEMS = "wait_for_systems"
     UNKNOWN_SENDER = "unknown_sender"  # nothing is held for the address: say so, change nothing
@@ -54,6 +55,7 @@ class Facts:
     challenge_open: bool  # the same user's request of the same kind already waits for the owner
     # A system of the data map could not be asked whether it holds the sender (down, or it refused).
     lookup_incomplete: bool = False
+    unmarked: bool = False  # found by its own words, without a subject marker (reading/unmarked.py)
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,13 @@ def _daily_limit(facts: Facts) -> Decision | None:
     return Decision(Action.REVIEW, "sender_daily_limit") if facts.replies_today >= facts.daily_limit else None
 
 
+def _possible_question(facts: Facts) -> Decision | None:
+    """Words about one's own data, without a marker: maybe a question, maybe a letter for the staff.  A person
+    answers or dismisses it; nothing is sent meanwhile."""
+    possible = facts.unmarked and RequestKind.QUESTION in facts.intents
+    return Decision(Action.REVIEW, "possible_question") if possible else None
+
+
 def _question(facts: Facts) -> Decision | None:
     answered_by_person = any(spec_for(kind).answered_by_person for kind in facts.intents)
     return Decision(Action.ACKNOWLEDGE, "awaiting_answer") if answered_by_person else None
@@ -93,6 +102,12 @@ def _lookup_incomplete(facts: Facts) -> Decision | None:
     # "We hold no data" only once every system was asked; known anywhere, the person is known.
     return Decision(Action.WAIT_FOR_SYSTEMS, "lookup_incomplete") if (
         not facts.sender_known and facts.lookup_incomplete) else None
+
+
+def _opt_out_not_on_file(facts: Facts) -> Decision | None:
+    """An opt-out is honoured even from an address no system knows: it may reach us later (policy 4.1)."""
+    only_optout = facts.intents == (RequestKind.OPTOUT,)
+    return Decision(Action.SUPPRESS, "not_on_file") if only_optout and not facts.sender_known else None
 
 
 def _unknown_sender(facts: Facts) -> Decision | None:
@@ -129,9 +144,11 @@ RULES: tuple[Rule, ...] = (
     _reply_to_ours,
     _no_sender,
     _daily_limit,
+    _possible_question,
     _question,
     _names_another_user,
     _lookup_incomplete,
+    _opt_out_not_on_file,
     _unknown_sender,
     _conflicting_values,
     _conflicting_intents,

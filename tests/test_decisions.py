@@ -26,6 +26,11 @@ def test_an_authenticated_readable_request_from_a_known_user_is_carried_out() ->
     ({"intents": ("question",), "sender_known": False}, Decision(Action.ACKNOWLEDGE, "awaiting_answer")),
     ({"names_another_user": True}, Decision(Action.REVIEW, "names_another_user", on_receipt=True)),
     ({"sender_known": False}, Decision(Action.UNKNOWN_SENDER, "no_such_user")),
+    # An opt-out is honoured from an address no one knows: on the suppression list, and answered.
+    ({"intents": ("optout",), "sender_known": False}, Decision(Action.SUPPRESS, "not_on_file")),
+    ({"intents": ("update", "optout"), "sender_known": False}, Decision(Action.UNKNOWN_SENDER, "no_such_user")),
+    # Words about one's data without a marker: maybe a letter for the staff; a person decides, silently.
+    ({"intents": ("question",), "unmarked": True}, Decision(Action.REVIEW, "possible_question")),
     # "We hold no data" only once every system was asked: one that could not be, and the decision waits for it.
     ({"sender_known": False, "lookup_incomplete": True}, Decision(Action.WAIT_FOR_SYSTEMS, "lookup_incomplete")),
     ({"lookup_incomplete": True}, Decision(Action.CARRY_OUT)),  # known anywhere, the person is known
@@ -62,7 +67,12 @@ def test_the_order_is_the_policy() -> None:
     assert decide(unknown_naming_a_user).action is Action.REVIEW  # a stranger naming a customer: a person looks
     waiting_question = replace(PLAIN, intents=("question",), sender_known=False, lookup_incomplete=True)
     assert decide(waiting_question).action is Action.ACKNOWLEDGE  # anyone may ask: no lookup to wait for
-    assert len(RULES) == 11
+    # A stranger's opt-out waits for a system that could not be asked: it may know them, and then it is theirs.
+    waiting_optout = replace(PLAIN, intents=("optout",), sender_known=False, lookup_incomplete=True)
+    assert decide(waiting_optout).action is Action.WAIT_FOR_SYSTEMS
+    unmarked_over_limit = replace(PLAIN, intents=("question",), unmarked=True, replies_today=5)
+    assert decide(unmarked_over_limit).reason == "sender_daily_limit"
+    assert len(RULES) == 13
 
 
 def test_a_mixed_letter_needs_the_strictest_confirmation_of_its_intents() -> None:

@@ -543,14 +543,14 @@ def test_a_request_recorded_by_another_process_during_the_batch_s_recording_is_n
     bot.account.append(taken)
     real_record_new = record.record_new
 
-    def another_process_first(ctx, session, arrival, headers, *args):  # type: ignore[no-untyped-def]
+    def another_process_first(ctx, session, arrival, headers, *args, **kwargs):  # type: ignore[no-untyped-def]
         if headers.message_id == message_id_of(taken):  # after this process looked the batch up
             with bot.store.transaction() as other:
                 other.add(Request(message_ref=bot.keyring.message_ref(message_id_of(taken)),
                                   message_id=message_id_of(taken), source="other", uidvalidity=1, uid=10_000,
                                   kind="optout", state="completed", language="en", received_at=utcnow(),
                                   due_at=utcnow(), subject_ref="x"))
-        return real_record_new(ctx, session, arrival, headers, *args)
+        return real_record_new(ctx, session, arrival, headers, *args, **kwargs)
 
     monkeypatch.setattr(record, "record_new", another_process_first)
 

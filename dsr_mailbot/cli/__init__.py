@@ -5,7 +5,9 @@ call them.  Exit codes follow sysexits(3), so that cron and systemd can act:
 
 ====  ==========================================================
 0     done
-1     anything else went wrong (the line on stderr says what)
+1     an answer, never an error: something is late (``requests overdue``), the audit chain is broken
+      (``audit verify``), the address is not suppressed (``suppressions check``)
+70    anything else went wrong (the line on stderr says what; EX_SOFTWARE)
 64    the command line was wrong (EX_USAGE)
 65    the input file was refused (EX_DATAERR; ``users import``)
 75    a server was unreachable; the work is retried next run (EX_TEMPFAIL)
@@ -29,6 +31,7 @@ import dsr_mailbot.cli.holds
 import dsr_mailbot.cli.requests
 import dsr_mailbot.cli.running
 import dsr_mailbot.cli.store
+import dsr_mailbot.cli.suppressions
 import dsr_mailbot.cli.web  # noqa: F401
 from dsr_mailbot.cli.base import EX_CONFIG, EX_OK, EX_SOFTWARE, EX_TEMPFAIL, EX_USAGE, cli, configure_logging
 from dsr_mailbot.errors import ConfigError, DsrMailbotError, where_raised

@@ -12,7 +12,9 @@ import click
 from dsr_mailbot.config import Config, load_config
 from dsr_mailbot.store.database import Store
 
-EX_OK, EX_SOFTWARE, EX_USAGE, EX_DATAERR, EX_TEMPFAIL, EX_CONFIG = 0, 1, 64, 65, 75, 78
+# 1 is an answer, never an error: `requests overdue` (something is late), `audit verify` (the chain is broken),
+# `suppressions check` (not on the list).  Unexpected errors exit 70, as sysexits(3) says.
+EX_OK, EX_SOFTWARE, EX_USAGE, EX_DATAERR, EX_TEMPFAIL, EX_CONFIG = 0, 70, 64, 65, 75, 78
 
 
 log = logging.getLogger("dsr_mailbot")

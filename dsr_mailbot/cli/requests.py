@@ -213,6 +213,16 @@ def requests_answer(state: CliState, request_id: int, answer_file: Any) -> int:
     return _decide(state, request_id, Answer(text))
 
 
+@requests_group.command("dismiss")
+@click.argument("request_id", type=int)
+@pass_state
+def requests_dismiss(state: CliState, request_id: int) -> int:
+    """Close a request in review that is not a data-subject request (a letter for the staff), without a reply."""
+    from dsr_mailbot.service.review import Dismiss
+
+    return _decide(state, request_id, Dismiss())
+
+
 @requests_group.command("extend")
 @click.argument("request_id", type=int)
 @click.option("--reason", required=True, help="Told to the person in the notice (write it in their language).")

@@ -149,7 +149,9 @@ def apply_withdrawal(user: User, received_at: datetime, erasure_delay_days: int,
         user.marketing_opted_out_at = received_at
         changed.append("marketing_consent")
     if hold is not None:
-        scheduled = held_erasure_due_at(hold.kind, hold.until, received_at, max_block_days)
+        # The six months of a block run from the first withdrawal: a second letter does not start them again.
+        first = min(user.consent_withdrawn_at or received_at, received_at)
+        scheduled = held_erasure_due_at(hold.kind, hold.until, first, max_block_days)
         moved = user.erasure_due_at != scheduled
     else:
         scheduled = erasure_due_at(received_at, erasure_delay_days)

@@ -40,17 +40,18 @@ the decision out.
 One module per moment: ``base`` (what every change shares), ``receive``
 (recording a message), ``intake`` (deciding a new request), ``apply``
 (carrying it out, challenges, completion), ``confirm`` (replies to
-challenges, expiry), ``operator`` (approve, answer, extend, reject).
+challenges, expiry), ``operator`` (approve, answer, extend, reject, dismiss).
 """
 
 from dsr_mailbot.lifecycle.apply import complete
-from dsr_mailbot.lifecycle.base import Arrival, Context, pending_intents
+from dsr_mailbot.lifecycle.base import UNMARKED, Arrival, Context, pending_intents
 from dsr_mailbot.lifecycle.confirm import confirm, expire, expire_overdue
 from dsr_mailbot.lifecycle.intake import intake
-from dsr_mailbot.lifecycle.operator import DecisionError, answer, approve, extend, reject
+from dsr_mailbot.lifecycle.operator import DecisionError, answer, approve, dismiss, extend, reject
 from dsr_mailbot.lifecycle.receive import record_ignored, record_received, set_aside
 
 __all__ = [
+    "UNMARKED",
     "Arrival",
     "Context",
     "DecisionError",
@@ -58,6 +59,7 @@ __all__ = [
     "approve",
     "complete",
     "confirm",
+    "dismiss",
     "expire",
     "expire_overdue",
     "extend",

@@ -21,7 +21,7 @@ from dsr_mailbot.lifecycle.base import (
 from dsr_mailbot.lifecycle.systems import HELD_REPLY, Finish, finish, hold, retry_failed, write_actions
 from dsr_mailbot.replies.reply import ReplyContent
 from dsr_mailbot.store.audit import record_event
-from dsr_mailbot.store.holds import hold_of
+from dsr_mailbot.store.holds import hold_of, move_hold
 from dsr_mailbot.store.models import (
     Request,
     RequestKind,
@@ -154,6 +154,8 @@ def complete(ctx: Context, session: Session, request: Request, user: User, actor
         audit={"changed": list(outcome.changed_fields), "unchanged": list(outcome.unchanged_fields),
                "problems": [f"{p.field}:{p.code}" for p in outcome.problems]},
     )
+    if user.email != old_email:
+        move_hold(session, old_email, user.email)
     carried = [kind for kind, o in zip(kinds, outcomes, strict=True) if o.state is RequestState.COMPLETED]
     if write_actions(ctx, session, request, carried, old_email, _changes_for_systems(request, outcomes, kinds),
                      outcome.erasure_due_at):

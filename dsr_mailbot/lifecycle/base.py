@@ -82,6 +82,9 @@ def transition(ctx: Context, session: Session, request: Request, state: RequestS
                  actor=actor, at=ctx.now, outcome=outcome, reason=reason, **detail)
 
 
+# A request's ``intent`` key: found by the letter's own words, without a subject marker (reading/unmarked.py).
+UNMARKED = "unmarked"
+
 # What stays due when a request closes unapplied (store.erasure.close_actions): an opt-out, carried out on receipt
 # because it is harmless if forged and due at once by law, is honoured whatever becomes of the rest of the letter;
 # and an erasure, which only a withdrawal carried out writes (such a request is never rejected: operator.reject).

@@ -12,7 +12,7 @@ from dsr_mailbot.facts import Reading
 from dsr_mailbot.intents.deadlines import calendar_version
 from dsr_mailbot.intents.registry import in_order, spec_for
 from dsr_mailbot.lifecycle.apply import after_owner, await_confirmation, carry_out_on_receipt
-from dsr_mailbot.lifecycle.base import Context, due, intent_of, reply, someone_elses, transition
+from dsr_mailbot.lifecycle.base import UNMARKED, Context, due, intent_of, reply, someone_elses, transition
 from dsr_mailbot.lifecycle.systems import (
     DEFERRED,
     IN_SYSTEMS,
@@ -32,6 +32,7 @@ from dsr_mailbot.store.models import (
     RequestState,
     User,
 )
+from dsr_mailbot.store.suppressions import suppress
 from dsr_mailbot.systems.protocol import Presence
 from dsr_mailbot.trust.tokens import OWNER
 from dsr_mailbot.trust.verify import identify
@@ -84,6 +85,7 @@ def intake(ctx: Context, session: Session, request: Request, headers: Headers, r
     """
     presence = presence or Presence()
     cfg = ctx.config
+    unmarked = bool((request.intent or {}).get(UNMARKED))
     request.language = reading.language
     kinds = [kind.value for kind in in_order(reading.intents)]
     request.intents = kinds
@@ -97,7 +99,8 @@ def intake(ctx: Context, session: Session, request: Request, headers: Headers, r
         user = transient_person(identity.sender)
     request.user_id = user.id if user is not None else None
     request.intent = {"changes": intent.changes, "problems": [[p.field, p.code] for p in intent.problems],
-                      "from_words": reading.from_words, **({IN_SYSTEMS: True} if presence.found else {})}
+                      "from_words": reading.from_words, **({IN_SYSTEMS: True} if presence.found else {}),
+                      **({UNMARKED: True} if unmarked else {})}
     request.letter_subject = reading.subject
     request.letter_text = reading.own_words
     session.add(request)
@@ -128,6 +131,7 @@ def intake(ctx: Context, session: Session, request: Request, headers: Headers, r
         challenge_open=waiting is not None,
         irreversible_from_words=any(spec_for(kind).irreversible for kind in reading.from_words),
         lookup_incomplete=bool(presence.unreachable),
+        unmarked=unmarked,
     )
     decision = decide(facts)
     if decision.action is Action.WAIT_FOR_SYSTEMS:
@@ -182,6 +186,15 @@ def _carry_out_decision(ctx: Context, session: Session, request: Request, decisi
         case Action.WAIT_FOR_SYSTEMS:
             # No reply yet: the person is answered once the systems have said whether they hold anything.
             transition(ctx, session, request, RequestState.CARRYING_OUT, reason=decision.reason)
+        case Action.SUPPRESS:
+            assert recipient is not None
+            # Marketing off for the address whoever holds it later; a mailing tool may know it already.
+            suppress(session, recipient, ctx.now)
+            write_actions(ctx, session, request, [RequestKind.OPTOUT], recipient, {}, None,
+                          only_kinds=frozenset({"http"}))
+            reply(ctx, session, request, "optout_applied", "reply", recipient, ReplyContent(suppressed=True),
+                  verified=verified)
+            transition(ctx, session, request, RequestState.COMPLETED, outcome="suppressed", reason=decision.reason)
         case Action.UNKNOWN_SENDER:
             assert recipient is not None
             # A mailing tool may know people no other system knows: an opt-out reaches it all the same.

@@ -116,3 +116,15 @@ def reject(ctx: Context, session: Session, request: Request, reason: str, actor:
                verified=True)
     transition(ctx, session, request, RequestState.REJECTED, outcome="request_rejected" if recipient else None,
            reason="operator_rejected", actor=actor)
+
+
+def dismiss(ctx: Context, session: Session, request: Request, actor: str) -> None:
+    """Not a data-subject request (a letter for the staff that only looked like one): closed without a reply.
+
+    Only a request still waiting for a person may be dismissed: nothing was sent and nothing changed.
+    """
+    if request.kind == RequestKind.CONFIRM or request.state != RequestState.REVIEW:
+        raise DecisionError(f"request {request.id} is {request.state}; only a request in review can be dismissed")
+    if HELD_REPLY in (request.intent or {}) or (request.intent or {}).get("on_receipt"):
+        raise DecisionError(f"request {request.id} was carried out in part already; approve or reject it")
+    transition(ctx, session, request, RequestState.IGNORED, outcome=None, reason="not_a_request", actor=actor)

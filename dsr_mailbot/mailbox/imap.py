@@ -141,6 +141,17 @@ class ImapSource:
             )
         return records
 
+    def search_text(self, uids: Sequence[int], stems: Sequence[str]) -> set[int] | None:
+        if not uids or not stems:
+            return set()
+        # OR is binary in IMAP: "OR BODY a OR BODY b BODY c".  Only the given UIDs: the new messages of a batch.
+        criteria: list[str] = ["UID", _uid_set(uids)]
+        for stem in stems[:-1]:
+            criteria += ["OR", "BODY", stem]
+        criteria += ["BODY", stems[-1]]
+        with _translated("search text"):
+            return {uid for uid in self.client.search(criteria, charset="UTF-8") if uid in set(uids)}
+
     def complete_records(self, uids: Sequence[int]) -> dict[int, HeaderRecord]:
         return {record.uid: record for record in self._header_records(list(uids), ())} if uids else {}
 
@@ -303,3 +314,17 @@ def _aware(value: object) -> datetime | None:
         return None
     return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
+
+def _uid_set(uids: Sequence[int]) -> str:
+    """``1:3,7,9:10``: runs of consecutive UIDs as ranges, so a batch's set stays short."""
+    ordered = sorted(set(uids))
+    runs: list[str] = []
+    start = previous = ordered[0]
+    for uid in [*ordered[1:], None]:
+        if uid is not None and uid == previous + 1:
+            previous = uid
+            continue
+        runs.append(f"{start}:{previous}" if previous != start else str(start))
+        if uid is not None:
+            start = previous = uid
+    return ",".join(runs)

@@ -129,6 +129,9 @@ class MaildirSource:
         return HeaderRecord(uid=uid, header=header, size=stat.st_size,
                             internaldate=datetime.fromtimestamp(stat.st_mtime, UTC))
 
+    def search_text(self, uids: Sequence[int], stems: Sequence[str]) -> set[int] | None:
+        return None  # no server to search: the pass reads each new message's first 64 KB of text
+
     def fetch(self, uid: int, max_bytes: int) -> FetchedMessage | None:
         path = self.paths.get(uid)
         if path is None:

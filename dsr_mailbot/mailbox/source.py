@@ -71,6 +71,10 @@ class MailSource(Protocol):
         Those gone are missing.
         """
 
+    def search_text(self, uids: Sequence[int], stems: Sequence[str]) -> set[int] | None:
+        """Which of these messages' text holds any of the stems (the server's own case-insensitive search of the
+        decoded text); None when the source has no such search (a Maildir: the caller reads the messages)."""
+
     def fetch(self, uid: int, max_bytes: int) -> FetchedMessage | None:
         """The whole message (at most ``max_bytes`` of it), or None when it is gone."""
 

@@ -17,6 +17,7 @@ from dsr_mailbot.errors import ConfigError, DsrMailbotError, StoreConflict
 from dsr_mailbot.facts import Reading, read_request
 from dsr_mailbot.faults import crash_point
 from dsr_mailbot.lifecycle import (
+    UNMARKED,
     Arrival,
     Context,
     confirm,
@@ -42,7 +43,7 @@ from dsr_mailbot.reading.classify import Classification
 from dsr_mailbot.reading.consent import read_confirmation
 from dsr_mailbot.reading.parse import Headers, parse_message
 from dsr_mailbot.store.audit import record_event
-from dsr_mailbot.store.database import find_request_by_ref
+from dsr_mailbot.store.database import Store, find_request_by_ref
 from dsr_mailbot.store.models import (
     Request,
     RequestKind,
@@ -240,8 +241,9 @@ def _handle(services: Services, source: MailSource, candidate: Candidate, uidval
     if existing_id is not None and existing_state != RequestState.RECEIVED:
         if same_copy:
             return  # this very message, seen again after a crash; archive_pending moves it if need be
-        if existing_state != RequestState.IGNORED:
-            # A redelivered or copied message: handled once already; move the copy out of the way.
+        if existing_state != RequestState.IGNORED and not candidate.unmarked and not _unmarked(store, existing_id):
+            # A redelivered or copied message: handled once already; move the copy out of the way.  Not a letter
+            # found by its own words: it may be the staff's, and stays where it is.
             source.archive([record.uid])
             with store.transaction() as session:
                 record_event(session, "duplicate_archived", request_id=existing_id, uid=record.uid,
@@ -262,7 +264,7 @@ def _handle(services: Services, source: MailSource, candidate: Candidate, uidval
         classification = Classification(RequestKind(kind), cfg.policy.default_language, "")
     language = classification.language if classification else cfg.policy.default_language
     try:
-        seen, go_on = begin(services, ctx, arrival, headers, kind, language, existing_id)
+        seen, go_on = begin(services, ctx, arrival, headers, kind, language, existing_id, candidate.unmarked)
     except StoreConflict:
         # Another process recorded this Message-ID since we looked: it owns the message.
         log.info("message at uid %s was recorded by another process; skipped", record.uid)
@@ -319,3 +321,9 @@ def _handle(services: Services, source: MailSource, candidate: Candidate, uidval
     except Exception as exc:  # one bad message must not stop the others
         seen = set_aside_seen(services, seen, f"{stage}:{type(exc).__name__}")
     count(seen, report)
+
+
+def _unmarked(store: Store, request_id: int) -> bool:
+    with store.transaction() as session:
+        row = session.get(Request, request_id)
+        return row is not None and bool((row.intent or {}).get(UNMARKED))

@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from dsr_mailbot.errors import DsrMailbotError
 from dsr_mailbot.lifecycle import (
+    UNMARKED,
     Arrival,
     Context,
     record_ignored,
@@ -60,6 +61,9 @@ class Candidate:
     token: Token | None
     classification: Classification | None
     replied_to: int | None  # the request one of whose messages it answers, by the keyed tag
+    # Found by its own words, without a subject marker: it may be a letter for the staff too, so it stays in the
+    # inbox, unflagged and unmoved (its row is marked archived), and its Message-ID keeps it from a second handling.
+    unmarked: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,7 @@ def record_batch(services: Services, candidates: list[Candidate], uidvalidity: i
                 arrival = Arrival(cfg.source_name, uidvalidity, record.uid,
                                   record.internaldate or candidate.headers.date or ctx.now)
                 row, go_on = record_new(ctx, session, arrival, candidate.headers, classification.kind,
-                                         classification.language)
+                                         classification.language, unmarked=candidate.unmarked)
                 if go_on:
                     fresh.append(Fresh(candidate, classification, Seen.of(row)))
                 else:
@@ -161,7 +165,7 @@ def groups(fresh: list[Fresh], max_message_bytes: int) -> Iterator[list[Fresh]]:
 
 
 def begin(services: Services, ctx: Context, arrival: Arrival, headers: Headers, kind: str, language: str,
-           existing_id: int | None) -> tuple[Seen, bool]:
+           existing_id: int | None, unmarked: bool = False) -> tuple[Seen, bool]:
     """Record the message (or one more attempt at it) before any work on it, in its own transaction.
 
     Returns the request and whether to work on it: not when the message was
@@ -170,7 +174,7 @@ def begin(services: Services, ctx: Context, arrival: Arrival, headers: Headers, 
     """
     with services.store.transaction() as session:
         if existing_id is None:
-            new, go_on = record_new(ctx, session, arrival, headers, kind, language)
+            new, go_on = record_new(ctx, session, arrival, headers, kind, language, unmarked=unmarked)
             return Seen.of(new), go_on
         row = session.get(Request, existing_id)
         assert row is not None
@@ -184,12 +188,18 @@ def begin(services: Services, ctx: Context, arrival: Arrival, headers: Headers, 
 
 
 def record_new(ctx: Context, session: Session, arrival: Arrival, headers: Headers, kind: str,
-                language: str) -> tuple[Request, bool]:
+                language: str, *, unmarked: bool = False) -> tuple[Request, bool]:
     """A message never seen before: ignored by the loop rules, or received (its first attempt counted)."""
     reason = loop_reason(headers, ctx.config.policy.operator_addresses)
     if reason is not None:
-        return record_ignored(ctx, session, arrival, headers, kind, language, reason), False
-    return record_received(ctx, session, arrival, headers, kind, language), True
+        row, go_on = record_ignored(ctx, session, arrival, headers, kind, language, reason), False
+    else:
+        row, go_on = record_received(ctx, session, arrival, headers, kind, language), True
+    if unmarked:
+        row.archived_at = ctx.now  # never moved: it may be a letter for the staff as well
+        row.intent = {**(row.intent or {}), UNMARKED: True}
+        session.add(row)
+    return row, go_on
 
 
 def received(session: Session, request_id: int) -> Request | None:

@@ -26,6 +26,7 @@ from dsr_mailbot.errors import DsrMailbotError
 from dsr_mailbot.pipeline.services import Services
 from dsr_mailbot.store.audit import record_event
 from dsr_mailbot.store.erasure import purge_outbox_row
+from dsr_mailbot.store.holds import forget_ended_holds
 from dsr_mailbot.store.models import FINAL_STATES, OutboxMessage, OutboxState, Request
 
 log = logging.getLogger("dsr_mailbot")
@@ -36,6 +37,8 @@ BATCH = 500  # requests per pass: a backlog of years is worked off over a few pa
 def expire_closed_requests(services: Services) -> int:
     """Expunge and forget what closed requests older than the retention kept; how many requests were done."""
     now = services.clock()
+    with services.store.transaction() as session:
+        forget_ended_holds(session, now)
     cutoff = now - timedelta(days=services.config.policy.closed_request_retention_days)
     with services.store.transaction() as session:
         due = session.exec(select(Request.id, Request.message_id).where(

@@ -13,6 +13,7 @@ from dsr_mailbot.mailbox.source import FIELDS_CAP_BYTES, HeaderRecord, MailSourc
 from dsr_mailbot.pipeline.handle import handle_batch
 from dsr_mailbot.pipeline.record import Candidate, unrecordable
 from dsr_mailbot.pipeline.services import RunReport, Services
+from dsr_mailbot.pipeline.unmarked import unmarked_candidates
 from dsr_mailbot.reading.classify import MarkerTable, classify_subject
 from dsr_mailbot.reading.parse import Headers, fast_subject, parse_headers
 from dsr_mailbot.store.audit import record_event
@@ -53,6 +54,7 @@ def process_mailbox(services: Services, source: MailSource, uidvalidity: int, re
     for scanned in source.scan(last_uid, cfg.limits.fetch_batch_size, TRIAGE_FIELDS):
         batch = _complete_suspects(source, scanned, services.markers)
         candidates: list[Candidate] = []
+        ordinary: list[HeaderRecord] = []
         last_seen: int | None = None
         for record in batch:
             if stop is not None and stop.is_set():
@@ -61,7 +63,10 @@ def process_mailbox(services: Services, source: MailSource, uidvalidity: int, re
             candidate = _triage_isolated(services, source, record, uidvalidity, report)
             if candidate is not None:
                 candidates.append(candidate)
+            else:
+                ordinary.append(record)
             last_seen = record.uid
+        candidates += _unmarked_isolated(services, source, ordinary)
         handle_batch(services, source, candidates, uidvalidity, report)
         if last_seen is not None:
             with store.transaction() as session:
@@ -69,6 +74,17 @@ def process_mailbox(services: Services, source: MailSource, uidvalidity: int, re
         if stop is not None and stop.is_set():
             break
     report.archived += archive_pending(store, source, cfg.source_name, uidvalidity).moved
+
+
+def _unmarked_isolated(services: Services, source: MailSource, ordinary: list[HeaderRecord]) -> list[Candidate]:
+    """The second look at ordinary mail; a server that refuses the search costs it, not the batch's requests."""
+    try:
+        return unmarked_candidates(services, source, ordinary)
+    except Exception as exc:
+        if isinstance(exc, DsrMailbotError) and exc.temporary:
+            raise
+        log.warning("letters without a marker were not looked for in this batch (%s)", type(exc).__name__)
+        return []
 
 
 def _complete_suspects(source: MailSource, batch: list[HeaderRecord], markers: MarkerTable) -> list[HeaderRecord]:

@@ -166,6 +166,7 @@ def sample_context() -> dict[str, Any]:
         hold_kind="retain",
         consent_source="order form, smarththings.kz/checkout",
         consent_at=day,
+        suppressed=True,
     ).as_context("ru", "UTC", day)
 
 

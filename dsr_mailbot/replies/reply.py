@@ -136,6 +136,7 @@ class ReplyContent:
     hold_kind: str = ""  # block | retain
     consent_source: str = ""  # an access answer: where the consent was given (users import)
     consent_at: datetime | None = None  # and when
+    suppressed: bool = False  # an opt-out from an address no system knows: put on the suppression list
 
     def as_context(self, language: str, timezone: str, received_at: datetime) -> dict[str, Any]:
         zone = ZoneInfo(timezone)
@@ -170,6 +171,7 @@ class ReplyContent:
             "hold_kind": self.hold_kind,
             "consent_source": self.consent_source,
             "consent_date": day(self.consent_at),
+            "suppressed": self.suppressed,
             "consents": {"processing": self.consents.get("processing", False),
                          "marketing": self.consents.get("marketing", False)},
         }

@@ -71,7 +71,7 @@ from dsr_mailbot.store.figures import save_worker_status
 from dsr_mailbot.store.models import utcnow
 
 log = logging.getLogger("dsr_mailbot")
-EX_OK, EX_SOFTWARE, EX_TEMPFAIL, EX_CONFIG = 0, 1, 75, 78
+EX_OK, EX_SOFTWARE, EX_TEMPFAIL, EX_CONFIG = 0, 70, 75, 78
 
 
 @dataclass

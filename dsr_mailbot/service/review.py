@@ -21,7 +21,7 @@ from typing import assert_never
 
 from sqlmodel import Session
 
-from dsr_mailbot.lifecycle import DecisionError, answer, approve, extend, reject
+from dsr_mailbot.lifecycle import DecisionError, answer, approve, dismiss, extend, reject
 from dsr_mailbot.pipeline import Services
 from dsr_mailbot.reading.extract import FIELDS
 from dsr_mailbot.replies.send import drain_outbox
@@ -50,7 +50,12 @@ class Extend:
     reason: str  # told to the person in the notice; the audit keeps the dates only
 
 
-ReviewAction = Approve | Reject | Answer | Extend
+@dataclass(frozen=True)
+class Dismiss:
+    """Not a data-subject request: closed without a reply."""
+
+
+ReviewAction = Approve | Reject | Answer | Extend | Dismiss
 
 
 class UnknownRequest(LookupError):
@@ -87,6 +92,8 @@ def _apply(services: Services, session: Session, request: Request, action: Revie
             if not reason.strip():
                 raise DecisionError("an extension needs a reason (it is told to the person)")
             extend(ctx, session, request, reason.strip(), actor)
+        case Dismiss():
+            dismiss(ctx, session, request, actor)
         case _:
             assert_never(action)
 

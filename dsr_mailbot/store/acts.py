@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -97,6 +98,8 @@ class Act:
     # The data map's other systems (the shop's databases, a mailing tool): each one's part of the erasure.
     systems: tuple[ActSystem, ...] = ()
     operator: ActOperator = ActOperator()  # acts made before issue 20 have none
+    # Random: the act's SHA-256 in the audit trail cannot be recomputed from a guessed name and the trail's facts.
+    nonce: str = ""
 
     def as_json(self) -> dict[str, object]:
         return asdict(self)  # tuples become JSON lists
@@ -223,6 +226,8 @@ def act_digest(act: Act) -> str:
 def keep_act(session: Session, directory: Path, act: Act, why: str) -> str:
     """Write the act and record its SHA-256 in the audit trail with the transaction (``why``: made, rewritten,
     systems, notice); return the hash."""
+    if not act.nonce:
+        act = replace(act, nonce=secrets.token_hex(16))
     write_act(directory, act)
     digest = act_digest(act)
     record_event(session, "act_written", request_id=act.request_id, subject_ref=act.subject_ref, act=act.act_id,

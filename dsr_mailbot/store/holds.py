@@ -99,6 +99,27 @@ def release_hold(session: Session, email: str, *, actor: str, now: datetime, sub
     return True
 
 
+def move_hold(session: Session, old: str, new: str) -> None:
+    """The person's address changed (an update): their hold follows it."""
+    row = session.exec(select(Hold).where(Hold.email == old)).first()
+    if row is not None and session.exec(select(Hold).where(Hold.email == new)).first() is None:
+        row.email = new
+        session.add(row)
+
+
+def forget_ended_holds(session: Session, now: datetime) -> int:
+    """Holds past their end whose person has no erasure waiting (never withdrew): nothing left to hold; they go,
+    as they name the person."""
+    ended = session.exec(select(Hold).where(col(Hold.until).is_not(None), col(Hold.until) < now)).all()
+    waiting = {email for (email,) in session.execute(select(col(User.email)).where(
+        col(User.email).in_([h.email for h in ended]), col(User.erasure_due_at).is_not(None))).all()
+    } if ended else set()
+    gone = [h for h in ended if h.email not in waiting]
+    for hold in gone:
+        session.delete(hold)
+    return len(gone)
+
+
 def forget_hold(session: Session, email: str) -> None:
     """The person's data are destroyed: their hold goes with them."""
     row = session.exec(select(Hold).where(Hold.email == email)).first()

@@ -127,6 +127,16 @@ class User(SQLModel, table=True):
     consent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+class Suppression(SQLModel, table=True):
+    """An address that must get no marketing: SHA-256 of its normal form, lower-case hex (what mailing tools use)."""
+
+    __tablename__ = "suppressions"
+    __table_args__ = MYSQL_TABLE
+
+    sha256: str = Field(primary_key=True, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
 class HoldKind(enum.StrEnum):
     BLOCK = "block"  # destruction within the term is impossible (152-FZ Art. 21 ч.6): at most max_block_days
     RETAIN = "retain"  # processing goes on under another legal ground (Art. 9 ч.2), until a date

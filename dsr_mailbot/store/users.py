@@ -20,6 +20,7 @@ from dsr_mailbot.reading.extract import normalise_email, normalise_name, normali
 from dsr_mailbot.store.audit import record_event
 from dsr_mailbot.store.database import Store, all_users, find_user_by_email
 from dsr_mailbot.store.models import User, utcnow
+from dsr_mailbot.store.suppressions import is_suppressed
 
 CSV_COLUMNS = ("email", "phone", "surname", "first_name", "patronymic", "marketing_consent")
 # Where and when the consent was given: the burden of proving it is the operator's (152-FZ Art. 9 ч.3).
@@ -129,9 +130,11 @@ def import_users(store: Store, rows: list[UserRow], actor: str) -> ImportResult:
             if find_user_by_email(session, row.email) is not None:
                 present += 1
                 continue
+            # An address that opted out before it was on file keeps marketing off, whatever the file says.
+            marketing = row.marketing_consent and not is_suppressed(session, row.email)
             session.add(User(
                 email=row.email, phone=row.phone, surname=row.surname, first_name=row.first_name,
-                patronymic=row.patronymic, marketing_consent=row.marketing_consent,
+                patronymic=row.patronymic, marketing_consent=marketing,
                 consent_source=row.consent_source, consent_at=row.consent_at, created_at=now, updated_at=now,
             ))
             created += 1

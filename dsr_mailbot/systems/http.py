@@ -28,7 +28,7 @@ import hmac
 import json
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
@@ -191,6 +191,9 @@ class HttpConnector:
             raise refused from None
         if kind == "retain" and moment is None:
             raise refused
+        if moment is not None and (moment if isinstance(moment, date) and not isinstance(moment, datetime)
+                                   else moment.date()) > (datetime.now(UTC) + MAX_HOLD).date():
+            raise refused  # no legal ground keeps data for longer; a far date is a mistake, not a hold
         return SystemHold(shown(hold["ground"], 500), moment, kind)
 
     def access(self, email: str, key: str = "") -> list[HeldRecord]:
@@ -242,6 +245,9 @@ class HttpConnector:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+MAX_HOLD = timedelta(days=3653)  # ten years: the longest accounting duty a system may claim
 
 
 def _fresh_key() -> str:

@@ -11,6 +11,7 @@ Routes (a contract: scripts outside the repository use them):
 ``POST /requests/{id}/reject``           field ``reason``
 ``POST /requests/{id}/answer``           field ``text``
 ``POST /requests/{id}/extend``           field ``reason``
+``POST /requests/{id}/dismiss``          not a data-subject request: closed without a reply
 ``POST /requests/{id}/reveal``           field ``field``: show one masked value, audited
 ``GET /deadlines``                       late and soon due, per deadline profile
 ``GET /acts``, ``GET /acts/{id}``        acts of destruction; opening one is audited (it names the person)
@@ -56,6 +57,7 @@ from dsr_mailbot.service.review import (
     REVEALABLE,
     Answer,
     Approve,
+    Dismiss,
     Extend,
     Reject,
     ReviewAction,
@@ -80,6 +82,7 @@ DECISIONS: Mapping[str, Callable[[FormData], ReviewAction]] = {
     "reject": lambda form: Reject(str(form.get("reason") or "")),
     "answer": lambda form: Answer(str(form.get("text") or "")),
     "extend": lambda form: Extend(str(form.get("reason") or "")),
+    "dismiss": lambda form: Dismiss(),
 }
 
 

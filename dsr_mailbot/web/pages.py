@@ -127,6 +127,7 @@ class RequestPage:
     can_reject: bool
     can_answer: bool
     can_extend: bool
+    can_dismiss: bool = False  # not a data-subject request: closed without a reply
 
 
 def _shown(key: str, request: Request, user: User | None, revealed: Mapping[str, str | None]) -> ShownField:
@@ -171,6 +172,8 @@ def request_page(session: Session, request_id: int, now: datetime, policy: Polic
         can_reject=is_open,
         can_answer=is_open and request.state == RequestState.REVIEW and by_person,
         can_extend=is_open,
+        can_dismiss=is_open and request.state == RequestState.REVIEW and not intent.get("on_receipt")
+        and "held_reply" not in intent,
     )
 
 

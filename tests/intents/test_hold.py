@@ -7,6 +7,7 @@ says (a block at most six months after the withdrawal), with the act written the
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from dsr_mailbot.store.acts import read_act
@@ -39,12 +40,17 @@ def test_a_withdrawal_under_a_block_keeps_the_data_blocked_for_at_most_six_month
     listed = bot.cli("users", "holds", "--format", "json")
     assert '"kind": "block"' in listed.stdout and '"erasure_due": "' in listed.stdout
 
+    bot.account.append(mail(IVAN, WITHDRAWAL, "Ещё раз: отзываю согласие."))  # a second withdrawal, later
+    bot.run(now=utcnow() + timedelta(days=20))
+    user = bot.user(IVAN)
+    assert user is not None and user.erasure_due_at == withdrawal.received_at + timedelta(days=183)  # no new term
     bot.run(now=utcnow() + timedelta(days=31))  # past the usual term: kept, blocked
     assert bot.user(IVAN) is not None and read_act(bot.config.policy.acts_dir, str(withdrawal.id)) is None
 
     bot.run(now=utcnow() + timedelta(days=184))
     assert bot.user(IVAN) is None
-    assert read_act(bot.config.policy.acts_dir, str(withdrawal.id)) is not None  # the act, when destroyed
+    latest = [r for r in bot.requests() if r.kind == "withdraw"][-1]
+    assert read_act(bot.config.policy.acts_dir, str(latest.id)) is not None  # the act, when destroyed
     assert bot.cli("users", "holds").stdout.strip() == "0 hold(s)"  # the hold named him: it went with him
 
 
@@ -91,6 +97,18 @@ def test_a_hold_placed_after_the_withdrawal_moves_its_erasure_and_a_release_make
     events = [e.event for e in bot.events()]
     assert "hold_placed" in events and "hold_released" in events
     assert bot.cli("users", "release", IVAN).returncode == 64  # nothing held any more
+
+
+def test_a_hold_follows_the_address_change_and_an_ended_hold_of_someone_who_never_withdrew_goes(bot: Bot) -> None:
+    bot.add_user(IVAN, phone="+77011112233")
+    until = (utcnow() + timedelta(days=10)).date().isoformat()
+    assert bot.cli("users", "hold", IVAN, "--ground", "заказ", "--until", until).returncode == 0
+    bot.account.append(mail(IVAN, "Обновление персональных данных", "E-mail: ivan.new@example.ru"))
+    bot.run()
+    [held] = json.loads(bot.cli("users", "holds", "--format", "json").stdout)
+    assert held["address"] == "ivan.new@example.ru"
+    bot.run(now=utcnow() + timedelta(days=12))  # ended, and he never withdrew: nothing left to hold
+    assert json.loads(bot.cli("users", "holds", "--format", "json").stdout) == []
 
 
 def test_the_block_cannot_outlast_six_months_even_with_a_later_end() -> None:

@@ -126,6 +126,7 @@ def test_answers_of_the_wrong_shape_are_refused_not_guessed(server: ScriptedHttp
     {"ground": "order", "until": "2027-03-01", "kind": "forever"},
     {"ground": "order", "kind": "retain"},  # kept on another ground: only until a date
     {"ground": "order", "until": 20270301},
+    {"ground": "order", "until": "9999-12-31T23:59:59-05:00", "kind": "retain"},  # no ground keeps data so long
     "order 77",
 ])
 def test_a_lookups_hold_of_the_wrong_shape_is_refused(server: ScriptedHttpServer, hold: object) -> None:

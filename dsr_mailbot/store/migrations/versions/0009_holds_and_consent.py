@@ -3,6 +3,8 @@
 - ``holds``: an operator's hold on a person's data (``users hold``): after a
   withdrawal they are blocked, not destroyed, until the hold ends.
 - ``users.consent_source``, ``users.consent_at``: from ``users import``.
+- ``suppressions``: the SHA-256 of addresses that opted out while no system
+  knew them: they get no marketing, even once they are imported.
 
 Revision ID: 0009
 Revises: 0008
@@ -35,6 +37,13 @@ def upgrade() -> None:
         **MYSQL_TABLE,
     )
     op.create_index("ix_holds_email", "holds", ["email"], unique=True)
+    op.create_table(
+        "suppressions",
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("sha256"),
+        **MYSQL_TABLE,
+    )
     with op.batch_alter_table("users") as batch:
         batch.add_column(sa.Column("consent_source", sa.String(length=200), nullable=True))
         batch.add_column(sa.Column("consent_at", UTCDateTime(), nullable=True))
@@ -44,5 +53,6 @@ def downgrade() -> None:
     with op.batch_alter_table("users") as batch:
         batch.drop_column("consent_at")
         batch.drop_column("consent_source")
+    op.drop_table("suppressions")
     op.drop_index("ix_holds_email", table_name="holds")
     op.drop_table("holds")
