@@ -32,7 +32,7 @@ from dsr_mailbot.store.models import (
     RequestState,
     User,
 )
-from dsr_mailbot.store.suppressions import suppress
+from dsr_mailbot.store.suppressions import is_suppressed, suppress
 from dsr_mailbot.systems.protocol import Presence
 from dsr_mailbot.trust.tokens import OWNER
 from dsr_mailbot.trust.verify import identify
@@ -109,6 +109,10 @@ def intake(ctx: Context, session: Session, request: Request, headers: Headers, r
                  problems=[f"{p.field}:{p.code}" for p in intent.problems],
                  **{**reading.detail, **_presence_detail(presence), **_deadline_detail(ctx, request)})
 
+    if identity.sender is not None and presence.found and is_suppressed(session, identity.sender):
+        # On the suppression list, and now found in a system's rows: marketing goes off there too, whatever
+        # this letter asks.
+        write_actions(ctx, session, request, [RequestKind.OPTOUT], identity.sender, {}, None)
     if identity.sender is not None:
         for system, held in presence.holds:
             place_system_hold(session, identity.sender, system, held, now=ctx.now, subject_ref=request.subject_ref,

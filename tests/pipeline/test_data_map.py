@@ -763,3 +763,21 @@ def test_a_systems_hold_at_the_lookup_blocks_the_data_everywhere_instead_of_dest
     [held] = json.loads(bot.cli("users", "holds", "--format", "json").stdout)
     assert (held["kind"], held["until"]) == ("block", until.isoformat())
     assert [e.actor for e in bot.events() if e.event == "hold_placed"] == ["system:Mailer"]
+
+
+def test_a_suppressed_address_found_later_in_a_systems_rows_gets_marketing_off_there(
+        bot: Bot, shop: tuple[str, Engine], mailer: ScriptedHttpServer) -> None:
+    shop_url, engine = shop
+    bot.write_config(extra=data_map_toml(shop_url, mailer.url))
+    mailer.answer(200, {"found": False}, always=True)
+    bot.account.append(mail("pavel.new@example.com", "Отписаться", ""))  # no system knows this address yet
+    bot.run()
+    assert bot.requests()[0].outcome == "suppressed"
+
+    with engine.begin() as connection:  # the shop takes the address on later, marketing on
+        connection.execute(B_USER.update().where(B_USER.c.ID == 1).values(EMAIL="pavel.new@example.com",
+                                                                           UF_NEWS=True))
+    bot.account.append(mail("pavel.new@example.com", "Запрос персональных данных", ""))
+    bot.run()
+
+    assert row(engine, B_USER, 1).UF_NEWS in (False, 0)  # the list kept marketing off in the shop's row

@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
-import pytest
 from sqlalchemy import text
 
 from dsr_mailbot.store.audit import chain_head, chained_events, record_event
 from dsr_mailbot.store.chain import ChainBreak, verify
 from dsr_mailbot.store.database import Store
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    store = Store(db_url)
-    store.init_schema()
-    yield store
-    store.dispose()
 
 
 def verified(store: Store) -> ChainBreak | None:

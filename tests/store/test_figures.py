@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-
-import pytest
 
 from dsr_mailbot.store.database import Store
 from dsr_mailbot.store.figures import erasures_due_by, month_erasures, store_figures
 from dsr_mailbot.store.models import ActionState, Request, SystemAction, User
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    store = Store(db_url)
-    store.init_schema()
-    yield store
-    store.dispose()
 
 
 def withdrawal(session: object, n: int, user_id: int | None, received: datetime,

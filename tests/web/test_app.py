@@ -261,6 +261,22 @@ def test_rejecting_in_the_console_replies_and_names_the_operator(console: Bot) -
     assert rejected.actor == f"web:{LOGIN}" and "Укажите" not in str(rejected.detail)
 
 
+def test_dismissing_in_the_console_closes_a_letter_that_is_no_request_without_a_reply(console: Bot) -> None:
+    request_id = _review(console)
+    sent_before = len(console.replies())
+    with serve_console(console) as served:
+        client = signed_in(served.url)
+        page = client.get(f"/requests/{request_id}").text
+        assert 'id="dismiss"' in page
+        answer = client.post(f"/requests/{request_id}/dismiss", data={"csrf_token": csrf_of(page)})
+        assert answer.status_code == 303
+        closed = client.get(f"/requests/{request_id}").text
+    assert [(r.state, r.reason) for r in console.requests()] == [("ignored", "not_a_request")]
+    assert len(console.replies()) == sent_before and 'id="dismiss"' not in closed
+    [event] = [e for e in console.events() if e.event == "request_ignored"]
+    assert event.actor == f"web:{LOGIN}"
+
+
 def test_a_decision_the_state_forbids_is_explained_not_done(console: Bot) -> None:
     request_id = _review(console)
     with serve_console(console) as served:
