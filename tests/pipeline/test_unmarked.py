@@ -104,3 +104,36 @@ def test_a_possible_question_waits_for_a_person_silently_and_can_be_dismissed(bo
     assert (closed.state, closed.reason) == ("ignored", "not_a_request") and bot.replies() == []
     again = bot.cli("requests", "dismiss", str(request.id))
     assert again.returncode != 0 and "only a request in review" in again.stderr
+
+
+def test_a_maildir_has_no_server_search_so_the_first_64_kb_of_each_new_letter_are_read(tmp_path: Path) -> None:
+    import io
+    import subprocess
+    import sys
+
+    from rich.console import Console
+
+    from dsr_mailbot.config import load_config
+    from dsr_mailbot.demo import run_demo
+    from dsr_mailbot.store.database import Store, all_requests
+
+    run_demo(tmp_path / "demo", Console(file=io.StringIO()))
+    config_path = tmp_path / "demo" / "config.toml"
+    config = load_config(config_path)
+    assert config.maildir is not None
+    new = config.maildir.path / "new"
+    (new / "1800000001.M1P1.test").write_bytes(mail(STRANGER, "Hello", "Please unsubscribe me."))
+    late = "x" * 70_000 + "\n\nPlease unsubscribe me."  # the phrase past the first 64 KB: not looked at
+    (new / "1800000002.M2P1.test").write_bytes(mail("late@example.kz", "Photos", late))
+    before = sorted(p.name for p in new.iterdir())
+
+    ran = subprocess.run([sys.executable, "-m", "dsr_mailbot", "-c", str(config_path), "run", "--once"],
+                         capture_output=True, text=True, timeout=120, check=False)
+
+    assert ran.returncode == 0, ran.stderr
+    store = Store(config.database_url)
+    with store.transaction() as session:
+        found = [(r.kind, r.outcome) for r in all_requests(session) if r.kind == "optout" and r.user_id is None]
+    store.dispose()
+    assert found == [("optout", "suppressed")]  # the stranger's, not the one past 64 KB
+    assert sorted(p.name for p in new.iterdir()) == before  # both letters left where they were
