@@ -35,6 +35,7 @@ from pathlib import Path
 
 from bench import started_dovecot
 from dsr_mailbot.config import load_config
+from dsr_mailbot.mailbox.imap import text_search
 from dsr_mailbot.reading.unmarked import shipped_unmarked
 from dsr_mailbot.service.app import run_once_from_config
 from dsr_mailbot.store.database import Store
@@ -87,10 +88,7 @@ def least_work(account: ImapAccount, smtp_port: int, request_uids: set[int]) -> 
             batch = uids[start:start + 200]
             client.fetch(batch, ["BODY.PEEK[HEADER]", "RFC822.SIZE", "INTERNALDATE"])
             # Letters without a marker (policy 4.1, 7.1): the server's own search for the stems, over the batch.
-            criteria: list[str] = ["UID", f"{batch[0]}:{batch[-1]}"]
-            for stem in stems[:-1]:
-                criteria += ["OR", "BODY", stem]
-            client.search([*criteria, "BODY", stems[-1]], charset="UTF-8")
+            client.search(text_search(f"{batch[0]}:{batch[-1]}", stems), charset="UTF-8")
         bodies = {uid: client.fetch([uid], ["BODY.PEEK[]"])[uid][b"BODY[]"] for uid in sorted(request_uids)}
         with smtplib.SMTP("127.0.0.1", smtp_port) as smtp:
             for uid in bodies:

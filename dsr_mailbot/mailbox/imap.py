@@ -144,13 +144,10 @@ class ImapSource:
     def search_text(self, uids: Sequence[int], stems: Sequence[str]) -> set[int] | None:
         if not uids or not stems:
             return set()
-        # OR is binary in IMAP: "OR BODY a OR BODY b BODY c".  Only the given UIDs: the new messages of a batch.
-        criteria: list[str] = ["UID", _uid_set(uids)]
-        for stem in stems[:-1]:
-            criteria += ["OR", "BODY", stem]
-        criteria += ["BODY", stems[-1]]
+        asked = set(uids)
         with _translated("search text"):
-            return {uid for uid in self.client.search(criteria, charset="UTF-8") if uid in set(uids)}
+            return {uid for uid in self.client.search(text_search(_uid_set(uids), stems), charset="UTF-8")
+                    if uid in asked}
 
     def complete_records(self, uids: Sequence[int]) -> dict[int, HeaderRecord]:
         return {record.uid: record for record in self._header_records(list(uids), ())} if uids else {}
@@ -328,3 +325,11 @@ def _uid_set(uids: Sequence[int]) -> str:
         if uid is not None:
             start = previous = uid
     return ",".join(runs)
+
+
+def text_search(uid_set: str, stems: Sequence[str]) -> list[str]:
+    """``UID <set> OR BODY a OR BODY b BODY c``: any of the stems in the text of those messages (OR is binary)."""
+    criteria = ["UID", uid_set]
+    for stem in stems[:-1]:
+        criteria += ["OR", "BODY", stem]
+    return [*criteria, "BODY", stems[-1]]

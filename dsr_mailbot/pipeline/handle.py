@@ -43,7 +43,7 @@ from dsr_mailbot.reading.classify import Classification
 from dsr_mailbot.reading.consent import read_confirmation
 from dsr_mailbot.reading.parse import Headers, parse_message
 from dsr_mailbot.store.audit import record_event
-from dsr_mailbot.store.database import Store, find_request_by_ref
+from dsr_mailbot.store.database import find_request_by_ref
 from dsr_mailbot.store.models import (
     Request,
     RequestKind,
@@ -232,6 +232,8 @@ def _handle(services: Services, source: MailSource, candidate: Candidate, uidval
         existing = find_request_by_ref(session, services.keyring.message_ref(headers.message_id))
         existing_id, existing_state = (existing.id, existing.state) if existing else (None, None)
         same_copy = existing is not None and (existing.uidvalidity, existing.uid) == (uidvalidity, record.uid)
+        # Found by its own words: the staff's letter too, never moved (nor its copies).
+        existing_unmarked = existing is not None and bool((existing.intent or {}).get(UNMARKED))
         replied_kind = None
         if replied_to is not None:
             parent = session.get(Request, replied_to)
@@ -241,7 +243,7 @@ def _handle(services: Services, source: MailSource, candidate: Candidate, uidval
     if existing_id is not None and existing_state != RequestState.RECEIVED:
         if same_copy:
             return  # this very message, seen again after a crash; archive_pending moves it if need be
-        if existing_state != RequestState.IGNORED and not candidate.unmarked and not _unmarked(store, existing_id):
+        if existing_state != RequestState.IGNORED and not candidate.unmarked and not existing_unmarked:
             # A redelivered or copied message: handled once already; move the copy out of the way.  Not a letter
             # found by its own words: it may be the staff's, and stays where it is.
             source.archive([record.uid])
@@ -321,9 +323,3 @@ def _handle(services: Services, source: MailSource, candidate: Candidate, uidval
     except Exception as exc:  # one bad message must not stop the others
         seen = set_aside_seen(services, seen, f"{stage}:{type(exc).__name__}")
     count(seen, report)
-
-
-def _unmarked(store: Store, request_id: int) -> bool:
-    with store.transaction() as session:
-        row = session.get(Request, request_id)
-        return row is not None and bool((row.intent or {}).get(UNMARKED))
