@@ -28,6 +28,7 @@ from dsr_mailbot.intents.registry import spec_for
 from dsr_mailbot.lifecycle.base import Context, reply, transition
 from dsr_mailbot.replies.outbox import mask_address
 from dsr_mailbot.replies.reply import ReplyContent
+from dsr_mailbot.store.database import pending_actions
 from dsr_mailbot.store.models import ActionState, Request, RequestState, SystemAction, User, new_action_key
 from dsr_mailbot.systems.protocol import HeldRecord
 
@@ -87,7 +88,7 @@ def _write(session: Session, request_id: int, system: str, action: str, due: dat
                                                   SystemAction.system == system,
                                                   SystemAction.action == action)).first()
     if row is None and action == "erase" and any(
-            earlier.due_at <= due for earlier in _pending(session, system, "erase", payload["email"])):
+            earlier.due_at <= due for earlier in pending_actions(session, "erase", payload["email"], system)):
         return False  # an earlier withdrawal's erasure, due no later, covers it (never cancelled): one act
     if row is None:
         session.add(SystemAction(request_id=request_id, system=system, action=action, due_at=due, next_try_at=due,
@@ -105,14 +106,6 @@ def _renew(session: Session, row: SystemAction, due: datetime) -> None:
     row.state, row.attempts, row.due_at, row.next_try_at = ActionState.PENDING, 0, due, due
     row.result, row.last_error, row.done_at, row.key = {}, None, None, new_action_key()
     session.add(row)
-
-
-def _pending(session: Session, system: str, action: str, email: str) -> list[SystemAction]:
-    """The system's pending actions of this kind for this address (few: erasures wait for their date, the rest
-    run within minutes), compared in Python: the payload is JSON, which each engine queries its own way."""
-    rows = session.exec(select(SystemAction).where(SystemAction.system == system, SystemAction.action == action,
-                                                   SystemAction.state == ActionState.PENDING)).all()
-    return [row for row in rows if row.payload.get("email") == email]
 
 
 def retry_failed(ctx: Context, session: Session, request: Request, actor: str) -> None:

@@ -37,10 +37,9 @@ BATCH = 500  # requests per pass: a backlog of years is worked off over a few pa
 def expire_closed_requests(services: Services) -> int:
     """Expunge and forget what closed requests older than the retention kept; how many requests were done."""
     now = services.clock()
-    with services.store.transaction() as session:
-        forget_ended_holds(session, now)
     cutoff = now - timedelta(days=services.config.policy.closed_request_retention_days)
     with services.store.transaction() as session:
+        forget_ended_holds(session, now)
         due = session.exec(select(Request.id, Request.message_id).where(
             col(Request.state).in_(list(FINAL_STATES)), col(Request.completed_at) < cutoff,
             col(Request.message_id).is_not(None)).order_by(col(Request.id)).limit(BATCH)).all()

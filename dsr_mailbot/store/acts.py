@@ -219,17 +219,14 @@ def act_bytes(act: Act) -> bytes:
     return json.dumps(act.as_json(), ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
 
 
-def act_digest(act: Act) -> str:
-    return hashlib.sha256(act_bytes(act)).hexdigest()
-
-
 def keep_act(session: Session, directory: Path, act: Act, why: str) -> str:
     """Write the act and record its SHA-256 in the audit trail with the transaction (``why``: made, rewritten,
     systems, notice); return the hash."""
     if not act.nonce:
         act = replace(act, nonce=secrets.token_hex(16))
-    write_act(directory, act)
-    digest = act_digest(act)
+    data = act_bytes(act)
+    _write_file(directory, act.act_id, data)
+    digest = hashlib.sha256(data).hexdigest()  # of the very bytes written
     record_event(session, "act_written", request_id=act.request_id, subject_ref=act.subject_ref, act=act.act_id,
                  sha256=digest, version=why)
     return digest
@@ -237,13 +234,17 @@ def keep_act(session: Session, directory: Path, act: Act, why: str) -> str:
 
 def write_act(directory: Path, act: Act) -> Path:
     """Write (or replace) the act atomically, readable by the bot's user only."""
+    return _write_file(directory, act.act_id, act_bytes(act))
+
+
+def _write_file(directory: Path, act_id: str, data: bytes) -> Path:
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = _path(directory, act.act_id)
+        path = _path(directory, act_id)
         tmp = directory / f".{path.name}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(act_bytes(act))
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         tmp.chmod(0o600)  # whatever the umask made of it

@@ -37,6 +37,7 @@ from dsr_mailbot.errors import ConfigError, StoreConflict, StoreError, StoreUnav
 from dsr_mailbot.store.keys import Keyring
 from dsr_mailbot.store.models import (
     FINAL_STATES,
+    ActionState,
     AuditEvent,
     MailboxCursor,
     OutboxMessage,
@@ -44,6 +45,7 @@ from dsr_mailbot.store.models import (
     Request,
     RequestKind,
     RequestState,
+    SystemAction,
     User,
     utcnow,
 )
@@ -364,3 +366,12 @@ def save_cursor(session: Session, source: str, uidvalidity: int, last_uid: int) 
         cursor.last_uid = last_uid
         cursor.updated_at = utcnow()
     session.add(cursor)
+
+
+def pending_actions(session: Session, action: str, email: str, system: str | None = None) -> list[SystemAction]:
+    """The pending actions of this kind for this address, on one system or all (few: erasures wait for their date,
+    the rest run within minutes), compared in Python: the payload is JSON, which each engine queries its own way."""
+    query = select(SystemAction).where(SystemAction.action == action, SystemAction.state == ActionState.PENDING)
+    if system is not None:
+        query = query.where(SystemAction.system == system)
+    return [row for row in session.exec(query).all() if row.payload.get("email") == email]

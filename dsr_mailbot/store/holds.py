@@ -22,7 +22,8 @@ from dsr_mailbot.addresses import normalise_address
 from dsr_mailbot.intents.apply import HoldFacts
 from dsr_mailbot.intents.deadlines import held_erasure_due_at
 from dsr_mailbot.store.audit import record_event
-from dsr_mailbot.store.models import ActionState, Hold, HoldKind, SystemAction, User
+from dsr_mailbot.store.database import pending_actions
+from dsr_mailbot.store.models import Hold, HoldKind, User
 from dsr_mailbot.systems.protocol import SystemHold
 
 
@@ -55,7 +56,7 @@ def place_hold(session: Session, email: str, *, kind: HoldKind, ground: str, unt
         moved = held_erasure_due_at(kind, until, user.consent_withdrawn_at, max_block_days)
         user.erasure_due_at = moved
         session.add(user)
-    for action in _pending_erasures(session, email):
+    for action in pending_actions(session, "erase", email):
         # The systems' erasure follows: from the withdrawal's receipt, like the store's.
         action.due_at = action.next_try_at = moved or held_erasure_due_at(kind, until, action.created_at,
                                                                           max_block_days)
@@ -91,7 +92,7 @@ def release_hold(session: Session, email: str, *, actor: str, now: datetime, sub
     if user is not None and user.erasure_due_at is not None and user.erasure_due_at > now:
         user.erasure_due_at = now
         session.add(user)
-    for action in _pending_erasures(session, email):
+    for action in pending_actions(session, "erase", email):
         if action.due_at > now:
             action.due_at = action.next_try_at = now
             session.add(action)
@@ -132,9 +133,3 @@ def held_people(session: Session) -> list[HeldPerson]:
     dates = dict(session.execute(select(col(User.email), col(User.erasure_due_at)).where(
         col(User.email).in_([h.email for h in holds]))).all()) if holds else {}
     return [HeldPerson(h, dates.get(h.email)) for h in holds]
-
-
-def _pending_erasures(session: Session, email: str) -> list[SystemAction]:
-    rows = session.exec(select(SystemAction).where(SystemAction.action == "erase",
-                                                   SystemAction.state == ActionState.PENDING)).all()
-    return [row for row in rows if row.payload.get("email") == email]
