@@ -17,7 +17,7 @@ from dsr_mailbot.store.models import HoldKind
 def _address(value: str) -> str:
     address = normalise_address(value.strip())
     if address is None:
-        raise click.BadParameter(f"{value[:80]!r} is not an e-mail address", param_hint="ADDRESS")
+        raise click.BadParameter("not an e-mail address", param_hint="ADDRESS")  # not echoed: personal data
     return address
 
 

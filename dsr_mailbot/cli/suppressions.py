@@ -40,7 +40,7 @@ def suppressions_check(state: CliState, address: str) -> int:
     from dsr_mailbot.store.suppressions import address_hash, is_suppressed
 
     if address_hash(address) is None:
-        raise click.BadParameter(f"{address[:80]!r} is not a bare e-mail address", param_hint="ADDRESS")
+        raise click.BadParameter("not a bare e-mail address", param_hint="ADDRESS")  # not echoed: personal data
     store = state.store()
     store.check_schema()
     with store.transaction() as session:

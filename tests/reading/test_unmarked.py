@@ -14,6 +14,9 @@ from dsr_mailbot.store.models import RequestKind
     ("Здравствуйте!\nУберите меня из рассылки,\nпожалуйста.", RequestKind.OPTOUT, "ru"),
     ("Сәлеметсіз бе! Маған жарнама жібермеңіз.", RequestKind.OPTOUT, "kk"),
     ("Hi, please unsubscribe me. Thanks", RequestKind.OPTOUT, "en"),
+    ("Добрый день. Исключите меня из рассылки!", RequestKind.OPTOUT, "ru"),
+    ("Мені таратылымнан шығарыңыз, рахмет.", RequestKind.OPTOUT, "kk"),
+    ("REMOVE ME FROM THE NEWSLETTER", RequestKind.OPTOUT, "en"),
     # Asked only in a question, without a marker: a person reads it ("Why did you unsubscribe me?" is no opt-out).
     ("Could you remove me from your mailing list?", RequestKind.QUESTION, "en"),
     ("Why did you unsubscribe me? I want to keep getting the newsletter.", RequestKind.QUESTION, "en"),
@@ -64,3 +67,12 @@ def test_the_search_stems_are_short_lower_case_and_the_table_is_checked() -> Non
         parse_unmarked("[optout]\nru = ['x']\n")
     with pytest.raises(ValueError, match="question"):
         parse_unmarked("[search]\nru = ['x']\n[question]\nru = 'not a list'\n")
+
+
+def test_hostile_text_is_read_in_linear_time_and_never_raises() -> None:
+    # A megabyte line, a NUL and a lone surrogate (pytest-timeout, not a timer, catches a blow-up: speed is bench/'s).
+    hostile = "не " * 300_000 + "\x00\ud800" + "x" * 1_000_000 + " отпишите меня"
+    found = read_unmarked(hostile, "ru")
+    assert found is None  # "не" before the phrase in its one clause: negated
+    spaced = read_unmarked("\uff4e\uff4f " + "a\n" * 200_000 + "\n\nОтпишите меня", "ru")
+    assert spaced is not None and spaced.kind == RequestKind.OPTOUT
