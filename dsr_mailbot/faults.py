@@ -18,7 +18,7 @@ import signal
 ENV = "DSR_MAILBOT_TEST_CRASH_AT"
 # The points a run passes (tests/test_faults.py kills it at each), and those only a campaign passes.
 POINTS = frozenset({"after_fetch", "after_apply_commit", "after_smtp_accept", "before_archive", "after_send_commit"})
-CAMPAIGN_POINTS = frozenset({"after_notice_batch"})
+CAMPAIGN_POINTS = frozenset({"after_notice_batch", "after_notices_written"})
 _reached: dict[str, int] = {}
 
 

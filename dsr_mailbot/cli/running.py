@@ -61,10 +61,12 @@ def notify(state: CliState, template_name: str, campaign: str, dry_run: bool) ->
             with services.store.transaction() as session:
                 left = waiting(session, campaign)
             sending = progress.add_task("sending", total=left)
+            sent = 0
             while left:
                 drained = drain_outbox(services.store, services.transport, config.reply_from,
                                        notices_per_minute=config.notices_per_minute,
                                        notice_check=services.notice_check)
+                sent += drained.notices_sent
                 if drained.unavailable:
                     click.echo(f"dsr-mailbot: notices stay queued, sent by the next run: {drained.unavailable}",
                                err=True)
@@ -78,7 +80,8 @@ def notify(state: CliState, template_name: str, campaign: str, dry_run: bool) ->
         finally:
             if lock is not None:
                 lock.release()
-    click.echo(f"campaign {campaign}: {counted.recipients} user(s); {counted.queued} queued now; every notice sent")
+    click.echo(f"campaign {campaign}: {counted.recipients} user(s); {counted.queued} queued now; {sent} sent now; "
+               "every notice sent")
     return EX_OK
 
 

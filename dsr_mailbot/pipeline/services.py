@@ -15,7 +15,7 @@ from dsr_mailbot.lifecycle import (
 )
 from dsr_mailbot.mailbox.source import MailSource
 from dsr_mailbot.reading.classify import MarkerTable, shipped_table
-from dsr_mailbot.replies.notices import NoticeCheck
+from dsr_mailbot.replies.notices import NoticeCheck, NoticeWriter
 from dsr_mailbot.replies.render import Renderer
 from dsr_mailbot.replies.send import Transport
 from dsr_mailbot.store.database import Store
@@ -67,7 +67,8 @@ class Services:
     @property
     def notice_check(self) -> NoticeCheck:
         """What decides, just before sending, whether a campaign's notice may still go (the data map too)."""
-        return NoticeCheck(self.keyring, people_elsewhere=bool(self.config.external_systems))
+        return NoticeCheck(self.keyring, people_elsewhere=bool(self.config.external_systems),
+                           writer=NoticeWriter(self.config, self.keyring, self.renderer))
 
     def context(self) -> Context:
         return Context(self.config, self.keyring, self.renderer, self.clock())

@@ -6,18 +6,28 @@ marketing flag does not matter.  Each notice is in the user's language (that
 of their last request, else ``default_language``) and its text is the same
 for everyone: it names nobody, so it is rendered once per language.
 
+Queued as references, written at sending: the queue holds a row per
+recipient (:mod:`~dsr_mailbot.store.notices`: one ``INSERT … SELECT`` for
+the bot's own users), and the outbox's drain writes a page of them into
+messages when their turn comes (:func:`write_notices`), no more than the
+minute's allowance.  Memory and queueing time do not grow with the number
+of customers in Python, and a person erased or withdrawn meanwhile is
+checked against what is true at sending.
+
 Exactly once: the notice's Message-ID is derived from the campaign and the
 user's ``ref`` (random, never reused: SQLite reuses an erased user's row
 id, and a user imported later must still get the campaign) under the bot's
-key, and the outbox refuses a second row with the same Message-ID; queueing
-again (after a crash, or by mistake) adds only what is missing
-(:func:`still_to_queue`), and sending goes through the outbox like every
-reply (a row is sent once, and marked sent in its own transaction).  A
-campaign half-queued by a version that keyed notices by row id is finished
-without sending twice: such a row counts for the user whose address it went
-to.  The outbox sends a campaign's notices at most ``[smtp] max_per_minute``
-a minute, and checks each user's consent again just before sending
-(:func:`notice_refusal`): a notice queued before a withdrawal is not sent.
+key; the queue holds one row per campaign and recipient, writing a row's
+message marks it written in the same transaction, and the outbox refuses a
+second row with the same Message-ID.  Sending goes through the outbox like
+every reply (a row is sent once, and marked sent in its own transaction).
+A campaign an earlier version queued in the outbox is finished without
+sending twice: a notice whose Message-ID (or, from the oldest versions, the
+row-id form to the same address) is in the outbox already is not written
+again.  The outbox sends a campaign's notices at most ``[smtp]
+max_per_minute`` a minute, and checks each user's consent again just before
+sending (:func:`notice_refusal`): a notice queued before a withdrawal is
+not sent.
 
 The Message-ID (``<dsr.n.<tag>@…>``) does not follow the replies'
 ``<dsr.<request>…>`` form: a notice belongs to no request, so an answer to
@@ -27,9 +37,8 @@ it is ordinary support mail.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlmodel import Session, col, select
 
@@ -37,21 +46,29 @@ from dsr_mailbot.config import Config
 from dsr_mailbot.errors import ConfigError
 from dsr_mailbot.replies.render import Rendered, Renderer
 from dsr_mailbot.replies.reply import ReplyContent, build_message
-from dsr_mailbot.store.database import NOTICE_PURPOSE_PREFIX, count_rows, find_user_by_email
+from dsr_mailbot.store.audit import record_event
+from dsr_mailbot.store.database import NOTICE_PURPOSE_PREFIX, find_user_by_email
 from dsr_mailbot.store.keys import Keyring
-from dsr_mailbot.store.models import OutboxMessage, OutboxState, Request, RequestKind, RequestState, User
+from dsr_mailbot.store.models import (
+    NoticeState,
+    OutboxMessage,
+    Request,
+    RequestKind,
+    RequestState,
+    User,
+    utcnow,
+)
+from dsr_mailbot.store.notices import (
+    OWN_USER,
+    SYSTEM_RECIPIENT,
+    SystemAddress,
+    claim_queued_notices,
+    notices_waiting,
+)
 
 # Command-line name → template; a notice template names no one (it is rendered once per language).
 NOTICE_TEMPLATES = {"policy-change": "policy_change"}
 _CAMPAIGN = re.compile(r"[A-Za-z0-9._-]{1,40}")
-
-
-@dataclass(frozen=True)
-class Recipient:
-    user_id: int
-    ref: str  # the user's never-reused reference: what the notice is keyed by
-    email: str
-    language: str
 
 
 def check_campaign(campaign: str) -> str:
@@ -75,37 +92,13 @@ def legacy_notice_message_id(keyring: Keyring, campaign: str, user_id: int, doma
     return f"<dsr-notice.{campaign}.{tag}@{domain}>"
 
 
-def recipients(session: Session, default_language: str) -> list[Recipient]:
-    """Every user who has not withdrawn consent, with the language of their last request."""
-    languages: dict[int, str] = {}
-    for user_id, language in session.exec(
-        select(Request.user_id, Request.language)
-        .where(col(Request.user_id).is_not(None), Request.kind != RequestKind.CONFIRM)
-        .order_by(col(Request.id))
-    ).all():
-        if user_id is not None:
-            languages[user_id] = language
-    users = session.exec(select(User).where(User.processing_consent == True).order_by(col(User.id))).all()  # noqa: E712
-    return [Recipient(u.id, u.ref, u.email, languages.get(u.id, default_language)) for u in users if u.id is not None]
+@dataclass(frozen=True)
+class NoticeWriter:
+    """What writing a queued notice into a message needs."""
 
-
-def queued_notices(session: Session, campaign: str) -> dict[str, str]:
-    """The campaign's notices queued or sent so far: Message-ID → recipient."""
-    return {message_id: recipient for message_id, recipient in session.exec(
-        select(OutboxMessage.message_id, OutboxMessage.recipient).where(OutboxMessage.purpose == purpose_of(campaign))
-    ).all()}
-
-
-def still_to_queue(keyring: Keyring, campaign: str, users: Iterable[Recipient], have: dict[str, str],
-                   domain: str) -> list[Recipient]:
-    """The users who have no notice of the campaign yet (``have``: :func:`queued_notices`).
-
-    A notice of the old form counts only for the address it went to: the
-    row id it was keyed by may since belong to someone else.
-    """
-    return [user for user in users
-            if notice_message_id(keyring, campaign, user.ref, domain) not in have
-            and have.get(legacy_notice_message_id(keyring, campaign, user.user_id, domain)) != user.email]
+    config: Config
+    keyring: Keyring
+    renderer: Renderer
 
 
 @dataclass(frozen=True)
@@ -115,6 +108,8 @@ class NoticeCheck:
     keyring: Keyring
     # The data map lists systems besides the bot's own store: a recipient need not be one of its users.
     people_elsewhere: bool
+    # How queued notices become messages; without it, only notices already in the outbox are sent.
+    writer: NoticeWriter | None = None
 
 
 def notice_refusal(session: Session, recipient: str, check: NoticeCheck | None = None) -> str | None:
@@ -140,42 +135,98 @@ def withdrew(session: Session, subject_ref: str) -> bool:
     return any(RequestKind.WITHDRAW in (intents or []) for intents in asked)
 
 
-def languages_by_subject(session: Session) -> dict[str, str]:
-    """Each person's language, that of their last request, by subject reference (for recipients not in the store)."""
-    return dict(session.exec(select(Request.subject_ref, Request.language)
-                             .where(Request.kind != RequestKind.CONFIRM).order_by(col(Request.id))).all())
-
-
-def system_recipient(keyring: Keyring, address: str, language: str) -> Recipient:
-    """A recipient found in a system of the data map: keyed by their address under the bot's key."""
-    return Recipient(user_id=0, ref=keyring.digest("notice-recipient", address)[:32], email=address,
-                     language=language)
-
-
 def waiting(session: Session, campaign: str) -> int:
-    """The campaign's notices still queued."""
-    return count_rows(session, OutboxMessage, OutboxMessage.purpose == purpose_of(campaign),
-                      OutboxMessage.state == OutboxState.QUEUED)
+    """The campaign's notices not sent yet."""
+    return notices_waiting(session, campaign)
 
 
-def queue_notices(session: Session, *, config: Config, keyring: Keyring, renderer: Renderer, campaign: str,
-                  template: str, users: Iterable[Recipient], now: datetime) -> int:
-    """Queue the campaign's notice for each of ``users`` that does not have it yet; how many were queued."""
+def system_recipient(keyring: Keyring, address: str) -> SystemAddress:
+    """A recipient found in a system of the data map: keyed by their address under the bot's key."""
+    return SystemAddress(address, SYSTEM_RECIPIENT + _system_ref(keyring, address))
+
+
+def _system_ref(keyring: Keyring, address: str) -> str:
+    return keyring.digest("notice-recipient", address)[:32]
+
+
+@dataclass(frozen=True)
+class WrittenNotices:
+    consumed: int  # queued notices taken from the queue (written, found written already, or dropped)
+    written: int  # messages added to the outbox
+
+
+def write_notices(session: Session, writer: NoticeWriter, limit: int, *, lock: bool) -> WrittenNotices:
+    """Write up to ``limit`` queued notices into the outbox as messages, in this transaction.
+
+    Each recipient is taken as they are now: a user gone since queueing is
+    dropped (audited, nothing written); the language is that of their last
+    request.  A notice whose message an earlier version or run put in the
+    outbox is marked written without a second copy.
+    """
+    config, keyring, now = writer.config, writer.keyring, utcnow()
     domain = config.reply_domain
-    texts: dict[str, Rendered] = {}
-    queued = 0
-    for user in still_to_queue(keyring, campaign, users, queued_notices(session, campaign), domain):
-        message_id = notice_message_id(keyring, campaign, user.ref, domain)
-        if user.language not in texts:
-            context = ReplyContent().as_context(user.language, config.policy.timezone, now)
-            texts[user.language] = renderer.render(template, user.language, context)
-        text = texts[user.language]
+    notices = claim_queued_notices(session, limit, lock)
+    if not notices:
+        return WrittenNotices(0, 0)
+    refs = [n.recipient_key[len(OWN_USER):] for n in notices if n.recipient_key.startswith(OWN_USER)]
+    users = {u.ref: u for u in session.exec(select(User).where(col(User.ref).in_(refs)))} if refs else {}
+    targets: dict[int, tuple[str, str, str]] = {}  # notice id → (address, ref, legacy Message-ID or "")
+    for notice in notices:
+        assert notice.id is not None
+        key = notice.recipient_key
+        if key.startswith(OWN_USER):
+            user = users.get(key[len(OWN_USER):])
+            if user is not None and user.id is not None:
+                legacy = legacy_notice_message_id(keyring, notice.campaign, user.id, domain)
+                targets[notice.id] = (user.email, user.ref, legacy)
+        elif notice.address is not None:
+            targets[notice.id] = (notice.address, key[len(SYSTEM_RECIPIENT):], "")
+    message_ids = {nid: notice_message_id(keyring, n.campaign, targets[nid][1], domain)
+                   for n in notices if (nid := n.id) is not None and nid in targets}
+    in_outbox = dict(session.exec(select(OutboxMessage.message_id, OutboxMessage.recipient).where(
+        col(OutboxMessage.message_id).in_([*message_ids.values(), *(t[2] for t in targets.values() if t[2])])
+    )).all())
+    languages = _languages(session, keyring, [t[0] for t in targets.values()], config.policy.default_language)
+    texts: dict[tuple[str, str], Rendered] = {}
+    written = 0
+    for notice in notices:
+        assert notice.id is not None
+        target = targets.get(notice.id)
+        notice.address = None
+        session.add(notice)
+        if target is None:
+            notice.state = NoticeState.DROPPED
+            record_event(session, "reply_failed", purpose=purpose_of(notice.campaign),
+                         error="recipient no longer on file")
+            continue
+        notice.state = NoticeState.WRITTEN
+        address, _ref, legacy = target
+        message_id = message_ids[notice.id]
+        if message_id in in_outbox or (legacy and in_outbox.get(legacy) == address):
+            continue
+        language = languages.get(address, config.policy.default_language)
+        if (notice.template, language) not in texts:
+            context = ReplyContent().as_context(language, config.policy.timezone, now)
+            texts[notice.template, language] = writer.renderer.render(notice.template, language, context)
+        text = texts[notice.template, language]
         data = build_message(
-            from_address=config.reply_from, from_name=config.policy.operator_name, to_address=user.email,
-            subject=text.subject, body=text.body, message_id=message_id, language=user.language,
+            from_address=config.reply_from, from_name=config.policy.operator_name, to_address=address,
+            subject=text.subject, body=text.body, message_id=message_id, language=language,
             in_reply_to=None, references=(), auto_submitted="auto-generated", now=now,
         )
-        session.add(OutboxMessage(request_id=None, purpose=purpose_of(campaign), message_id=message_id,
-                                  recipient=user.email, data=data, created_at=now, for_verified=True))
-        queued += 1
-    return queued
+        session.add(OutboxMessage(request_id=None, purpose=purpose_of(notice.campaign), message_id=message_id,
+                                  recipient=address, data=data, created_at=now, for_verified=True))
+        written += 1
+    return WrittenNotices(len(notices), written)
+
+
+def _languages(session: Session, keyring: Keyring, addresses: Sequence[str], default: str) -> dict[str, str]:
+    """Each address's language: that of the person's last request (found by their subject reference)."""
+    by_ref = {keyring.subject_ref(address): address for address in addresses}
+    found: dict[str, str] = {}
+    for subject_ref, language in session.exec(
+        select(Request.subject_ref, Request.language)
+        .where(col(Request.subject_ref).in_(by_ref), Request.kind != RequestKind.CONFIRM).order_by(col(Request.id))
+    ).all():
+        found[by_ref[subject_ref]] = language  # the last one wins
+    return found

@@ -40,7 +40,7 @@ from dsr_mailbot.config import SmtpConfig
 from dsr_mailbot.errors import ConfigError, DsrMailbotError, SendError, SendUnavailable
 from dsr_mailbot.faults import crash_point
 from dsr_mailbot.reading.parse import header_block
-from dsr_mailbot.replies.notices import NoticeCheck, notice_refusal
+from dsr_mailbot.replies.notices import NoticeCheck, notice_refusal, write_notices
 from dsr_mailbot.store.audit import record_event
 from dsr_mailbot.store.database import (
     Store,
@@ -191,6 +191,7 @@ def _file_name(data: bytes) -> str:
 class DrainResult:
     sent: int = 0
     failed: int = 0
+    notices_sent: int = 0  # of ``sent``: a campaign's notices
     unavailable: str | None = None  # why sending stopped early, if it did
 
 
@@ -217,11 +218,32 @@ def drain_outbox(store: Store, transport: Transport, envelope_from: str, stop: E
     send_some = _send_claimed if store.serves_many_workers else _send_page
     with store.send_lock:
         try:
-            while not (stop and stop.is_set()) and send_some(store, transport, envelope_from, result, budget, stop):
-                pass
+            while not (stop and stop.is_set()):
+                if not (send_some(store, transport, envelope_from, result, budget, stop)
+                        or _write_queued_notices(store, budget)):
+                    break
         finally:
             transport.close()
     return result
+
+
+def _write_queued_notices(store: Store, budget: _NoticeBudget) -> bool:
+    """The outbox is empty of what may go now: write the next page of a campaign's queued notices into it.
+
+    No more than this minute's allowance is written, so the outbox never
+    holds more of a campaign than it may send soon.  False when none was taken.
+    """
+    writer = budget.check.writer if budget.check is not None else None
+    if writer is None or not budget.left():
+        return False
+    limit = SEND_PAGE if budget.per_minute is None else min(SEND_PAGE, budget.per_minute - budget.sent)
+    with store.transaction() as session:
+        if not budget.allows_notices(session):
+            return False
+        written = write_notices(session, writer, limit, lock=store.serves_many_workers)
+    if written.consumed:
+        crash_point("after_notices_written")
+    return written.consumed > 0
 
 
 SEND_PAGE = 100  # SQLite: queued rows read in one transaction, then sent and marked one at a time
@@ -344,6 +366,7 @@ def _record(session: Session, row: OutboxMessage, error: SendError | None, resul
     if error is None:
         record_event(session, "reply_sent", request_id=row.request_id, purpose=row.purpose)
         result.sent += 1
+        result.notices_sent += is_notice(row.purpose)
     else:
         record_event(session, "reply_failed", request_id=row.request_id, purpose=row.purpose, error=str(error)[:200])
         result.failed += 1

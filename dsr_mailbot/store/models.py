@@ -12,6 +12,8 @@
   outcomes, never values.
 - ``outbox``: replies written in the same transaction as the change they
   report, sent afterwards, so a failed send is retried and never lost.
+- ``campaign_notices``: a campaign's notices, queued as references to their
+  recipients and written into the outbox as their turn to be sent comes.
 - ``system_actions``: each action of a request on each system of the data
   map, written with the decision and carried out afterwards, like the outbox.
 - ``mailbox_cursors``: per watched mailbox, its UIDVALIDITY and the last
@@ -279,6 +281,36 @@ class OutboxMessage(SQLModel, table=True):
     for_verified: bool = False
     # Indexed: the campaign throttle counts the notices sent in the last minute.
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+
+
+class NoticeState(enum.StrEnum):
+    QUEUED = "queued"  # a reference: its message is written when its turn to be sent comes
+    WRITTEN = "written"  # its message is in the outbox (or was, from an earlier version or run)
+    DROPPED = "dropped"  # its recipient was gone when its turn came: nothing written, nothing sent
+
+
+class CampaignNotice(SQLModel, table=True):
+    """A campaign's notice (policy 7.2) to one recipient, queued as a reference; its message is written at sending.
+
+    ``recipient_key`` is ``u:<users.ref>`` for the bot's own users and
+    ``s:<keyed digest of the address>`` for someone found in a system of the
+    data map; the campaign reaches each key once.  Only a system's recipient
+    has its ``address`` here, and only until the message is written or the
+    person is erased.
+    """
+
+    __tablename__ = "campaign_notices"
+    __table_args__ = (UniqueConstraint("campaign", "recipient_key", name="uq_campaign_notices_recipient"),
+                      Index("ix_campaign_notices_state_id", "state", "id"), MYSQL_TABLE)
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign: str = Field(max_length=40)
+    template: str = Field(max_length=40)
+    recipient_key: str = Field(max_length=40)
+    address: str | None = Field(default=None, max_length=320, index=True)
+    state: str = Field(default=NoticeState.QUEUED, max_length=10)
+    run: str = Field(max_length=16)  # the queueing run: a second copy of an address within one run is no recipient
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class ActionState(enum.StrEnum):

@@ -6,16 +6,13 @@ from collections import Counter
 from email import message_from_bytes
 from email.policy import default
 
-from dsr_mailbot.replies.notices import (
-    legacy_notice_message_id,
-    notice_message_id,
-    purpose_of,
-    queue_notices,
-    recipients,
-)
+from sqlmodel import select
+
+from dsr_mailbot.replies.notices import legacy_notice_message_id, notice_message_id, purpose_of, write_notices
 from dsr_mailbot.replies.send import drain_outbox
 from dsr_mailbot.service.app import build_services
-from dsr_mailbot.store.models import OutboxMessage, OutboxState, User, utcnow
+from dsr_mailbot.service.campaign import queue_campaign
+from dsr_mailbot.store.models import CampaignNotice, NoticeState, OutboxMessage, OutboxState, User, utcnow
 from tests.harness import TRUST, Bot, authenticated, mail
 
 WITHDRAWN = "gone@example.kz"
@@ -26,6 +23,11 @@ def with_throttle(bot: Bot, per_minute: int) -> None:
     bot.config_path.write_text(text.replace('from_address = "support@smarthings.kz"',
                                             f'from_address = "support@smarthings.kz"\nmax_per_minute = {per_minute}'),
                                encoding="utf-8")
+
+
+def queued_notices(bot: Bot) -> list[CampaignNotice]:
+    with bot.store.transaction() as session:
+        return list(session.exec(select(CampaignNotice).order_by(CampaignNotice.id)).all())  # type: ignore[arg-type]
 
 
 def customers(bot: Bot, count: int) -> list[str]:
@@ -83,7 +85,8 @@ def test_a_campaign_killed_after_queueing_sends_everything_once_when_run_again(b
     killed = bot.cli("notify", "--template", "policy-change", "--campaign", "c2",
                      env={"DSR_MAILBOT_TEST_CRASH_AT": "after_notice_batch"})
     assert killed.returncode == -9 and bot.smtp.messages == []
-    assert len(bot.outbox()) == 4  # the batch was committed before the kill
+    assert bot.outbox() == []  # queued as references: the messages are written when their turn comes
+    assert [n.state for n in queued_notices(bot)] == [NoticeState.QUEUED] * 4  # committed before the kill
 
     assert bot.cli("notify", "--template", "policy-change", "--campaign", "c2").returncode == 0
     assert Counter(r for m in bot.smtp.messages for r in m.rcpt_tos) == Counter(addresses)
@@ -95,16 +98,16 @@ def test_notices_are_throttled_and_replies_are_not(bot_any_db: Bot) -> None:
     customers(bot, 5)
     bot.add_user("ivan.petrov@example.ru", marketing_consent=True)
     services = build_services(bot.config, bot.store)
-    with bot.store.transaction() as session:
-        users = recipients(session, "ru")
-        queue_notices(session, config=services.config, keyring=services.keyring, renderer=services.renderer,
-                      campaign="c1", template="policy_change", users=users, now=utcnow())
+    assert queue_campaign(services, "c1", "policy_change").queued == 6
     bot.account.append(mail("ivan.petrov@example.ru", "Unsubscribe"))
     bot.run()  # its drain sends the reply and two notices, then the minute's notices are used up
 
     states = Counter((row.purpose.startswith("n:"), row.state) for row in bot.outbox())
-    assert states == Counter({(True, OutboxState.SENT): 2, (True, OutboxState.QUEUED): 4, (False, OutboxState.SENT): 1})
-    drained = drain_outbox(bot.store, services.transport, services.config.reply_from, notices_per_minute=2)
+    # Only the minute's allowance was written into messages; the rest wait as references.
+    assert states == Counter({(True, OutboxState.SENT): 2, (False, OutboxState.SENT): 1})
+    assert Counter(n.state for n in queued_notices(bot)) == {NoticeState.WRITTEN: 2, NoticeState.QUEUED: 4}
+    drained = drain_outbox(bot.store, services.transport, services.config.reply_from, notices_per_minute=2,
+                           notice_check=services.notice_check)
     assert drained.sent == 0  # still the same minute
 
 
@@ -114,16 +117,24 @@ def test_a_campaign_half_sent_before_the_upgrade_is_finished_without_sending_twi
     addresses = customers(bot, 6)
     keys, domain = bot.keyring, bot.config.reply_domain
     with bot.store.transaction() as session:
-        for user in recipients(session, "ru")[:3]:  # what the old version sent before it was upgraded
+        users = session.exec(select(User).where(User.processing_consent == True).order_by(User.id)).all()  # type: ignore[arg-type]  # noqa: E712
+        for user in users[:3]:  # what the old version sent before it was upgraded
+            assert user.id is not None
             session.add(OutboxMessage(request_id=None, purpose=purpose_of("2026-11"), recipient=user.email,
-                                      message_id=legacy_notice_message_id(keys, "2026-11", user.user_id, domain),
+                                      message_id=legacy_notice_message_id(keys, "2026-11", user.id, domain),
                                       data=b"sent before", state=OutboxState.SENT, created_at=utcnow()))
+        # and what a version that queued whole messages had queued, not sent yet: sent as it is
+        fourth = users[3]
+        session.add(OutboxMessage(request_id=None, purpose=purpose_of("2026-11"), recipient=fourth.email,
+                                  message_id=notice_message_id(keys, "2026-11", fourth.ref, domain),
+                                  data=mail("support@smarthings.kz", "queued before"), created_at=utcnow()))
 
     run = bot.cli("notify", "--template", "policy-change", "--campaign", "2026-11")
 
     assert run.returncode == 0, run.stderr
-    assert "3 queued now" in run.stdout
+    assert "3 sent now" in run.stdout and "every notice sent" in run.stdout, run.stdout
     assert sorted(m.rcpt_tos[0] for m in bot.smtp.messages) == sorted(addresses[3:])
+    assert b"queued before" in next(m.data for m in bot.smtp.messages if m.rcpt_tos == [addresses[3]])
 
 
 def test_a_user_imported_after_an_erasure_gets_a_campaign_the_erased_user_had(bot: Bot) -> None:
@@ -148,11 +159,13 @@ def test_a_notice_queued_before_a_withdrawal_is_not_sent_after_it(bot_any_db: Bo
     bot.write_config(trust=TRUST)
     customers(bot, 2)
     services = build_services(bot.config)
-    with bot.store.transaction() as session:
-        queued = queue_notices(session, config=services.config, keyring=services.keyring,
-                               renderer=services.renderer, campaign="2026-12", template="policy_change",
-                               users=recipients(session, "ru"), now=utcnow())
-    assert queued == 2
+    assert queue_campaign(services, "2026-12", "policy_change").queued == 2
+    drain_outbox(bot.store, services.transport, services.config.reply_from, notices_per_minute=0,
+                 notice_check=services.notice_check)  # nothing may go this minute: nothing written either
+    assert bot.outbox() == []
+    with bot.store.transaction() as session:  # written, not sent: the message was made before the withdrawal
+        assert services.notice_check.writer is not None
+        assert write_notices(session, services.notice_check.writer, 10, lock=False).written == 2
     bot.account.append(authenticated(mail("customer0@example.kz", "Withdrawal of consent"), "example.kz"))
     bot.run()  # the withdrawal is applied, and the outbox drained after the pass
 
@@ -184,3 +197,37 @@ def test_notice_message_ids_stay_within_64_characters() -> None:
     keys = Keyring(b"k" * 32)
     for domain in ("smarthings.kz", "smarththings.kz"):
         assert len(notice_message_id(keys, "x" * 40, "f" * 32, domain)) <= 64
+
+
+def test_a_campaign_killed_after_writing_a_page_of_messages_sends_each_once_when_run_again(bot_any_db: Bot) -> None:
+    bot = bot_any_db
+    addresses = customers(bot, 5)
+
+    killed = bot.cli("notify", "--template", "policy-change", "--campaign", "c3",
+                     env={"DSR_MAILBOT_TEST_CRASH_AT": "after_notices_written"})
+    assert killed.returncode == -9 and bot.smtp.messages == []
+    assert [row.state for row in bot.outbox()] == [OutboxState.QUEUED] * 5  # written and committed, not sent
+
+    again = bot.cli("notify", "--template", "policy-change", "--campaign", "c3")
+    assert again.returncode == 0 and "0 queued now; 5 sent now" in again.stdout, again.stdout
+    assert Counter(r for m in bot.smtp.messages for r in m.rcpt_tos) == Counter(addresses)
+    assert {n.state for n in queued_notices(bot)} == {NoticeState.WRITTEN}
+
+
+def test_a_user_erased_after_queueing_gets_nothing_and_the_trail_says_why(bot_any_db: Bot) -> None:
+    bot = bot_any_db
+    customers(bot, 2)
+    services = build_services(bot.config, bot.store)
+    assert queue_campaign(services, "c4", "policy_change").queued == 2
+    with bot.store.transaction() as session:
+        gone = session.exec(select(User).where(User.email == "customer0@example.kz")).one()
+        session.delete(gone)
+
+    drained = drain_outbox(bot.store, services.transport, services.config.reply_from,
+                           notice_check=services.notice_check)
+
+    assert (drained.sent, drained.notices_sent) == (1, 1)
+    assert [m.rcpt_tos for m in bot.smtp.messages] == [["customer1@example.kz"]]
+    assert Counter(n.state for n in queued_notices(bot)) == {NoticeState.DROPPED: 1, NoticeState.WRITTEN: 1}
+    assert [(e.event, e.detail.get("error")) for e in bot.events() if e.event == "reply_failed"] == [
+        ("reply_failed", "recipient no longer on file")]
