@@ -219,8 +219,10 @@ def drain_outbox(store: Store, transport: Transport, envelope_from: str, stop: E
     with store.send_lock:
         try:
             while not (stop and stop.is_set()):
-                if not (send_some(store, transport, envelope_from, result, budget, stop)
-                        or _write_queued_notices(store, budget)):
+                if send_some(store, transport, envelope_from, result, budget, stop):
+                    continue
+                # Nothing more may go now: write the next page of queued notices, unless the server stopped taking.
+                if result.unavailable is not None or not _write_queued_notices(store, budget):
                     break
         finally:
             transport.close()

@@ -8,12 +8,14 @@ from email.policy import default
 
 from sqlmodel import select
 
+from dsr_mailbot.config import SmtpConfig
 from dsr_mailbot.replies.notices import legacy_notice_message_id, notice_message_id, purpose_of, write_notices
-from dsr_mailbot.replies.send import drain_outbox
+from dsr_mailbot.replies.send import SEND_PAGE, SmtpTransport, drain_outbox
 from dsr_mailbot.service.app import build_services
 from dsr_mailbot.service.campaign import queue_campaign
 from dsr_mailbot.store.models import CampaignNotice, NoticeState, OutboxMessage, OutboxState, User, utcnow
 from tests.harness import TRUST, Bot, authenticated, mail
+from tests.servers import free_port
 
 WITHDRAWN = "gone@example.kz"
 
@@ -231,3 +233,18 @@ def test_a_user_erased_after_queueing_gets_nothing_and_the_trail_says_why(bot_an
     assert Counter(n.state for n in queued_notices(bot)) == {NoticeState.DROPPED: 1, NoticeState.WRITTEN: 1}
     assert [(e.event, e.detail.get("error")) for e in bot.events() if e.event == "reply_failed"] == [
         ("reply_failed", "recipient no longer on file")]
+
+
+def test_an_unreachable_smtp_server_leaves_the_campaign_queued_as_references_past_the_first_page(
+        bot_any_db: Bot) -> None:
+    bot = bot_any_db
+    customers(bot, SEND_PAGE + 5)
+    services = build_services(bot.config, bot.store)
+    queue_campaign(services, "c5", "policy_change")
+    down = SmtpTransport(SmtpConfig(host="127.0.0.1", port=free_port(), security="none",
+                                    from_address="support@smarthings.kz"))
+
+    drained = drain_outbox(bot.store, down, services.config.reply_from, notice_check=services.notice_check)
+
+    assert drained.unavailable is not None and drained.sent == 0
+    assert Counter(n.state for n in queued_notices(bot)) == {NoticeState.WRITTEN: SEND_PAGE, NoticeState.QUEUED: 5}
