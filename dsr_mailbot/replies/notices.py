@@ -64,6 +64,7 @@ from dsr_mailbot.store.notices import (
     SystemAddress,
     claim_queued_notices,
     notices_waiting,
+    system_recipient_key,
 )
 
 # Command-line name → template; a notice template names no one (it is rendered once per language).
@@ -142,11 +143,7 @@ def waiting(session: Session, campaign: str) -> int:
 
 def system_recipient(keyring: Keyring, address: str) -> SystemAddress:
     """A recipient found in a system of the data map: keyed by their address under the bot's key."""
-    return SystemAddress(address, SYSTEM_RECIPIENT + _system_ref(keyring, address))
-
-
-def _system_ref(keyring: Keyring, address: str) -> str:
-    return keyring.digest("notice-recipient", address)[:32]
+    return SystemAddress(address, system_recipient_key(keyring, address))
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ from dsr_mailbot.store.models import (
     close_request,
     forget_personal_text,
 )
-from dsr_mailbot.store.notices import forget_queued_notices
+from dsr_mailbot.store.notices import forget_queued_notices, system_recipient_key
 
 ERASED_FIELDS = ("email", "phone", "surname", "first_name", "patronymic")
 
@@ -179,7 +179,7 @@ def erase_user(session: Session, keyring: Keyring, user: User, *, now: datetime,
                  messages_expunged=expunged, messages_left_in_inbox=left_in_inbox)
     forget_hold(session, user.email)
     if received_before is None:  # the address is still theirs: their notices not written yet go with it
-        forget_queued_notices(session, user.email)
+        forget_queued_notices(session, system_recipient_key(keyring, user.email))
     if user.id is not None:  # a stand-in (someone only the shop's systems knew) was never stored
         session.delete(user)
     return [row.message_id for row in scrubbed]

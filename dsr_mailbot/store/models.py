@@ -300,14 +300,15 @@ class CampaignNotice(SQLModel, table=True):
     """
 
     __tablename__ = "campaign_notices"
-    __table_args__ = (UniqueConstraint("campaign", "recipient_key", name="uq_campaign_notices_recipient"),
+    # The key first: an erasure finds a person's notices by it, whatever the campaign.
+    __table_args__ = (UniqueConstraint("recipient_key", "campaign", name="uq_campaign_notices_recipient"),
                       Index("ix_campaign_notices_state_id", "state", "id"), MYSQL_TABLE)
 
     id: int | None = Field(default=None, primary_key=True)
     campaign: str = Field(max_length=40)
     template: str = Field(max_length=40)
     recipient_key: str = Field(max_length=40)
-    address: str | None = Field(default=None, max_length=320, index=True)
+    address: str | None = Field(default=None, max_length=320)
     state: str = Field(default=NoticeState.QUEUED, max_length=10)
     run: str = Field(max_length=16)  # the queueing run: a second copy of an address within one run is no recipient
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -20,6 +20,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, SQLModel, col, select
 
 from dsr_mailbot.store.database import NOTICE_PURPOSE_PREFIX, count_rows
+from dsr_mailbot.store.keys import Keyring
 from dsr_mailbot.store.models import CampaignNotice, NoticeState, OutboxMessage, OutboxState, User
 
 OWN_USER = "u:"  # + users.ref
@@ -41,19 +42,22 @@ def queue_own_users(session: Session, *, campaign: str, template: str, run: str,
     already = exists().where(notices.c.campaign == campaign, notices.c.recipient_key == key)
     rows = sa_select(literal(campaign), literal(template), key, literal(NoticeState.QUEUED.value), literal(run),
                   literal(now, notices.c.created_at.type)).where(users.c.processing_consent == true(), ~already)
-    session.connection().execute(insert(notices).from_select(
-        ["campaign", "template", "recipient_key", "state", "run", "created_at"], rows))
-    # Counted, not taken from the INSERT's rowcount, which psycopg's driver leaves at -1 for an INSERT … SELECT.
-    added = count_rows(session, CampaignNotice, CampaignNotice.campaign == campaign, CampaignNotice.run == run,
-                       col(CampaignNotice.recipient_key).startswith(OWN_USER))
+    added = session.connection().execute(insert(notices).from_select(
+        ["campaign", "template", "recipient_key", "state", "run", "created_at"], rows
+    ).execution_options(preserve_rowcount=True))  # SQLAlchemy keeps an INSERT's row count only when asked
     reached = count_rows(session, User, User.processing_consent == True)  # noqa: E712
-    return Queueing(reached=reached, queued=added)
+    return Queueing(reached=reached, queued=int(added.rowcount))
 
 
 @dataclass(frozen=True)
 class SystemAddress:
     address: str  # in its normal form
     key: str  # SYSTEM_RECIPIENT + the keyed digest of the address
+
+
+def system_recipient_key(keyring: Keyring, address: str) -> str:
+    """The key of someone found in a system of the data map: a digest of their address under the bot's key."""
+    return SYSTEM_RECIPIENT + keyring.digest("notice-recipient", address)[:32]
 
 
 def queue_system_addresses(session: Session, *, campaign: str, template: str, run: str, now: datetime,
@@ -104,9 +108,13 @@ def any_notice_queued(session: Session) -> bool:
         is not None
 
 
-def forget_queued_notices(session: Session, address: str) -> int:
-    """The person is erased: their notices not written yet are dropped, and their address with them."""
+def forget_queued_notices(session: Session, recipient_key: str) -> int:
+    """The person is erased: their notices not written yet are dropped, and their address with them.
+
+    ``recipient_key``: the key their address has as a system's recipient (found by the unique key's first column).
+    """
     table = SQLModel.metadata.tables["campaign_notices"]
-    dropped = session.connection().execute(update(table).where(table.c.address == address).values(
-        address=None, state=NoticeState.DROPPED.value))
+    dropped = session.connection().execute(update(table).where(
+        table.c.recipient_key == recipient_key, table.c.state == NoticeState.QUEUED.value
+    ).values(address=None, state=NoticeState.DROPPED.value))
     return int(dropped.rowcount)

@@ -8,9 +8,17 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, delete, update
+from sqlmodel import select
 
+from dsr_mailbot.lifecycle.base import KEPT_ON_CLOSE
+from dsr_mailbot.lifecycle.systems import transient_person
 from dsr_mailbot.replies.notices import purpose_of
-from dsr_mailbot.store.models import OutboxState, Request, utcnow
+from dsr_mailbot.replies.send import drain_outbox
+from dsr_mailbot.service.app import build_services
+from dsr_mailbot.service.campaign import queue_campaign
+from dsr_mailbot.store.erasure import erase_user
+from dsr_mailbot.store.models import CampaignNotice, NoticeState, OutboxState, Request, utcnow
+from dsr_mailbot.store.notices import system_recipient_key
 from tests.harness import Bot
 from tests.systems.shop import B_USER, NEWSLETTER, shop_database
 
@@ -63,3 +71,23 @@ def test_notify_reaches_each_address_of_the_shop_once_and_not_who_withdrew(bot: 
         OutboxState.FAILED, "consent withdrawn")
     again = bot.cli("notify", "--template", "policy-change", "--campaign", "c1")
     assert again.returncode == 0 and "0 queued now" in again.stdout and len(bot.smtp.messages) == 1
+
+
+def test_a_shop_customer_erased_before_their_notice_is_written_gets_none_and_their_address_is_not_kept(
+        bot: Bot, shop: tuple[str, Engine]) -> None:
+    url, _engine = shop
+    bot.write_config(extra=SHOP_MAP.format(url=url))
+    services = build_services(bot.config, bot.store)
+    assert queue_campaign(services, "c2", "policy_change").queued == 2  # Pavel and Anna, as addresses
+
+    with bot.store.transaction() as session:  # Pavel's withdrawal is carried out: someone only the shop knew
+        erase_user(session, bot.keyring, transient_person("pavel.k@example.com"), now=utcnow(),
+                   actions_kept=KEPT_ON_CLOSE)
+    with bot.store.transaction() as session:
+        rows = {n.recipient_key: n for n in session.exec(select(CampaignNotice)).all()}
+    pavel = rows[system_recipient_key(bot.keyring, "pavel.k@example.com")]
+    assert (pavel.state, pavel.address) == (NoticeState.DROPPED, None)
+    assert [n.address for n in rows.values() if n.state == NoticeState.QUEUED] == ["anna@xn--e1afmkfd.kz"]
+
+    drain_outbox(bot.store, services.transport, services.config.reply_from, notice_check=services.notice_check)
+    assert [m.rcpt_tos for m in bot.smtp.messages] == [["anna@xn--e1afmkfd.kz"]]

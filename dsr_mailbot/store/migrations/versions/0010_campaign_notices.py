@@ -34,14 +34,12 @@ def upgrade() -> None:
         sa.Column("run", sa.String(length=16), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("campaign", "recipient_key", name="uq_campaign_notices_recipient"),
+        sa.UniqueConstraint("recipient_key", "campaign", name="uq_campaign_notices_recipient"),
         **MYSQL_TABLE,
     )
     op.create_index("ix_campaign_notices_state_id", "campaign_notices", ["state", "id"])
-    op.create_index("ix_campaign_notices_address", "campaign_notices", ["address"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_campaign_notices_address", table_name="campaign_notices")
     op.drop_index("ix_campaign_notices_state_id", table_name="campaign_notices")
     op.drop_table("campaign_notices")
