@@ -97,6 +97,7 @@ class RequestState(enum.StrEnum):
 FINAL_STATES = frozenset(
     {RequestState.COMPLETED, RequestState.REJECTED, RequestState.EXPIRED, RequestState.IGNORED}
 )
+OPEN_STATES = tuple(state for state in RequestState if state not in FINAL_STATES)
 
 
 class OutboxState(enum.StrEnum):
@@ -164,7 +165,14 @@ class Hold(SQLModel, table=True):
 
 class Request(SQLModel, table=True):
     __tablename__ = "requests"
-    __table_args__ = (Index("ix_requests_message_id", "message_id", mysql_length=MYSQL_KEY_PREFIX), MYSQL_TABLE)
+    __table_args__ = (
+        Index("ix_requests_message_id", "message_id", mysql_length=MYSQL_KEY_PREFIX),
+        # The console's queue and deadlines, a page at a time in these orders (store/paging.py, migration 0010);
+        # state first, so they serve every query on the state alone too. kind: counted without the table's rows.
+        Index("ix_requests_state_received_at_id", "state", "received_at", "id"),
+        Index("ix_requests_state_due_at_id_kind", "state", "due_at", "id", "kind"),
+        MYSQL_TABLE,
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     # The dedup key: a keyed hash of the inbound Message-ID.  It outlives the person's data; the
@@ -178,7 +186,7 @@ class Request(SQLModel, table=True):
     # Every intent of the letter, the subject's first, then those its own words add.  Names only, so it stays
     # when the request closes (the audit trail shows what was asked).
     intents: list[str] = Field(default_factory=list, sa_type=JSON)
-    state: str = Field(index=True, max_length=30)
+    state: str = Field(max_length=30)  # indexed first in ix_requests_state_*
     outcome: str | None = Field(default=None, max_length=50)
     reason: str | None = Field(default=None, max_length=500)
     language: str = Field(max_length=5)

@@ -5,7 +5,8 @@ Routes (a contract: scripts outside the repository use them):
 =======================================  ===========================================================
 ``GET /login``, ``POST /login``          the form (``username``, ``password``, ``csrf_token``)
 ``POST /logout``                         ends the session
-``GET /queue``                           requests in review or waiting for a confirmation
+``GET /queue``                           requests in review or waiting for a confirmation, a page at a time
+                                         (``?after=…`` / ``?before=…``: the tokens of its next/previous links)
 ``GET /requests/{id}``                   one request; its forms carry ``csrf_token``
 ``POST /requests/{id}/approve``          approve (the same path as ``requests approve``)
 ``POST /requests/{id}/reject``           field ``reason``
@@ -13,7 +14,7 @@ Routes (a contract: scripts outside the repository use them):
 ``POST /requests/{id}/extend``           field ``reason``
 ``POST /requests/{id}/dismiss``          not a data-subject request: closed without a reply
 ``POST /requests/{id}/reveal``           field ``field``: show one masked value, audited
-``GET /deadlines``                       late and soon due, per deadline profile
+``GET /deadlines``                       late and soon due, per deadline profile, a page at a time (as the queue)
 ``GET /acts``, ``GET /acts/{id}``        acts of destruction; opening one is audited (it names the person)
 ``GET /report?month=YYYY-MM``            the monthly report and its weekly chart
 ``GET /healthz``, ``GET /metrics``       unauthenticated, no personal data (service/monitoring.py)
@@ -68,6 +69,7 @@ from dsr_mailbot.service.review import (
 from dsr_mailbot.store.acts import list_acts, read_act
 from dsr_mailbot.store.audit import record_event
 from dsr_mailbot.store.models import RequestState, utcnow
+from dsr_mailbot.store.paging import Key, parse_key
 from dsr_mailbot.web import pages
 from dsr_mailbot.web.auth import DeviceCookies, LoginThrottle, Passwords, Sessions, WebSession
 from dsr_mailbot.web.context import Console, authenticated, console_dir, load_strings
@@ -94,9 +96,27 @@ def _read(console: Console, load: Callable[..., Any], *args: Any, **kwargs: Any)
         return load(db, *args, **kwargs)
 
 
+def _page_keys(request: HttpRequest) -> tuple[Key | None, Key | None] | None:
+    """The ``(after, before)`` keys of a page link (at most one of them), or None when the link is not valid."""
+    after, before = request.query_params.get("after"), request.query_params.get("before")
+    if after is not None and before is not None:
+        return None
+    token = after if after is not None else before
+    if token is None:
+        return None, None  # the first page
+    key = parse_key(token)
+    if key is None:
+        return None
+    return (key, None) if after is not None else (None, key)
+
+
 async def queue_page(console: Console, request: HttpRequest, session: WebSession) -> Response:
-    rows = await run_in_threadpool(_read, console, pages.queue, console.clock(), console.config.policy)
-    return console.page("queue.html", session, rows=rows)
+    keys = _page_keys(request)
+    if keys is None:
+        return console.page("error.html", session, 400, message_key="bad_page")
+    page = await run_in_threadpool(_read, console, pages.queue, console.clock(), console.config.policy,
+                                   after=keys[0], before=keys[1])
+    return console.page("queue.html", session, page=page, rows=page.rows)
 
 
 def _request_id(request: HttpRequest) -> int | None:
@@ -162,9 +182,13 @@ async def reveal(console: Console, request: HttpRequest, session: WebSession) ->
 
 
 async def deadlines_page(console: Console, request: HttpRequest, session: WebSession) -> Response:
-    late, soon = await run_in_threadpool(_read, console, pages.deadlines, console.clock(), console.config.policy)
+    keys = _page_keys(request)
+    if keys is None:
+        return console.page("error.html", session, 400, message_key="bad_page")
+    page = await run_in_threadpool(_read, console, pages.deadlines, console.clock(), console.config.policy,
+                                   after=keys[0], before=keys[1])
     held = await run_in_threadpool(_read, console, pages.holds)
-    return console.page("deadlines.html", session, late=late, soon=soon, held=held, within=pages.SOON_WORKING_DAYS,
+    return console.page("deadlines.html", session, page=page, held=held, within=pages.SOON_WORKING_DAYS,
                         profiles=[f"{name} ({calendar or 'months'})"
                                   for name, calendar in console.config.policy.clock.calendars().items()])
 

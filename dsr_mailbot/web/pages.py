@@ -23,13 +23,22 @@ from dsr_mailbot.reading.extract import FIELDS
 from dsr_mailbot.replies.outbox import mask_address
 from dsr_mailbot.replies.report import MonthReport
 from dsr_mailbot.service.review import REVEALABLE
-from dsr_mailbot.store.database import open_requests_due_by
-from dsr_mailbot.store.models import FINAL_STATES, AuditEvent, Request, RequestKind, RequestState, User
+from dsr_mailbot.store.models import (
+    FINAL_STATES,
+    OPEN_STATES,
+    AuditEvent,
+    Request,
+    RequestKind,
+    RequestState,
+    User,
+)
+from dsr_mailbot.store.paging import Key, count_open, open_page
 
 WAITING = (RequestState.REVIEW, RequestState.AWAITING_CONFIRMATION)
 # The queue shows what waits for the data map's systems too: staff see a request that a system holds up.
 QUEUED = (*WAITING, RequestState.CARRYING_OUT)
 SOON_WORKING_DAYS = 2
+PAGE_SIZE = 50  # rows of the queue and of the deadlines on one page
 
 
 def mask(field: str, value: str | None) -> str:
@@ -75,15 +84,27 @@ def _intents(request: Request) -> tuple[str, ...]:
     return tuple(request.intents) or (request.kind,)
 
 
-def queue(session: Session, now: datetime, policy: PolicyConfig) -> list[QueueRow]:
-    """Requests waiting for a person (review, or a confirmation), oldest first."""
-    rows = session.exec(
-        select(Request)
-        .where(col(Request.state).in_(list(QUEUED)), Request.kind != RequestKind.CONFIRM)
-        .order_by(col(Request.received_at), col(Request.id))
-    ).all()
-    return [QueueRow(r.id or 0, r.received_at, _intents(r), r.language, r.state, r.reason,
-                     deadline(r.due_at, now, policy)) for r in rows]
+@dataclass(frozen=True)
+class QueuePage:
+    rows: list[QueueRow]  # one page, oldest first
+    waiting: int  # every request in the queue, counted by the database
+    overdue: int  # of them, past their due date
+    previous: str | None  # the link's token for the page before (?before=…), None on the first page
+    next: str | None  # the link's token for the page after (?after=…), None on the last
+
+
+def queue(session: Session, now: datetime, policy: PolicyConfig, *, after: Key | None = None,
+          before: Key | None = None, size: int = PAGE_SIZE) -> QueuePage:
+    """Requests waiting for a person (review, a confirmation, the data map's systems): a page, oldest first."""
+    page = open_page(session, QUEUED, "received_at", size, after=after, before=before)
+    counted = count_open(session, QUEUED, now)
+    rows = [QueueRow(r.id or 0, r.received_at, _intents(r), r.language, r.state, r.reason,
+                     deadline(r.due_at, now, policy)) for r in page.rows]
+    return QueuePage(rows, counted.total, counted.overdue, _token(page.previous), _token(page.next))
+
+
+def _token(key: Key | None) -> str | None:
+    return key.token if key else None
 
 
 @dataclass(frozen=True)
@@ -192,19 +213,34 @@ class DeadlineRow:
     by_profile: tuple[tuple[str, datetime], ...]  # each profile's own date; the strictest is the deadline
 
 
-def deadlines(session: Session, now: datetime, policy: PolicyConfig,
-              within: int = SOON_WORKING_DAYS) -> tuple[list[DeadlineRow], list[DeadlineRow]]:
-    """Open requests that are late, and those due within ``within`` working days, each with its date per profile."""
-    found = open_requests_due_by(session, policy.clock.soon_horizon(now, within))
+@dataclass(frozen=True)
+class DeadlinesPage:
+    late: list[DeadlineRow]  # this page's late rows, the most overdue first
+    soon: list[DeadlineRow]  # this page's rows due soon, after every late one
+    late_count: int  # every late request, counted by the database
+    soon_count: int
+    previous: str | None
+    next: str | None
+
+
+def deadlines(session: Session, now: datetime, policy: PolicyConfig, within: int = SOON_WORKING_DAYS, *,
+              after: Key | None = None, before: Key | None = None, size: int = PAGE_SIZE) -> DeadlinesPage:
+    """Open requests that are late, then those due within ``within`` working days, each with its date per
+    profile: one page of both in due order (the late ones come first), with the exact count of each."""
+    horizon = policy.clock.soon_horizon(now, within)
+    page = open_page(session, OPEN_STATES, "due_at", size, until=horizon, after=after, before=before)
+    counted = count_open(session, OPEN_STATES, now, until=horizon)
     rows = []
-    for r in found:
+    for r in page.rows:
         pending = pending_intents(r)
         per_profile = tuple(
             (name, min(policy.clock.due_at(k, r.received_at, profile_names=[name]) for k in pending))
             for name in policy.deadline_profile)
         rows.append(DeadlineRow(r.id or 0, _intents(r), r.state, r.reason, deadline(r.due_at, now, policy),
                                 per_profile))
-    return [r for r in rows if r.deadline.overdue], [r for r in rows if not r.deadline.overdue]
+    return DeadlinesPage([r for r in rows if r.deadline.overdue], [r for r in rows if not r.deadline.overdue],
+                         counted.overdue, counted.total - counted.overdue, _token(page.previous),
+                         _token(page.next))
 
 
 # The report's chart

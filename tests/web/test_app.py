@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import httpx2 as httpx
 import pytest
 
 from dsr_mailbot.store.acts import Act, write_act
-from dsr_mailbot.store.models import utcnow
+from dsr_mailbot.store.models import Request, utcnow
 from dsr_mailbot.web.auth import FREE_FAILURES
+from dsr_mailbot.web.pages import PAGE_SIZE
 from dsr_mailbot.web.security import CONTENT_SECURITY_POLICY
 from tests.harness import Bot, mail, request_in_review
 from tests.web.console import (
@@ -420,3 +422,62 @@ def test_the_deadlines_page_shows_blocked_people_masked_with_their_ground_and_da
     assert "(1)" in deadlines and "ivan.petrov@example.ru" not in deadlines  # masked, as every address there
     assert "заказ № 1042 &lt;b&gt;не доставлен&lt;/b&gt;" in deadlines and "2027-03-01" in deadlines
     assert "ru-152fz (RU)" in deadlines and "kz (KZ)" in deadlines  # each profile's own calendar
+
+
+def _open_requests(bot: Bot, due: list[timedelta], state: str = "review") -> list[int]:
+    """Open requests straight into the store, each received ten days before its due date (``due``: from now)."""
+    now = utcnow()
+    with bot.store.transaction() as session:
+        rows = [Request(message_ref=f"{state}{n}", source="s", uidvalidity=1, uid=n, kind="question",
+                        intents=["question"], state=state, language="ru", received_at=now + d - timedelta(days=10),
+                        due_at=now + d, subject_ref="-") for n, d in enumerate(due)]
+        session.add_all(rows)
+        session.flush()
+        return [r.id or 0 for r in rows]
+
+
+def _shown(html: str) -> list[int]:
+    return [int(i) for i in re.findall(r'<a href="/requests/(\d+)">', html)]
+
+
+def _link(html: str, rel: str) -> str | None:
+    found = re.search(rf'<a rel="{rel}" href="([^"]+)"', html)
+    return found.group(1) if found else None
+
+
+def test_the_queue_shows_a_page_oldest_first_and_its_links_walk_the_rest_without_gap_or_repeat(console: Bot) -> None:
+    # Due from 29.5 hours ago on, an hour apart: the first thirty are overdue; the ids are not the order.
+    due = [timedelta(hours=h - 30, minutes=30) for h in range(PAGE_SIZE + 7)]
+    oldest_first = list(reversed(_open_requests(console, list(reversed(due)))))
+    with serve_console(console) as served:
+        client = signed_in(served.url)
+        first = client.get("/queue").text
+        next_link = _link(first, "next")
+        assert next_link is not None and _link(first, "prev") is None
+        second = client.get(next_link).text
+        previous_link = _link(second, "prev")
+        assert previous_link is not None and _link(second, "next") is None
+        again = client.get(previous_link).text
+        odd = [client.get(f"/queue?{query}") for query in ("after=x", "before=1-", "after=1-2&before=1-2",
+                                                            "after=" + "9" * 30 + "-1")]
+    assert _shown(first) == oldest_first[:PAGE_SIZE] and _shown(second) == oldest_first[PAGE_SIZE:]
+    assert _shown(again) == _shown(first)
+    for page in (first, second):  # the counts are the whole queue's, on every page
+        assert f"{PAGE_SIZE + 7} waiting, 30 of them overdue." in page
+    assert [answer.status_code for answer in odd] == [400] * 4
+    assert all("This page link is not valid" in answer.text for answer in odd)
+
+
+def test_the_deadlines_page_lists_the_most_overdue_first_a_page_at_a_time_with_exact_counts(console: Bot) -> None:
+    late = _open_requests(console, [timedelta(hours=-h) for h in range(PAGE_SIZE - 10, 0, -1)])  # most late first
+    soon = _open_requests(console, [timedelta(hours=1, minutes=m) for m in range(30)], state="awaiting_confirmation")
+    with serve_console(console) as served:
+        client = signed_in(served.url)
+        first = client.get("/deadlines").text
+        next_link = _link(first, "next")
+        assert next_link is not None
+        second = client.get(next_link).text
+    assert _shown(first) == late + soon[:10] and _shown(second) == soon[10:]
+    for page in (first, second):
+        assert f"Late ({len(late)})" in page and f"Due within 2 working days ({len(soon)})" in page
+    assert "On the other pages." in second and _link(second, "next") is None

@@ -19,6 +19,7 @@ import pytest
 from playwright.sync_api import Browser, Dialog, Page, sync_playwright
 
 from dsr_mailbot.store.models import Request, utcnow
+from dsr_mailbot.web.pages import PAGE_SIZE
 from tests.conftest import need
 from tests.harness import Bot, DaemonProcess, WebProcess, mail, wait_until
 from tests.servers import free_port
@@ -225,3 +226,36 @@ def test_a_script_in_the_subject_is_text_and_revealing_a_field_is_audited(stack:
     page.goto(f"{stack.web.url}/requests/{request_id}")
     assert page.url.endswith("/login")
     assert stack.dialogs == []  # no script ran
+
+
+def test_an_operator_pages_through_a_long_queue_and_its_deadlines_with_next_and_previous(stack: Stack) -> None:
+    now = utcnow()
+    with stack.bot.store.transaction() as session:  # more than a page; the newest has the lowest id
+        rows = [Request(message_ref=f"page{n}", source="s", uidvalidity=1, uid=n, kind="question",
+                        intents=["question"], state="review", language="ru", subject_ref="-",
+                        received_at=now - timedelta(days=10, hours=n), due_at=now - timedelta(hours=n, minutes=30))
+                for n in range(PAGE_SIZE + 5)]
+        session.add_all(rows)
+        session.flush()
+        oldest_first = [r.id for r in reversed(rows)]
+    stack.sign_in()
+    page = stack.page
+
+    def shown() -> list[int]:
+        return [int(i) for i in page.locator("tr[data-request]").evaluate_all("rs => rs.map(r => r.dataset.request)")]
+
+    assert page.url.endswith("/queue") and shown() == oldest_first[:PAGE_SIZE]
+    assert page.locator("a[rel=prev]").count() == 0
+    assert page.inner_text(".counts") == f"{PAGE_SIZE + 5} waiting, {PAGE_SIZE + 5} of them overdue."
+    page.click("a[rel=next]")
+    assert shown() == oldest_first[PAGE_SIZE:] and page.locator("a[rel=next]").count() == 0
+    page.click("a[rel=prev]")
+    assert shown() == oldest_first[:PAGE_SIZE] and page.locator("a[rel=prev]").count() == 0
+
+    page.click("nav a[href='/deadlines']")
+    assert f"Late ({PAGE_SIZE + 5})" in page.inner_text("main")
+    first = page.locator("table.deadlines a").all_inner_texts()
+    page.click("a[rel=next]")
+    rest = page.locator("table.deadlines a").all_inner_texts()
+    assert first + rest == [f"#{i}" for i in oldest_first]  # due in the order received: the most overdue first
+    assert stack.dialogs == []

@@ -104,7 +104,9 @@ def test_the_deadlines_page_gives_each_profiles_date_and_counts_the_strictest(sq
             session.add(Request(message_ref=f"r{n}", source="s", uidvalidity=1, uid=n, kind=kind, intents=[kind],
                                 state=state, language="ru", received_at=received, due_at=due, subject_ref="-"))
     with store.transaction() as session:
-        late, soon = deadlines(session, now, policy, within=5)
+        page = deadlines(session, now, policy, within=5)
+    late, soon = page.late, page.soon
+    assert (page.late_count, page.soon_count, page.previous, page.next) == (1, 1, None, None)
     assert [r.deadline.overdue for r in late] == [True] and [r.deadline.overdue for r in soon] == [False]
     row = soon[0]
     by_profile = dict(row.by_profile)
@@ -113,4 +115,32 @@ def test_the_deadlines_page_gives_each_profiles_date_and_counts_the_strictest(sq
     for name, when in by_profile.items():
         assert when == due_at("access", received, [name])
     assert row.deadline.due_at == min(by_profile.values()) == by_profile["kz"]  # the strictest counts
+    store.dispose()
+
+
+def test_a_deadlines_page_splits_its_rows_under_late_and_soon_and_counts_the_whole_store(sqlite_url: str) -> None:
+    from dsr_mailbot.store.database import Store
+    from dsr_mailbot.store.paging import parse_key
+    from dsr_mailbot.web.pages import deadlines
+
+    policy = PolicyConfig()
+    now = datetime(2026, 3, 19, 6, 0, tzinfo=UTC)
+    store = Store(sqlite_url)
+    store.init_schema()
+    with store.transaction() as session:  # four late (the latest first by id), four due within hours
+        for n, due in enumerate([now - timedelta(hours=h) for h in (1, 4, 2, 3)] +
+                                [now + timedelta(hours=h) for h in (3, 1, 4, 2)]):
+            session.add(Request(message_ref=f"r{n}", source="s", uidvalidity=1, uid=n, kind="access",
+                                intents=["access"], state="review", language="ru", received_at=due - timedelta(days=10),
+                                due_at=due, subject_ref="-"))
+    pages = []
+    with store.transaction() as session:
+        pages.append(deadlines(session, now, policy, size=3))
+        while pages[-1].next is not None:
+            pages.append(deadlines(session, now, policy, size=3, after=parse_key(pages[-1].next)))
+    shown = [([r.id for r in p.late], [r.id for r in p.soon]) for p in pages]
+    # The most overdue first, then the soonest due: the late ones all come before the soon ones.
+    assert shown == [([2, 4, 3], []), ([1], [6, 8]), ([], [5, 7])]
+    assert {(p.late_count, p.soon_count) for p in pages} == {(4, 4)}
+    assert [p.previous is not None for p in pages] == [False, True, True]
     store.dispose()
