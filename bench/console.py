@@ -20,7 +20,9 @@ N open requests (review, waiting for a confirmation, carrying out in the
 data map's systems, a few just received; received over the last 60 days, so
 that their due dates fall in the past and the future) beside as many closed
 ones, and the median, 95th and 99th percentiles of ``/healthz`` (the
-reference: the same server, one small query), the queue and the deadlines.
+reference: the same server, one small query), the queue and the deadlines:
+their first pages, and a page halfway down each (its link made from the
+row there), which costs what the first does.
 
 Run from the repository root:  .venv/bin/python -m bench.console [--requests 10000] [--repeat 50]
                                .venv/bin/python -m bench.console --open 10000 100000 [--repeat 50]
@@ -42,7 +44,8 @@ from pathlib import Path
 
 import httpx2 as httpx
 import uvicorn
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import create_engine, func, insert, text
+from sqlmodel import col, select
 from starlette.applications import Starlette
 from starlette.requests import Request as HttpRequest
 from starlette.responses import HTMLResponse
@@ -51,8 +54,10 @@ from starlette.routing import Route
 from dsr_mailbot.config import PolicyConfig, load_config
 from dsr_mailbot.service.app import build_services
 from dsr_mailbot.store.database import Store
-from dsr_mailbot.store.models import OutboxMessage, Request, utcnow
+from dsr_mailbot.store.models import OPEN_STATES, OutboxMessage, Request, utcnow
+from dsr_mailbot.store.paging import Key, Ordered
 from dsr_mailbot.web.app import create_app
+from dsr_mailbot.web.pages import QUEUED
 from tests.servers import free_port, wait_for_port
 from tests.web.console import csrf_of, operators_config, signed_in
 
@@ -150,7 +155,7 @@ def measure(name: str, url: str, directory: Path, count: int, repeat: int) -> No
     pages = [("floor (no database)", lambda: floor_client.get("/")),
              ("/healthz", lambda: client.get("/healthz")),
              ("/metrics", lambda: client.get("/metrics")),
-             (f"/queue ({count // 50} rows)", lambda: client.get("/queue")),
+             ("/queue (first page)", lambda: client.get("/queue")),
              ("/requests/{id}", lambda: client.get(f"/requests/{review_id}")),
              ("/deadlines", lambda: client.get("/deadlines")),
              ("/report", lambda: client.get(f"/report?month={month}"))]
@@ -166,7 +171,8 @@ def measure(name: str, url: str, directory: Path, count: int, repeat: int) -> No
     store.dispose()
 
 
-OPEN_STATES = ("review",) * 10 + ("awaiting_confirmation",) * 6 + ("carrying_out",) * 3 + ("received",)
+# The open requests' states, as a busy shop's store might hold them.
+STATE_MIX = ("review",) * 10 + ("awaiting_confirmation",) * 6 + ("carrying_out",) * 3 + ("received",)
 
 
 def fill_open(store: Store, count: int, seed: int = 11) -> None:
@@ -178,7 +184,7 @@ def fill_open(store: Store, count: int, seed: int = 11) -> None:
     for n in range(2 * count):
         received = now - timedelta(minutes=rng.randint(0, 60 * 24 * 60))
         is_open = n % 2 == 0
-        state = rng.choice(OPEN_STATES) if is_open else "completed"
+        state = rng.choice(STATE_MIX) if is_open else "completed"
         kinds = [rng.choice(INTENTS)] + (["optout"] if n % 7 == 0 else [])
         rows.append({
             "message_ref": f"{n:064x}", "message_id": f"<m{n}@example.kz>", "source": "bench", "uidvalidity": 1,
@@ -204,6 +210,19 @@ def fill_open(store: Store, count: int, seed: int = 11) -> None:
             connection.execute(text("VACUUM ANALYZE requests"))
 
 
+def halfway(store: Store, ordered: Ordered) -> str:
+    """The link token of the row halfway down the queue (or the late requests): where a far page starts."""
+    states = QUEUED if ordered == "received_at" else OPEN_STATES
+    column = getattr(Request, ordered)
+    with store.transaction() as session:
+        query = select(Request).where(col(Request.state).in_(states), col(Request.kind) != "confirm")
+        if ordered == "due_at":
+            query = query.where(column < utcnow())
+        total = session.exec(select(func.count()).select_from(query.subquery())).one()
+        row = session.exec(query.order_by(column, col(Request.id)).offset(total // 2).limit(1)).one()
+        return Key(getattr(row, ordered), row.id or 0).token
+
+
 def measure_open(name: str, url: str, directory: Path, count: int, repeat: int) -> None:
     config_path = directory / "config.toml"
     (directory / "mail").mkdir(exist_ok=True)
@@ -217,7 +236,10 @@ def measure_open(name: str, url: str, directory: Path, count: int, repeat: int) 
     filled = time.perf_counter() - started
     console_url, console = serve(create_app(build_services(config, store)))
     client = signed_in(console_url)
-    pages = [("/healthz", "/healthz"), ("/queue", "/queue"), ("/deadlines", "/deadlines")]
+    client.timeout = httpx.Timeout(600)  # a page of every open request took over 20 s at 100,000
+    pages = [("/healthz", "/healthz"), ("/queue", "/queue"), ("/deadlines", "/deadlines"),
+             ("/queue, a page halfway down", f"/queue?after={halfway(store, 'received_at')}"),
+             ("/deadlines, a page halfway", f"/deadlines?after={halfway(store, 'due_at')}")]
     print(f"\n{name}: {count:,} open requests and {count:,} closed (filled in {filled:.1f} s); {repeat} GETs each")
     print(f"  {'page':<30}{'rows':>6}{'KB':>8}{'median ms':>10}{'p95 ms':>9}{'p99 ms':>9}{'p95 × /healthz':>16}")
     reference = None
