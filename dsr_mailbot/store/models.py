@@ -167,7 +167,7 @@ class Request(SQLModel, table=True):
     __tablename__ = "requests"
     __table_args__ = (
         Index("ix_requests_message_id", "message_id", mysql_length=MYSQL_KEY_PREFIX),
-        # The console's queue and deadlines, a page at a time in these orders (store/paging.py, migration 0010);
+        # The console's queue and deadlines, a page at a time in these orders (store/paging.py, migration 0011);
         # state first, so they serve every query on the state alone too. kind: counted without the table's rows.
         Index("ix_requests_state_received_at_id", "state", "received_at", "id"),
         Index("ix_requests_state_due_at_id_kind", "state", "due_at", "id", "kind"),

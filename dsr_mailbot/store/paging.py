@@ -8,7 +8,7 @@ decided meanwhile shifts no other row across a page boundary (no gap, no
 repeat), where with ``OFFSET`` each decision would hide a row.
 
 The order is a time column, then the id.  Each open state is read as its own
-slice of the index ``(state, time, id)`` (migration 0010), limited to a page,
+slice of the index ``(state, time, id)`` (migration 0011), limited to a page,
 and the slices are merged in one ``UNION ALL``: a single ``state IN (…)``
 over that index would read every open row and sort them all (SQLite,
 PostgreSQL and MariaDB cannot merge the states' ranges in order).

@@ -1,4 +1,4 @@
-"""0010: indexes for the console's queue and deadlines, a page at a time (issue 21).
+"""0011: indexes for the console's queue and deadlines, a page at a time (issue 21).
 
 With 100,000 open requests the queue and the deadlines page loaded them all.
 They now read one page in order (``store/paging.py``), each open state's
@@ -12,16 +12,16 @@ slice of an index from the previous page's last row on:
 ``ix_requests_state`` goes: both begin with ``state``, so every query on the
 state alone keeps an index, and a request's write updates one index fewer.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
