@@ -36,9 +36,11 @@ it is ordinary support mail.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlmodel import Session, col, select
 
@@ -50,6 +52,7 @@ from dsr_mailbot.store.audit import record_event
 from dsr_mailbot.store.database import NOTICE_PURPOSE_PREFIX, find_user_by_email
 from dsr_mailbot.store.keys import Keyring
 from dsr_mailbot.store.models import (
+    CampaignNotice,
     NoticeState,
     OutboxMessage,
     Request,
@@ -69,6 +72,7 @@ from dsr_mailbot.store.notices import (
 
 # Command-line name → template; a notice template names no one (it is rendered once per language).
 NOTICE_TEMPLATES = {"policy-change": "policy_change"}
+log = logging.getLogger("dsr_mailbot")
 _CAMPAIGN = re.compile(r"[A-Za-z0-9._-]{1,40}")
 
 
@@ -152,69 +156,107 @@ class WrittenNotices:
     written: int  # messages added to the outbox
 
 
+@dataclass(frozen=True)
+class _Target:
+    address: str
+    message_id: str
+    # The Message-IDs the same notice to the same address may have had: from the oldest versions (by row id), or
+    # as a shop's customer before the address became a user of the bot.
+    other_ids: tuple[str, ...]
+
+
+def _targets(session: Session, writer: NoticeWriter, notices: Sequence[CampaignNotice]) -> dict[int, _Target | str]:
+    """Each notice's recipient as they are now, or why there is none."""
+    keyring, domain = writer.keyring, writer.config.reply_domain
+    refs = [n.recipient_key[len(OWN_USER):] for n in notices if n.recipient_key.startswith(OWN_USER)]
+    users = {u.ref: u for u in session.exec(select(User).where(col(User.ref).in_(refs)))} if refs else {}
+    targets: dict[int, _Target | str] = {}
+    for notice in notices:
+        assert notice.id is not None
+        key, campaign = notice.recipient_key, notice.campaign
+        if key.startswith(OWN_USER):
+            user = users.get(key[len(OWN_USER):])
+            if user is None or user.id is None:
+                targets[notice.id] = "recipient no longer on file"
+            elif not user.processing_consent:
+                targets[notice.id] = "consent withdrawn"
+            else:
+                as_customer = system_recipient_key(keyring, user.email)[len(SYSTEM_RECIPIENT):]
+                targets[notice.id] = _Target(user.email, notice_message_id(keyring, campaign, user.ref, domain), (
+                    legacy_notice_message_id(keyring, campaign, user.id, domain),
+                    notice_message_id(keyring, campaign, as_customer, domain)))
+        elif notice.address is not None:
+            targets[notice.id] = _Target(notice.address, notice_message_id(
+                keyring, campaign, key[len(SYSTEM_RECIPIENT):], domain), ())
+        else:
+            targets[notice.id] = "recipient no longer on file"
+    return targets
+
+
 def write_notices(session: Session, writer: NoticeWriter, limit: int, *, lock: bool) -> WrittenNotices:
     """Write up to ``limit`` queued notices into the outbox as messages, in this transaction.
 
-    Each recipient is taken as they are now: a user gone since queueing is
-    dropped (audited, nothing written); the language is that of their last
-    request.  A notice whose message an earlier version or run put in the
-    outbox is marked written without a second copy.
+    Each recipient is taken as they are now: a user gone or withdrawn since
+    queueing is dropped (audited, nothing written); the language is that of
+    their last request.  A notice whose message an earlier version or run put
+    in the outbox, to the same address, is marked written without a second
+    copy.  A notice that cannot be written (its template fails) is marked
+    failed and audited, and the others go on.
     """
-    config, keyring, now = writer.config, writer.keyring, utcnow()
-    domain = config.reply_domain
+    config, now = writer.config, utcnow()
     notices = claim_queued_notices(session, limit, lock)
     if not notices:
         return WrittenNotices(0, 0)
-    refs = [n.recipient_key[len(OWN_USER):] for n in notices if n.recipient_key.startswith(OWN_USER)]
-    users = {u.ref: u for u in session.exec(select(User).where(col(User.ref).in_(refs)))} if refs else {}
-    targets: dict[int, tuple[str, str, str]] = {}  # notice id → (address, ref, legacy Message-ID or "")
-    for notice in notices:
-        assert notice.id is not None
-        key = notice.recipient_key
-        if key.startswith(OWN_USER):
-            user = users.get(key[len(OWN_USER):])
-            if user is not None and user.id is not None:
-                legacy = legacy_notice_message_id(keyring, notice.campaign, user.id, domain)
-                targets[notice.id] = (user.email, user.ref, legacy)
-        elif notice.address is not None:
-            targets[notice.id] = (notice.address, key[len(SYSTEM_RECIPIENT):], "")
-    message_ids = {nid: notice_message_id(keyring, n.campaign, targets[nid][1], domain)
-                   for n in notices if (nid := n.id) is not None and nid in targets}
+    targets = _targets(session, writer, notices)
+    found = [t for t in targets.values() if isinstance(t, _Target)]
     in_outbox = dict(session.exec(select(OutboxMessage.message_id, OutboxMessage.recipient).where(
-        col(OutboxMessage.message_id).in_([*message_ids.values(), *(t[2] for t in targets.values() if t[2])])
+        col(OutboxMessage.message_id).in_([i for t in found for i in (t.message_id, *t.other_ids)])
     )).all())
-    languages = _languages(session, keyring, [t[0] for t in targets.values()], config.policy.default_language)
+    languages = _languages(session, writer.keyring, [t.address for t in found], config.policy.default_language)
     texts: dict[tuple[str, str], Rendered] = {}
     written = 0
     for notice in notices:
         assert notice.id is not None
-        target = targets.get(notice.id)
+        target = targets[notice.id]
         notice.address = None
         session.add(notice)
-        if target is None:
+        if isinstance(target, str):
             notice.state = NoticeState.DROPPED
-            record_event(session, "reply_failed", purpose=purpose_of(notice.campaign),
-                         error="recipient no longer on file")
+            record_event(session, "reply_failed", purpose=purpose_of(notice.campaign), error=target)
             continue
         notice.state = NoticeState.WRITTEN
-        address, _ref, legacy = target
-        message_id = message_ids[notice.id]
-        if message_id in in_outbox or (legacy and in_outbox.get(legacy) == address):
+        if target.message_id in in_outbox or any(in_outbox.get(i) == target.address for i in target.other_ids):
             continue
-        language = languages.get(address, config.policy.default_language)
-        if (notice.template, language) not in texts:
-            context = ReplyContent().as_context(language, config.policy.timezone, now)
-            texts[notice.template, language] = writer.renderer.render(notice.template, language, context)
-        text = texts[notice.template, language]
-        data = build_message(
-            from_address=config.reply_from, from_name=config.policy.operator_name, to_address=address,
-            subject=text.subject, body=text.body, message_id=message_id, language=language,
-            in_reply_to=None, references=(), auto_submitted="auto-generated", now=now,
-        )
-        session.add(OutboxMessage(request_id=None, purpose=purpose_of(notice.campaign), message_id=message_id,
-                                  recipient=address, data=data, created_at=now, for_verified=True))
+        language = languages.get(target.address, config.policy.default_language)
+        try:
+            data = _message(writer, texts, notice.template, language, target, now)
+        except Exception as exc:  # this notice only (a template broken since start-up): the others go on
+            notice.state = NoticeState.FAILED
+            record_event(session, "reply_failed", purpose=purpose_of(notice.campaign),
+                         error=f"the notice could not be written ({type(exc).__name__})")
+            log.error("a notice of campaign %s could not be written: %s", notice.campaign, type(exc).__name__)
+            continue
+        in_outbox[target.message_id] = target.address  # the same recipient twice in a page: written once
+        session.add(OutboxMessage(request_id=None, purpose=purpose_of(notice.campaign), message_id=target.message_id,
+                                  recipient=target.address, data=data, created_at=now, for_verified=True))
         written += 1
     return WrittenNotices(len(notices), written)
+
+
+def _message(writer: NoticeWriter, texts: dict[tuple[str, str], Rendered], template: str, language: str,
+             target: _Target, now: datetime) -> bytes:
+    config = writer.config
+    if template not in NOTICE_TEMPLATES.values():
+        raise ConfigError(f"no notice template {template!r}")
+    if (template, language) not in texts:
+        context = ReplyContent().as_context(language, config.policy.timezone, now)
+        texts[template, language] = writer.renderer.render(template, language, context)
+    text = texts[template, language]
+    return build_message(
+        from_address=config.reply_from, from_name=config.policy.operator_name, to_address=target.address,
+        subject=text.subject, body=text.body, message_id=target.message_id, language=language,
+        in_reply_to=None, references=(), auto_submitted="auto-generated", now=now,
+    )
 
 
 def _languages(session: Session, keyring: Keyring, addresses: Sequence[str], default: str) -> dict[str, str]:

@@ -239,10 +239,16 @@ def _write_queued_notices(store: Store, budget: _NoticeBudget) -> bool:
     if writer is None or not budget.left():
         return False
     limit = SEND_PAGE if budget.per_minute is None else min(SEND_PAGE, budget.per_minute - budget.sent)
-    with store.transaction() as session:
-        if not budget.allows_notices(session):
-            return False
-        written = write_notices(session, writer, limit, lock=store.serves_many_workers)
+    try:
+        with store.transaction() as session:
+            if not budget.allows_notices(session):
+                return False
+            written = write_notices(session, writer, limit, lock=store.serves_many_workers)
+    except Exception as exc:  # the campaign waits; the drain, the replies and the rest of the pass go on
+        if isinstance(exc, DsrMailbotError) and exc.temporary:
+            raise
+        log.error("a page of campaign notices could not be written: %s", type(exc).__name__)
+        return False
     if written.consumed:
         crash_point("after_notices_written")
     return written.consumed > 0

@@ -48,7 +48,7 @@ from dsr_mailbot.store.models import (
     close_request,
     forget_personal_text,
 )
-from dsr_mailbot.store.notices import forget_queued_notices, system_recipient_key
+from dsr_mailbot.store.notices import OWN_USER, forget_queued_notices, system_recipient_key
 
 ERASED_FIELDS = ("email", "phone", "surname", "first_name", "patronymic")
 
@@ -167,6 +167,9 @@ def erase_user(session: Session, keyring: Keyring, user: User, *, now: datetime,
             record_event(session, "request_rejected", request_id=request.id, subject_ref=request.subject_ref, at=now,
                          reason="erased")
     close_actions(session, [r.id for r in requests if r.id is not None], actions_kept)
+    if received_before is None:  # the address is still theirs: their notices not written yet go with it
+        # Before the outbox is read: a worker writing them now is waited for, and what it wrote is scrubbed below.
+        forget_queued_notices(session, [OWN_USER + user.ref, system_recipient_key(keyring, user.email)])
     scrubbed = [row for row in person_replies(session, user, requests, current=received_before is None)
                 if row.message_id not in keep_outbox]
     for row in scrubbed:
@@ -178,8 +181,6 @@ def erase_user(session: Session, keyring: Keyring, user: User, *, now: datetime,
                  reason="consent_withdrawn", requests=len(requests), replies=len(scrubbed), act=act,
                  messages_expunged=expunged, messages_left_in_inbox=left_in_inbox)
     forget_hold(session, user.email)
-    if received_before is None:  # the address is still theirs: their notices not written yet go with it
-        forget_queued_notices(session, system_recipient_key(keyring, user.email))
     if user.id is not None:  # a stand-in (someone only the shop's systems knew) was never stored
         session.delete(user)
     return [row.message_id for row in scrubbed]

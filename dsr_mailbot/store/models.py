@@ -294,7 +294,8 @@ class OutboxMessage(SQLModel, table=True):
 class NoticeState(enum.StrEnum):
     QUEUED = "queued"  # a reference: its message is written when its turn to be sent comes
     WRITTEN = "written"  # its message is in the outbox (or was, from an earlier version or run)
-    DROPPED = "dropped"  # its recipient was gone when its turn came: nothing written, nothing sent
+    DROPPED = "dropped"  # its recipient was gone or had withdrawn when its turn came: nothing written, nothing sent
+    FAILED = "failed"  # its message could not be written (a template broken since start-up): not retried
 
 
 class CampaignNotice(SQLModel, table=True):

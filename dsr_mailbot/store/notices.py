@@ -108,13 +108,16 @@ def any_notice_queued(session: Session) -> bool:
         is not None
 
 
-def forget_queued_notices(session: Session, recipient_key: str) -> int:
-    """The person is erased: their notices not written yet are dropped, and their address with them.
+def forget_queued_notices(session: Session, recipient_keys: Sequence[str]) -> int:
+    """The person is erased: their notices not written yet are dropped, and any address with them.
 
-    ``recipient_key``: the key their address has as a system's recipient (found by the unique key's first column).
+    ``recipient_keys``: their keys as a user and as a system's recipient
+    (found by the unique key's first column).  A worker writing the same
+    notices holds their rows (``FOR UPDATE``): this waits for it, so the
+    outbox, read after, holds whatever it wrote.
     """
     table = SQLModel.metadata.tables["campaign_notices"]
     dropped = session.connection().execute(update(table).where(
-        table.c.recipient_key == recipient_key, table.c.state == NoticeState.QUEUED.value
+        table.c.recipient_key.in_(recipient_keys), table.c.state == NoticeState.QUEUED.value
     ).values(address=None, state=NoticeState.DROPPED.value))
     return int(dropped.rowcount)

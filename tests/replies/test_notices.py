@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from email import message_from_bytes
 from email.policy import default
 
+import pytest
 from sqlmodel import select
 
 from dsr_mailbot.config import SmtpConfig
+from dsr_mailbot.errors import TemplateError
+from dsr_mailbot.lifecycle.base import KEPT_ON_CLOSE
 from dsr_mailbot.replies.notices import legacy_notice_message_id, notice_message_id, purpose_of, write_notices
+from dsr_mailbot.replies.render import Rendered, Renderer
 from dsr_mailbot.replies.send import SEND_PAGE, SmtpTransport, drain_outbox
 from dsr_mailbot.service.app import build_services
 from dsr_mailbot.service.campaign import queue_campaign
+from dsr_mailbot.store.database import Store
+from dsr_mailbot.store.erasure import erase_user
 from dsr_mailbot.store.models import CampaignNotice, NoticeState, OutboxMessage, OutboxState, User, utcnow
 from tests.harness import TRUST, Bot, authenticated, mail
 from tests.servers import free_port
@@ -248,3 +255,73 @@ def test_an_unreachable_smtp_server_leaves_the_campaign_queued_as_references_pas
 
     assert drained.unavailable is not None and drained.sent == 0
     assert Counter(n.state for n in queued_notices(bot)) == {NoticeState.WRITTEN: SEND_PAGE, NoticeState.QUEUED: 5}
+
+
+def test_a_notice_whose_template_breaks_fails_alone_and_the_campaign_and_the_drain_go_on(
+        bot_any_db: Bot, monkeypatch: pytest.MonkeyPatch) -> None:
+    bot = bot_any_db
+    addresses = customers(bot, 3)
+    bot.account.append(mail(addresses[0], "Жазылымнан бас тарту"))  # their last request is in Kazakh
+    bot.run()
+    services = build_services(bot.config, bot.store)
+    queue_campaign(services, "c6", "policy_change")
+    real = Renderer.render
+
+    def broken_in_kazakh(self: Renderer, outcome: str, language: str, context: dict[str, object]) -> Rendered:
+        if outcome == "policy_change" and language == "kk":  # edited on disk since start-up, and broken
+            raise TemplateError("kk/policy_change.txt: unexpected '}'")
+        return real(self, outcome, language, context)
+
+    monkeypatch.setattr(Renderer, "render", broken_in_kazakh)
+    before = len(bot.smtp.messages)
+
+    drained = drain_outbox(bot.store, services.transport, services.config.reply_from,
+                           notice_check=services.notice_check)
+
+    assert drained.notices_sent == 2
+    assert sorted(m.rcpt_tos[0] for m in bot.smtp.messages[before:]) == addresses[1:]
+    assert Counter(n.state for n in queued_notices(bot)) == {NoticeState.WRITTEN: 2, NoticeState.FAILED: 1}
+    assert ("reply_failed", "the notice could not be written (TemplateError)") in [
+        (e.event, e.detail.get("error")) for e in bot.events()]
+
+
+def test_a_user_who_withdrew_before_their_turn_gets_no_message_written(bot_any_db: Bot) -> None:
+    bot = bot_any_db
+    customers(bot, 2)
+    services = build_services(bot.config, bot.store)
+    queue_campaign(services, "c7", "policy_change")
+    with bot.store.transaction() as session:
+        withdrawn = session.exec(select(User).where(User.email == "customer0@example.kz")).one()
+        withdrawn.processing_consent = False
+
+    drain_outbox(bot.store, services.transport, services.config.reply_from, notice_check=services.notice_check)
+
+    assert [row.recipient for row in bot.outbox()] == ["customer1@example.kz"]  # no copy of the address kept
+    assert ("reply_failed", "consent withdrawn") in [(e.event, e.detail.get("error")) for e in bot.events()]
+
+
+def test_an_erasure_while_a_worker_writes_the_page_waits_for_it_and_scrubs_what_it_wrote(bot_any_db: Bot) -> None:
+    bot = bot_any_db
+    bot.add_user("ivan@example.kz")
+    services = build_services(bot.config, bot.store)
+    queue_campaign(services, "c8", "policy_change")
+    assert services.notice_check.writer is not None
+
+    def erase_ivan() -> None:  # another worker carries out Ivan's erasure meanwhile
+        other = Store(bot.store.engine.url.render_as_string(hide_password=False))
+        with other.transaction() as session:
+            ivan = session.exec(select(User).where(User.email == "ivan@example.kz")).one()
+            erase_user(session, bot.keyring, ivan, now=utcnow(), actions_kept=KEPT_ON_CLOSE)
+        other.dispose()
+
+    with bot.store.transaction() as session:  # this worker writes the page, its rows locked until it commits
+        assert write_notices(session, services.notice_check.writer, 10, lock=bot.store.serves_many_workers).written == 1
+        session.flush()
+        eraser = threading.Thread(target=erase_ivan)
+        eraser.start()
+        eraser.join(timeout=1.0)  # it waits for this transaction
+    eraser.join()
+
+    assert [(row.recipient, row.state) for row in bot.outbox()] == [("erased", OutboxState.FAILED)]
+    drain_outbox(bot.store, services.transport, services.config.reply_from, notice_check=services.notice_check)
+    assert bot.smtp.messages == []

@@ -91,3 +91,16 @@ def test_a_shop_customer_erased_before_their_notice_is_written_gets_none_and_the
 
     drain_outbox(bot.store, services.transport, services.config.reply_from, notice_check=services.notice_check)
     assert [m.rcpt_tos for m in bot.smtp.messages] == [["anna@xn--e1afmkfd.kz"]]
+
+
+def test_a_shop_customer_who_becomes_a_user_of_the_bot_is_not_notified_twice_by_a_rerun(
+        bot: Bot, shop: tuple[str, Engine]) -> None:
+    url, _engine = shop
+    bot.write_config(extra='[[systems]]\nkind = "builtin"\n' + SHOP_MAP.format(url=url))
+    assert bot.cli("notify", "--template", "policy-change", "--campaign", "c3").returncode == 0
+    bot.add_user("pavel.k@example.com")  # he writes to the bot and becomes one of its users
+
+    again = bot.cli("notify", "--template", "policy-change", "--campaign", "c3")
+
+    assert again.returncode == 0 and "1 queued now; 0 sent now" in again.stdout, again.stdout
+    assert Counter(m.rcpt_tos[0] for m in bot.smtp.messages)["pavel.k@example.com"] == 1

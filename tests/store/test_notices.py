@@ -69,7 +69,7 @@ def test_an_erased_person_s_queued_notice_is_dropped_with_their_address(store: S
                                addresses=[SystemAddress("anna@example.kz", "s:aa"),
                                           SystemAddress("pavel@example.kz", "s:bb")], skip_own_users=False)
     with store.transaction() as session:
-        assert forget_queued_notices(session, "s:aa") == 1
+        assert forget_queued_notices(session, ["s:aa", "u:nobody"]) == 1
 
     assert [(n.address, n.state) for n in notices(store)] == [
         (None, NoticeState.DROPPED), ("pavel@example.kz", NoticeState.QUEUED)]
