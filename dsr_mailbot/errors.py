@@ -80,6 +80,14 @@ class SendUnavailable(SendError):
     temporary = True
 
 
+class RecipientDeferred(SendError):
+    """Raised when the SMTP server defers one recipient (4xx to RCPT TO): that reply stays queued, the others go.
+
+    Not a passing fault of the service (the server takes other mail), so not
+    ``temporary``: the drain goes on with the next reply.
+    """
+
+
 class MappingError(ConfigError):
     """Raised when the data map names a table or column the system does not have; the message names both."""
 

@@ -213,12 +213,15 @@ class RecordingHandler:
     messages: list[ReceivedMail] = field(default_factory=list)
     data_reply: str | None = None  # e.g. "451 try later" to defer every message
     rcpt_reply: str | None = None  # e.g. "550 no such user" to refuse every recipient
+    rcpt_replies: dict[str, str] = field(default_factory=dict)  # one recipient's answer, e.g. "452 mailbox full"
 
     async def handle_RCPT(  # noqa: N802 - the name aiosmtpd calls
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
     ) -> str:
         if self.rcpt_reply:
             return self.rcpt_reply
+        if address in self.rcpt_replies:
+            return self.rcpt_replies[address]
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

@@ -27,7 +27,7 @@ import smtplib
 import ssl
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from threading import Event
@@ -37,7 +37,7 @@ from sqlalchemy import update as sa_update
 from sqlmodel import Session, SQLModel
 
 from dsr_mailbot.config import SmtpConfig
-from dsr_mailbot.errors import ConfigError, DsrMailbotError, SendError, SendUnavailable
+from dsr_mailbot.errors import ConfigError, DsrMailbotError, RecipientDeferred, SendError, SendUnavailable
 from dsr_mailbot.faults import crash_point
 from dsr_mailbot.reading.parse import header_block
 from dsr_mailbot.replies.notices import NoticeCheck, notice_refusal, write_notices
@@ -111,8 +111,8 @@ class SmtpTransport:
             self.conn.sendmail(envelope_from, [recipient], data, mail_options=options)
         except smtplib.SMTPRecipientsRefused as exc:
             code = next(iter(exc.recipients.values()))[0]
-            if 400 <= code < 500:
-                raise SendUnavailable(f"SMTP recipient deferred ({code})") from exc
+            if 400 <= code < 500:  # this recipient only (a full mailbox, greylisting): the others still go
+                raise RecipientDeferred(f"SMTP recipient deferred ({code})") from exc
             raise SendError(f"SMTP recipient refused ({code})") from exc
         except smtplib.SMTPResponseException as exc:
             self.close()
@@ -193,6 +193,12 @@ class DrainResult:
     failed: int = 0
     notices_sent: int = 0  # of ``sent``: a campaign's notices
     unavailable: str | None = None  # why sending stopped early, if it did
+    # Rows whose recipient the server deferred: left queued, and not tried again in this drain.
+    deferred: set[int] = field(default_factory=set)
+
+
+# How long a reply whose recipient's server keeps deferring it is tried (Postfix's maximal_queue_lifetime).
+DEFERRED_GIVE_UP = timedelta(days=5)
 
 
 def drain_outbox(store: Store, transport: Transport, envelope_from: str, stop: Event | None = None,
@@ -292,7 +298,7 @@ def _send_claimed(store: Store, transport: Transport, envelope_from: str, result
     """PostgreSQL, MySQL/MariaDB: claim one row, send it while its row lock keeps every other worker off it, mark it."""
     with store.transaction() as session:
         row = session.exec(
-            sendable_outbox(budget.allows_notices(session)).limit(1).with_for_update(skip_locked=True)
+            sendable_outbox(budget.allows_notices(session), result.deferred).limit(1).with_for_update(skip_locked=True)
         ).first()
         if row is None:
             return False
@@ -308,7 +314,8 @@ def _send_page(store: Store, transport: Transport, envelope_from: str, result: D
                budget: _NoticeBudget, stop: Event | None) -> bool:
     """SQLite (one process sends): read a page of queued rows, then send and mark each in a transaction of its own."""
     with store.transaction() as session:
-        rows = list(queued_outbox(session, limit=SEND_PAGE, notices_allowed=budget.allows_notices(session)))
+        rows = list(queued_outbox(session, limit=SEND_PAGE, notices_allowed=budget.allows_notices(session),
+                                  skip=result.deferred))
     sent_any = False
     for row in rows:
         if stop is not None and stop.is_set():
@@ -359,6 +366,14 @@ def _record(session: Session, row: OutboxMessage, error: SendError | None, resul
     """
     outbox = SQLModel.metadata.tables["outbox"]
     values: dict[str, Any] = {"attempts": outbox.c.attempts + 1}
+    if isinstance(error, RecipientDeferred) and row.created_at > utcnow() - DEFERRED_GIVE_UP:
+        values["last_error"] = str(error)[:500]
+        session.execute(sa_update(outbox).where(outbox.c.id == row.id).values(values))
+        assert row.id is not None
+        result.deferred.add(row.id)
+        return True
+    if isinstance(error, RecipientDeferred):
+        error = SendError(f"{error}, for {DEFERRED_GIVE_UP.days} days: given up")
     if error is None:
         values.update(state=OutboxState.SENT, sent_at=utcnow(), last_error=None)
     else:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -336,9 +336,12 @@ def is_notice(purpose: str) -> bool:
     return purpose.startswith(NOTICE_PURPOSE_PREFIX)
 
 
-def sendable_outbox(notices_allowed: bool) -> Any:
-    """The query for the next queued rows, oldest first; without campaign notices while their minute is used up."""
+def sendable_outbox(notices_allowed: bool, skip: Collection[int] = ()) -> Any:
+    """The query for the next queued rows, oldest first; without campaign notices while their minute is used up,
+    and without ``skip`` (rows this drain has tried already)."""
     query = select(OutboxMessage).where(OutboxMessage.state == OutboxState.QUEUED)
+    if skip:
+        query = query.where(col(OutboxMessage.id).not_in(skip))
     if not notices_allowed:
         query = query.where(col(OutboxMessage.purpose).not_like(f"{NOTICE_PURPOSE_PREFIX}%"))
     return query.order_by(OutboxMessage.id)  # type: ignore[arg-type]
@@ -349,8 +352,9 @@ def notices_sent_since(session: Session, since: datetime) -> int:
                       OutboxMessage.state == OutboxState.SENT, col(OutboxMessage.sent_at) >= since)
 
 
-def queued_outbox(session: Session, limit: int = 100, notices_allowed: bool = True) -> Sequence[OutboxMessage]:
-    return session.exec(sendable_outbox(notices_allowed).limit(limit)).all()  # type: ignore[no-any-return]
+def queued_outbox(session: Session, limit: int = 100, notices_allowed: bool = True,
+                  skip: Collection[int] = ()) -> Sequence[OutboxMessage]:
+    return session.exec(sendable_outbox(notices_allowed, skip).limit(limit)).all()  # type: ignore[no-any-return]
 
 
 def get_cursor(session: Session, source: str) -> MailboxCursor | None:

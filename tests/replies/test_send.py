@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from sqlmodel import select
@@ -9,7 +10,7 @@ from sqlmodel import select
 from dsr_mailbot.config import SmtpConfig
 from dsr_mailbot.replies.send import FileTransport, SmtpTransport, drain_outbox
 from dsr_mailbot.store.database import Store
-from dsr_mailbot.store.models import AuditEvent, OutboxMessage
+from dsr_mailbot.store.models import AuditEvent, OutboxMessage, utcnow
 from tests.servers import SmtpServer, free_port
 
 MESSAGE = b"From: support@smarthings.kz\r\nTo: a@example.kz\r\nMessage-ID: <dsr.1.reply.x@smarthings.kz>\r\n\r\nhi\r\n"
@@ -96,4 +97,42 @@ def test_file_transport_writes_one_eml_per_message(tmp_path: Path, sqlite_url: s
     result = drain_outbox(store, FileTransport(tmp_path / "out"), "support@smarthings.kz")
     assert result.sent == 1
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["dsr.1.reply.x@smarthings.kz.eml"]
+    store.dispose()
+
+
+def test_one_recipient_deferred_by_the_server_waits_and_holds_up_no_one_else(db_url: str,
+                                                                             smtp_server: SmtpServer) -> None:
+    store = Store(db_url)
+    store.init_schema()
+    queue(store, 3)
+    smtp_server.handler.rcpt_replies["user0@example.kz"] = "452 4.2.2 mailbox full"
+
+    result = drain_outbox(store, transport(smtp_server.port), "support@smarthings.kz")
+
+    assert (result.sent, result.failed, result.unavailable) == (2, 0, None)
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["user1@example.kz"], ["user2@example.kz"]]
+    first = rows(store)[0]
+    assert (first.state, first.attempts, first.last_error) == ("queued", 1, "SMTP recipient deferred (452)")
+
+    del smtp_server.handler.rcpt_replies["user0@example.kz"]  # the mailbox has room again
+    assert drain_outbox(store, transport(smtp_server.port), "support@smarthings.kz").sent == 1
+    store.dispose()
+
+
+def test_a_recipient_deferred_for_five_days_is_given_up_and_audited(db_url: str, smtp_server: SmtpServer) -> None:
+    store = Store(db_url)
+    store.init_schema()
+    queue(store, 1)
+    with store.transaction() as session:
+        [row] = session.exec(select(OutboxMessage)).all()
+        row.created_at = utcnow() - timedelta(days=5, minutes=1)
+    smtp_server.handler.rcpt_replies["user0@example.kz"] = "452 4.2.2 mailbox full"
+
+    result = drain_outbox(store, transport(smtp_server.port), "support@smarthings.kz")
+
+    [row] = rows(store)
+    assert (result.failed, row.state, row.last_error) == (
+        1, "failed", "SMTP recipient deferred (452), for 5 days: given up")
+    with store.transaction() as session:
+        assert [e.event for e in session.exec(select(AuditEvent))] == ["reply_failed"]
     store.dispose()
