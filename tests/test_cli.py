@@ -41,6 +41,19 @@ def test_a_bad_file_is_reported_by_line_and_nothing_is_imported(bot: Bot, tmp_pa
     assert json.loads(bot.cli("users", "export", "--format", "json").stdout) == []
 
 
+def test_a_file_with_more_problems_than_are_listed_says_how_many_more(bot: Bot, tmp_path: Path) -> None:
+    bad = tmp_path / "users.csv"
+    bad.write_text(HEADER + "a@example.kz,,,,,true\n" + "broken,,,,,true\n" * 1_004, encoding="utf-8")
+
+    result = bot.cli("users", "import", str(bad))
+
+    assert result.returncode == 65
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1_002 and lines[999] == f"{bad}: line 1002: email: missing or not a valid address"
+    assert lines[-2:] == [f"{bad}: and 4 more problem(s), not listed",
+                          "dsr-mailbot: 1004 problem(s) in the file; nothing imported"]
+
+
 def test_run_once_then_requests_list(bot: Bot) -> None:
     bot.add_user("ivan@example.ru", marketing_consent=True)
     bot.account.append(mail("ivan@example.ru", "Отписаться"))

@@ -171,7 +171,7 @@ def users() -> None:
 @pass_state
 def users_import(state: CliState, file: Path) -> int:
     """Add users from a CSV file (all rows or none)."""
-    from dsr_mailbot.store.users import CsvImportError, import_users, read_users_csv
+    from dsr_mailbot.store.users import CsvImportError, checked_users_csv, import_users
 
     if not any(system.kind == "builtin" for system in state.config.data_map):
         click.echo("dsr-mailbot: users import: the data map ([[systems]]) has no builtin system; people are found "
@@ -179,18 +179,21 @@ def users_import(state: CliState, file: Path) -> int:
         return EX_USAGE
 
     try:
-        rows = read_users_csv(file.read_text(encoding="utf-8-sig"))
+        # Read a line at a time, never whole: the rows are checked first, and only then is the store touched.
+        with file.open(encoding="utf-8-sig", newline="") as lines, checked_users_csv(lines) as checked:
+            store = state.store()
+            store.check_schema()
+            result = import_users(store, checked.rows(), actor=actor())
     except UnicodeDecodeError:
         click.echo(f"dsr-mailbot: {file}: not UTF-8 text; nothing imported", err=True)
         return EX_DATAERR
     except CsvImportError as exc:
         for problem in exc.problems:
             click.echo(f"{file}: {problem}", err=True)
+        if exc.count > len(exc.problems):
+            click.echo(f"{file}: and {exc.count - len(exc.problems)} more problem(s), not listed", err=True)
         click.echo(f"dsr-mailbot: {exc}", err=True)
         return EX_DATAERR
-    store = state.store()
-    store.check_schema()
-    result = import_users(store, rows, actor=actor())
     click.echo(f"imported {result.created} user(s); {result.already_present} already present, left unchanged")
     return EX_OK
 

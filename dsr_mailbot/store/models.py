@@ -106,13 +106,18 @@ class OutboxState(enum.StrEnum):
     FAILED = "failed"
 
 
+def new_user_ref() -> str:
+    """A user's reference: random, never reused (``users import`` fills it the same way for its bulk inserts)."""
+    return secrets.token_hex(16)
+
+
 class User(SQLModel, table=True):
     __tablename__ = "users"
     __table_args__ = MYSQL_TABLE
 
     id: int | None = Field(default=None, primary_key=True)
     # A random reference, never reused (SQLite reuses a deleted row's id): what a campaign's notices are keyed by.
-    ref: str = Field(default_factory=lambda: secrets.token_hex(16), index=True, unique=True, max_length=32)
+    ref: str = Field(default_factory=new_user_ref, index=True, unique=True, max_length=32)
     email: str = Field(index=True, unique=True, max_length=320)
     phone: str | None = Field(default=None, max_length=32)
     surname: str | None = Field(default=None, max_length=100)

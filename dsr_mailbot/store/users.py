@@ -6,21 +6,38 @@ personal data), and nothing is written unless the whole file is good.
 Import only *creates* users: a row whose e-mail is already in the store is
 left alone and counted, so a re-import can never undo a correction or a
 withdrawal that a data subject made by e-mail.
+
+Memory stays flat whatever the file's size.  Pass 1 streams the file, checks
+each row and keeps the good ones outside memory (store/checked_rows.py,
+which also finds an address given on an earlier line); pass 2, only when
+every row is good, reads them back and adds the new users a batch at a time,
+with one query for the addresses already on file and one for the suppression
+list per batch and a bulk insert (store/bulk.py), all in one transaction.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+import itertools
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
+
+from sqlmodel import SQLModel
 
 from dsr_mailbot.reading.extract import normalise_email, normalise_name, normalise_phone
 from dsr_mailbot.store.audit import record_event
-from dsr_mailbot.store.database import Store, all_users, find_user_by_email
-from dsr_mailbot.store.models import User, utcnow
-from dsr_mailbot.store.suppressions import is_suppressed
+from dsr_mailbot.store.bulk import insert_many, values_present
+from dsr_mailbot.store.checked_rows import CheckedRows, UserRow
+from dsr_mailbot.store.database import Store, all_users
+from dsr_mailbot.store.models import new_user_ref, utcnow
+from dsr_mailbot.store.suppressions import suppressed_among
+
+__all__ = ["CheckedRows", "CsvImportError", "ImportResult", "UserRow", "checked_users_csv", "export_users",
+           "import_users", "import_users_csv", "read_users_csv"]
 
 CSV_COLUMNS = ("email", "phone", "surname", "first_name", "patronymic", "marketing_consent")
 # Where and when the consent was given: the burden of proving it is the operator's (152-FZ Art. 9 ч.3).
@@ -28,27 +45,19 @@ OPTIONAL_COLUMNS = ("consent_source", "consent_at")
 MAX_SOURCE_CHARS = 200
 _TRUE = {"1", "true", "yes", "y", "да", "иә", "on"}
 _FALSE = {"", "0", "false", "no", "n", "нет", "жоқ", "off"}
+# A file can be wrong on every one of a million lines: the problems are all counted, the first ones listed.
+MAX_PROBLEMS_LISTED = 1_000
+CHECK_BATCH = 5_000  # rows whose addresses are looked for among the earlier lines at once
+IMPORT_BATCH = 5_000  # rows looked up and inserted at once
 
 
 class CsvImportError(Exception):
-    """The file was refused; ``problems`` lists ``line N: …`` strings."""
+    """The file was refused; ``problems`` lists ``line N: …`` strings, the first of ``count``."""
 
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__(f"{len(problems)} problem(s) in the file; nothing imported")
+    def __init__(self, problems: list[str], count: int | None = None) -> None:
+        self.count = len(problems) if count is None else count
+        super().__init__(f"{self.count} problem(s) in the file; nothing imported")
         self.problems = problems
-
-
-@dataclass(frozen=True)
-class UserRow:
-    line: int
-    email: str
-    phone: str | None
-    surname: str | None
-    first_name: str | None
-    patronymic: str | None
-    marketing_consent: bool
-    consent_source: str | None = None
-    consent_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -57,58 +66,58 @@ class ImportResult:
     already_present: int
 
 
-def read_users_csv(text: str) -> list[UserRow]:
-    """Parse and check a users CSV; raise :class:`CsvImportError` listing every bad line."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    header = [h.strip().lower() for h in (reader.fieldnames or [])]
-    if not set(CSV_COLUMNS) <= set(header) <= set(CSV_COLUMNS + OPTIONAL_COLUMNS) or len(set(header)) != len(header):
-        raise CsvImportError([f"line 1: columns must be {','.join(CSV_COLUMNS)} "
-                              f"(and optionally {','.join(OPTIONAL_COLUMNS)})"])
-    reader.fieldnames = header
-    rows: list[UserRow] = []
+@dataclass
+class Problems:
+    """The problems found so far: every one counted, the first ``limit`` listed."""
+
+    limit: int = MAX_PROBLEMS_LISTED
+    listed: list[str] = field(default_factory=list)
+    count: int = 0
+
+    def add(self, line: int, problems: list[str]) -> None:
+        self.count += len(problems)
+        room = self.limit - len(self.listed)
+        self.listed.extend(f"line {line}: {p}" for p in problems[:max(room, 0)])
+
+
+class RowCheck(NamedTuple):
+    """One row's checks: its address when that is valid, the row when nothing else is wrong, its problems."""
+
+    line: int
+    email: str | None
+    row: UserRow | None
+    problems: list[str]
+
+
+def check_row(line: int, values: dict[str, str]) -> RowCheck:
+    """Check one row's stripped values (every column present); whether its address came before is not known here."""
     problems: list[str] = []
-    seen: dict[str, int] = {}
-    for raw in reader:
-        line = reader.line_num
-        if None in raw:
-            problems.append(f"line {line}: more fields than columns")
-            continue
-        values = {k: (v or "").strip() for k, v in raw.items()}
-        row_problems: list[str] = []
-        email = normalise_email(values["email"]) if values["email"] else None
-        if email is None:
-            row_problems.append("email: missing or not a valid address")
-        elif email in seen:
-            row_problems.append(f"email: same address as line {seen[email]}")
-        phone = None
-        if values["phone"]:
-            phone = normalise_phone(values["phone"])
-            if phone is None:
-                row_problems.append("phone: not a valid phone number")
-        names: dict[str, str | None] = {}
-        for key in ("surname", "first_name", "patronymic"):
-            names[key] = normalise_name(values[key]) if values[key] else None
-            if values[key] and names[key] is None:
-                row_problems.append(f"{key}: not a name")
-        consent = values["marketing_consent"].lower()
-        if consent not in _TRUE | _FALSE:
-            row_problems.append("marketing_consent: expected true or false")
-        source = " ".join(values.get("consent_source", "").split()) or None
-        if source is not None and (len(source) > MAX_SOURCE_CHARS or not source.isprintable()):
-            row_problems.append(f"consent_source: at most {MAX_SOURCE_CHARS} printable characters")
-        given_at = _moment(values.get("consent_at", ""))
-        if values.get("consent_at") and given_at is None:
-            row_problems.append("consent_at: expected a date like 2025-03-01 or a time like 2025-03-01T10:00:00+05:00")
-        if row_problems:
-            problems.extend(f"line {line}: {p}" for p in row_problems)
-            continue
-        assert email is not None
-        seen[email] = line
-        rows.append(UserRow(line, email, phone, names["surname"], names["first_name"],
-                            names["patronymic"], consent in _TRUE, source, given_at))
-    if problems:
-        raise CsvImportError(problems)
-    return rows
+    email = normalise_email(values["email"]) if values["email"] else None
+    if email is None:
+        problems.append("email: missing or not a valid address")
+    phone = None
+    if values["phone"]:
+        phone = normalise_phone(values["phone"])
+        if phone is None:
+            problems.append("phone: not a valid phone number")
+    names: dict[str, str | None] = {}
+    for key in ("surname", "first_name", "patronymic"):
+        names[key] = normalise_name(values[key]) if values[key] else None
+        if values[key] and names[key] is None:
+            problems.append(f"{key}: not a name")
+    consent = values["marketing_consent"].lower()
+    if consent not in _TRUE and consent not in _FALSE:
+        problems.append("marketing_consent: expected true or false")
+    source = " ".join(values.get("consent_source", "").split()) or None
+    if source is not None and (len(source) > MAX_SOURCE_CHARS or not source.isprintable()):
+        problems.append(f"consent_source: at most {MAX_SOURCE_CHARS} printable characters")
+    given_at = _moment(values.get("consent_at", ""))
+    if values.get("consent_at") and given_at is None:
+        problems.append("consent_at: expected a date like 2025-03-01 or a time like 2025-03-01T10:00:00+05:00")
+    if problems or email is None:
+        return RowCheck(line, email, None, problems)
+    return RowCheck(line, email, UserRow(line, email, phone, names["surname"], names["first_name"],
+                                         names["patronymic"], consent in _TRUE, source, given_at), problems)
 
 
 def _moment(text: str) -> datetime | None:
@@ -122,24 +131,109 @@ def _moment(text: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def import_users(store: Store, rows: list[UserRow], actor: str) -> ImportResult:
+def check_users_csv(lines: Iterable[str], checked: CheckedRows) -> Problems:
+    """Pass 1: check every row of a users CSV, keep the good ones in ``checked``; the problems found.
+
+    ``lines`` is read once, a line at a time (an open file, with ``newline=""``).  A header that is not the
+    columns raises :class:`CsvImportError` at once: nothing else can be read.
+    """
+    lines = iter(lines)
+    first = next(lines, "")
+    reader = csv.reader(itertools.chain([first.lstrip("\ufeff")], lines))
+    header = [h.strip().lower() for h in next(reader, [])]
+    if not set(CSV_COLUMNS) <= set(header) <= set(CSV_COLUMNS + OPTIONAL_COLUMNS) or len(set(header)) != len(header):
+        raise CsvImportError([f"line 1: columns must be {','.join(CSV_COLUMNS)} "
+                              f"(and optionally {','.join(OPTIONAL_COLUMNS)})"])
+    problems = Problems()
+    pending: list[RowCheck] = []
+    for fields in reader:
+        if not fields:
+            continue  # a blank line is no row
+        if len(fields) > len(header):
+            pending.append(RowCheck(reader.line_num, None, None, ["more fields than columns"]))
+        else:
+            fields += [""] * (len(header) - len(fields))
+            pending.append(check_row(reader.line_num, {k: v.strip() for k, v in zip(header, fields, strict=True)}))
+        if len(pending) == CHECK_BATCH:
+            _settle(pending, checked, problems)
+            pending = []
+    _settle(pending, checked, problems)
+    return problems
+
+
+def _settle(pending: list[RowCheck], checked: CheckedRows, problems: Problems) -> None:
+    """Look for each address among the good rows before it, then keep the good rows and count the problems.
+
+    An address is compared with the good rows only, as a person reads the report: a line refused for another
+    reason is no "same address" for a later one.
+    """
+    earlier = checked.first_lines([c.email for c in pending if c.email is not None])
+    good: list[UserRow] = []
+    for check in pending:
+        row_problems = check.problems
+        if check.email is not None and check.email in earlier:
+            row_problems = [f"email: same address as line {earlier[check.email]}", *row_problems]
+        elif check.row is not None:
+            earlier[check.row.email] = check.line
+            good.append(check.row)
+        if row_problems:
+            problems.add(check.line, row_problems)
+    checked.keep(good)
+
+
+@contextmanager
+def checked_users_csv(lines: Iterable[str]) -> Iterator[CheckedRows]:
+    """Pass 1 over a users CSV: the good rows, kept until the block ends; :class:`CsvImportError` if any is bad."""
+    with CheckedRows() as checked:
+        problems = check_users_csv(lines, checked)
+        if problems.count:
+            raise CsvImportError(problems.listed, problems.count)
+        yield checked
+
+
+def read_users_csv(text: str) -> list[UserRow]:
+    """Parse and check a users CSV held in memory; raise :class:`CsvImportError` listing every bad line."""
+    with checked_users_csv(io.StringIO(text, newline="")) as checked:
+        return list(checked.rows())
+
+
+def import_users_csv(store: Store, lines: Iterable[str], actor: str) -> ImportResult:
+    """Both passes: check every row of the CSV, then, when all are good, add the new users."""
+    with checked_users_csv(lines) as checked:
+        return import_users(store, checked.rows(), actor)
+
+
+def import_users(store: Store, rows: Iterable[UserRow], actor: str) -> ImportResult:
+    """Pass 2: add the users not on file yet, in one transaction, with the audit event (rows: checked, distinct)."""
     created = present = 0
     now = utcnow()
+    table = SQLModel.metadata.tables["users"]
+    rows = iter(rows)
     with store.transaction() as session:
-        for row in rows:
-            if find_user_by_email(session, row.email) is not None:
-                present += 1
-                continue
+        while chunk := list(itertools.islice(rows, IMPORT_BATCH)):
+            on_file = values_present(session, table, "email", [r.email for r in chunk])
+            new = [r for r in chunk if r.email not in on_file]
             # An address that opted out before it was on file keeps marketing off, whatever the file says.
-            marketing = row.marketing_consent and not is_suppressed(session, row.email)
-            session.add(User(
-                email=row.email, phone=row.phone, surname=row.surname, first_name=row.first_name,
-                patronymic=row.patronymic, marketing_consent=marketing,
-                consent_source=row.consent_source, consent_at=row.consent_at, created_at=now, updated_at=now,
-            ))
-            created += 1
+            suppressed = suppressed_among(session, [r.email for r in new if r.marketing_consent])
+            insert_many(session, table, NEW_USER_COLUMNS, [new_user(r, r.email not in suppressed, now) for r in new])
+            created += len(new)
+            present += len(chunk) - len(new)
         record_event(session, "users_imported", actor=actor, created=created, already_present=present)
     return ImportResult(created, present)
+
+
+# Every column of a new user's row but its id, in the order of new_user's values.
+NEW_USER_COLUMNS = ("ref", "email", "phone", "surname", "first_name", "patronymic", "processing_consent",
+                    "marketing_consent", "consent_withdrawn_at", "marketing_opted_out_at", "erasure_due_at",
+                    "created_at", "updated_at", "consent_source", "consent_at")
+
+
+def new_user(row: UserRow, marketing_allowed: bool, now: datetime) -> tuple[Any, ...]:
+    """A new user's values (NEW_USER_COLUMNS), filled as the ORM fills a ``User``'s (its reference by
+    ``new_user_ref``)."""
+    return (new_user_ref(), row.email, row.phone, row.surname, row.first_name, row.patronymic, True,
+            row.marketing_consent and marketing_allowed, None, None, None, now, now, row.consent_source,
+            row.consent_at)
 
 
 def _iso(value: datetime | None) -> str | None:
