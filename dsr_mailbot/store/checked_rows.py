@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 
+from dsr_mailbot.store.bulk import padded
+
 
 @dataclass(frozen=True)
 class UserRow:
@@ -65,7 +67,7 @@ class CheckedRows:
         """The line of each of these addresses that is already kept."""
         found: dict[str, int] = {}
         for start in range(0, len(emails), self._per_query):
-            chunk = emails[start:start + self._per_query]
+            chunk = padded(emails[start:start + self._per_query], self._per_query)  # a few statements cached
             placeholders = ",".join("?" * len(chunk))  # only placeholders: the addresses are parameters
             found.update(self._db.execute(f"SELECT email, line FROM checked WHERE email IN ({placeholders})",  # noqa: S608
                                           chunk))

@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import SQLModel, select
 
 from dsr_mailbot.errors import StoreConflict
-from dsr_mailbot.store.bulk import insert_many
+from dsr_mailbot.store.bulk import insert_many, padded, values_present
 from dsr_mailbot.store.database import Store
 from dsr_mailbot.store.models import Suppression
 
@@ -34,3 +34,19 @@ def test_a_conflict_is_the_stores_conflict_and_undoes_the_transaction(store: Sto
         insert_many(session, table, COLUMNS, [("b" * 64, now), ("a" * 64, now)])
     with store.transaction() as session:
         assert session.exec(select(Suppression)).all() == []
+
+
+def test_an_in_list_has_one_of_a_few_lengths_the_last_value_repeated() -> None:
+    assert padded(["a", "b", "c"]) == ["a", "b", "c", *["c"] * 13]
+    assert [len(padded(list(range(n)))) for n in (16, 17, 2_600, 2_800, 5_000)] == [16, 32, 4_096, 4_096, 8_192]
+    assert len(padded(list(range(5_000)), limit=999)) == 5_000  # never fewer than asked: the caller chunks
+    assert padded(list(range(600)), limit=999)[-390:] == [599] * 390 and padded([]) == []
+
+
+def test_the_values_present_are_found_whatever_the_padding(store: Store) -> None:
+    table = SQLModel.metadata.tables["suppressions"]
+    now = datetime.now(UTC)
+    with store.transaction() as session:
+        insert_many(session, table, COLUMNS, [(c * 64, now) for c in "abc"])
+        assert values_present(session, table, "sha256", ["b" * 64, "d" * 64, "a" * 64]) == {"a" * 64, "b" * 64}
+        assert values_present(session, table, "sha256", []) == set()
