@@ -1,4 +1,4 @@
-"""The good rows of a users file being imported, kept outside memory between the check and the insert.
+"""The rows of a users file being imported, kept outside memory between the check and the insert.
 
 ``users import`` checks every row before it writes any (all or nothing), and
 a file can hold millions of rows: holding them, or even a set of their
@@ -7,10 +7,15 @@ private temporary SQLite database (the standard library's ``sqlite3``,
 opened on the empty file name): SQLite keeps a small page cache and spills
 the rest to a temporary file that has no name (it is unlinked as soon as it
 is opened, and readable only by its owner) and is gone when the import ends,
-whatever way it ends.  Its unique index on the address is what finds an
-address given on an earlier line.  The rows are read back in file order, so
-that pass 2 neither reads the file again nor checks a row twice (the
-validators are most of an import's time).
+whatever way it ends.  The rows are read back in file order, so that pass 2
+neither reads the file again nor checks a row twice (the validators are most
+of an import's time).
+
+An address given twice is found once every row is in: the rows are appended
+without an index, which is then built by sorting, and one query finds the
+lines whose address a good row on an earlier line has.  Keeping a unique
+index up to date row by row costs twice as much at a million rows (random
+inserts into a B-tree larger than the cache).
 """
 
 from __future__ import annotations
@@ -20,8 +25,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-
-from dsr_mailbot.store.bulk import padded
 
 
 @dataclass(frozen=True)
@@ -40,18 +43,18 @@ class UserRow:
 
 
 class CheckedRows:
-    """Rows that passed every check, by line; closed (and its file gone) at the end of its ``with`` block."""
+    """Every row with a valid address, by line; closed (and its file gone) at the end of its ``with`` block."""
 
     def __init__(self) -> None:
         self._db = sqlite3.connect("", isolation_level=None)
         # Scratch data: a crash loses nothing that the file does not hold, so no journal and no syncing.
         self._db.execute("PRAGMA journal_mode=OFF")
         self._db.execute("PRAGMA synchronous=OFF")
-        self._db.execute("CREATE TABLE checked (line INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE, phone TEXT, "
-                         "surname TEXT, first_name TEXT, patronymic TEXT, marketing_consent INTEGER NOT NULL, "
+        # A good row whole; a row refused for another reason by its line and address only (good = 0).
+        self._db.execute("CREATE TABLE checked (line INTEGER PRIMARY KEY, email TEXT NOT NULL, good INTEGER NOT NULL, "
+                         "phone TEXT, surname TEXT, first_name TEXT, patronymic TEXT, marketing_consent INTEGER, "
                          "consent_source TEXT, consent_at TEXT)")
-        # Each IN query stays within the build's bound on parameters (999 before SQLite 3.32).
-        self._per_query = self._db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        self._indexed = False
 
     def __enter__(self) -> CheckedRows:
         return self
@@ -63,27 +66,33 @@ class CheckedRows:
     def close(self) -> None:
         self._db.close()
 
-    def first_lines(self, emails: Sequence[str]) -> dict[str, int]:
-        """The line of each of these addresses that is already kept."""
-        found: dict[str, int] = {}
-        for start in range(0, len(emails), self._per_query):
-            chunk = padded(emails[start:start + self._per_query], self._per_query)  # a few statements cached
-            placeholders = ",".join("?" * len(chunk))  # only placeholders: the addresses are parameters
-            found.update(self._db.execute(f"SELECT email, line FROM checked WHERE email IN ({placeholders})",  # noqa: S608
-                                          chunk))
-        return found
-
-    def keep(self, rows: Sequence[UserRow]) -> None:
-        """Keep good rows, each with an address not kept yet (:meth:`first_lines` tells)."""
-        self._db.executemany("INSERT INTO checked VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+    def keep(self, good: Sequence[UserRow], refused: Sequence[tuple[int, str]] = ()) -> None:
+        """Keep good rows, and the line and address of rows with a valid address refused for another reason."""
+        self._db.executemany("INSERT INTO checked VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?)", [
             (r.line, r.email, r.phone, r.surname, r.first_name, r.patronymic, r.marketing_consent,
              r.consent_source, r.consent_at.isoformat() if r.consent_at else None)
-            for r in rows
+            for r in good
         ])
+        self._db.executemany("INSERT INTO checked (line, email, good) VALUES (?, ?, 0)", refused)
+
+    def duplicates(self) -> Iterator[tuple[int, int]]:
+        """Each line whose address a good row on an earlier line has, with the first such line, in line order.
+
+        Compared with the good rows only, as a person reads the report: a line refused for another reason is no
+        "same address" for a later one.  Called once every row is kept.
+        """
+        if not self._indexed:
+            self._db.execute("CREATE INDEX checked_email ON checked (email, good, line)")
+            self._indexed = True
+        yield from self._db.execute(
+            "SELECT line, first FROM (SELECT later.line AS line, (SELECT earlier.line FROM checked AS earlier "
+            "WHERE earlier.email = later.email AND earlier.good = 1 ORDER BY earlier.line LIMIT 1) AS first "
+            "FROM checked AS later) WHERE first < line ORDER BY line")
 
     def rows(self, batch: int = 5_000) -> Iterator[UserRow]:
-        """Every kept row, in file order."""
-        cursor = self._db.execute("SELECT * FROM checked ORDER BY line")
+        """Every good row, in file order (distinct addresses when :meth:`duplicates` finds none)."""
+        cursor = self._db.execute("SELECT line, email, phone, surname, first_name, patronymic, marketing_consent, "
+                                  "consent_source, consent_at FROM checked WHERE good = 1 ORDER BY line")
         while page := cursor.fetchmany(batch):
             for line, email, phone, surname, first_name, patronymic, consent, source, given_at in page:
                 yield UserRow(line, email, phone, surname, first_name, patronymic, bool(consent), source,

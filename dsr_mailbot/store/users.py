@@ -9,7 +9,7 @@ withdrawal that a data subject made by e-mail.
 
 Memory stays flat whatever the file's size.  Pass 1 streams the file, checks
 each row and keeps the good ones outside memory (store/checked_rows.py,
-which also finds an address given on an earlier line); pass 2, only when
+which then finds the addresses given on an earlier line); pass 2, only when
 every row is good, reads them back and adds the new users a batch at a time,
 with one query for the addresses already on file and one for the suppression
 list per batch and a bulk insert (store/bulk.py), all in one transaction.
@@ -18,6 +18,7 @@ list per batch and a bulk insert (store/bulk.py), all in one transaction.
 from __future__ import annotations
 
 import csv
+import heapq
 import io
 import itertools
 from collections.abc import Iterable, Iterator
@@ -47,7 +48,7 @@ _TRUE = {"1", "true", "yes", "y", "да", "иә", "on"}
 _FALSE = {"", "0", "false", "no", "n", "нет", "жоқ", "off"}
 # A file can be wrong on every one of a million lines: the problems are all counted, the first ones listed.
 MAX_PROBLEMS_LISTED = 1_000
-CHECK_BATCH = 5_000  # rows whose addresses are looked for among the earlier lines at once
+CHECK_BATCH = 5_000  # rows kept at once
 IMPORT_BATCH = 5_000  # rows looked up and inserted at once
 
 
@@ -67,17 +68,34 @@ class ImportResult:
 
 
 @dataclass
-class Problems:
-    """The problems found so far: every one counted, the first ``limit`` listed."""
+class _Problems:
+    """The problems found so far: every one counted, the first ``limit`` kept as (line, 1, text)."""
 
     limit: int = MAX_PROBLEMS_LISTED
-    listed: list[str] = field(default_factory=list)
+    found: list[tuple[int, int, str]] = field(default_factory=list)
     count: int = 0
 
     def add(self, line: int, problems: list[str]) -> None:
         self.count += len(problems)
-        room = self.limit - len(self.listed)
-        self.listed.extend(f"line {line}: {p}" for p in problems[:max(room, 0)])
+        room = max(self.limit - len(self.found), 0)
+        self.found.extend((line, 1, p) for p in problems[:room])
+
+    def refusal(self, duplicates: Iterable[tuple[int, int]]) -> CsvImportError | None:
+        """The file's refusal, these duplicates (line, first line: in line order) among the problems; or None.
+
+        A line's duplicate address comes before its other problems, as the e-mail is the first column checked.
+        """
+        count = self.count
+        repeated: list[tuple[int, int, str]] = []
+        for line, first in duplicates:
+            count += 1
+            if len(repeated) < self.limit:
+                repeated.append((line, 0, f"email: same address as line {first}"))
+        if not count:
+            return None
+        merged = heapq.merge(repeated, self.found, key=lambda problem: problem[:2])
+        return CsvImportError([f"line {line}: {text}" for line, _, text in itertools.islice(merged, self.limit)],
+                              count)
 
 
 class RowCheck(NamedTuple):
@@ -131,11 +149,12 @@ def _moment(text: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def check_users_csv(lines: Iterable[str], checked: CheckedRows) -> Problems:
-    """Pass 1: check every row of a users CSV, keep the good ones in ``checked``; the problems found.
+def check_users_csv(lines: Iterable[str], checked: CheckedRows) -> None:
+    """Pass 1: check every row of a users CSV and keep the good ones in ``checked``.
 
-    ``lines`` is read once, a line at a time (an open file, with ``newline=""``).  A header that is not the
-    columns raises :class:`CsvImportError` at once: nothing else can be read.
+    ``lines`` is read once, a line at a time (an open file, with ``newline=""``).  Raises
+    :class:`CsvImportError` listing the first problems (all counted) when any row is bad; at once for a header
+    that is not the columns, since nothing else can be read.
     """
     lines = iter(lines)
     first = next(lines, "")
@@ -144,50 +163,37 @@ def check_users_csv(lines: Iterable[str], checked: CheckedRows) -> Problems:
     if not set(CSV_COLUMNS) <= set(header) <= set(CSV_COLUMNS + OPTIONAL_COLUMNS) or len(set(header)) != len(header):
         raise CsvImportError([f"line 1: columns must be {','.join(CSV_COLUMNS)} "
                               f"(and optionally {','.join(OPTIONAL_COLUMNS)})"])
-    problems = Problems()
-    pending: list[RowCheck] = []
+    problems = _Problems()
+    good: list[UserRow] = []
+    refused: list[tuple[int, str]] = []
     for fields in reader:
         if not fields:
             continue  # a blank line is no row
         if len(fields) > len(header):
-            pending.append(RowCheck(reader.line_num, None, None, ["more fields than columns"]))
-        else:
-            fields += [""] * (len(header) - len(fields))
-            pending.append(check_row(reader.line_num, {k: v.strip() for k, v in zip(header, fields, strict=True)}))
-        if len(pending) == CHECK_BATCH:
-            _settle(pending, checked, problems)
-            pending = []
-    _settle(pending, checked, problems)
-    return problems
-
-
-def _settle(pending: list[RowCheck], checked: CheckedRows, problems: Problems) -> None:
-    """Look for each address among the good rows before it, then keep the good rows and count the problems.
-
-    An address is compared with the good rows only, as a person reads the report: a line refused for another
-    reason is no "same address" for a later one.
-    """
-    earlier = checked.first_lines([c.email for c in pending if c.email is not None])
-    good: list[UserRow] = []
-    for check in pending:
-        row_problems = check.problems
-        if check.email is not None and check.email in earlier:
-            row_problems = [f"email: same address as line {earlier[check.email]}", *row_problems]
-        elif check.row is not None:
-            earlier[check.row.email] = check.line
+            problems.add(reader.line_num, ["more fields than columns"])
+            continue
+        fields += [""] * (len(header) - len(fields))
+        check = check_row(reader.line_num, {k: v.strip() for k, v in zip(header, fields, strict=True)})
+        if check.row is not None:
             good.append(check.row)
-        if row_problems:
-            problems.add(check.line, row_problems)
-    checked.keep(good)
+        else:
+            problems.add(check.line, check.problems)
+            if check.email is not None:
+                refused.append((check.line, check.email))
+        if len(good) + len(refused) >= CHECK_BATCH:
+            checked.keep(good, refused)
+            good, refused = [], []
+    checked.keep(good, refused)
+    refusal = problems.refusal(checked.duplicates())
+    if refusal is not None:
+        raise refusal
 
 
 @contextmanager
 def checked_users_csv(lines: Iterable[str]) -> Iterator[CheckedRows]:
     """Pass 1 over a users CSV: the good rows, kept until the block ends; :class:`CsvImportError` if any is bad."""
     with CheckedRows() as checked:
-        problems = check_users_csv(lines, checked)
-        if problems.count:
-            raise CsvImportError(problems.listed, problems.count)
+        check_users_csv(lines, checked)
         yield checked
 
 

@@ -28,10 +28,19 @@ def test_rows_come_back_in_file_order_with_their_values() -> None:
     assert back[1].consent_at == given.astimezone(UTC) and back[1].marketing_consent is True
 
 
-def test_the_lines_of_addresses_already_kept_are_found_whatever_the_number_asked() -> None:
+def test_a_line_whose_address_a_good_earlier_line_has_is_found_with_that_line() -> None:
     with CheckedRows() as checked:
-        checked._per_query = 2  # the build's bound on an IN query's parameters, made small
-        checked.keep([_row(n + 2, f"u{n}@example.kz") for n in range(5)])
-        found = checked.first_lines(["u4@example.kz", "new@example.kz", "u0@example.kz", "U1@example.kz",
-                                     "u2@example.kz"])
-    assert found == {"u4@example.kz": 6, "u0@example.kz": 2, "u2@example.kz": 4}  # compared exactly: normal forms
+        checked.keep([_row(2, "a@example.kz"), _row(4, "b@example.kz"), _row(5, "a@example.kz")],
+                     refused=[(3, "b@example.kz"), (6, "c@example.kz")])
+        checked.keep([_row(7, "c@example.kz"), _row(9, "a@example.kz")], refused=[(8, "b@example.kz")])
+        found = list(checked.duplicates())
+        kept = [row.line for row in checked.rows(batch=2)]
+    # Line 3 came before line 4's good b, and line 6's c was refused: neither is an earlier address.
+    assert found == [(5, 2), (8, 4), (9, 2)]
+    assert kept == [2, 4, 5, 7, 9]  # the good rows only
+
+
+def test_addresses_are_compared_exactly_as_their_normal_forms() -> None:
+    with CheckedRows() as checked:
+        checked.keep([_row(2, "u1@example.kz"), _row(3, "U1@example.kz"), _row(4, "u1@example.kz ")])
+        assert list(checked.duplicates()) == []
