@@ -47,11 +47,17 @@ def values_present(session: Session, table: Table, column: str, values: Sequence
     connection = session.connection()
     dialect = connection.dialect
     quote = dialect.identifier_preparer.quote
-    asked = padded(values)
-    marks = ", ".join([_placeholder(dialect)] * len(asked))
+    asked: tuple[Any, ...]
+    if dialect.name == "postgresql":
+        # One array parameter: psycopg parses a query's placeholders anew for each long query text (28 ms for
+        # an IN list of 8,192), where a short one is parsed once and cached.
+        condition, asked = "= ANY(%s)", (list(values),)
+    else:
+        asked = tuple(padded(values))
+        condition = f"IN ({', '.join([_placeholder(dialect)] * len(asked))})"
     # Quoted names and placeholders only: the values are parameters.
-    query = f"SELECT {quote(column)} FROM {quote(table.name)} WHERE {quote(column)} IN ({marks})"  # noqa: S608
-    return set(connection.exec_driver_sql(query, tuple(asked)).scalars())
+    query = f"SELECT {quote(column)} FROM {quote(table.name)} WHERE {quote(column)} {condition}"  # noqa: S608
+    return set(connection.exec_driver_sql(query, asked).scalars())
 
 
 def padded(values: Sequence[T], limit: int | None = None) -> list[T]:
