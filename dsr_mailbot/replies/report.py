@@ -19,27 +19,33 @@ are part of their request, not requests):
 
 No personal data: references, intents, states and figures.
 
-:func:`build_report` is pure; :func:`load_month` reads a month's requests
-from the store and builds its report, for ``dsr-mailbot report`` and the
-console's report page alike.
+:class:`MonthTally` counts the figures one request at a time (pure), so that
+a month of 100,000 requests is never held in memory; :func:`build_report`
+folds a list of requests through it; :func:`load_month` streams a month's
+requests from the store through it (store/reporting.py), for ``dsr-mailbot
+report`` and the console's report page alike.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from dsr_mailbot.config import PolicyConfig
 from dsr_mailbot.intents.deadlines import WorkCalendar, working_days_between
-from dsr_mailbot.store.database import erasures_between, requests_received_between
-from dsr_mailbot.store.figures import month_erasures
-from dsr_mailbot.store.models import FINAL_STATES, OutboxMessage, Request, RequestKind, RequestState
+from dsr_mailbot.store.database import erasures_between
+from dsr_mailbot.store.figures import month_erasures_between
+from dsr_mailbot.store.models import FINAL_STATES, Request, RequestKind, RequestState
+from dsr_mailbot.store.reporting import CLOSING_PURPOSES, Closing, ReportedRequest, month_requests
+
+__all__ = ["CLOSING_PURPOSES", "Closing", "LoadedMonth", "MonthReport", "MonthTally", "answered_at", "build_report",
+           "load_month", "month_bounds", "received_as", "report_lines"]
 
 
 @dataclass(frozen=True)
@@ -87,74 +93,92 @@ def month_bounds(month: str) -> tuple[date, date]:
     return first, date(year + number // 12, number % 12 + 1, 1)
 
 
-@dataclass(frozen=True)
-class Closing:
-    """The reply that closes a request (its answer): whether one was written, and when it was sent."""
-
-    written: bool
-    sent_at: datetime | None
-
-
-def answered_at(request: Request, closing: Mapping[int, Closing]) -> datetime | None:
-    """When the request was answered: its closing reply's sending, or its closing when it has no reply."""
-    if request.state not in FINAL_STATES or request.state == RequestState.IGNORED:
+def answered_at(state: str, completed_at: datetime | None, closing: Closing | None) -> datetime | None:
+    """When a request was answered: its closing reply's sending, or its closing when it has no reply."""
+    if state not in FINAL_STATES or state == RequestState.IGNORED:
         return None
-    reply = closing.get(request.id) if request.id is not None else None
-    if reply is not None and reply.written:
-        return reply.sent_at
-    return request.completed_at
+    if closing is not None and closing.written:
+        return closing.sent_at
+    return completed_at
 
 
-def build_report(month: str, requests: Sequence[Request], now: datetime, erasures_done: int,
+def received_as(request: ReportedRequest | Request, day: date) -> list[tuple[date, str]]:
+    """What a request received on local ``day`` counts as among the month's requests: (day, intent) for each
+    of its intents (a mixed letter once per intent); nothing for a confirmation, which is part of its request."""
+    if request.kind == RequestKind.CONFIRM:
+        return []
+    return [(day, intent) for intent in tuple(request.intents) or (request.kind,)]
+
+
+@dataclass
+class MonthTally:
+    """The report's figures folded over a month's requests one at a time (pure): nothing holds the requests.
+
+    The time to answer depends only on the two local days it spans, so each pair of days is counted on the
+    calendar once; a month has a few hundred such pairs.
+    """
+
+    now: datetime
+    country: str | WorkCalendar
+    timezone: str
+    counts: dict[str, Counter[str]] = field(default_factory=dict)
+    days: list[int] = field(default_factory=list)  # working days to answer, one per answered request
+    late: list[int] = field(default_factory=list)
+    overdue: list[int] = field(default_factory=list)
+    # Requests received per local day, by intent (a mixed letter counts once per intent): the console's chart.
+    received: Counter[tuple[date, str]] = field(default_factory=Counter)
+    _spans: dict[tuple[date, date], int] = field(default_factory=dict)
+    _zone: ZoneInfo = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._zone = ZoneInfo(self.timezone)
+
+    def add(self, request: ReportedRequest) -> None:
+        if request.kind == RequestKind.CONFIRM:  # part of its request, not a request
+            return
+        zone = self._zone
+        self.counts.setdefault(request.kind, Counter())[request.state] += 1
+        received_day = request.received_at.astimezone(zone).date()
+        self.received.update(received_as(request, received_day))
+        sent = answered_at(request.state, request.completed_at, request.closing)
+        if sent is None:
+            if request.id is not None and request.state != RequestState.IGNORED and request.due_at < self.now:
+                self.overdue.append(request.id)
+            return
+        sent_day = sent.astimezone(zone).date()
+        span = self._spans.get((received_day, sent_day))
+        if span is None:
+            span = self._spans[(received_day, sent_day)] = working_days_between(
+                request.received_at, sent, self.country, self.timezone)
+        self.days.append(span)
+        if request.id is not None and sent_day > request.due_at.astimezone(zone).date():
+            self.late.append(request.id)
+
+    def report(self, month: str, erasures_done: int, erasures_pending: int, erasures_overdue: int = 0) -> MonthReport:
+        return MonthReport(
+            month=month,
+            by_intent_state={kind: dict(sorted(states.items())) for kind, states in sorted(self.counts.items())},
+            answered=len(self.days),
+            median_working_days=statistics.median(self.days) if self.days else None,
+            worst_working_days=max(self.days) if self.days else None,
+            answered_late=sorted(self.late),
+            open_overdue=sorted(self.overdue),
+            erasures_done=erasures_done,
+            erasures_pending=erasures_pending,
+            erasures_overdue=erasures_overdue,
+            calendar=self.country.country if isinstance(self.country, WorkCalendar) else self.country,
+        )
+
+
+def build_report(month: str, requests: Iterable[Request], now: datetime, erasures_done: int,
                  erasures_pending: int, country: str | WorkCalendar, timezone: str,
                  closing: Mapping[int, Closing] | None = None, erasures_overdue: int = 0) -> MonthReport:
     """The report of ``month`` from the requests received in it and their closing replies (the caller selects
     them; without ``closing``, every request was answered when it closed)."""
-    asked = [r for r in requests if r.kind != RequestKind.CONFIRM]
-    counts: dict[str, Counter[str]] = {}
-    for request in asked:
-        counts.setdefault(request.kind, Counter())[request.state] += 1
-    when = {r.id: answered_at(r, closing or {}) for r in asked}
-    answered = [r for r in asked if when[r.id] is not None]
-    days = [working_days_between(r.received_at, sent, country, timezone)
-            for r in answered if (sent := when[r.id]) is not None]
-    return MonthReport(
-        month=month,
-        by_intent_state={kind: dict(sorted(states.items())) for kind, states in sorted(counts.items())},
-        answered=len(answered),
-        median_working_days=statistics.median(days) if days else None,
-        worst_working_days=max(days) if days else None,
-        answered_late=sorted(r.id for r in answered
-                             if r.id is not None and (sent := when[r.id]) is not None
-                             and _day(sent, timezone) > _day(r.due_at, timezone)),
-        open_overdue=sorted(r.id for r in asked
-                            if r.id is not None and when[r.id] is None and r.state != RequestState.IGNORED
-                            and r.due_at < now),
-        erasures_done=erasures_done,
-        erasures_pending=erasures_pending,
-        erasures_overdue=erasures_overdue,
-        calendar=country.country if isinstance(country, WorkCalendar) else country,
-    )
-
-
-CLOSING_PURPOSES = ("reply", "answer")  # the outbox purposes of a request's answer (not challenges, not notices)
-
-
-def closing_replies(session: Session, requests: Sequence[Request]) -> dict[int, Closing]:
-    """Each request's closing reply, from the outbox: its last reply or answer (a question's acknowledgement comes
-    before its answer), and when the SMTP server accepted it (None while unsent)."""
-    ids = [r.id for r in requests if r.id is not None]
-    closing: dict[int, Closing] = {}
-    for request_id, sent_at in session.exec(select(OutboxMessage.request_id, OutboxMessage.sent_at).where(
-            col(OutboxMessage.request_id).in_(ids), col(OutboxMessage.purpose).in_(CLOSING_PURPOSES))
-            .order_by(col(OutboxMessage.id))).all():
-        if request_id is not None:
-            closing[request_id] = Closing(True, sent_at)
-    return closing
-
-
-def _day(moment: datetime, timezone: str) -> date:
-    return moment.astimezone(ZoneInfo(timezone)).date()
+    tally = MonthTally(now, country, timezone)
+    for request in requests:
+        tally.add(ReportedRequest.of(request, (closing or {}).get(request.id) if request.id is not None else None))
+    return tally.report(month, erasures_done, erasures_pending, erasures_overdue)
 
 
 def report_lines(report: MonthReport) -> list[str]:
@@ -181,19 +205,23 @@ def report_lines(report: MonthReport) -> list[str]:
 class LoadedMonth:
     first: date  # the month's first day
     after: date  # the next month's first day
-    received: Sequence[Request]  # the requests received in it, local time
+    received: Mapping[tuple[date, str], int]  # requests received per local day, by intent
     report: MonthReport
 
 
 def load_month(session: Session, month: str, now: datetime, policy: PolicyConfig) -> LoadedMonth:
-    """``month`` (YYYY-MM, in ``[policy] timezone``) from the store, and its report; ValueError for a bad month."""
+    """``month`` (YYYY-MM, in ``[policy] timezone``) from the store, and its report; ValueError for a bad month.
+
+    The month's requests are streamed through the tally (store/reporting.py): memory holds the figures, not the
+    requests.
+    """
     zone = ZoneInfo(policy.timezone)
     first, after = month_bounds(month)
     start = datetime.combine(first, datetime.min.time(), zone)
     end = datetime.combine(after, datetime.min.time(), zone)
-    received = requests_received_between(session, start, end)
-    pending, overdue = month_erasures(session, received, now)
-    report = build_report(month, received, now, erasures_between(session, start, end), pending,
-                          policy.clock.work_calendar(policy.clock.main_calendar), policy.timezone,
-                          closing_replies(session, received), overdue)
-    return LoadedMonth(first, after, received, report)
+    tally = MonthTally(now, policy.clock.work_calendar(policy.clock.main_calendar), policy.timezone)
+    for request in month_requests(session, start, end):
+        tally.add(request)
+    pending, overdue = month_erasures_between(session, start, end, now)
+    report = tally.report(month, erasures_between(session, start, end), pending, overdue)
+    return LoadedMonth(first, after, tally.received, report)

@@ -310,11 +310,6 @@ def all_requests(session: Session) -> Sequence[Request]:
     return session.exec(select(Request).order_by(Request.id)).all()  # type: ignore[arg-type]
 
 
-def requests_received_between(session: Session, start: datetime, end: datetime) -> Sequence[Request]:
-    query = select(Request).where(Request.received_at >= start, Request.received_at < end)
-    return session.exec(query.order_by(Request.id)).all()  # type: ignore[arg-type]
-
-
 def count_rows(session: Session, model: type[SQLModel], *conditions: Any) -> int:
     """How many rows of ``model`` meet every condition, counted by the database."""
     return int(session.exec(select(func.count()).select_from(model).where(*conditions)).one())

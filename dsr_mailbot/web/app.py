@@ -222,7 +222,7 @@ def _report(db: Any, month: str, console: Console) -> pages.ReportPage:
     policy = console.config.policy
     loaded = load_month(db, month, console.clock(), policy)
     return pages.ReportPage(month, loaded.report,
-                            pages.weekly_chart(loaded.received, policy.timezone, loaded.first, loaded.after))
+                            pages.weekly_chart_of(loaded.received, loaded.first, loaded.after))
 
 
 async def report_page(console: Console, request: HttpRequest, session: WebSession) -> Response:

@@ -9,7 +9,7 @@ recorded in the audit trail (:func:`~dsr_mailbot.service.review.reveal_field`).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -21,7 +21,7 @@ from dsr_mailbot.intents.registry import spec_for
 from dsr_mailbot.lifecycle import pending_intents
 from dsr_mailbot.reading.extract import FIELDS
 from dsr_mailbot.replies.outbox import mask_address
-from dsr_mailbot.replies.report import MonthReport
+from dsr_mailbot.replies.report import MonthReport, received_as
 from dsr_mailbot.service.review import REVEALABLE
 from dsr_mailbot.store.models import (
     FINAL_STATES,
@@ -271,25 +271,28 @@ class WeeklyChart:
 CHART_HEIGHT, BAR_WIDTH, GAP, LABEL_ROOM = 160, 48, 24, 20
 
 
-def weekly_chart(requests: Sequence[Request], timezone: str, first: date, after: date) -> WeeklyChart:
+def weekly_chart(requests: Iterable[Request], timezone: str, first: date, after: date) -> WeeklyChart:
     """Stacked bars: requests received per week (Monday to Sunday, local time) by intent (pure).
 
     Every week that touches the month has its bar, empty or not; a mixed letter counts once per intent.
     """
     zone = ZoneInfo(timezone)
+    return weekly_chart_of(Counter(key for request in requests
+                                   for key in received_as(request, request.received_at.astimezone(zone).date())),
+                           first, after)
+
+
+def weekly_chart_of(received: Mapping[tuple[date, str], int], first: date, after: date) -> WeeklyChart:
+    """:func:`weekly_chart` from the requests received per local day by intent (as the report's tally counts
+    them)."""
     monday = first - timedelta(days=first.weekday())
     weeks: list[date] = []
     while monday < after:
         weeks.append(monday)
         monday += timedelta(days=7)
     counts: Counter[tuple[date, str]] = Counter()
-    for request in requests:
-        if request.kind == RequestKind.CONFIRM:
-            continue
-        day = request.received_at.astimezone(zone).date()
-        week = day - timedelta(days=day.weekday())
-        for intent in _intents(request):
-            counts[(week, intent)] += 1
+    for (day, intent), count in received.items():
+        counts[(day - timedelta(days=day.weekday()), intent)] += count
     intents = tuple(sorted({intent for _, intent in counts}))
     totals = [sum(counts[(w, i)] for i in intents) for w in weeks]
     most = max(totals, default=0)
