@@ -97,31 +97,31 @@ def audit() -> None:
 @pass_state
 def audit_export(state: CliState, fmt: str, since: datetime | None) -> int:
     """Every audit event, oldest first, one JSON object per line (the fields are in the README)."""
-    from dsr_mailbot.store.audit import audit_events_page
+    from dsr_mailbot.store.audit import audit_events_page, export_line, first_event_since
 
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=ZoneInfo(state.config.policy.timezone))
     store = state.store()
     store.check_schema()
     last_id = 0
-    while True:
+    if since is not None:
         with store.transaction() as session:
-            page = audit_events_page(session, last_id, since)
+            start = first_event_since(session, since)
+        if start is None:
+            return EX_OK
+        last_id = start
+    while True:
+        # A page at a time, each its own short transaction, written as it comes: memory holds one page.
+        with store.transaction() as session:
+            page = audit_events_page(session, last_id, since, limit=EXPORT_PAGE)
         if not page:
             return EX_OK
-        for event, request_subject_ref in page:
-            assert event.id is not None
-            last_id = event.id
-            click.echo(json.dumps({
-                "id": event.id,
-                "at": event.at.isoformat(),
-                "event": event.event,
-                "request_id": event.request_id,
-                "subject_ref": event.subject_ref or request_subject_ref,
-                "actor": event.actor,
-                "detail": event.detail,
-                "chain_hash": event.chain_hash,
-            }, ensure_ascii=False, sort_keys=True))
+        click.echo("".join(export_line(event, request_subject_ref) + "\n" for event, request_subject_ref in page),
+                   nl=False)
+        last_id = page[-1][0].id
+
+
+EXPORT_PAGE = 5_000  # events per page of ``audit export``: one short transaction and one write each
 
 
 @audit.command("verify")

@@ -12,33 +12,102 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
+from json.encoder import encode_basestring  # the string escaping of json.dumps(…, ensure_ascii=False)
 from typing import Any
 
-from sqlalchemy import event, func, insert, update
+from sqlalchemy import String, cast, event, func, insert, update
+from sqlalchemy import select as select_columns
 from sqlmodel import Session, SQLModel, col, select
 
 from dsr_mailbot.store.chain import GENESIS, ChainedEvent, canonical, link
 from dsr_mailbot.store.models import AuditChain, AuditEvent, Request, utcnow
 
 
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    """An audit event as it is read for export: its columns, not an ORM object (an export reads millions), its
+    detail as the JSON text the database returns (read when asked for)."""
+
+    id: int
+    at: datetime
+    request_id: int | None
+    subject_ref: str | None
+    event: str
+    actor: str
+    detail_json: str
+    chain_hash: str | None
+
+    @property
+    def detail(self) -> dict[str, Any]:
+        return dict(json.loads(self.detail_json))
+
+
 def audit_events_page(session: Session, after_id: int, since: datetime | None = None,
-                      limit: int = 1000) -> list[tuple[AuditEvent, str | None]]:
+                      limit: int = 1000) -> list[tuple[AuditRow, str | None]]:
     """Up to ``limit`` audit events after event ``after_id`` (and at or after ``since``), oldest first.
 
     Each comes with the keyed hash of its request's person, for the events
     written without one (a reply sent, a bounce).  An export reads page by
     page, one short transaction each: on SQLite every transaction holds the
-    write lock, and a long export must not stop the bot.
+    write lock, and a long export must not stop the bot.  Read as plain rows
+    by keyset (``id > after_id``): each page costs the same however far the
+    export has gone.
     """
+    event = AuditEvent
     query = (
-        select(AuditEvent, Request.subject_ref)
-        .join(Request, col(Request.id) == col(AuditEvent.request_id), isouter=True)
-        .where(col(AuditEvent.id) > after_id)
+        select_columns(col(event.id), col(event.at), col(event.request_id), col(event.subject_ref),
+                       col(event.event), col(event.actor), cast(col(event.detail), String), col(event.chain_hash),
+                       col(Request.subject_ref))
+        .join(Request, col(Request.id) == col(event.request_id), isouter=True)
+        .where(col(event.id) > after_id)
     )
     if since is not None:
-        query = query.where(col(AuditEvent.at) >= since)
-    return [(event, ref) for event, ref in session.exec(query.order_by(col(AuditEvent.id)).limit(limit)).all()]
+        query = query.where(col(event.at) >= since)
+    rows = session.connection().execute(query.order_by(col(event.id)).limit(limit))  # Core: no ORM loading
+    return [(AuditRow(int(row[0] or 0), *row[1:8]), row[8]) for row in rows]
+
+
+# The encoder json.dumps(…, ensure_ascii=False, sort_keys=True) makes: the export has always been written by it.
+# The encoder json.dumps(…, ensure_ascii=False, sort_keys=True) makes: the export has always been written by it.
+_EXPORT = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+
+
+def export_line(row: AuditRow, request_subject_ref: str | None) -> str:
+    """The event as one line of ``audit export`` (the fields are in the README), without its newline.
+
+    Byte for byte ``json.dumps`` of the event's object with ``ensure_ascii=False, sort_keys=True``, written
+    field by field in that order, each value as that encoder writes it (its own string escaping, ``repr`` of
+    an integer, ``null``): the detail, most of an event's cost, is decoded and written once for all the
+    events that carry the same text (a reply sent, a request received), not once per event.
+    """
+    return (f'{{"actor": {_text(row.actor)}, "at": {_text(row.at.isoformat())}, '
+            f'"chain_hash": {_text(row.chain_hash)}, "detail": {_detail(row.detail_json)}, '
+            f'"event": {_text(row.event)}, "id": {_number(row.id)}, "request_id": {_number(row.request_id)}, '
+            f'"subject_ref": {_text(row.subject_ref or request_subject_ref)}}}')
+
+
+def _text(value: str | None) -> str:
+    return "null" if value is None else encode_basestring(value)
+
+
+def _number(value: int | None) -> str:
+    return "null" if value is None else int.__repr__(value)
+
+
+@lru_cache(maxsize=4096)
+def _detail(text: str) -> str:
+    return _EXPORT.encode(json.loads(text))
+
+
+def first_event_since(session: Session, since: datetime) -> int | None:
+    """The id just before the first event at or after ``since`` (None: there is none), through the index on
+    ``at``, so that an export from a date does not page through the years before it.  Every event from
+    ``since`` on comes after it, though ids follow commits and ``at`` need not grow strictly with them."""
+    first = session.execute(select(func.min(AuditEvent.id)).where(col(AuditEvent.at) >= since)).scalar()
+    return None if first is None else int(first) - 1
 
 
 def record_event(

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import threading
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import text
 
-from dsr_mailbot.store.audit import chain_head, chained_events, record_event
+from dsr_mailbot.store.audit import (
+    audit_events_page,
+    chain_head,
+    chained_events,
+    export_line,
+    first_event_since,
+    record_event,
+)
 from dsr_mailbot.store.chain import ChainBreak, verify
 from dsr_mailbot.store.database import Store
+from dsr_mailbot.store.models import Request, utcnow
 
 
 def verified(store: Store) -> ChainBreak | None:
@@ -74,3 +85,49 @@ def test_concurrent_writers_keep_one_unbroken_chain(store: Store) -> None:
     assert verified(store) is None
     with store.transaction() as session:
         assert chain_head(session)[0] == 4 * 15 * 2
+
+
+ODD_DETAILS: list[dict[str, Any]] = [
+    {"purpose": "reply"},
+    {"purpose": "reply"},  # the same text again: written from the first's
+    {"z": 1, "a": {"y": [3, {"b": None, "a": True}], "x": "Ж"}, "m": [1.5, 1e-07, 1e16, -0.0, 2**63]},
+    {"text": 'кавычки " и \\ обратная, \x00 \x1b[31m \u2028 \t 😀 ©', "ключ": "значение"},
+    {},
+]
+
+
+def test_an_exported_line_is_byte_for_byte_the_json_the_export_always_wrote(store: Store) -> None:
+    with store.transaction() as session:
+        request = Request(message_ref="m", source="s", uidvalidity=1, uid=1, kind="update", intents=["update"],
+                          state="completed", language="ru", received_at=utcnow(), due_at=utcnow(),
+                          subject_ref="the-requests-ref")
+        session.add(request)
+        session.flush()
+        for n, detail in enumerate(ODD_DETAILS):
+            record_event(session, f"event_{n}", request_id=request.id if n % 2 else None,
+                         subject_ref=None if n % 2 else f"ref-{n}", actor="web:Ольга" if n == 3 else "bot",
+                         **detail)
+    with store.transaction() as session:
+        page = audit_events_page(session, 0)
+    lines = [export_line(event, ref) for event, ref in page]
+
+    assert lines == [json.dumps({
+        "id": event.id, "at": event.at.isoformat(), "event": event.event, "request_id": event.request_id,
+        "subject_ref": event.subject_ref or ref, "actor": event.actor, "detail": event.detail,
+        "chain_hash": event.chain_hash,
+    }, ensure_ascii=False, sort_keys=True) for event, ref in page]
+    assert [event.detail for event, _ in page] == [json.loads(json.dumps(d)) for d in ODD_DETAILS]
+    assert '"subject_ref": "the-requests-ref"' in lines[1] and '"request_id": null' in lines[0]
+
+
+def test_an_export_from_a_date_starts_at_its_first_event(store: Store) -> None:
+    early, late = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC)
+    with store.transaction() as session:
+        for n, at in enumerate((early, late, early, late, early)):  # ids follow commits, not times
+            record_event(session, "sample", at=at, n=n)
+    with store.transaction() as session:
+        start = first_event_since(session, late)
+        after_all = first_event_since(session, datetime(2027, 1, 1, tzinfo=UTC))
+        assert start == 1 and after_all is None
+        assert [e.detail["n"] for e, _ in audit_events_page(session, start, late)] == [1, 3]
+        assert first_event_since(session, early) == 0
