@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 FIRST_RELEASE = "0001"
-HEAD = "0011"  # the newest migration's revision (tests/store/test_schema.py keeps them equal)
+HEAD = "0012"  # the newest migration's revision (tests/store/test_schema.py keeps them equal)
 
 
 def _config(connection: Connection | None = None, keyring: Keyring | None = None) -> Config:
