@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -40,7 +40,7 @@ from sqlmodel import Session
 from dsr_mailbot.config import PolicyConfig
 from dsr_mailbot.intents.deadlines import WorkCalendar, working_days_between
 from dsr_mailbot.store.database import erasures_between
-from dsr_mailbot.store.figures import month_erasures_between
+from dsr_mailbot.store.figures import erasures_still_due
 from dsr_mailbot.store.models import FINAL_STATES, Request, RequestKind, RequestState
 from dsr_mailbot.store.reporting import CLOSING_PURPOSES, Closing, ReportedRequest, month_requests
 
@@ -102,17 +102,19 @@ def answered_at(state: str, completed_at: datetime | None, closing: Closing | No
     return completed_at
 
 
-def received_as(request: ReportedRequest | Request, day: date) -> list[tuple[date, str]]:
+def received_as(kind: str, intents: Sequence[str], day: date) -> list[tuple[date, str]]:
     """What a request received on local ``day`` counts as among the month's requests: (day, intent) for each
     of its intents (a mixed letter once per intent); nothing for a confirmation, which is part of its request."""
-    if request.kind == RequestKind.CONFIRM:
+    if kind == RequestKind.CONFIRM:
         return []
-    return [(day, intent) for intent in tuple(request.intents) or (request.kind,)]
+    return [(day, intent) for intent in tuple(intents) or (kind,)]
 
 
 @dataclass
 class MonthTally:
-    """The report's figures folded over a month's requests one at a time (pure): nothing holds the requests.
+    """The report's figures folded over a month's requests one at a time (pure): nothing holds the requests,
+    only the figures, the answer times (one number each, for the median) and the withdrawals' references (for
+    their erasures, counted afterwards by :func:`~dsr_mailbot.store.figures.erasures_still_due`).
 
     The time to answer depends only on the two local days it spans, so each pair of days is counted on the
     calendar once; a month has a few hundred such pairs.
@@ -125,8 +127,8 @@ class MonthTally:
     days: list[int] = field(default_factory=list)  # working days to answer, one per answered request
     late: list[int] = field(default_factory=list)
     overdue: list[int] = field(default_factory=list)
-    # Requests received per local day, by intent (a mixed letter counts once per intent): the console's chart.
-    received: Counter[tuple[date, str]] = field(default_factory=Counter)
+    withdrawals: dict[int, int | None] = field(default_factory=dict)  # request -> its person: their erasures
+    _received: Counter[tuple[date, str, tuple[str, ...]]] = field(default_factory=Counter)  # (day, kind, intents)
     _spans: dict[tuple[date, date], int] = field(default_factory=dict)
     _zone: ZoneInfo = field(init=False)
 
@@ -134,25 +136,41 @@ class MonthTally:
         self._zone = ZoneInfo(self.timezone)
 
     def add(self, request: ReportedRequest) -> None:
-        if request.kind == RequestKind.CONFIRM:  # part of its request, not a request
+        request_id, kind, intents, state, received_at, due_at, completed_at, user_id, closing = request
+        if request_id is not None and RequestKind.WITHDRAW in intents:
+            self.withdrawals[request_id] = user_id
+        if kind == RequestKind.CONFIRM:  # part of its request, not a request
             return
+        states = self.counts.get(kind)
+        if states is None:
+            states = self.counts[kind] = Counter()
+        states[state] += 1
         zone = self._zone
-        self.counts.setdefault(request.kind, Counter())[request.state] += 1
-        received_day = request.received_at.astimezone(zone).date()
-        self.received.update(received_as(request, received_day))
-        sent = answered_at(request.state, request.completed_at, request.closing)
+        received_day = received_at.astimezone(zone).date()
+        self._received[(received_day, kind, tuple(intents))] += 1
+        sent = answered_at(state, completed_at, closing)
         if sent is None:
-            if request.id is not None and request.state != RequestState.IGNORED and request.due_at < self.now:
-                self.overdue.append(request.id)
+            if request_id is not None and state != RequestState.IGNORED and due_at < self.now:
+                self.overdue.append(request_id)
             return
         sent_day = sent.astimezone(zone).date()
         span = self._spans.get((received_day, sent_day))
         if span is None:
             span = self._spans[(received_day, sent_day)] = working_days_between(
-                request.received_at, sent, self.country, self.timezone)
+                received_at, sent, self.country, self.timezone)
         self.days.append(span)
-        if request.id is not None and sent_day > request.due_at.astimezone(zone).date():
-            self.late.append(request.id)
+        if request_id is not None and sent_day > due_at.astimezone(zone).date():
+            self.late.append(request_id)
+
+    @property
+    def received(self) -> Counter[tuple[date, str]]:
+        """Requests received per local day, by intent (a mixed letter counts once per intent): the console's
+        chart."""
+        by_day: Counter[tuple[date, str]] = Counter()
+        for (day, kind, intents), count in self._received.items():
+            for key in received_as(kind, intents, day):
+                by_day[key] += count
+        return by_day
 
     def report(self, month: str, erasures_done: int, erasures_pending: int, erasures_overdue: int = 0) -> MonthReport:
         return MonthReport(
@@ -222,6 +240,6 @@ def load_month(session: Session, month: str, now: datetime, policy: PolicyConfig
     tally = MonthTally(now, policy.clock.work_calendar(policy.clock.main_calendar), policy.timezone)
     for request in month_requests(session, start, end):
         tally.add(request)
-    pending, overdue = month_erasures_between(session, start, end, now)
+    pending, overdue = erasures_still_due(session, tally.withdrawals, now)
     report = tally.report(month, erasures_between(session, start, end), pending, overdue)
     return LoadedMonth(first, after, tally.received, report)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -98,54 +98,33 @@ def erasures_due_by(session: Session, moment: datetime, builtin: str, *, strictl
     return sorted(found, key=lambda e: (e.due_at, e.request_id or 0, e.where))
 
 
-def month_erasures(session: Session, received: Sequence[Request], now: datetime) -> tuple[int, int]:
+def month_erasures(session: Session, received: Iterable[Request], now: datetime) -> tuple[int, int]:
     """Of the withdrawals among ``received`` (a month's requests): how many destructions are still to do, and how
     many of those are past their date."""
-    withdrawals = {r.id: r.user_id for r in received if r.id is not None and RequestKind.WITHDRAW in r.intents}
+    return erasures_still_due(session, {r.id: r.user_id for r in received
+                                        if r.id is not None and RequestKind.WITHDRAW in r.intents}, now)
+
+
+def erasures_still_due(session: Session, withdrawals: Mapping[int, int | None], now: datetime) -> tuple[int, int]:
+    """Of ``withdrawals`` (request -> its person in the store): how many have a destruction still to do (their
+    person's date, or a system's erasure not done), and how many of those are past their first date.
+
+    Every destruction not done is read (few: they wait at most the erasure delay, or a hold), not the month's
+    withdrawals passed in a query: a month of 100,000 requests would pass the drivers' bounds on parameters.
+    """
     if not withdrawals:
         return 0, 0
     due: dict[int, list[datetime]] = {}
-    users = {u: d for u, d in session.execute(
-        select(col(User.id), col(User.erasure_due_at)).where(
-            col(User.id).in_([u for u in withdrawals.values() if u is not None]),
-            col(User.erasure_due_at).is_not(None)))}
+    users = dict(session.execute(select(col(User.id), col(User.erasure_due_at))
+                                 .where(col(User.erasure_due_at).is_not(None))).all())
     for request_id, user_id in withdrawals.items():
-        if user_id in users and users[user_id] is not None:
+        if user_id in users:
             due.setdefault(request_id, []).append(users[user_id])
     for request_id, when in session.execute(
             select(col(SystemAction.request_id), col(SystemAction.due_at)).where(
-                col(SystemAction.request_id).in_(list(withdrawals)), col(SystemAction.action) == "erase",
-                col(SystemAction.state).in_(ERASURE_NOT_DONE))):
-        due.setdefault(request_id, []).append(when)
-    return _still_due(due, now)
-
-
-def month_erasures_between(session: Session, start: datetime, end: datetime, now: datetime) -> tuple[int, int]:
-    """:func:`month_erasures` of the requests received in ``[start, end)``, joined in the database: the month's
-    withdrawals are not listed in the query (100,000 references would pass the drivers' bounds on parameters).
-
-    Only the requests with a destruction still to do come back (their person's date, or a system's erasure not
-    done), and the withdrawals are told from the rest by their intents here, as the list form does.
-    """
-    received = (col(Request.received_at) >= start, col(Request.received_at) < end)
-    due: dict[int, list[datetime]] = {}
-    for request_id, intents, when in session.execute(
-            select(col(Request.id), col(Request.intents), col(User.erasure_due_at))
-            .join(User, col(User.id) == col(Request.user_id))
-            .where(*received, col(User.erasure_due_at).is_not(None))):
-        if RequestKind.WITHDRAW in (intents or ()):
+                col(SystemAction.action) == "erase", col(SystemAction.state).in_(ERASURE_NOT_DONE))):
+        if request_id in withdrawals:
             due.setdefault(request_id, []).append(when)
-    for request_id, intents, when in session.execute(
-            select(col(Request.id), col(Request.intents), col(SystemAction.due_at))
-            .join(SystemAction, col(SystemAction.request_id) == col(Request.id))
-            .where(*received, col(SystemAction.action) == "erase", col(SystemAction.state).in_(ERASURE_NOT_DONE))):
-        if RequestKind.WITHDRAW in (intents or ()):
-            due.setdefault(request_id, []).append(when)
-    return _still_due(due, now)
-
-
-def _still_due(due: Mapping[int, list[datetime]], now: datetime) -> tuple[int, int]:
-    """Requests with a destruction to do, and those of them whose first date has passed."""
     return len(due), sum(1 for dates in due.values() if min(dates) < now)
 
 

@@ -277,8 +277,8 @@ def weekly_chart(requests: Iterable[Request], timezone: str, first: date, after:
     Every week that touches the month has its bar, empty or not; a mixed letter counts once per intent.
     """
     zone = ZoneInfo(timezone)
-    return weekly_chart_of(Counter(key for request in requests
-                                   for key in received_as(request, request.received_at.astimezone(zone).date())),
+    return weekly_chart_of(Counter(key for r in requests
+                                   for key in received_as(r.kind, r.intents, r.received_at.astimezone(zone).date())),
                            first, after)
 
 

@@ -26,11 +26,18 @@ from sqlmodel import Session, col, select
 
 from dsr_mailbot.config import PolicyConfig
 from dsr_mailbot.intents.deadlines import WorkCalendar, due_at, working_days_between
-from dsr_mailbot.replies.report import Closing, MonthReport, load_month, month_bounds, report_lines
+from dsr_mailbot.replies.report import (
+    Closing,
+    MonthReport,
+    MonthTally,
+    load_month,
+    month_bounds,
+    report_lines,
+)
 from dsr_mailbot.store import reporting
 from dsr_mailbot.store.audit import record_event
 from dsr_mailbot.store.database import Store, erasures_between
-from dsr_mailbot.store.figures import month_erasures, month_erasures_between
+from dsr_mailbot.store.figures import ERASURE_NOT_DONE, erasures_still_due
 from dsr_mailbot.store.models import (
     FINAL_STATES,
     ActionState,
@@ -97,6 +104,26 @@ def old_build_report(month: str, requests: Sequence[Request], now: datetime, era
     )
 
 
+def old_month_erasures(session: Session, received: Sequence[Request], now: datetime) -> tuple[int, int]:
+    withdrawals = {r.id: r.user_id for r in received if r.id is not None and RequestKind.WITHDRAW in r.intents}
+    if not withdrawals:
+        return 0, 0
+    due: dict[int, list[datetime]] = {}
+    users = {u: d for u, d in session.execute(
+        select(col(User.id), col(User.erasure_due_at)).where(
+            col(User.id).in_([u for u in withdrawals.values() if u is not None]),
+            col(User.erasure_due_at).is_not(None)))}
+    for request_id, user_id in withdrawals.items():
+        if user_id in users and users[user_id] is not None:
+            due.setdefault(request_id, []).append(users[user_id])
+    for request_id, when in session.execute(
+            select(col(SystemAction.request_id), col(SystemAction.due_at)).where(
+                col(SystemAction.request_id).in_(list(withdrawals)), col(SystemAction.action) == "erase",
+                col(SystemAction.state).in_(ERASURE_NOT_DONE))):
+        due.setdefault(request_id, []).append(when)
+    return len(due), sum(1 for dates in due.values() if min(dates) < now)
+
+
 def old_load_month(session: Session, month: str, now: datetime, policy: PolicyConfig) -> tuple[MonthReport,
                                                                                                 list[Request]]:
     zone = ZoneInfo(policy.timezone)
@@ -111,7 +138,7 @@ def old_load_month(session: Session, month: str, now: datetime, policy: PolicyCo
             col(OutboxMessage.purpose).in_(("reply", "answer"))).order_by(col(OutboxMessage.id))).all():
         if request_id is not None:
             closing[request_id] = Closing(True, sent_at)
-    pending, overdue = month_erasures(session, received, now)
+    pending, overdue = old_month_erasures(session, received, now)
     report = old_build_report(month, received, now, erasures_between(session, start, end), pending,
                               policy.clock.work_calendar(policy.clock.main_calendar), policy.timezone, closing,
                               overdue)
@@ -238,16 +265,21 @@ def test_the_streamed_report_gives_the_former_reports_figures(filled: Store, pag
     assert old.erasures_pending and old.erasures_overdue and old.median_working_days is not None
 
 
-def test_a_months_erasures_joined_in_the_database_are_those_of_its_withdrawals(filled: Store) -> None:
-    zone = ZoneInfo(PolicyConfig().timezone)
+def test_a_months_erasures_are_those_of_its_withdrawals_whatever_the_month_and_the_day(filled: Store) -> None:
+    policy = PolicyConfig()
+    zone = ZoneInfo(policy.timezone)
     with filled.transaction() as session:
         for first, after in (month_bounds("2026-02"), month_bounds("2026-03"), month_bounds("2026-04")):
             start = datetime.combine(first, time.min, zone)
             end = datetime.combine(after, time.min, zone)
             received = session.exec(select(Request).where(Request.received_at >= start,
                                                           Request.received_at < end)).all()
-            for now in (NOW, NOW + timedelta(days=40)):
-                assert month_erasures_between(session, start, end, now) == month_erasures(session, received, now)
+            tally = MonthTally(NOW, "RU", policy.timezone)
+            for request in reporting.month_requests(session, start, end):
+                tally.add(request)
+            for now in (NOW - timedelta(days=40), NOW, NOW + timedelta(days=40)):
+                assert erasures_still_due(session, tally.withdrawals, now) == old_month_erasures(session, received,
+                                                                                                 now)
     filled.dispose()
 
 
