@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import String, and_, cast, func, select, type_coerce
 from sqlmodel import Session, col
 
-from dsr_mailbot.store.models import TIMESTAMP, OutboxMessage, Request
+from dsr_mailbot.store.models import TIMESTAMP, OutboxMessage, Request, as_utc
 
 CLOSING_PURPOSES = ("reply", "answer")  # the outbox purposes of a request's answer (not challenges, not notices)
 PAGE = 2_000  # rows per fetch from the server-side cursor
@@ -91,15 +91,14 @@ def month_requests(session: Session, start: datetime, end: datetime) -> Iterator
             yield held
         if intents not in intents_of:
             intents_of[intents] = tuple(json.loads(intents)) if intents else ()
-        held = ReportedRequest(request_id, kind, intents_of[intents], state, received_at.replace(tzinfo=UTC),
-                               due_at.replace(tzinfo=UTC), completed_at and completed_at.replace(tzinfo=UTC),
-                               user_id, Closing(True, sent_at and sent_at.replace(tzinfo=UTC))
-                               if reply_id is not None else None)
+        held = ReportedRequest(request_id, kind, intents_of[intents], state, as_utc(received_at), as_utc(due_at),
+                               completed_at and as_utc(completed_at), user_id,
+                               Closing(True, sent_at and as_utc(sent_at)) if reply_id is not None else None)
     if held is not None:
         yield held
 
 
 def _naive(column: Any) -> Any:
-    """A time column read as the naive UTC the store keeps, made aware here as UTCDateTime makes it: without the
-    type's two calls per value, a third of the time the report takes to read 100,000 requests."""
+    """A time column read as the naive UTC the store keeps, made aware here (:func:`as_utc`, as UTCDateTime makes
+    it) without the type's two calls per value: a tenth of the time the report takes to read 100,000 requests."""
     return type_coerce(col(column), TIMESTAMP)
