@@ -13,7 +13,8 @@ to /dev/null (``python -m dsr_mailbot -c CONFIG …``):
 - ``audit export --format jsonl`` (its one format), whole and ``--since``
   the reported month's first day.
 
-Each runs under a fresh, small wrapper process that reads its peak RSS from
+Each runs ``--runs`` times (3; the median time and the highest peak are shown)
+under a fresh, small wrapper process that reads its peak RSS from
 ``getrusage(RUSAGE_CHILDREN)`` (a fresh wrapper: Linux carries a parent's
 peak into a forked child's ``ru_maxrss``), and prints its wall time beside
 the targets: peak RSS < 150 MB for every command (what streaming means
@@ -21,13 +22,14 @@ here: the same memory at both sizes), ``report`` < 2 s.
 
 Run from the repository root:
   .venv/bin/python -m bench.reporting [--requests 100000 1000000] [--events-per-request 5]
-                                      [--backends sqlite postgresql]
+                                      [--backends sqlite postgresql] [--runs 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -78,15 +80,17 @@ COMMANDS = (
 )
 
 
-def measure(name: str, config: Path) -> None:
-    print(f"  {name}")
+def measure(name: str, config: Path, runs: int) -> None:
+    print(f"  {name} (the median time of {runs} runs, the highest peak)")
     print(f"    {'command':<34}{'time s':>9}{'peak RSS MB':>13}   targets")
     for label, arguments, seconds_target in COMMANDS:
-        result = measured(config, *arguments)
-        if isinstance(result, str):
-            print(f"    {label:<34}{result}")
+        results = [measured(config, *arguments) for _ in range(runs)]
+        failed = [r for r in results if isinstance(r, str)]
+        if failed:
+            print(f"    {label:<34}{failed[0]}")
             continue
-        seconds, peak = result
+        seconds = statistics.median(r[0] for r in results if not isinstance(r, str))
+        peak = max(r[1] for r in results if not isinstance(r, str))
         targets = [f"RSS < {RSS_TARGET_MB} MB {'ok' if peak < RSS_TARGET_MB else 'MISSED'}"]
         if seconds_target is not None:
             targets.insert(0, f"< {seconds_target:g} s {'ok' if seconds < seconds_target else 'MISSED'}")
@@ -118,7 +122,7 @@ def config_for(directory: Path, name: str, url: str) -> Path:
     return path
 
 
-def run_size(count: int, per_request: int, backends: list[str], directory: Path) -> None:
+def run_size(count: int, per_request: int, backends: list[str], directory: Path, runs: int) -> None:
     stores: dict[str, str] = {}
     with postgres_database() if "postgresql" in backends else _nothing() as pg_url:
         if "sqlite" in backends:
@@ -138,7 +142,7 @@ def run_size(count: int, per_request: int, backends: list[str], directory: Path)
               f"{made.outbox:,} outbox rows, {made.system_actions:,} system actions, {made.users:,} users "
               f"(generated into {' and '.join(stores)} in {time.perf_counter() - started:.0f} s)")
         for name, url in stores.items():
-            measure(name, config_for(directory, name, url))
+            measure(name, config_for(directory, name, url), runs)
         if "SQLite" in stores:
             Path(stores["SQLite"].removeprefix("sqlite:///")).unlink()
 
@@ -153,10 +157,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--events-per-request", type=int, default=5)
     parser.add_argument("--backends", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite", "postgresql"])
+    parser.add_argument("--runs", type=int, default=3, help="runs of each command (its median time is shown)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="dsr-bench-reporting-") as tmp:
         for count in args.requests:
-            run_size(count, args.events_per_request, args.backends, Path(tmp))
+            run_size(count, args.events_per_request, args.backends, Path(tmp), args.runs)
 
 
 if __name__ == "__main__":
