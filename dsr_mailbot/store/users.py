@@ -198,7 +198,7 @@ def checked_users_csv(lines: Iterable[str]) -> Iterator[CheckedRows]:
 
 
 def read_users_csv(text: str) -> list[UserRow]:
-    """Parse and check a users CSV held in memory; raise :class:`CsvImportError` listing every bad line."""
+    """Parse and check a small users CSV held in memory (the demo's); :class:`CsvImportError` if any row is bad."""
     with checked_users_csv(io.StringIO(text, newline="")) as checked:
         return list(checked.rows())
 
