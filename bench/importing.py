@@ -32,18 +32,17 @@ import argparse
 import csv
 import random
 import secrets
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+from bench import Measured, postgres_database, run_measured
+
 BATCH = 5_000
 HEADER = ("email", "phone", "surname", "first_name", "patronymic", "marketing_consent", "consent_source",
           "consent_at")
@@ -104,39 +103,12 @@ def write_csv(path: Path, count: int) -> None:
         writer.writerows(rows(count))
 
 
-# The child's own peak (VmHWM), written to a file: Linux carries the parent's peak at fork into ru_maxrss.
-PEAK = """
-import runpy, sys
-sys.argv = {argv!r}
-code = 0
-try:
-    runpy.run_module({module!r}, run_name="__main__", alter_sys=True)
-except SystemExit as exc:
-    code = exc.code
-status = open("/proc/self/status").read()
-peak = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) // 1024
-open({out!r}, "w").write(str(peak))
-sys.exit(code)
-"""
-
-
-@dataclass(frozen=True)
-class Measured:
-    seconds: float
-    peak_mb: int
-    output: str
-
-
-def measured(module: str, args: list[str], work: Path) -> Measured:
+def measured(module: str, args: list[str]) -> Measured:
     """Run ``python -m module args`` in a fresh process: its wall time, its own peak RSS and its stdout."""
-    out = work / f"peak-{secrets.token_hex(4)}"
-    script = PEAK.format(argv=[module, *args], module=module, out=str(out))
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - started
+    done = run_measured(module, args, output=True)
     if done.returncode != 0:
-        raise SystemExit(f"python -m {module} {' '.join(args[:3])}… failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return Measured(seconds, int(out.read_text()), done.stdout.strip())
+        raise SystemExit(f"python -m {module} {' '.join(args[:3])}… failed ({done.returncode}):\n{done.error}")
+    return done
 
 
 # The reference: the least a bulk loader with the same validators does.
@@ -216,18 +188,8 @@ def fresh_store(engine: str, work: Path) -> Iterator[str]:
     if engine == "sqlite":
         yield f"sqlite:///{work / f'store-{secrets.token_hex(4)}.db'}"
         return
-    from sqlalchemy import create_engine, text
-
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    name = f"dsr_bench_{secrets.token_hex(4)}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database() as url:
+        yield url
 
 
 def config_for(url: str, work: Path) -> Path:
@@ -258,14 +220,14 @@ def one_engine(engine: str, path: Path, size: int, work: Path, runs: int) -> Non
     for _ in range(runs):
         for method in methods:
             with fresh_store(engine, work) as url:
-                measured("dsr_mailbot", ["-c", str(config_for(url, work)), "db", "init"], work)
+                measured("dsr_mailbot", ["-c", str(config_for(url, work)), "db", "init"])
                 results.setdefault(f"reference ({method})", []).append(
-                    measured("bench.importing", ["reference", str(path), url, method], work))
+                    measured("bench.importing", ["reference", str(path), url, method]))
                 assert users_in(url) == size, "the reference did not insert every row"
         with fresh_store(engine, work) as url:
             config = config_for(url, work)
-            measured("dsr_mailbot", ["-c", str(config), "db", "init"], work)
-            bot = measured("dsr_mailbot", ["-c", str(config), "users", "import", str(path)], work)
+            measured("dsr_mailbot", ["-c", str(config), "db", "init"])
+            bot = measured("dsr_mailbot", ["-c", str(config), "users", "import", str(path)])
             results.setdefault("bot (users import)", []).append(bot)
             outputs.append(f"{bot.output!r}; {users_in(url):,} users stored")
     best = {label: min(found, key=lambda m: m.seconds) for label, found in results.items()}

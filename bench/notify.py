@@ -23,18 +23,15 @@ Run from the repository root:  .venv/bin/python -m bench.notify [--users 100000 
 from __future__ import annotations
 
 import argparse
-import secrets
 import socket
 import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
-from bench import run_measured
+from bench import postgres_database, run_measured
 from dsr_mailbot.store.database import Store
-
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 FILL = {
     "sqlite": "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < :count) "
@@ -74,7 +71,7 @@ def measure(dialect: str, url: str, users: int) -> None:
         f'from_address = "support@smarthings.kz"\n[database]\nurl = "{url}"\n',
         encoding="utf-8",
     )
-    bot = run_measured(["-c", str(config), "notify", "--template", "policy-change", "--campaign", "c1"])
+    bot = run_measured("dsr_mailbot", ["-c", str(config), "notify", "--template", "policy-change", "--campaign", "c1"])
     with store.engine.connect() as connection:
         queued = connection.execute(text("SELECT count(*) FROM campaign_notices")).scalar_one()
     times: list[float] = []
@@ -100,23 +97,13 @@ def main() -> None:
     parser.add_argument("--users", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--stores", nargs="+", default=["sqlite", "postgresql"], choices=["sqlite", "postgresql"])
     args = parser.parse_args()
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    try:
-        for users in args.users:
-            for dialect in args.stores:
-                if dialect == "sqlite":
-                    measure(dialect, f"sqlite:///{tempfile.mkdtemp(prefix='dsr-bench-')}/bench.db", users)
-                    continue
-                database = f"dsr_bench_{secrets.token_hex(4)}"
-                with admin.connect() as connection:
-                    connection.execute(text(f'CREATE DATABASE "{database}"'))
-                try:
-                    measure(dialect, PG_ADMIN.rsplit("/", 1)[0] + f"/{database}", users)
-                finally:
-                    with admin.connect() as connection:
-                        connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+    for users in args.users:
+        for dialect in args.stores:
+            if dialect == "sqlite":
+                measure(dialect, f"sqlite:///{tempfile.mkdtemp(prefix='dsr-bench-')}/bench.db", users)
+                continue
+            with postgres_database() as url:
+                measure(dialect, url, users)
 
 
 if __name__ == "__main__":

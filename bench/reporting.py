@@ -28,7 +28,6 @@ Run from the repository root:
 from __future__ import annotations
 
 import argparse
-import secrets
 import statistics
 import subprocess
 import sys
@@ -38,12 +37,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-
+from bench import postgres_database
 from bench.reporting_store import REPORTED_MONTH, PostgresSink, Sink, SqliteSink, fill
 from dsr_mailbot.store.database import Store
 
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 RSS_TARGET_MB, REPORT_TARGET_S = 150, 2.0
 
 # A fresh wrapper per measurement: its own peak is the interpreter's (~10 MB); the child's is what it reports.
@@ -97,21 +94,6 @@ def measure(name: str, config: Path, runs: int) -> None:
         if label.startswith("db current"):
             targets = ["(reference)"]
         print(f"    {label:<34}{seconds:>9.2f}{peak:>13}   {', '.join(targets)}")
-
-
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    """A fresh database on the test server, dropped afterwards whatever happens."""
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    database = f"dsr_bench_{secrets.token_hex(4)}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{database}"'))
-    try:
-        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{database}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def config_for(directory: Path, name: str, url: str) -> Path:
