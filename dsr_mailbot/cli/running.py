@@ -32,11 +32,12 @@ def notify(state: CliState, template_name: str, campaign: str, dry_run: bool) ->
 
     from rich.progress import Progress
 
-    from dsr_mailbot.replies.notices import NOTICE_TEMPLATES, check_campaign, waiting
+    from dsr_mailbot.replies.notices import NOTICE_TEMPLATES, check_campaign
     from dsr_mailbot.replies.send import drain_outbox
     from dsr_mailbot.service.app import build_services
     from dsr_mailbot.service.campaign import queue_campaign
     from dsr_mailbot.service.locks import run_lock_for
+    from dsr_mailbot.store.notices import notices_waiting
 
     config = state.config
     check_campaign(campaign)
@@ -59,7 +60,7 @@ def notify(state: CliState, template_name: str, campaign: str, dry_run: bool) ->
             return EX_OK
         try:
             with services.store.transaction() as session:
-                left = waiting(session, campaign)
+                left = notices_waiting(session, campaign)
             sending = progress.add_task("sending", total=left)
             sent = 0
             while left:
@@ -72,7 +73,7 @@ def notify(state: CliState, template_name: str, campaign: str, dry_run: bool) ->
                                err=True)
                     return EX_TEMPFAIL
                 with services.store.transaction() as session:
-                    now_left = waiting(session, campaign)
+                    now_left = notices_waiting(session, campaign)
                 progress.advance(sending, left - now_left)
                 if now_left == left:
                     time.sleep(1)  # this minute's notices are sent: wait for the throttle

@@ -49,7 +49,7 @@ from dsr_mailbot.errors import ConfigError
 from dsr_mailbot.replies.render import Rendered, Renderer
 from dsr_mailbot.replies.reply import ReplyContent, build_message
 from dsr_mailbot.store.audit import record_event
-from dsr_mailbot.store.database import NOTICE_PURPOSE_PREFIX, find_user_by_email
+from dsr_mailbot.store.database import find_user_by_email
 from dsr_mailbot.store.keys import Keyring
 from dsr_mailbot.store.models import (
     CampaignNotice,
@@ -66,7 +66,7 @@ from dsr_mailbot.store.notices import (
     SYSTEM_RECIPIENT,
     SystemAddress,
     claim_queued_notices,
-    notices_waiting,
+    purpose_of,
     system_recipient_key,
 )
 
@@ -80,10 +80,6 @@ def check_campaign(campaign: str) -> str:
     if not _CAMPAIGN.fullmatch(campaign):
         raise ConfigError(f"--campaign: 1 to 40 letters, digits, '.', '_' or '-', got {campaign!r}")
     return campaign
-
-
-def purpose_of(campaign: str) -> str:
-    return f"{NOTICE_PURPOSE_PREFIX}{campaign}"
 
 
 def notice_message_id(keyring: Keyring, campaign: str, user_ref: str, domain: str) -> str:
@@ -138,11 +134,6 @@ def withdrew(session: Session, subject_ref: str) -> bool:
     asked = session.exec(select(Request.intents).where(Request.subject_ref == subject_ref,
                                                        Request.state == RequestState.COMPLETED)).all()
     return any(RequestKind.WITHDRAW in (intents or []) for intents in asked)
-
-
-def waiting(session: Session, campaign: str) -> int:
-    """The campaign's notices not sent yet."""
-    return notices_waiting(session, campaign)
 
 
 def system_recipient(keyring: Keyring, address: str) -> SystemAddress:

@@ -35,6 +35,11 @@ class Queueing:
     queued: int
 
 
+def purpose_of(campaign: str) -> str:
+    """The outbox purpose of a campaign's notices."""
+    return f"{NOTICE_PURPOSE_PREFIX}{campaign}"
+
+
 def queue_own_users(session: Session, *, campaign: str, template: str, run: str, now: datetime) -> Queueing:
     """Queue the notice for every user of the bot's store who has not withdrawn and does not have it yet."""
     notices, users = SQLModel.metadata.tables["campaign_notices"], SQLModel.metadata.tables["users"]
@@ -99,13 +104,8 @@ def notices_waiting(session: Session, campaign: str) -> int:
     """The campaign's notices not sent yet: queued as references, or written and queued in the outbox."""
     return count_rows(session, CampaignNotice, CampaignNotice.campaign == campaign,
                       CampaignNotice.state == NoticeState.QUEUED) + count_rows(
-        session, OutboxMessage, OutboxMessage.purpose == f"{NOTICE_PURPOSE_PREFIX}{campaign}",
+        session, OutboxMessage, OutboxMessage.purpose == purpose_of(campaign),
         OutboxMessage.state == OutboxState.QUEUED)
-
-
-def any_notice_queued(session: Session) -> bool:
-    return session.exec(select(CampaignNotice.id).where(CampaignNotice.state == NoticeState.QUEUED).limit(1)).first() \
-        is not None
 
 
 def forget_queued_notices(session: Session, recipient_keys: Sequence[str]) -> int:

@@ -13,7 +13,7 @@ from sqlmodel import select
 from dsr_mailbot.config import SmtpConfig
 from dsr_mailbot.errors import TemplateError
 from dsr_mailbot.lifecycle.base import KEPT_ON_CLOSE
-from dsr_mailbot.replies.notices import legacy_notice_message_id, notice_message_id, purpose_of, write_notices
+from dsr_mailbot.replies.notices import legacy_notice_message_id, notice_message_id, write_notices
 from dsr_mailbot.replies.render import Rendered, Renderer
 from dsr_mailbot.replies.send import SEND_PAGE, SmtpTransport, drain_outbox
 from dsr_mailbot.service.app import build_services
@@ -21,6 +21,7 @@ from dsr_mailbot.service.campaign import queue_campaign
 from dsr_mailbot.store.database import Store
 from dsr_mailbot.store.erasure import erase_user
 from dsr_mailbot.store.models import CampaignNotice, NoticeState, OutboxMessage, OutboxState, User, utcnow
+from dsr_mailbot.store.notices import purpose_of
 from tests.harness import TRUST, Bot, authenticated, mail
 from tests.servers import free_port
 

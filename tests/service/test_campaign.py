@@ -12,13 +12,12 @@ from sqlmodel import select
 
 from dsr_mailbot.lifecycle.base import KEPT_ON_CLOSE
 from dsr_mailbot.lifecycle.systems import transient_person
-from dsr_mailbot.replies.notices import purpose_of
 from dsr_mailbot.replies.send import drain_outbox
 from dsr_mailbot.service.app import build_services
 from dsr_mailbot.service.campaign import queue_campaign
 from dsr_mailbot.store.erasure import erase_user
 from dsr_mailbot.store.models import CampaignNotice, NoticeState, OutboxState, Request, utcnow
-from dsr_mailbot.store.notices import system_recipient_key
+from dsr_mailbot.store.notices import purpose_of, system_recipient_key
 from tests.harness import Bot
 from tests.systems.shop import B_USER, NEWSLETTER, shop_database
 
