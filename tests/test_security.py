@@ -246,7 +246,7 @@ def test_whatever_fails_with_one_message_sets_only_that_message_aside(
     from dsr_mailbot import lifecycle
     from dsr_mailbot.pipeline import record as recording
     from dsr_mailbot.pipeline import scan
-    from dsr_mailbot.replies import send
+    from dsr_mailbot.replies import transports
 
     bot = bot_any_db
     bot.add_user(IVAN, marketing_consent=True)
@@ -254,7 +254,7 @@ def test_whatever_fails_with_one_message_sets_only_that_message_aside(
     bot.add_user("petr@example.kz", marketing_consent=True)
     from dsr_mailbot.reading.classify import classify_subject as real_classify
 
-    real_record, real_send = lifecycle.record_received, send.SmtpTransport.send
+    real_record, real_send = lifecycle.record_received, transports.SmtpTransport.send
 
     def classify(subject: str, table: object = None) -> object:
         if "boom-triage" in subject:
@@ -266,14 +266,14 @@ def test_whatever_fails_with_one_message_sets_only_that_message_aside(
             raise ValueError("a value the database refuses")
         return real_record(ctx, session, arrival, headers, *args)  # type: ignore[arg-type]
 
-    def deliver(self: send.SmtpTransport, envelope_from: str, recipient: str, data: bytes) -> None:
+    def deliver(self: transports.SmtpTransport, envelope_from: str, recipient: str, data: bytes) -> None:
         if recipient == "petr@example.kz":
             raise UnicodeEncodeError("ascii", "x", 0, 1, "a library surprise")
         real_send(self, envelope_from, recipient, data)
 
     monkeypatch.setattr(scan, "classify_subject", classify)  # the name the triage calls
     monkeypatch.setattr(recording, "record_received", record)
-    monkeypatch.setattr(send.SmtpTransport, "send", deliver)
+    monkeypatch.setattr(transports.SmtpTransport, "send", deliver)
     not_yet_known = mail(IVAN, "Unsubscribe boom-triage")
     bot.account.append(not_yet_known)
     bot.account.append(mail(IVAN, "Unsubscribe boom-record"))

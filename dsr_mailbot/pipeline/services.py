@@ -17,7 +17,7 @@ from dsr_mailbot.mailbox.source import MailSource
 from dsr_mailbot.reading.classify import MarkerTable, shipped_table
 from dsr_mailbot.replies.notices import NoticeCheck, NoticeWriter
 from dsr_mailbot.replies.render import Renderer
-from dsr_mailbot.replies.send import Transport
+from dsr_mailbot.replies.transports import Transport
 from dsr_mailbot.store.database import Store
 from dsr_mailbot.store.keys import Keyring
 from dsr_mailbot.store.models import (

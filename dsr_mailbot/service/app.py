@@ -20,7 +20,7 @@ from dsr_mailbot.pipeline import RunReport, Services, run_once
 from dsr_mailbot.reading.classify import LANGUAGES, SUBJECT, Marker, MarkerTable, shipped_markers, with_extra
 from dsr_mailbot.replies.notices import NOTICE_TEMPLATES
 from dsr_mailbot.replies.render import Renderer, sample_contexts
-from dsr_mailbot.replies.send import FileTransport, SmtpTransport, Transport
+from dsr_mailbot.replies.transports import FileTransport, SmtpTransport, Transport
 from dsr_mailbot.store.database import Store
 from dsr_mailbot.store.keys import keyring_for
 from dsr_mailbot.store.models import RequestKind

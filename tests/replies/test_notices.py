@@ -15,7 +15,8 @@ from dsr_mailbot.errors import TemplateError
 from dsr_mailbot.lifecycle.base import KEPT_ON_CLOSE
 from dsr_mailbot.replies.notices import legacy_notice_message_id, notice_message_id, write_notices
 from dsr_mailbot.replies.render import Rendered, Renderer
-from dsr_mailbot.replies.send import SEND_PAGE, SmtpTransport, drain_outbox
+from dsr_mailbot.replies.send import SEND_PAGE, drain_outbox
+from dsr_mailbot.replies.transports import SmtpTransport
 from dsr_mailbot.service.app import build_services
 from dsr_mailbot.service.campaign import queue_campaign
 from dsr_mailbot.store.database import Store

@@ -8,7 +8,8 @@ from pathlib import Path
 from sqlmodel import select
 
 from dsr_mailbot.config import SmtpConfig
-from dsr_mailbot.replies.send import FileTransport, SmtpTransport, drain_outbox
+from dsr_mailbot.replies.send import drain_outbox
+from dsr_mailbot.replies.transports import FileTransport, SmtpTransport
 from dsr_mailbot.store.database import Store
 from dsr_mailbot.store.models import AuditEvent, OutboxMessage, utcnow
 from tests.servers import SmtpServer, free_port

@@ -249,7 +249,8 @@ def test_sigterm_under_load_loses_nothing(bot: Bot) -> None:
 
 def test_threads_of_one_daemon_never_send_one_reply_twice(bot: Bot) -> None:
     """The watcher and the outbox job both drain the outbox; on SQLite they take turns."""
-    from dsr_mailbot.replies.send import FileTransport, drain_outbox
+    from dsr_mailbot.replies.send import drain_outbox
+    from dsr_mailbot.replies.transports import FileTransport
     from dsr_mailbot.store.models import OutboxMessage
 
     with bot.store.transaction() as session:
