@@ -6,7 +6,10 @@ configuration, and the servers the bot talks to::
 
     DsrMailbotError                 base of everything raised on purpose
     ├── ConfigError                 the configuration file is missing, malformed or wrong;
-    │                               the message names the key (exit code 78)
+    │   │                           the message names the key (exit code 78)
+    │   └── CredentialsRefused      … or the OAuth2 provider refused the refresh token (consent
+    │                               revoked): 'dsr-mailbot auth login' again; ``answer`` is its word
+    ├── CredentialsUnavailable      the OAuth2 provider's token endpoint cannot be reached now
     ├── TemplateError               a reply template is missing or does not render
     ├── StoreError                  the database failed
     │   ├── StoreConflict           … a unique key was taken (another process recorded it first)
@@ -40,6 +43,20 @@ class DsrMailbotError(Exception):
 
 class ConfigError(DsrMailbotError):
     """Raised when the configuration is missing, malformed or names a wrong key."""
+
+
+class CredentialsRefused(ConfigError):
+    """Raised when the OAuth2 provider refuses the refresh token: only a person's new consent can help."""
+
+    def __init__(self, message: str, *, answer: str) -> None:
+        super().__init__(message)
+        self.answer = answer  # the provider's error code and description, bounded and on one line
+
+
+class CredentialsUnavailable(DsrMailbotError):
+    """Raised when the OAuth2 provider's token endpoint cannot be reached or fails (5xx); retry later."""
+
+    temporary = True
 
 
 class TemplateError(DsrMailbotError):

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from dsr_mailbot.store.database import make_engine
 from tests.harness import Bot, DaemonProcess, WebProcess
+from tests.oauth_servers import OAuthDovecot, OAuthSmtpServer, TokenServer
 from tests.servers import Dovecot, ImapAccount, MariaDB, SmtpServer, dovecot_binary, mariadb_binaries
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,14 +56,18 @@ def shared_dir() -> Path:
     return SHARED
 
 
-def _started_dovecot() -> Iterator[Dovecot]:
+def _dovecot_binary() -> str:
     binary = dovecot_binary()
     if binary is None:
         need("dovecot is not installed (apt-get install dovecot-imapd)")
     if os.geteuid() != 0:
         need("the private Dovecot runs as root (mail_uid=mail)")
     assert binary is not None
-    server = Dovecot(binary)
+    return binary
+
+
+def _started_dovecot() -> Iterator[Dovecot]:
+    server = Dovecot(_dovecot_binary())
     server.start()
     yield server
     server.destroy()
@@ -87,6 +92,44 @@ def imap_account(dovecot: Dovecot) -> ImapAccount:
 @pytest.fixture
 def smtp_server() -> Iterator[SmtpServer]:
     server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def _session_token_server() -> Iterator[TokenServer]:
+    server = TokenServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def token_server(_session_token_server: TokenServer) -> TokenServer:
+    """An OAuth2 authorization server (tests.oauth_servers), as new for each test."""
+    _session_token_server.reset()
+    return _session_token_server
+
+
+@pytest.fixture(scope="session")
+def _session_oauth_dovecot(_session_token_server: TokenServer) -> Iterator[OAuthDovecot]:
+    server = OAuthDovecot(_dovecot_binary(), _session_token_server)
+    server.start()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
+def oauth_dovecot(_session_oauth_dovecot: OAuthDovecot, token_server: TokenServer) -> OAuthDovecot:
+    """A private Dovecot whose OAuth2 logins are checked by ``token_server``; each test logs in as its own user."""
+    return _session_oauth_dovecot
+
+
+@pytest.fixture
+def oauth_smtp(token_server: TokenServer) -> Iterator[OAuthSmtpServer]:
+    """An SMTP server that takes mail only after an OAuth2 login ``token_server`` vouches for."""
+    server = OAuthSmtpServer(token_server)
     server.start()
     yield server
     server.stop()

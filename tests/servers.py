@@ -56,8 +56,8 @@ log_path = {base}/dovecot.log
 ssl = no
 disable_plaintext_auth = no
 protocols = imap
-auth_mechanisms = plain login
-passdb {{
+auth_mechanisms = plain login{mechanisms}
+{passdbs}passdb {{
   driver = static
   args = password={password}
 }}
@@ -98,7 +98,8 @@ class Dovecot:
         # A static passdb takes any user name with the shared password, so each
         # test gets a fresh, empty mailbox just by choosing a new name.
         self.conf.write_text(
-            DOVECOT_CONF.format(base=self.base, port=self.port, password=IMAP_PASSWORD),
+            DOVECOT_CONF.format(base=self.base, port=self.port, password=IMAP_PASSWORD,
+                                mechanisms=self.extra_mechanisms, passdbs=self.extra_passdbs()),
             encoding="utf-8",
         )
         # Dovecot daemonises and its children inherit stdout/stderr: capture into a
@@ -110,6 +111,12 @@ class Dovecot:
             log_path = self.base / "dovecot.log"
             log = log_path.read_text(errors="replace") if log_path.exists() else ""
             raise RuntimeError(f"dovecot did not start on port {self.port}: {log[-2000:]}")
+
+    extra_mechanisms = ""  # SASL mechanisms beyond PLAIN and LOGIN (tests.oauth_servers: OAUTHBEARER, XOAUTH2)
+
+    def extra_passdbs(self) -> str:
+        """passdb blocks consulted before the static one (which takes any user with the shared password)."""
+        return ""
 
     def stop(self) -> None:
         """Stop the master and every process it started: open IMAP sessions drop, as in a real outage."""

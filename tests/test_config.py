@@ -88,7 +88,7 @@ def test_passwords_never_appear_in_repr(tmp_path: Path) -> None:
         (IMAP + '[policy]\noperator_bin = "12345"\n', "[policy] operator_bin: a BIN is 12 digits"),
         (IMAP + '[policy]\ndata_source = { de = "x" }\n', "[policy] data_source: expected a text"),
         (IMAP + '[policy]\ncross_border = ""\n', "[policy] cross_border: expected a text"),
-        (IMAP + '[policy]\nresponsible_person = { name = "A" }\n', "[policy] responsible_person"),
+        (IMAP + '[policy]\nresponsible_person = { name = "A" }\n', "[policy.responsible_person] email: missing"),
         (IMAP + '[[policy.processors]]\nname = "A"\n', '[[policy.processors]] #1 "A" → address: missing'),
         (IMAP + "[policy]\nerasure_delay_days = 31\n", "more than the 30 calendar days"),
         (IMAP + '[policy]\ndeadline_profile = "kz"\nerasure_delay_days = 31\n', "30 calendar days the law allows"),
@@ -125,18 +125,32 @@ def test_every_key_the_loader_reads_is_in_the_example() -> None:
 
     from dsr_mailbot.config import Config
 
+    def model_in(annotation: object) -> type[BaseModel] | None:
+        models = (t for t in (annotation, *get_args(annotation)) if isinstance(t, type) and issubclass(t, BaseModel))
+        return next(models, None)
+
     keys: set[str] = set()
+    tables: set[str] = set()
     for name, field in Config.model_fields.items():
         if name in ("path", "systems"):  # not a key; the data map has its own example (README)
             continue
-        section = next(t for t in (field.annotation, *get_args(field.annotation))
-                       if isinstance(t, type) and issubclass(t, BaseModel))
-        keys.update(key for key, inner in section.model_fields.items()
-                    if not str(inner.annotation).startswith("tuple[dsr_mailbot"))  # [[web.operators]]: tables
+        section = model_in(field.annotation)
+        assert section is not None
+        for key, inner in section.model_fields.items():
+            if str(inner.annotation).startswith("tuple[dsr_mailbot"):
+                continue  # [[web.operators]]: an array of tables, in the example as its own block
+            if model_in(inner.annotation) is not None:
+                tables.add(f"{name}.{key}")  # [imap.oauth2]: a table of its own
+            else:
+                keys.add(key)
     example = (REPO / "config.example.toml").read_text(encoding="utf-8")
     assert len(keys) >= 40
     for key in keys:
         assert re.search(rf"^#?\s*{key}(_file|_env)?\s*=", example, re.MULTILINE), key
+    assert tables >= {"imap.oauth2", "smtp.oauth2"}
+    for table in tables:  # its own [section.key], or an inline table: key = { … }
+        outer, inner_key = table.split(".")
+        assert re.search(rf"^#?\s*(\[{outer}\.{inner_key}\]|{inner_key}\s*=)", example, re.MULTILINE), table
 
 
 def test_commented_alternatives_in_the_example_are_valid(tmp_path: Path) -> None:
@@ -368,3 +382,42 @@ def test_calendar_overrides_are_read_into_the_deadline_clock(tmp_path: Path) -> 
         load_config(write(tmp_path, IMAP + '[policy]\ncalendar_overrides = "days.toml"\n'))
     assert load_config(write(tmp_path, IMAP + '[policy]\ncalendar = "kz"\n')).policy.clock.calendars() == {
         "ru-152fz": "KZ", "kz": "KZ"}
+
+
+OAUTH_IMAP = ('[imap]\nhost = "outlook.office365.com"\nusername = "support@smarthings.kz"\nauth = "oauth2"\n'
+              '[imap.oauth2]\nprovider = "microsoft"\nclient_id = "app-id"\ntoken_file = "imap.token"\n')
+
+
+def test_an_oauth2_mailbox_needs_no_password_and_knows_its_providers_endpoints(tmp_path: Path) -> None:
+    imap = load_config(write(tmp_path, OAUTH_IMAP)).imap
+    assert imap is not None and imap.password is None and imap.oauth2 is not None
+    assert imap.oauth2.token_file == tmp_path / "imap.token"
+    assert imap.oauth2.token_url() == "https://login.microsoftonline.com/organizations/oauth2/v2.0/token"
+    assert imap.oauth2.scope_for("imap") == "https://outlook.office.com/IMAP.AccessAsUser.All offline_access"
+    assert imap.oauth2.device_url() is not None
+
+
+def test_the_client_secret_is_read_from_the_environment_and_never_shown(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DSR_OAUTH_SECRET", "s3cret")
+    imap = load_config(write(tmp_path, OAUTH_IMAP + 'client_secret_env = "DSR_OAUTH_SECRET"\n')).imap
+    assert imap is not None and imap.oauth2 is not None and imap.oauth2.client_secret == "s3cret"
+    assert "s3cret" not in repr(imap)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (OAUTH_IMAP.split("[imap.oauth2]")[0], r'\[imap\] oauth2: missing: auth = "oauth2" needs its table'),
+    (IMAP + '[imap.oauth2]\nprovider = "google"\nclient_id = "a"\ntoken_file = "t"\n',
+     r'\[imap\] auth: is "password", but an oauth2 table is given'),
+    (OAUTH_IMAP.replace('"microsoft"', '"generic"'), r"\[imap.oauth2\] token_endpoint: missing"),
+    (OAUTH_IMAP + 'token_endpoint = "http://login.example.kz/token"\n',
+     r"\[imap.oauth2\] token_endpoint: expected an https:// URL"),
+    (OAUTH_IMAP.replace('"microsoft"', '"facebook"'),
+     r"\[imap.oauth2\] provider: must be one of microsoft, google, yandex, generic"),
+    (OAUTH_IMAP + '[smtp]\nhost = "smtp.office365.com"\nfrom_address = "support@smarthings.kz"\nauth = "oauth2"\n'
+                  '[smtp.oauth2]\nprovider = "microsoft"\nclient_id = "a"\ntoken_file = "s"\n',
+     r'\[smtp\] username: missing: auth = "oauth2" logs in as this mailbox'),
+])
+def test_oauth2_mistakes_are_named(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, text))

@@ -215,7 +215,12 @@ def _where(loc: Sequence[str | int], data: Mapping[str, Any]) -> str:
         return ""
     first_index = next((i for i, part in enumerate(loc) if isinstance(part, int)), None)
     if first_index is None:
-        head, rest = f"[{loc[0]}]", [str(part) for part in loc[1:]]
+        # The table as the file writes it: [imap.oauth2] token_endpoint, not [imap] oauth2.token_endpoint.
+        depth, table = 1, data.get(str(loc[0]))
+        while depth < len(loc) - 1 and isinstance(table, Mapping) and isinstance(table.get(str(loc[depth])), Mapping):
+            table, depth = table[str(loc[depth])], depth + 1
+        head = "[" + ".".join(str(part) for part in loc[:depth]) + "]"
+        rest = [str(part) for part in loc[depth:]]
         return f"{head} {'.'.join(rest)}" if rest else head
     table = ".".join(str(part) for part in loc[:first_index])
     number = int(loc[first_index])

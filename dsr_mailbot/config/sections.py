@@ -21,9 +21,11 @@ from dsr_mailbot.config.fields import (
     Str,
     resolve_secret,
 )
+from dsr_mailbot.config.oauth2 import OAuth2Config
 from dsr_mailbot.reading.classify import Marker, MarkerError, parse_markers
 
 Security = Literal["ssl", "starttls", "none"]
+Auth = Literal["password", "oauth2"]
 Language = Literal["ru", "kk", "en"]
 LANGUAGES: tuple[str, ...] = ("ru", "kk", "en")
 DEFAULT_OPERATOR_ADDRESSES = ("support@smarthings.kz", "support@smarththings.kz")
@@ -35,12 +37,25 @@ def _default_port(data: Any, ssl_port: int, plain_port: int) -> Any:
     return data
 
 
+def _login_by(data: Any) -> Any:
+    return data.get("auth", "password") if isinstance(data, dict) else "password"
+
+
+def _oauth2_matches_auth(auth: str, oauth2: OAuth2Config | None) -> None:
+    if auth == "oauth2" and oauth2 is None:
+        raise KeyProblem("oauth2", 'missing: auth = "oauth2" needs its table (provider, client_id, token_file)')
+    if auth == "password" and oauth2 is not None:
+        raise KeyProblem("auth", 'is "password", but an oauth2 table is given: set auth = "oauth2" to use it')
+
+
 class ImapConfig(Section):
     host: Filled
     port: Positive = 993
     security: Security = "ssl"
     username: Filled
-    password: Str = Field(repr=False)
+    auth: Auth = "password"
+    password: Str | None = Field(default=None, repr=False)
+    oauth2: OAuth2Config | None = None
     folder: Filled = "INBOX"
     processed_folder: Filled = "DSR-Processed"
     timeout_seconds: Positive = 60
@@ -48,7 +63,13 @@ class ImapConfig(Section):
     @model_validator(mode="before")
     @classmethod
     def _secrets_and_port(cls, data: Any, info: ValidationInfo) -> Any:
-        return _default_port(resolve_secret(data, "password", info, required=True), 993, 143)
+        required = _login_by(data) == "password"
+        return _default_port(resolve_secret(data, "password", info, required=required), 993, 143)
+
+    @model_validator(mode="after")
+    def _oauth2_when_asked(self) -> ImapConfig:
+        _oauth2_matches_auth(self.auth, self.oauth2)
+        return self
 
 
 class MaildirConfig(Section):
@@ -62,7 +83,9 @@ class SmtpConfig(Section):
     security: Security = "ssl"
     from_address: Filled
     username: Str | None = None
+    auth: Auth = "password"
     password: Str | None = Field(default=None, repr=False)
+    oauth2: OAuth2Config | None = None
     timeout_seconds: Positive = 30
     # Notices to many users (policy 7.2) go out at most this many per minute; replies to requests are not held.
     max_per_minute: Positive = 60
@@ -70,8 +93,15 @@ class SmtpConfig(Section):
     @model_validator(mode="before")
     @classmethod
     def _secrets_and_port(cls, data: Any, info: ValidationInfo) -> Any:
-        required = isinstance(data, dict) and data.get("username") is not None
+        required = isinstance(data, dict) and data.get("username") is not None and _login_by(data) == "password"
         return _default_port(resolve_secret(data, "password", info, required=required), 465, 587)
+
+    @model_validator(mode="after")
+    def _oauth2_when_asked(self) -> SmtpConfig:
+        _oauth2_matches_auth(self.auth, self.oauth2)
+        if self.auth == "oauth2" and not self.username:
+            raise KeyProblem("username", 'missing: auth = "oauth2" logs in as this mailbox')
+        return self
 
 
 class FileDeliveryConfig(Section):

@@ -23,7 +23,7 @@ from __future__ import annotations
 import imaplib
 import ssl
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from threading import Event
@@ -33,7 +33,9 @@ from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from dsr_mailbot.config import ImapConfig
-from dsr_mailbot.errors import ConfigError, SourceError, SourceUnavailable
+from dsr_mailbot.credentials.sasl import OAUTHBEARER, chosen_mechanism
+from dsr_mailbot.credentials.tokens import AccessTokens
+from dsr_mailbot.errors import ConfigError, CredentialsUnavailable, SourceError, SourceUnavailable
 from dsr_mailbot.mailbox.source import FIELDS_CAP_BYTES, FetchedMessage, HeaderRecord
 from dsr_mailbot.reading.parse import Headers, parse_headers
 
@@ -70,6 +72,7 @@ class ImapSource:
         self.highest_seen_uid = 0
         self.fields_refused = False
         self.uidnext: int | None = None
+        self.tokens: AccessTokens | None = None
 
     def open(self) -> int:
         cfg = self.config
@@ -85,8 +88,45 @@ class ImapSource:
             self.client = client
             if cfg.security == "starttls":
                 client.starttls(ssl.create_default_context())
-            client.login(cfg.username, cfg.password)
+            if cfg.oauth2 is None:
+                assert cfg.password is not None  # the configuration requires one with auth = "password"
+                client.login(cfg.username, cfg.password)
+        if cfg.oauth2 is not None:
+            self._oauth2_login(client)
         return self._select(read_write=False)
+
+    def _oauth2_login(self, client: Any) -> None:
+        """OAUTHBEARER where the server offers it, else XOAUTH2.  A refused token is refreshed once and tried again
+        (revoked, or expired early); a fresh token refused too is the configuration's fault."""
+        assert self.config.oauth2 is not None
+        tokens = self.tokens = self.tokens or AccessTokens(self.config.oauth2, "imap", "imap")
+        with _translated("capabilities"):
+            offered = [c.decode().removeprefix("AUTH=") for c in client.capabilities() if c.startswith(b"AUTH=")]
+        mechanism = chosen_mechanism(offered)
+        if mechanism is None:
+            raise ConfigError('[imap] auth = "oauth2": the server offers neither OAUTHBEARER nor XOAUTH2')
+        login = client.oauthbearer_login if mechanism == OAUTHBEARER else client.oauth2_login
+        token = self._token(tokens.current)
+        try:
+            with _translated("login"):
+                login(self.config.username, token)
+            return
+        except ConfigError:
+            pass  # LoginError: the token was refused
+        token = self._token(lambda: tokens.refresh(rejected=token))
+        try:
+            with _translated("login"):
+                login(self.config.username, token)
+        except ConfigError:
+            raise ConfigError(f"[imap] oauth2: the server refused a fresh access token ({mechanism}); "
+                              f"check the app's IMAP permission and [imap] username") from None
+
+    @staticmethod
+    def _token(get: Callable[[], str]) -> str:
+        try:
+            return get()
+        except CredentialsUnavailable as exc:
+            raise SourceUnavailable(str(exc)) from exc
 
     def _select(self, read_write: bool) -> int:
         with _translated("select"):

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Protocol
 
 from dsr_mailbot.config import SmtpConfig
-from dsr_mailbot.errors import ConfigError, RecipientDeferred, SendError, SendUnavailable
+from dsr_mailbot.credentials.sasl import chosen_mechanism, responder
+from dsr_mailbot.credentials.tokens import AccessTokens
+from dsr_mailbot.errors import ConfigError, CredentialsUnavailable, RecipientDeferred, SendError, SendUnavailable
 from dsr_mailbot.reading.parse import header_block
 from dsr_mailbot.store.models import utcnow
 
@@ -40,6 +42,7 @@ class SmtpTransport:
     def __init__(self, config: SmtpConfig) -> None:
         self.config = config
         self.conn: smtplib.SMTP | None = None
+        self.tokens: AccessTokens | None = None
 
     def _connect(self) -> smtplib.SMTP:
         cfg = self.config
@@ -54,14 +57,40 @@ class SmtpTransport:
                 conn = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout_seconds)
                 if cfg.security == "starttls":
                     conn.starttls(context=ssl.create_default_context())
-            if cfg.username and cfg.password:
+            if cfg.oauth2 is not None:
+                self._oauth2_login(conn)
+            elif cfg.username and cfg.password:
                 conn.login(cfg.username, cfg.password)
+        except CredentialsUnavailable as exc:
+            raise SendUnavailable(str(exc)) from exc
         except smtplib.SMTPAuthenticationError as exc:
             # Not the message's fault: every reply would fail the same way until the config is fixed.
             raise ConfigError(f"[smtp] username/password: login refused ({exc.smtp_code})") from exc
         except (smtplib.SMTPException, OSError) as exc:
             raise SendUnavailable(f"SMTP connect: {type(exc).__name__}") from exc
         return conn
+
+    def _oauth2_login(self, conn: smtplib.SMTP) -> None:
+        """OAUTHBEARER where offered, else XOAUTH2; a refused token is refreshed once and tried again."""
+        cfg = self.config
+        assert cfg.oauth2 is not None and cfg.username is not None  # the configuration requires both together
+        tokens = self.tokens = self.tokens or AccessTokens(cfg.oauth2, "smtp", "smtp")
+        conn.ehlo_or_helo_if_needed()
+        mechanism = chosen_mechanism(conn.esmtp_features.get("auth", "").split())
+        if mechanism is None:
+            raise ConfigError('[smtp] auth = "oauth2": the server offers neither OAUTHBEARER nor XOAUTH2')
+        token = tokens.current()
+        try:
+            conn.auth(mechanism, responder(mechanism, cfg.username, cfg.host, cfg.port, token))
+            return
+        except smtplib.SMTPAuthenticationError:
+            pass  # revoked, or expired early: once more with a fresh token
+        token = tokens.refresh(rejected=token)
+        try:
+            conn.auth(mechanism, responder(mechanism, cfg.username, cfg.host, cfg.port, token))
+        except smtplib.SMTPAuthenticationError as exc:
+            raise ConfigError(f"[smtp] oauth2: the server refused a fresh access token ({mechanism}, "
+                              f"{exc.smtp_code}); check the app's SMTP permission and [smtp] username") from exc
 
     def send(self, envelope_from: str, recipient: str, data: bytes) -> None:
         if self.conn is None:
