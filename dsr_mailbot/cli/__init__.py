@@ -27,6 +27,7 @@ from typing import NoReturn
 import click
 
 # Each module registers its commands on the group.
+import dsr_mailbot.cli.auth
 import dsr_mailbot.cli.holds
 import dsr_mailbot.cli.requests
 import dsr_mailbot.cli.running

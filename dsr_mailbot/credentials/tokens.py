@@ -127,7 +127,8 @@ def oauth_client(config: OAuth2Config, scope: str) -> Any:
 
 
 @contextmanager
-def provider_errors(config: OAuth2Config, section: str, what: str) -> Iterator[None]:
+def provider_errors(config: OAuth2Config, section: str, what: str,
+                    advice: str = "; run 'dsr-mailbot auth login'") -> Iterator[None]:
     """Authlib's and httpx2's errors as ours: refused for good, or not reachable now."""
     import httpx2
     from authlib.integrations.base_client import OAuthError
@@ -138,15 +139,15 @@ def provider_errors(config: OAuth2Config, section: str, what: str) -> Iterator[N
         yield
     except (OAuth2Error, OAuthError) as exc:
         answer = one_line(f"{exc.error}: {exc.description}" if exc.description else exc.error)
-        raise CredentialsRefused(f"[{section}.oauth2] {provider} refused {what} ({answer}); "
-                                 f"run 'dsr-mailbot auth login'", answer=answer) from exc
+        raise CredentialsRefused(f"[{section}.oauth2] {provider} refused {what} ({answer}){advice}",
+                                 answer=answer) from exc
     except httpx2.HTTPStatusError as exc:
         status = exc.response.status_code
         if 400 <= status < 500 and status not in (408, 429):
-            raise CredentialsRefused(f"[{section}.oauth2] {provider} refused {what} (HTTP {status}); "
-                                     f"run 'dsr-mailbot auth login'", answer=f"HTTP {status}") from exc
+            raise CredentialsRefused(f"[{section}.oauth2] {provider} refused {what} (HTTP {status}){advice}",
+                                     answer=f"HTTP {status}") from exc
         raise CredentialsUnavailable(f"[{section}.oauth2] {provider}'s token endpoint: HTTP {status}") from exc
-    except (httpx2.HTTPError, ValueError) as exc:  # unreachable, timed out, not JSON
+    except (httpx2.HTTPError, ValueError, KeyError) as exc:  # unreachable, timed out, not JSON, not OAuth2
         raise CredentialsUnavailable(f"[{section}.oauth2] {provider}'s token endpoint: "
                                      f"{type(exc).__name__}") from exc
 
