@@ -1,8 +1,9 @@
-"""A backlog of requests, end to end, on SQLite and PostgreSQL, next to the least an implementation must do.
+"""A backlog of requests, end to end, on SQLite, PostgreSQL and MariaDB, next to the least an implementation must do.
 
-Starts a private Dovecot and an SMTP server on 127.0.0.1 (needs root and
-dovecot-imapd; PostgreSQL at 127.0.0.1:5432 as the tests use it, a fresh
-database per store), fills a mailbox with ``--requests`` opt-out requests
+Starts a private Dovecot, an SMTP server and a private MariaDB on 127.0.0.1
+(needs root, dovecot-imapd and mariadb-server; PostgreSQL at 127.0.0.1:5432
+as the tests use it; a fresh database per store), fills a mailbox with
+``--requests`` opt-out requests
 from as many users, and measures:
 
 - **the reference**, SMTP + MOVE only: one reply per request over one SMTP
@@ -12,7 +13,8 @@ from as many users, and measures:
   every request is answered and moved; then it checks that every request
   was applied and answered exactly once (the store's states, the SMTP
   server's recipients).  SQLite serves one process: its second worker
-  leaves at once, and the figure shows what one daemon does.
+  leaves at once, and the figure shows what one daemon does.  PostgreSQL and
+  MariaDB share the work: one holds the mailbox, both send.
 
 It prints requests per second for each and the bot's share of the reference.
 
@@ -40,7 +42,7 @@ from bench.scan import fill
 from dsr_mailbot.store.database import Store, all_requests
 from dsr_mailbot.store.models import OutboxMessage, User
 from tests.harness import mail
-from tests.servers import ImapAccount, SmtpServer
+from tests.servers import ImapAccount, MariaDB, SmtpServer, mariadb_binaries
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -151,22 +153,30 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=10_000)
     args = parser.parse_args()
     data = requests(args.requests)
+    binaries = mariadb_binaries()
+    if binaries is None:
+        raise SystemExit("mariadb-server is not installed (apt-get install mariadb-server)")
+    mariadb = MariaDB(*binaries)
+    mariadb.start()
     dovecot = started_dovecot()
     smtp = SmtpServer()
     smtp.start()
     admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
     database = f"dsr_bench_{secrets.token_hex(4)}"
     try:
-        boxes = [dovecot.new_account() for _ in range(5)]
+        runs = [(name, workers) for name in ("SQLite", "PostgreSQL", "MariaDB") for workers in (1, 2)]
+        boxes = [dovecot.new_account() for _ in range(len(runs) + 1)]
         for box in boxes:
             fill(box, data)
         ref = reference(boxes[0], smtp.port, args.requests)
         print(f"{args.requests:,} requests; reference (SMTP + MOVE only): {ref:.1f} s, "
               f"{args.requests / ref:,.0f} requests/s")
         results: list[tuple[str, float]] = []
-        for n, (name, workers) in enumerate((("SQLite", 1), ("SQLite", 2), ("PostgreSQL", 1), ("PostgreSQL", 2))):
+        for n, (name, workers) in enumerate(runs):
             if name == "SQLite":
                 url = f"sqlite:///{tempfile.mkdtemp(prefix='dsr-bench-')}/bench.db"
+            elif name == "MariaDB":
+                url = mariadb.create_database(f"{database}_{workers}")
             else:
                 with admin.connect() as connection:
                     connection.execute(text(f'CREATE DATABASE "{database}_{workers}"'))
@@ -184,6 +194,7 @@ def main() -> None:
         admin.dispose()
         smtp.stop()
         dovecot.destroy()
+        mariadb.destroy()
 
 
 if __name__ == "__main__":
