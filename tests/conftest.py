@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from dsr_mailbot.store.database import make_engine
+from tests.dns_server import AuthoritativeDns, nsd_binary
 from tests.harness import Bot, DaemonProcess, WebProcess
 from tests.oauth_servers import OAuthDovecot, OAuthSmtpServer, TokenServer
+from tests.oauth_servers import oauth_bot as make_oauth_bot
 from tests.servers import Dovecot, ImapAccount, MariaDB, SmtpServer, dovecot_binary, mariadb_binaries
 
 REPO = Path(__file__).resolve().parents[1]
@@ -133,6 +135,33 @@ def oauth_smtp(token_server: TokenServer) -> Iterator[OAuthSmtpServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def dns_zones() -> Iterator[Callable[[dict[str, str]], AuthoritativeDns]]:
+    """Starts a private authoritative DNS server (NSD) for the zones a test gives; stopped after the test."""
+    binary = nsd_binary()
+    if binary is None:
+        need("nsd is not installed (apt-get install nsd)")
+    assert binary is not None
+    started: list[AuthoritativeDns] = []
+
+    def start(zones: dict[str, str]) -> AuthoritativeDns:
+        server = AuthoritativeDns(binary, zones)
+        started.append(server)
+        server.start()
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def oauth_bot(tmp_path: Path, oauth_dovecot: OAuthDovecot, oauth_smtp: OAuthSmtpServer, token_server: TokenServer,
+              sqlite_url: str) -> Bot:
+    """A bot whose [imap] and [smtp] log in with OAuth2 (tests.oauth_servers.oauth_bot)."""
+    return make_oauth_bot(tmp_path, oauth_dovecot, oauth_smtp, token_server, sqlite_url)
 
 
 @pytest.fixture(scope="session")

@@ -23,14 +23,18 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from tests.servers import Dovecot, RecordingHandler, SmtpServer, free_port
+from dsr_mailbot.credentials.tokens import StoredToken, write_token_file
+from tests.harness import Bot
+from tests.servers import Dovecot, ImapAccount, RecordingHandler, SmtpServer, free_port
 
 CLIENT_ID = "dsr-test-client"
+RESTRICTED_FOLDER = "Read-Only"  # on OAuthDovecot, its owner may only list and read it (the global ACL file)
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
 
@@ -240,7 +244,7 @@ class OAuthDovecot(Dovecot):
         super().__init__(binary)
         self.tokens = tokens
 
-    def extra_passdbs(self) -> str:
+    def extra_config(self) -> str:
         settings = self.base / "dovecot-oauth2.conf.ext"
         settings.write_text(
             f"introspection_mode = post\nintrospection_url = {self.tokens.url('/introspect')}\n"
@@ -250,7 +254,12 @@ class OAuthDovecot(Dovecot):
         )
         # Dovecot delays a failed login (auth_failure_delay), and more with each failure from one address (anvil's
         # penalty, off when its socket cannot be opened); the tests refuse tokens on purpose, all from 127.0.0.1.
-        return ("auth_failure_delay = 0\nservice anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}\n"
+        # ACLs (RFC 4314), for `check`'s rights: owners have every right, except where the global file says.
+        (self.base / "global-acl").write_text(f"{RESTRICTED_FOLDER} owner lr\n", encoding="utf-8")
+        acl = ("mail_plugins = $mail_plugins acl\nprotocol imap {\n  mail_plugins = $mail_plugins imap_acl\n}\n"
+               f"plugin {{\n  acl = vfile:{self.base}/global-acl\n}}\n")
+        no_penalty = "service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}\n"
+        return (acl + "auth_failure_delay = 0\n" + no_penalty +
                 f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {settings}\n}}\n")
 
 
@@ -301,3 +310,27 @@ class OAuthSmtpServer(SmtpServer):
             self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, auth_required=True,
                                          auth_require_tls=False, auth_exclude_mechanism=["LOGIN", "PLAIN"])
             self.controller.start()
+
+
+def oauth2_table(section: str, token_file: Path, token_server: TokenServer, scope: str) -> str:
+    return (f'[{section}.oauth2]\nprovider = "generic"\nclient_id = "{CLIENT_ID}"\ntoken_file = "{token_file}"\n'
+            f'token_endpoint = "{token_server.url("/token")}"\n'
+            f'authorization_endpoint = "{token_server.url("/authorize")}"\nscope = "{scope}"\n')
+
+
+def oauth_bot(tmp_path: Path, oauth_dovecot: OAuthDovecot, oauth_smtp: OAuthSmtpServer, token_server: TokenServer,
+              sqlite_url: str) -> Bot:
+    """A bot whose [imap] and [smtp] log in with OAuth2, each from a token file of its own."""
+    mailbox = f"support-{secrets.token_hex(4)}@smarthings.kz"  # its own mailbox on the shared Dovecot
+    # The test itself delivers mail with the shared password (Dovecot's static passdb); the bot cannot.
+    account = ImapAccount(port=oauth_dovecot.port, username=mailbox, dovecot=oauth_dovecot)
+    bot = Bot(tmp_path, account, oauth_smtp, sqlite_url)
+    for name in ("imap", "smtp"):
+        write_token_file(bot.dir / f"{name}.token", StoredToken(refresh_token=token_server.issue(mailbox)))
+    text = bot.config_path.read_text()
+    text = text.replace(f'password = "{account.password}"\n', 'auth = "oauth2"\n')
+    text = text.replace("[smtp]\n", oauth2_table("imap", bot.dir / "imap.token", token_server, "imap") + "\n[smtp]\n")
+    text = text.replace("[database]\n", f'username = "{mailbox}"\nauth = "oauth2"\n'
+                        + oauth2_table("smtp", bot.dir / "smtp.token", token_server, "smtp") + "\n[database]\n")
+    bot.config_path.write_text(text + "\n[daemon]\npoll_interval_seconds = 60\n")
+    return bot

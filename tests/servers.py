@@ -57,7 +57,7 @@ ssl = no
 disable_plaintext_auth = no
 protocols = imap
 auth_mechanisms = plain login{mechanisms}
-{passdbs}passdb {{
+{extra}passdb {{
   driver = static
   args = password={password}
 }}
@@ -99,7 +99,7 @@ class Dovecot:
         # test gets a fresh, empty mailbox just by choosing a new name.
         self.conf.write_text(
             DOVECOT_CONF.format(base=self.base, port=self.port, password=IMAP_PASSWORD,
-                                mechanisms=self.extra_mechanisms, passdbs=self.extra_passdbs()),
+                                mechanisms=self.extra_mechanisms, extra=self.extra_config()),
             encoding="utf-8",
         )
         # Dovecot daemonises and its children inherit stdout/stderr: capture into a
@@ -114,8 +114,8 @@ class Dovecot:
 
     extra_mechanisms = ""  # SASL mechanisms beyond PLAIN and LOGIN (tests.oauth_servers: OAUTHBEARER, XOAUTH2)
 
-    def extra_passdbs(self) -> str:
-        """passdb blocks consulted before the static one (which takes any user with the shared password)."""
+    def extra_config(self) -> str:
+        """Settings and passdb blocks before the static passdb (which takes any user with the shared password)."""
         return ""
 
     def stop(self) -> None:
@@ -221,6 +221,14 @@ class RecordingHandler:
     data_reply: str | None = None  # e.g. "451 try later" to defer every message
     rcpt_reply: str | None = None  # e.g. "550 no such user" to refuse every recipient
     rcpt_replies: dict[str, str] = field(default_factory=dict)  # one recipient's answer, e.g. "452 mailbox full"
+    ehlo_names: list[str] = field(default_factory=list)  # the name each client announced
+
+    async def handle_EHLO(  # noqa: N802 - the name aiosmtpd calls
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        self.ehlo_names.append(hostname)
+        session.host_name = hostname
+        return responses
 
     async def handle_RCPT(  # noqa: N802 - the name aiosmtpd calls
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]

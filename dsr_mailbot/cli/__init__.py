@@ -28,6 +28,7 @@ import click
 
 # Each module registers its commands on the group.
 import dsr_mailbot.cli.auth
+import dsr_mailbot.cli.deployment
 import dsr_mailbot.cli.holds
 import dsr_mailbot.cli.requests
 import dsr_mailbot.cli.running

@@ -20,6 +20,7 @@ from dsr_mailbot.config.datamap import KINDS, BuiltinSystem, HttpSystem, SqlSyst
 from dsr_mailbot.config.fields import KeyProblem, Section
 from dsr_mailbot.config.policy import PolicyConfig
 from dsr_mailbot.config.sections import (
+    CheckConfig,
     ClassifyConfig,
     DaemonConfig,
     DatabaseConfig,
@@ -40,7 +41,8 @@ if TYPE_CHECKING:
     from dsr_mailbot.store.database import Store
 
 # Tables that may be left out: each then takes its defaults.
-OPTIONAL_TABLES = ("database", "policy", "trust", "daemon", "limits", "secrets", "templates", "classify", "web")
+OPTIONAL_TABLES = ("database", "policy", "trust", "daemon", "limits", "secrets", "templates", "classify", "web",
+                   "check")
 
 
 class Config(Section):
@@ -60,6 +62,7 @@ class Config(Section):
     templates: TemplatesConfig
     classify: ClassifyConfig
     web: WebConfig
+    check: CheckConfig
     systems: tuple[SystemMap, ...] = ()
 
     @model_validator(mode="before")

@@ -87,6 +87,8 @@ class SmtpConfig(Section):
     password: Str | None = Field(default=None, repr=False)
     oauth2: OAuth2Config | None = None
     timeout_seconds: Positive = 30
+    # The name in EHLO; unset, smtplib's (the host's FQDN, or its address in brackets when that has no dot).
+    helo_name: Filled | None = None
     # Notices to many users (policy 7.2) go out at most this many per minute; replies to requests are not held.
     max_per_minute: Positive = 60
 
@@ -102,6 +104,13 @@ class SmtpConfig(Section):
         if self.auth == "oauth2" and not self.username:
             raise KeyProblem("username", 'missing: auth = "oauth2" logs in as this mailbox')
         return self
+
+
+class CheckConfig(Section):
+    """``dsr-mailbot check``: where it asks DNS, and which DKIM key it looks for."""
+
+    nameservers: tuple[Filled, ...] = ()  # "192.0.2.53", "127.0.0.1:5353", "[2001:db8::53]:53"; none: the system's
+    dkim_selector: Filled | None = None  # the replies' DKIM selector: <selector>._domainkey.<reply domain>
 
 
 class FileDeliveryConfig(Section):

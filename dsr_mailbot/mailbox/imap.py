@@ -45,7 +45,7 @@ HEADER_BATCH = 200  # header blocks per FETCH when erasure checks search hits ex
 
 
 @contextmanager
-def _translated(operation: str) -> Iterator[None]:
+def imap_errors(operation: str) -> Iterator[None]:
     try:
         yield
     except LoginError as exc:
@@ -73,10 +73,20 @@ class ImapSource:
         self.fields_refused = False
         self.uidnext: int | None = None
         self.tokens: AccessTokens | None = None
+        self.login_method = ""  # how the last login was made: "password", "OAUTHBEARER" or "XOAUTH2"
 
     def open(self) -> int:
+        self.connect()
+        return self.examine()
+
+    def examine(self) -> int:
+        """The watched folder, read-only (EXAMINE); its UIDVALIDITY."""
+        return self._select(read_write=False)
+
+    def connect(self) -> None:
+        """Connect and log in (``dsr-mailbot check`` stops here to look at the folders itself)."""
         cfg = self.config
-        with _translated("connect"):
+        with imap_errors("connect"):
             client = IMAPClient(
                 cfg.host,
                 port=cfg.port,
@@ -91,31 +101,32 @@ class ImapSource:
             if cfg.oauth2 is None:
                 assert cfg.password is not None  # the configuration requires one with auth = "password"
                 client.login(cfg.username, cfg.password)
+                self.login_method = "password"
         if cfg.oauth2 is not None:
             self._oauth2_login(client)
-        return self._select(read_write=False)
 
     def _oauth2_login(self, client: Any) -> None:
         """OAUTHBEARER where the server offers it, else XOAUTH2.  A refused token is refreshed once and tried again
         (revoked, or expired early); a fresh token refused too is the configuration's fault."""
         assert self.config.oauth2 is not None
         tokens = self.tokens = self.tokens or AccessTokens(self.config.oauth2, "imap", "imap")
-        with _translated("capabilities"):
+        with imap_errors("capabilities"):
             offered = [c.decode().removeprefix("AUTH=") for c in client.capabilities() if c.startswith(b"AUTH=")]
         mechanism = chosen_mechanism(offered)
         if mechanism is None:
             raise ConfigError('[imap] auth = "oauth2": the server offers neither OAUTHBEARER nor XOAUTH2')
         login = client.oauthbearer_login if mechanism == OAUTHBEARER else client.oauth2_login
+        self.login_method = mechanism
         token = self._token(tokens.current)
         try:
-            with _translated("login"):
+            with imap_errors("login"):
                 login(self.config.username, token)
             return
         except ConfigError:
             pass  # LoginError: the token was refused
         token = self._token(lambda: tokens.refresh(rejected=token))
         try:
-            with _translated("login"):
+            with imap_errors("login"):
                 login(self.config.username, token)
         except ConfigError:
             raise ConfigError(f"[imap] oauth2: the server refused a fresh access token ({mechanism}); "
@@ -129,7 +140,7 @@ class ImapSource:
             raise SourceUnavailable(str(exc)) from exc
 
     def _select(self, read_write: bool) -> int:
-        with _translated("select"):
+        with imap_errors("select"):
             info = self.client.select_folder(self.config.folder, readonly=not read_write)
         self.read_write = read_write
         # The next UID the folder will give (RFC 3501: in every SELECT/EXAMINE answer); good only until mail arrives.
@@ -144,7 +155,7 @@ class ImapSource:
             # Nothing has a UID above the cursor: a pass with nothing new costs the EXAMINE and no more.
             self.highest_seen_uid = max(self.highest_seen_uid, after_uid)
             return
-        with _translated("search"):
+        with imap_errors("search"):
             uids = sorted(u for u in self.client.search(["UID", f"{after_uid + 1}:*"]) if u > after_uid)
         self.highest_seen_uid = max([self.highest_seen_uid, after_uid, *uids])
         for start in range(0, len(uids), batch_size):
@@ -157,7 +168,7 @@ class ImapSource:
         items = ([f"BODY.PEEK[HEADER.FIELDS ({' '.join(fields)})]<0.{FIELDS_CAP_BYTES}>"] if narrow
                  else ["BODY.PEEK[HEADER]", "RFC822.SIZE", "INTERNALDATE"])
         try:
-            with _translated("fetch headers"):
+            with imap_errors("fetch headers"):
                 response = self.client.fetch(batch, items)
         except SourceError:
             if not narrow:
@@ -185,7 +196,7 @@ class ImapSource:
         if not uids or not stems:
             return set()
         asked = set(uids)
-        with _translated("search text"):
+        with imap_errors("search text"):
             return {uid for uid in self.client.search(text_search(_uid_set(uids), stems), charset="UTF-8")
                     if uid in asked}
 
@@ -193,7 +204,7 @@ class ImapSource:
         return {record.uid: record for record in self._header_records(list(uids), ())} if uids else {}
 
     def fetch(self, uid: int, max_bytes: int) -> FetchedMessage | None:
-        with _translated("fetch size"):
+        with imap_errors("fetch size"):
             sized = self.client.fetch([uid], ["RFC822.SIZE"]).get(uid)
         if sized is None:
             return None
@@ -201,7 +212,7 @@ class ImapSource:
         truncated = size > max_bytes
         # A partial fetch bounds memory for huge attachments; the text part comes first in practice.
         item_name = f"BODY.PEEK[]<0.{max_bytes}>" if truncated else "BODY.PEEK[]"
-        with _translated("fetch body"):
+        with imap_errors("fetch body"):
             item = self.client.fetch([uid], [item_name]).get(uid)
         if item is None:
             return None
@@ -212,7 +223,7 @@ class ImapSource:
         if not uids:
             return {}
         # One FETCH for all: a partial fetch gives the whole of a smaller message, and its size says which were cut.
-        with _translated("fetch bodies"):
+        with imap_errors("fetch bodies"):
             response = self.client.fetch(list(uids), [f"BODY.PEEK[]<0.{max_bytes}>", "RFC822.SIZE"])
         found = {}
         for uid in uids:
@@ -224,7 +235,7 @@ class ImapSource:
         return found
 
     def _ensure_folder(self, folder: str) -> None:
-        with _translated("create folder"):
+        with imap_errors("create folder"):
             if not self.client.folder_exists(folder):
                 try:
                     self.client.create_folder(folder)
@@ -243,7 +254,7 @@ class ImapSource:
         self._ensure_folder(target)
         if not self.read_write:
             self._select(read_write=True)
-        with _translated("move"):
+        with imap_errors("move"):
             if self.client.has_capability("MOVE"):
                 self.client.move(list(uids), target)
                 return
@@ -257,13 +268,13 @@ class ImapSource:
             stop.wait(timeout)
             return
         deadline = time.monotonic() + timeout
-        with _translated("search"):
+        with imap_errors("search"):
             # A message that arrived during the last scan may have been announced (EXISTS) in the
             # answer to one of its commands, where imaplib keeps it: IDLE would not announce it again.
             newer = self.client.search(["UID", f"{self.highest_seen_uid + 1}:*"])
         if any(uid > self.highest_seen_uid for uid in newer):
             return
-        with _translated("idle"):
+        with imap_errors("idle"):
             self.client.idle()
             try:
                 while not stop.is_set() and time.monotonic() < deadline:
@@ -282,7 +293,7 @@ class ImapSource:
                 self.client.idle_done()
 
     def find_by_message_id(self, message_id: str) -> list[int]:
-        with _translated("search"):
+        with imap_errors("search"):
             return sorted(self.client.search(["HEADER", "Message-ID", message_id]))
 
     def expunge_processed(self, message_ids: Sequence[str]) -> int:
@@ -290,20 +301,20 @@ class ImapSource:
         wanted = {mid for mid in message_ids if mid}
         if not wanted:
             return 0
-        with _translated("select processed folder"):
+        with imap_errors("select processed folder"):
             if not self.client.folder_exists(folder):
                 return 0
             self.client.select_folder(folder, readonly=False)
         try:
             uids: set[int] = set()
             for message_id in sorted(wanted):
-                with _translated("search"):
+                with imap_errors("search"):
                     uids.update(self.client.search(["HEADER", "Message-ID", message_id]))
             # IMAP's HEADER search matches substrings: only an exact Message-ID counts.
             exact = [uid for uid, headers in sorted(self._headers_of(sorted(uids)).items())
                      if headers.message_id in wanted]
             if exact:
-                with _translated("expunge"):
+                with imap_errors("expunge"):
                     self.client.add_flags(exact, [b"\\Deleted"], silent=True)
                     if self.client.has_capability("UIDPLUS"):
                         self.client.uid_expunge(exact)
@@ -314,7 +325,7 @@ class ImapSource:
             self._select(read_write=False)
 
     def count_from(self, address: str) -> int:
-        with _translated("search"):
+        with imap_errors("search"):
             candidates = self.client.search(["FROM", address])
         # FROM matches substrings and display names: only the parsed sender counts.
         return sum(1 for headers in self._headers_of(sorted(candidates)).values() if headers.sender == address)

@@ -43,6 +43,13 @@ class SmtpTransport:
         self.config = config
         self.conn: smtplib.SMTP | None = None
         self.tokens: AccessTokens | None = None
+        self.login_method = ""  # how the connection logged in: "password", a SASL mechanism, or "" (no login)
+
+    def connect(self) -> smtplib.SMTP:
+        """The connection, opened and logged in now if it is not yet (``dsr-mailbot check`` tries it so)."""
+        if self.conn is None:
+            self.conn = self._connect()
+        return self.conn
 
     def _connect(self) -> smtplib.SMTP:
         cfg = self.config
@@ -50,17 +57,19 @@ class SmtpTransport:
             conn: smtplib.SMTP
             if cfg.security == "ssl":
                 conn = smtplib.SMTP_SSL(
-                    cfg.host, cfg.port, timeout=cfg.timeout_seconds,
+                    cfg.host, cfg.port, local_hostname=cfg.helo_name, timeout=cfg.timeout_seconds,
                     context=ssl.create_default_context(),
                 )
             else:
-                conn = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout_seconds)
+                conn = smtplib.SMTP(cfg.host, cfg.port, local_hostname=cfg.helo_name, timeout=cfg.timeout_seconds)
                 if cfg.security == "starttls":
                     conn.starttls(context=ssl.create_default_context())
+            self.login_method = ""
             if cfg.oauth2 is not None:
                 self._oauth2_login(conn)
             elif cfg.username and cfg.password:
                 conn.login(cfg.username, cfg.password)
+                self.login_method = "password"
         except CredentialsUnavailable as exc:
             raise SendUnavailable(str(exc)) from exc
         except smtplib.SMTPAuthenticationError as exc:
@@ -79,6 +88,7 @@ class SmtpTransport:
         mechanism = chosen_mechanism(conn.esmtp_features.get("auth", "").split())
         if mechanism is None:
             raise ConfigError('[smtp] auth = "oauth2": the server offers neither OAUTHBEARER nor XOAUTH2')
+        self.login_method = mechanism
         token = tokens.current()
         try:
             conn.auth(mechanism, responder(mechanism, cfg.username, cfg.host, cfg.port, token))
@@ -93,8 +103,8 @@ class SmtpTransport:
                               f"{exc.smtp_code}); check the app's SMTP permission and [smtp] username") from exc
 
     def send(self, envelope_from: str, recipient: str, data: bytes) -> None:
-        if self.conn is None:
-            self.conn = self._connect()
+        self.connect()
+        assert self.conn is not None
         options: list[str] = []
         if not (recipient.isascii() and envelope_from.isascii() and _ascii_headers(data)):
             try:

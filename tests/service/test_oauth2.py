@@ -7,45 +7,21 @@ endpoint of both and as Dovecot's introspection endpoint.
 
 from __future__ import annotations
 
-import secrets
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
-from dsr_mailbot.credentials.tokens import StoredToken, read_token_file, write_token_file
+from dsr_mailbot.credentials.tokens import read_token_file
 from tests.harness import PROCESSED, Bot, DaemonProcess, mail, wait_until
-from tests.oauth_servers import CLIENT_ID, OAuthDovecot, OAuthSmtpServer, TokenServer
-from tests.servers import ImapAccount
+from tests.oauth_servers import OAuthDovecot, OAuthSmtpServer, TokenServer
 
 IVAN = "ivan@example.kz"
 
 
-def oauth2_table(section: str, token_file: Path, token_server: TokenServer, scope: str) -> str:
-    return (f'[{section}.oauth2]\nprovider = "generic"\nclient_id = "{CLIENT_ID}"\ntoken_file = "{token_file}"\n'
-            f'token_endpoint = "{token_server.url("/token")}"\n'
-            f'authorization_endpoint = "{token_server.url("/authorize")}"\nscope = "{scope}"\n')
-
-
-@pytest.fixture
-def oauth_bot(tmp_path: Path, oauth_dovecot: OAuthDovecot, oauth_smtp: OAuthSmtpServer, token_server: TokenServer,
-              sqlite_url: str) -> Bot:
-    """A bot whose [imap] and [smtp] log in with OAuth2, each from a token file of its own."""
-    mailbox = f"support-{secrets.token_hex(4)}@smarthings.kz"  # its own mailbox on the shared Dovecot
-    # The test itself delivers mail with the shared password (Dovecot's static passdb); the bot cannot.
-    account = ImapAccount(port=oauth_dovecot.port, username=mailbox, dovecot=oauth_dovecot)
-    bot = Bot(tmp_path, account, oauth_smtp, sqlite_url)
-    for name in ("imap", "smtp"):
-        write_token_file(bot.dir / f"{name}.token", StoredToken(refresh_token=token_server.issue(mailbox)))
-    text = bot.config_path.read_text()
-    text = text.replace(f'password = "{account.password}"\n', 'auth = "oauth2"\n')
-    text = text.replace("[smtp]\n", oauth2_table("imap", bot.dir / "imap.token", token_server, "imap") + "\n[smtp]\n")
-    text = text.replace("[database]\n", f'username = "{mailbox}"\nauth = "oauth2"\n'
-                        + oauth2_table("smtp", bot.dir / "smtp.token", token_server, "smtp") + "\n[database]\n")
-    bot.config_path.write_text(text + "\n[daemon]\npoll_interval_seconds = 60\n")
-    bot.add_user(IVAN, marketing_consent=True)
-    return bot
+@pytest.fixture(autouse=True)
+def _ivan_consents(oauth_bot: Bot) -> None:
+    oauth_bot.add_user(IVAN, marketing_consent=True)
 
 
 def refreshes(token_server: TokenServer) -> int:
