@@ -26,7 +26,6 @@ NEEDED_CAPABILITIES = (  # what the bot uses, and what it does without
 )
 # MYRIGHTS (RFC 4314): read and see the folder, mark, delete and expunge there (a move); insert into the processed.
 NEEDED_RIGHTS = {"folder": "lrsted", "processed": "lrsi"}
-CHECK_ADDRESS = "dsr-mailbot-check@example.invalid"  # RFC 2606: no one's; an HTTP system's lookup is asked for it
 
 
 def _guarded(area: str, check: Callable[[], list[Finding]]) -> list[Finding]:
@@ -133,8 +132,8 @@ def store_findings(config: Config) -> list[Finding]:
 
 
 def systems_findings(config: Config) -> list[Finding]:
+    """Each system of the data map as ``systems check`` tries it (connector.check())."""
     from dsr_mailbot.systems import connect
-    from dsr_mailbot.systems.sql import SqlConnector
 
     if not config.external_systems:
         return [Finding("systems", Status.SKIPPED, "no [[systems]] besides the bot's own store")]
@@ -142,18 +141,18 @@ def systems_findings(config: Config) -> list[Finding]:
     for system in config.external_systems:
         connector = connect(config, system)
         try:
-            if isinstance(connector, SqlConnector):
-                connector.reflect(again=True)
-                findings.append(Finding("systems", Status.PASS, f"{system.name}: its tables and columns as mapped"))
-            else:
-                connector.lookup(CHECK_ADDRESS)
-                findings.append(Finding("systems", Status.PASS, f"{system.name}: answers a lookup "
-                                                                f"(of {CHECK_ADDRESS}, no one's address)"))
+            checks = connector.check()
         except DsrMailbotError as exc:  # a wrong mapping or a refusal fails; down is unreachable
             findings.append(Finding("systems", Status.UNREACHABLE if exc.temporary else Status.FAIL,
                                     f"{system.name}: {exc}"))
+            continue
         finally:
             connector.close()
+        tables = ", ".join(check.table for check in checks)
+        findings.append(Finding("systems", Status.PASS, f"{system.name} ({system.kind}): reachable"
+                                + (f"; tables as mapped: {tables}" if tables else "")))
+        findings += [Finding("systems", Status.WARN, f"{system.name}: {check.table}: {warning}")
+                     for check in checks for warning in check.warnings]
     return findings
 
 

@@ -6,17 +6,22 @@ something must be changed, 75 when a server could not be reached.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 from dsr_mailbot.store.database import Store
 from tests.dns_server import AuthoritativeDns
 from tests.harness import PROCESSED, Bot
 from tests.oauth_servers import RESTRICTED_FOLDER
 from tests.servers import free_port
+from tests.systems.shop import data_map_toml, maildir_config, running_receiver
 
 Zones = Callable[[dict[str, str]], AuthoritativeDns]
 DOMAIN = ('@ IN MX 10 mx1\nmx1 IN A 192.0.2.25\n@ IN TXT "v=spf1 mx -all"\n'
@@ -154,3 +159,21 @@ def test_an_oauth2_deployment_shows_each_login_and_the_folders_rights(
     assert status_of(found, f"imap: rights on '{RESTRICTED_FOLDER}': lr, missing si") == ["FAIL"]
     assert status_of(found, f"smtp: 127.0.0.1:{oauth_bot.smtp.port}, none: login as {mailbox} (OAUTHBEARER)") == [
         "PASS"]
+
+
+def test_the_data_maps_systems_are_checked_as_systems_check_does(tmp_path: Path, dns_zones: Zones,
+                                                                 sqlite_shop: tuple[str, Engine]) -> None:
+    shop_url, _engine = sqlite_shop
+    dns = dns_zones({"smarthings.kz": DOMAIN, "smarththings.kz": OTHER_SPELLING})
+    with running_receiver(tmp_path, "mailer secret", subscribers=()) as (mailer_url, _database):
+        path = maildir_config(tmp_path, f"sqlite:///{tmp_path / 'bot.db'}",
+                              data_map_toml(shop_url, mailer_url, url_env="SHOP_URL"))
+        path.write_text(path.read_text() + f'\n[check]\nnameservers = ["{dns.nameserver}"]\n')
+        done = subprocess.run([sys.executable, "-m", "dsr_mailbot", "-c", str(path), "check"], capture_output=True,
+                              text=True, timeout=120, check=False,
+                              env={**os.environ, "SHOP_URL": shop_url, "MAILER_SECRET": "mailer secret"})
+    found = lines(done.stdout)
+    assert status_of(found, "systems: Shop (sql): reachable; tables as mapped: b_user") == ["PASS"]
+    assert status_of(found, "systems: Mailer (http): reachable") == ["PASS"]
+    assert status_of(found, "systems: Shop: newsletter: ADDR has no index") == ["WARN"]
+    assert shop_url not in done.stdout
