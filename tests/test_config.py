@@ -134,6 +134,10 @@ def test_every_key_the_loader_reads_is_in_the_example() -> None:
     for name, field in Config.model_fields.items():
         if name in ("path", "systems"):  # not a key; the data map has its own example (README)
             continue
+        if name == "mailboxes":  # [[mailboxes]]: the keys of [imap] / [maildir], and these
+            keys.update(("name", "kind", "address", "reply_from"))
+            tables.add("mailboxes.oauth2")
+            continue
         section = model_in(field.annotation)
         assert section is not None
         for key, inner in section.model_fields.items():
@@ -419,5 +423,43 @@ def test_the_client_secret_is_read_from_the_environment_and_never_shown(tmp_path
      r'\[smtp\] username: missing: auth = "oauth2" logs in as this mailbox'),
 ])
 def test_oauth2_mistakes_are_named(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, text))
+
+
+def mailbox_entry(name: str, username: str, extra: str = "") -> str:
+    return (f'[[mailboxes]]\nname = "{name}"\nkind = "imap"\nhost = "imap.example.kz"\nusername = "{username}"\n'
+            f'password = "pw"\n{extra}')
+
+
+def test_several_mailboxes_each_with_its_own_cursor_and_reply_address(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, mailbox_entry("support", "support@smarthings.kz")
+                               + mailbox_entry("typo", "support@smarththings.kz", 'reply_from = "a@smarthings.kz"\n')
+                               + '[[mailboxes]]\nname = "local"\nkind = "maildir"\npath = "mail"\n'))
+    support, typo, local = config.mailbox_list
+    assert (support.reply_from, typo.reply_from, local.reply_from) == ("support@smarthings.kz", "a@smarthings.kz",
+                                                                        None)
+    assert config.reply_from_for(local.source_name) == config.reply_from  # no address of its own: the default
+    assert config.reply_from_for(typo.source_name) == "a@smarthings.kz"
+    view = config.for_mailbox(typo)
+    assert view.imap is not None and view.imap.username == "support@smarththings.kz"
+    assert view.source_name == "imap://support@smarththings.kz@imap.example.kz:993/INBOX"
+    assert config.source_name.startswith("mailboxes ")  # the run lock's name covers them all
+    assert local.maildir is not None and local.maildir.path == tmp_path / "mail"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (mailbox_entry("a", "x@smarthings.kz") + mailbox_entry("a", "y@smarthings.kz"),
+     "the name 'a' is given twice"),
+    (mailbox_entry("a", "x@smarthings.kz") + mailbox_entry("b", "x@smarthings.kz"),
+     '"b": the same account and folder as "a"'),
+    (mailbox_entry("a", "x@smarthings.kz", 'address = "not an address"\n'),
+     r'\[\[mailboxes\]\] #1 "a" → address: expected an e-mail address'),
+    (mailbox_entry("a", "x@smarthings.kz").replace('kind = "imap"', 'kind = "pop3"'), r"\[\[mailboxes\]\] #1"),
+    (mailbox_entry("a", "x@smarthings.kz", 'auth = "oauth2"\n[mailboxes.oauth2]\nprovider = "google"\n'),
+     r'\[\[mailboxes\]\] #1 "a" → oauth2 → client_id: missing'),
+    (IMAP + mailbox_entry("a", "x@smarthings.kz"), "give the mailboxes one way, not both"),
+])
+def test_mailbox_mistakes_are_named(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(write(tmp_path, text))

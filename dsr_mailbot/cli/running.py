@@ -157,6 +157,11 @@ def run(state: CliState, once: bool, quiet: bool) -> int:
         report = run_once_from_config(config, store)
     finally:
         lock.release()
+    if report.refused:  # several mailboxes, and one's login refused for good: the others were done
+        click.echo(report.summary(), err=quiet)
+        for refused in report.refused:
+            click.echo(f"dsr-mailbot: configuration: {refused}", err=True)
+        return EX_CONFIG
     if report.temporary_failure:
         click.echo(f"dsr-mailbot: will retry next run: {report.temporary_failure}", err=True)
         return EX_TEMPFAIL

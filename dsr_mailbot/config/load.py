@@ -13,11 +13,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError, model_validator
+from pydantic import PrivateAttr, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
 from dsr_mailbot.config.datamap import KINDS, BuiltinSystem, HttpSystem, SqlSystem, SystemMap, check_systems
 from dsr_mailbot.config.fields import KeyProblem, Section
+from dsr_mailbot.config.mailboxes import (
+    DEFAULT_NAME,
+    MAILBOX_KINDS,
+    Mailbox,
+    MailboxEntry,
+    check_mailboxes,
+    mailbox_of,
+)
 from dsr_mailbot.config.policy import PolicyConfig
 from dsr_mailbot.config.sections import (
     CheckConfig,
@@ -46,11 +54,13 @@ OPTIONAL_TABLES = ("database", "policy", "trust", "daemon", "limits", "secrets",
 
 
 class Config(Section):
-    """The whole configuration; exactly one of ``imap``/``maildir`` is set, and one way to deliver replies."""
+    """The whole configuration: the mailboxes (``[imap]``, ``[maildir]`` or ``[[mailboxes]]``), one way to
+    deliver replies, and the rest."""
 
     path: Path  # the file it was read from (not a key of it)
-    imap: ImapConfig | None = None
+    imap: ImapConfig | None = None  # in a view of one mailbox (:meth:`for_mailbox`), that mailbox's
     maildir: MaildirConfig | None = None
+    mailboxes: tuple[MailboxEntry, ...] = ()
     smtp: SmtpConfig | None = None
     file_delivery: FileDeliveryConfig | None = None
     database: DatabaseConfig
@@ -64,20 +74,29 @@ class Config(Section):
     web: WebConfig
     check: CheckConfig
     systems: tuple[SystemMap, ...] = ()
+    _viewed: Mailbox | None = PrivateAttr(default=None)  # set in a view of one mailbox (for_mailbox)
 
     @model_validator(mode="before")
     @classmethod
     def _tables(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        if ("imap" in data) == ("maildir" in data):
-            raise KeyProblem(None, "[imap] or [maildir]: exactly one mailbox section is required")
+        if "mailboxes" in data and ("imap" in data or "maildir" in data):
+            raise KeyProblem(None, "[[mailboxes]] and [imap]/[maildir]: give the mailboxes one way, not both")
+        if "mailboxes" not in data and ("imap" in data) == ("maildir" in data):
+            raise KeyProblem(None, "[imap] or [maildir]: exactly one mailbox section is required "
+                                   "(or [[mailboxes]] for several)")
         if "smtp" in data and "file_delivery" in data:
             raise KeyProblem(None, "[smtp] and [file_delivery]: give only one way to deliver replies")
         filled: dict[str, Any] = {name: {} for name in OPTIONAL_TABLES} | data
         if "smtp" not in data and "file_delivery" not in data:
             filled["file_delivery"] = {"directory": "outbox"}  # replies written as .eml files beside the config
         return filled
+
+    @model_validator(mode="after")
+    def _mailboxes_apart(self) -> Config:
+        check_mailboxes(self.mailbox_list)
+        return self
 
     @model_validator(mode="after")
     def _one_name_per_system(self) -> Config:
@@ -159,12 +178,39 @@ class Config(Section):
         return Store(self.database_url, busy_timeout_ms=self.database_busy_timeout_ms)
 
     @property
+    def mailbox_list(self) -> tuple[Mailbox, ...]:
+        """Every watched mailbox (in a view of one too); ``[imap]`` or ``[maildir]`` is one, named ``default``."""
+        if self.mailboxes:
+            return tuple(mailbox_of(entry) for entry in self.mailboxes)
+        return (Mailbox(DEFAULT_NAME, imap=self.imap, maildir=self.maildir),)
+
+    def for_mailbox(self, mailbox: Mailbox) -> Config:
+        """This configuration as one mailbox's pass sees it: ``imap``/``maildir`` and ``source_name`` are that
+        mailbox's."""
+        view = self.model_copy(update={"imap": mailbox.imap, "maildir": mailbox.maildir})
+        view._viewed = mailbox
+        return view
+
+    @property
     def source_name(self) -> str:
-        """A stable name of the watched mailbox, the key of its cursor in the store."""
-        if self.imap is not None:
-            return f"imap://{self.imap.username}@{self.imap.host}:{self.imap.port}/{self.imap.folder}"
-        assert self.maildir is not None
-        return f"maildir://{self.maildir.path}"
+        """The key of the watched mailbox's cursor in the store (in a view of one mailbox, that one's); with
+        several, a name of them all, which the run lock takes."""
+        if self._viewed is not None:
+            return self._viewed.source_name
+        names = [mailbox.source_name for mailbox in self.mailbox_list]
+        return names[0] if len(names) == 1 else "mailboxes " + " ".join(sorted(names))
+
+    @property
+    def mailbox_name(self) -> str:
+        """The viewed mailbox's name (``default`` for [imap] or [maildir])."""
+        return (self._viewed or self.mailbox_list[0]).name
+
+    def reply_from_for(self, source: str | None) -> str:
+        """The From of replies to a request that arrived at ``source``: its mailbox's address, else the default."""
+        for mailbox in self.mailbox_list:
+            if mailbox.source_name == source and mailbox.reply_from:
+                return mailbox.reply_from
+        return self.reply_from
 
 
 def load_config(path: Path) -> Config:
@@ -234,7 +280,8 @@ def _where(loc: Sequence[str | int], data: Mapping[str, Any]) -> str:
     label = entry.get("name") or entry.get("login") if isinstance(entry, Mapping) else None
     parts = [f"[[{table}]] #{number + 1}" + (f' "{label}"' if isinstance(label, str) else "")]
     for position, part in enumerate(loc[first_index + 1:]):
-        if position == 0 and part in KINDS and isinstance(entry, Mapping) and entry.get("kind") == part:
+        if position == 0 and part in (*KINDS, *MAILBOX_KINDS) and isinstance(entry, Mapping) \
+                and entry.get("kind") == part:
             continue  # the tag pydantic adds for a union told apart by `kind`
         if part == "[key]":
             continue

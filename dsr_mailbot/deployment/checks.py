@@ -12,9 +12,11 @@ from __future__ import annotations
 import os
 import smtplib
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from dsr_mailbot.config import Config, ImapConfig, MaildirConfig, SmtpConfig
+from dsr_mailbot.config.mailboxes import Mailbox
 from dsr_mailbot.deployment.dns import domain_findings, resolver_for
 from dsr_mailbot.deployment.findings import Finding, Status
 from dsr_mailbot.errors import ConfigError, DsrMailbotError
@@ -171,25 +173,38 @@ def acts_findings(config: Config) -> list[Finding]:
     return [_writable_directory("acts", config.policy.acts_dir, "[policy] acts_dir")]
 
 
+def _domain(address: str) -> str:
+    return address.rsplit("@", 1)[-1].lower()
+
+
 def dns_findings(config: Config) -> list[Finding]:
-    reply_domains = [config.reply_domain]
-    mail_domains = list(dict.fromkeys([address.rsplit("@", 1)[-1].lower()
-                                       for address in config.policy.operator_addresses] + reply_domains))
+    """Mail to every support address must arrive; replies from every address they come from must pass."""
+    senders = [config.reply_from, *(m.reply_from for m in config.mailbox_list if m.reply_from)]
+    reply_domains = list(dict.fromkeys(_domain(address) for address in senders))
+    mail_domains = list(dict.fromkeys([_domain(address) for address in config.policy.operator_addresses]
+                                      + reply_domains))
     return domain_findings(resolver_for(config.check.nameservers), mail_domains, reply_domains,
                            config.check.dkim_selector)
 
 
-def mailbox_findings(config: Config) -> list[Finding]:
-    if config.imap is not None:
-        return imap_findings(config.imap)
-    assert config.maildir is not None  # the configuration has exactly one
-    return maildir_findings(config.maildir)
+def mailbox_findings(config: Config, mailbox: Mailbox) -> list[Finding]:
+    """One mailbox's findings; of several, each line names it."""
+    imap, maildir = mailbox.imap, mailbox.maildir
+    if imap is not None:
+        findings = _guarded("imap", lambda: imap_findings(imap))
+    else:
+        assert maildir is not None
+        findings = _guarded("mailbox", lambda: maildir_findings(maildir))
+    if len(config.mailbox_list) == 1:
+        return findings
+    return [replace(finding, text=f'"{mailbox.name}": {finding.text}') for finding in findings]
 
 
 def check_deployment(config: Config) -> list[Finding]:
     """Every part's findings, in the order a run meets them."""
     parts: list[tuple[str, Callable[[], list[Finding]]]] = [
-        ("imap" if config.imap is not None else "mailbox", lambda: mailbox_findings(config)),
+        *((mailbox.kind, lambda mailbox=mailbox: mailbox_findings(config, mailbox))
+          for mailbox in config.mailbox_list),
         ("smtp", lambda: delivery_findings(config)),
         ("store", lambda: store_findings(config)),
         ("systems", lambda: systems_findings(config)),

@@ -33,6 +33,7 @@ from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from dsr_mailbot.config import ImapConfig
+from dsr_mailbot.config.mailboxes import ImapMailbox
 from dsr_mailbot.credentials.sasl import OAUTHBEARER, chosen_mechanism
 from dsr_mailbot.credentials.tokens import AccessTokens
 from dsr_mailbot.errors import ConfigError, CredentialsUnavailable, SourceError, SourceUnavailable
@@ -45,12 +46,12 @@ HEADER_BATCH = 200  # header blocks per FETCH when erasure checks search hits ex
 
 
 @contextmanager
-def imap_errors(operation: str) -> Iterator[None]:
+def imap_errors(operation: str, section: str = "imap") -> Iterator[None]:
     try:
         yield
     except LoginError as exc:
         # Not a passing fault: every run fails the same way until the configuration is fixed.
-        raise ConfigError("[imap] username/password: login refused") from exc
+        raise ConfigError(f"[{section}] username/password: login refused") from exc
     except imaplib.IMAP4.abort as exc:
         raise SourceUnavailable(f"IMAP {operation}: connection lost") from exc
     except (IMAPClientError, imaplib.IMAP4.error) as exc:
@@ -73,6 +74,8 @@ class ImapSource:
         self.fields_refused = False
         self.uidnext: int | None = None
         self.tokens: AccessTokens | None = None
+        # Where its keys are in the file: [imap], or [[mailboxes]] by name ("mailboxes.support").
+        self.section = f"mailboxes.{config.name}" if isinstance(config, ImapMailbox) else "imap"
         self.login_method = ""  # how the last login was made: "password", "OAUTHBEARER" or "XOAUTH2"
 
     def open(self) -> int:
@@ -86,7 +89,7 @@ class ImapSource:
     def connect(self) -> None:
         """Connect and log in (``dsr-mailbot check`` stops here to look at the folders itself)."""
         cfg = self.config
-        with imap_errors("connect"):
+        with imap_errors("connect", self.section):
             client = IMAPClient(
                 cfg.host,
                 port=cfg.port,
@@ -109,27 +112,27 @@ class ImapSource:
         """OAUTHBEARER where the server offers it, else XOAUTH2.  A refused token is refreshed once and tried again
         (revoked, or expired early); a fresh token refused too is the configuration's fault."""
         assert self.config.oauth2 is not None
-        tokens = self.tokens = self.tokens or AccessTokens(self.config.oauth2, "imap", "imap")
+        tokens = self.tokens = self.tokens or AccessTokens(self.config.oauth2, "imap", self.section)
         with imap_errors("capabilities"):
             offered = [c.decode().removeprefix("AUTH=") for c in client.capabilities() if c.startswith(b"AUTH=")]
         mechanism = chosen_mechanism(offered)
         if mechanism is None:
-            raise ConfigError('[imap] auth = "oauth2": the server offers neither OAUTHBEARER nor XOAUTH2')
+            raise ConfigError(f'[{self.section}] auth = "oauth2": the server offers neither OAUTHBEARER nor XOAUTH2')
         login = client.oauthbearer_login if mechanism == OAUTHBEARER else client.oauth2_login
         self.login_method = mechanism
         token = self._token(tokens.current)
         try:
-            with imap_errors("login"):
+            with imap_errors("login", self.section):
                 login(self.config.username, token)
             return
         except ConfigError:
             pass  # LoginError: the token was refused
         token = self._token(lambda: tokens.refresh(rejected=token))
         try:
-            with imap_errors("login"):
+            with imap_errors("login", self.section):
                 login(self.config.username, token)
         except ConfigError:
-            raise ConfigError(f"[imap] oauth2: the server refused a fresh access token ({mechanism}); "
+            raise ConfigError(f"[{self.section}] oauth2: the server refused a fresh access token ({mechanism}); "
                               f"check the app's IMAP permission and [imap] username") from None
 
     @staticmethod

@@ -109,3 +109,16 @@ class MailSource(Protocol):
 
     def close(self) -> None:
         """Disconnect; never raises."""
+
+
+class Expunging(Protocol):
+    """What erasure and retention need of the mailboxes: a person's request messages expunged, their other mail
+    counted (a :class:`MailSource`, or :class:`~dsr_mailbot.mailbox.every.EveryMailbox` over several)."""
+
+    def open(self) -> int: ...
+
+    def expunge_processed(self, message_ids: Sequence[str]) -> int: ...
+
+    def count_from(self, address: str) -> int: ...
+
+    def close(self) -> None: ...

@@ -10,7 +10,7 @@ from sqlmodel import select
 from dsr_mailbot.config import PolicyConfig
 from dsr_mailbot.errors import DsrMailbotError
 from dsr_mailbot.lifecycle.base import KEPT_ON_CLOSE
-from dsr_mailbot.mailbox.source import MailSource
+from dsr_mailbot.mailbox.source import Expunging
 from dsr_mailbot.pipeline.retention import expire_closed_requests
 from dsr_mailbot.pipeline.services import RunReport, Services
 from dsr_mailbot.replies.outbox import queue_reply
@@ -79,7 +79,7 @@ def finish_erasure(services: Services) -> None:
         services.store.reclaim_erased()
 
 
-def _erase_one(services: Services, user_id: int, mailbox: MailSource | None) -> int:
+def _erase_one(services: Services, user_id: int, mailbox: Expunging | None) -> int:
     cfg, store, keyring = services.config, services.store, services.keyring
     with store.transaction() as session:
         user = session.get(User, user_id)

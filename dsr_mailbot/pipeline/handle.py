@@ -231,7 +231,9 @@ def _handle(services: Services, source: MailSource, candidate: Candidate, uidval
     with store.transaction() as session:
         existing = find_request_by_ref(session, services.keyring.message_ref(headers.message_id))
         existing_id, existing_state = (existing.id, existing.state) if existing else (None, None)
-        same_copy = existing is not None and (existing.uidvalidity, existing.uid) == (uidvalidity, record.uid)
+        # The very message seen again, in this mailbox: the same letter sent to two mailboxes is a copy.
+        same_copy = existing is not None and (existing.source, existing.uidvalidity, existing.uid) == (
+            cfg.source_name, uidvalidity, record.uid)
         # Found by its own words: the staff's letter too, never moved (nor its copies).
         existing_unmarked = existing is not None and bool((existing.intent or {}).get(UNMARKED))
         replied_kind = None

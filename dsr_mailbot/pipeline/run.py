@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from threading import Event
 
-from dsr_mailbot.errors import DsrMailbotError
+from dsr_mailbot.errors import ConfigError, DsrMailbotError, MappingError
 from dsr_mailbot.lifecycle import (
     expire_overdue,
 )
@@ -21,25 +22,43 @@ from dsr_mailbot.replies.send import drain_outbox
 log = logging.getLogger("dsr_mailbot")
 
 
-def run_once(services: Services, source: MailSource) -> RunReport:
-    """One pass for cron: expire, process what is new in the mailbox, then send what is queued."""
+def run_once(services: Services, passes: Sequence[tuple[Services, MailSource]]) -> RunReport:
+    """One pass for cron: expire, erase, each mailbox's new mail (``passes``: a mailbox's services and its
+    source, not yet opened), then the data map's actions and what is queued to send.
+
+    A mailbox that is down does not keep the others: the run reports it (exit 75).  With several mailboxes, one
+    whose login is refused for good (a revoked OAuth2 consent) is skipped and named in
+    :attr:`RunReport.refused`, so that the run ends with exit 78 after the others; with one, it stops the run.
+    """
     report = RunReport()
     try:
         expire_unconfirmed(services, report)
         erase_due(services, report)
-        uidvalidity = source.open()
-        process_mailbox(services, source, uidvalidity, report)
     except DsrMailbotError as exc:
-        if not exc.temporary:
-            raise
-        report.temporary_failure = str(exc)
-        log.info("pass stopped early: %s", exc)
-    finally:
-        source.close()
+        _stopped_early(report, exc)
+    for mailbox_services, source in passes:
+        try:
+            process_mailbox(mailbox_services, source, source.open(), report)
+        except ConfigError as exc:
+            if len(passes) == 1 or isinstance(exc, MappingError):
+                raise
+            log.error("mailbox %s stopped: %s", mailbox_services.config.mailbox_name, exc)
+            report.refused.append(str(exc))
+        except DsrMailbotError as exc:
+            _stopped_early(report, exc)
+        finally:
+            source.close()
     carry_out_actions(services, report)
     send_queued(services, report)
     finish_erasure(services)
     return report
+
+
+def _stopped_early(report: RunReport, exc: DsrMailbotError) -> None:
+    if not exc.temporary:
+        raise exc
+    report.temporary_failure = report.temporary_failure or str(exc)
+    log.info("pass stopped early: %s", exc)
 
 
 def expire_unconfirmed(services: Services, report: RunReport) -> None:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import overload
 
 from dsr_mailbot.config import Config
 from dsr_mailbot.config.datamap import HttpSystem, SqlSystem
+from dsr_mailbot.config.mailboxes import Mailbox
 from dsr_mailbot.lifecycle import (
     Context,
 )
-from dsr_mailbot.mailbox.source import MailSource
+from dsr_mailbot.mailbox.source import Expunging
 from dsr_mailbot.reading.classify import MarkerTable, shipped_table
 from dsr_mailbot.replies.notices import NoticeCheck, NoticeWriter
 from dsr_mailbot.replies.render import Renderer
@@ -39,8 +40,8 @@ class Services:
     transport: Transport
     clock: Callable[[], datetime] = utcnow
     markers: MarkerTable = field(default_factory=shipped_table)  # with the operator's extra phrases, if any
-    # Opens a connection of its own to the watched mailbox (erasure expunges there), or None for no mailbox.
-    mailbox: Callable[[], MailSource] | None = None
+    # Opens a connection of its own to every watched mailbox (erasure expunges there), or None for no mailbox.
+    mailbox: Callable[[], Expunging] | None = None
 
     # The data map's connectors, made on first use and kept for the process (their engines pool connections).
     connectors: dict[str, SqlConnector | HttpConnector] = field(default_factory=dict)
@@ -70,6 +71,11 @@ class Services:
         return NoticeCheck(self.keyring, people_elsewhere=bool(self.config.external_systems),
                            writer=NoticeWriter(self.config, self.keyring, self.renderer))
 
+    def for_mailbox(self, mailbox: Mailbox) -> Services:
+        """These services as one mailbox's pass uses them: the configuration's view of that mailbox (its source
+        name, its folders), the rest shared (the store, the systems' connections)."""
+        return replace(self, config=self.config.for_mailbox(mailbox))
+
     def context(self) -> Context:
         return Context(self.config, self.keyring, self.renderer, self.clock())
 
@@ -92,6 +98,7 @@ class RunReport:
     released: int = 0  # requests whose systems had all done their part: decided or answered
     erased_in_systems: int = 0  # acts of destruction written for the data map's systems
     temporary_failure: str | None = None
+    refused: list[str] = field(default_factory=list)  # mailboxes skipped for a refused login (several only)
 
     def summary(self) -> str:
         states = ", ".join(f"{n} {s}" for s, n in sorted(self.states.items())) or "none"

@@ -73,7 +73,7 @@ def queue_reply(
         template, request.language, content.as_context(request.language, config.policy.timezone, request.received_at)
     )
     spec = TEMPLATE_SPECS[template]
-    from_address = config.reply_from
+    from_address = config.reply_from_for(request.source)  # the address of the mailbox it arrived in
     token = parse_token(content.token) if content.token else None
     message_id = (challenge_message_id(token, config.reply_domain) if token is not None
                   else reply_message_id(keyring, request.id, purpose, config.reply_domain))

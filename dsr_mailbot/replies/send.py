@@ -25,6 +25,9 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import parseaddr
 from threading import Event
 from typing import Any
 
@@ -33,6 +36,7 @@ from sqlmodel import Session, SQLModel
 
 from dsr_mailbot.errors import DsrMailbotError, RecipientDeferred, SendError
 from dsr_mailbot.faults import crash_point
+from dsr_mailbot.reading.parse import header_block
 from dsr_mailbot.replies.notices import NoticeCheck, notice_refusal, write_notices
 from dsr_mailbot.replies.transports import Transport
 from dsr_mailbot.store.audit import record_event
@@ -206,9 +210,17 @@ def _refusal(session: Session, row: OutboxMessage, check: NoticeCheck | None) ->
     return SendError(reason) if reason else None
 
 
+def envelope_sender(data: bytes, default: str) -> str:
+    """The envelope sender of one of our messages: its own From address (with several mailboxes, the one the
+    request came to, so that a bounce returns there and SPF and DMARC align), else ``default``."""
+    parsed = BytesHeaderParser(policy=compat32).parsebytes(header_block(data))
+    address = parseaddr(str(parsed.get("From", "")))[1]
+    return address if "@" in address else default
+
+
 def _try_send(transport: Transport, envelope_from: str, row: OutboxMessage) -> SendError | None:
     try:
-        transport.send(envelope_from, row.recipient, row.data)
+        transport.send(envelope_sender(row.data, envelope_from), row.recipient, row.data)
     except SendError as exc:
         return exc
     except DsrMailbotError:

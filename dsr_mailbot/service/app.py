@@ -14,8 +14,9 @@ from dsr_mailbot.config import Config
 from dsr_mailbot.errors import ConfigError
 from dsr_mailbot.intents.deadlines import profiles
 from dsr_mailbot.intents.registry import COMMON_TEMPLATES, NOT_INTENTS, REGISTRY
+from dsr_mailbot.mailbox.every import EveryMailbox
 from dsr_mailbot.mailbox.maildir import MaildirSource
-from dsr_mailbot.mailbox.source import MailSource
+from dsr_mailbot.mailbox.source import Expunging, MailSource
 from dsr_mailbot.pipeline import RunReport, Services, run_once
 from dsr_mailbot.reading.classify import LANGUAGES, SUBJECT, Marker, MarkerTable, shipped_markers, with_extra
 from dsr_mailbot.replies.notices import NOTICE_TEMPLATES
@@ -27,13 +28,25 @@ from dsr_mailbot.store.models import RequestKind
 
 
 def open_source(config: Config) -> MailSource:
-    """The mailbox the configuration names (not yet opened)."""
+    """The mailbox the configuration names, or its view of one mailbox names (not yet opened)."""
     if config.imap is not None:
         from dsr_mailbot.mailbox.imap import ImapSource  # imapclient only for an IMAP mailbox
 
         return ImapSource(config.imap)
     assert config.maildir is not None
     return MaildirSource(config.maildir)
+
+
+def every_mailbox(config: Config) -> Expunging:
+    """All the watched mailboxes, for erasure and retention (not yet opened)."""
+    sources = [open_source(config.for_mailbox(mailbox)) for mailbox in config.mailbox_list]
+    return sources[0] if len(sources) == 1 else EveryMailbox(sources)
+
+
+def mailbox_passes(services: Services) -> list[tuple[Services, MailSource]]:
+    """Each mailbox's pass: its view of the services, and its source (not yet opened)."""
+    views = [services.for_mailbox(mailbox) for mailbox in services.config.mailbox_list]
+    return [(view, open_source(view.config)) for view in views]
 
 
 def check_registry(markers: Sequence[Marker], profile_names: Sequence[str], renderer: Renderer) -> None:
@@ -78,7 +91,7 @@ def build_services(config: Config, store: Store | None = None) -> Services:
         renderer=renderer,
         transport=make_transport(config),
         markers=MarkerTable.of(markers),
-        mailbox=lambda: open_source(config),
+        mailbox=lambda: every_mailbox(config),
     )
 
 
@@ -89,6 +102,6 @@ def run_once_from_config(
     if clock is not None:
         services.clock = clock
     try:
-        return run_once(services, open_source(config))
+        return run_once(services, mailbox_passes(services))
     finally:
         services.close_connectors()

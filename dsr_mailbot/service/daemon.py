@@ -58,7 +58,6 @@ from dsr_mailbot.pipeline import (
     erase_due,
     expire_unconfirmed,
     finish_erasure,
-    process_mailbox,
     send_queued,
 )
 from dsr_mailbot.replies.digest import queue_digest
@@ -67,6 +66,7 @@ from dsr_mailbot.service.backoff import Backoff, Outages, server_of
 from dsr_mailbot.service.health import HealthBoard
 from dsr_mailbot.service.locks import RunLock, run_lock_for
 from dsr_mailbot.service.monitoring import monitoring_routes
+from dsr_mailbot.service.watchers import SeveralMailboxes, board_servers, run_passes
 from dsr_mailbot.store.figures import save_worker_status
 from dsr_mailbot.store.models import utcnow
 
@@ -88,14 +88,12 @@ class Daemon:
     board: HealthBoard = field(init=False)
     outages: Outages = field(init=False)
     _connected_before: bool = False
+    _turn: threading.Lock = field(default_factory=threading.Lock)  # one pass at a time (service/watchers.py)
     _status_saved_at: float = 0.0
 
     def __post_init__(self) -> None:
-        mailbox = "imap" if self.config.imap is not None else "maildir"
-        sending = "smtp" if self.config.smtp is not None else "files"
-        self.board = HealthBoard(self.config.daemon.poll_interval_seconds,
-                                 {"mailbox": mailbox, "SMTP server": sending, "database": "database"},
-                                 on_change=lambda: self._save_status(at_once=True))
+        self.board = HealthBoard(self.config.daemon.poll_interval_seconds, board_servers(self.config),
+                                 on_change=lambda: self.save_status(at_once=True))
         self.outages = Outages(board=self.board)
 
     @property
@@ -197,13 +195,16 @@ class Daemon:
                     self.stop.wait(self.config.daemon.poll_interval_seconds)
                     continue
                 waiting_for_lock_logged = False
-                self._watch_mailbox(backoff)
+                if len(self.config.mailbox_list) == 1:
+                    self._watch_mailbox(backoff)
+                else:
+                    self._watch_several()
             except ConfigError as exc:
-                self._die(exc)
+                self.die(exc)
                 return
             except DsrMailbotError as exc:
                 if not exc.temporary:
-                    self._die(exc)
+                    self.die(exc)
                     return
                 self.outages.failed(server_of(exc), str(exc))
                 self.stop.wait(backoff.next_delay())
@@ -212,37 +213,35 @@ class Daemon:
                 self.stop.wait(backoff.next_delay())
 
     def _watch_mailbox(self, backoff: Backoff) -> None:
-        source = open_source(self.config)
+        services = self.services.for_mailbox(self.config.mailbox_list[0])
+        source = open_source(services.config)
         try:
             uidvalidity = source.open()
             if self._connected_before:
                 self.board.reconnected()
             self._connected_before = True
-            while not self.stop.is_set():
-                if self.reload_requested.is_set():
-                    return  # reconnect with the new configuration
-                assert self.lock is not None
-                if not self.lock.still_held():
-                    log.warning("lost the mailbox lock; will try to take it again")
-                    return
-                report = RunReport()
-                started = time.monotonic()
-                process_mailbox(self.services, source, uidvalidity, report, self.stop)
-                scanned = time.monotonic()
-                backoff.reset()
-                if report.requests:
-                    self._send()
-                # The pass first: a recovery below writes the record at once, and it must show this pass.
-                self.board.pass_done(time.monotonic() - started, scanned - started)
-                self.outages.recovered("mailbox", "database", "worker")
-                self._save_status()
-                source.wait_for_change(self.config.daemon.poll_interval_seconds, self.wake, self.config.daemon.idle)
-                if not self.stop.is_set():
-                    self.wake.clear()
+            run_passes(self, services, source, uidvalidity, backoff, "mailbox", self._still_held, self._turn)
         finally:
             source.close()
 
-    def _die(self, exc: BaseException) -> None:
+    def _still_held(self) -> bool:
+        assert self.lock is not None
+        if self.lock.still_held():
+            return True
+        log.warning("lost the mailbox lock; will try to take it again")
+        return False
+
+    def _watch_several(self) -> None:
+        """[[mailboxes]]: a watcher thread each while this worker holds the lock (service/watchers.py)."""
+        watchers = SeveralMailboxes(self)
+        watchers.start()
+        try:
+            while not self.stop.is_set() and not self.reload_requested.is_set() and self._still_held():
+                self.stop.wait(1.0)
+        finally:
+            watchers.end()
+
+    def die(self, exc: BaseException) -> None:
         self.fatal = exc
         self.stop.set()
         self.wake.set()
@@ -255,7 +254,7 @@ class Daemon:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": max(30, interval)},
             timezone="UTC",
         )
-        scheduler.add_job(self._send, "interval", seconds=interval, id="outbox", replace_existing=True)
+        scheduler.add_job(self.send_now, "interval", seconds=interval, id="outbox", replace_existing=True)
         scheduler.add_job(self._expire, "interval", seconds=interval, id="expiry", replace_existing=True)
         scheduler.add_job(self._erase, "interval", seconds=max(interval, 300), id="erasure", replace_existing=True)
         if self.config.external_systems:
@@ -265,13 +264,13 @@ class Daemon:
                           id="digest", replace_existing=True, misfire_grace_time=3600)
         return scheduler
 
-    def _send(self) -> None:
+    def send_now(self) -> None:
         report = RunReport()
         try:
             send_queued(self.services, report, self.stop)
             finish_erasure(self.services)  # a sent notice of destruction was the last copy of an address
         except ConfigError as exc:  # a refused SMTP login: every reply would fail the same way
-            self._die(exc)
+            self.die(exc)
             return
         except DsrMailbotError as exc:
             self.outages.failed(server_of(exc), str(exc))
@@ -283,11 +282,11 @@ class Daemon:
             self.outages.failed("SMTP server", report.temporary_failure)
         else:
             self.outages.recovered("SMTP server", "database")
-        self._save_status()
+        self.save_status()
 
     # Health and metrics
 
-    def _save_status(self, at_once: bool = False) -> None:
+    def save_status(self, at_once: bool = False) -> None:
         """Write the board to ``worker_status`` for the console (another process); never fails the caller.
 
         At most once a second after passes and outbox runs (a busy mailbox makes many passes); ``at_once``
@@ -327,7 +326,7 @@ class Daemon:
         try:
             carry_out_actions(self.services, RunReport(), self.stop)
         except ConfigError as exc:
-            self._die(exc)
+            self.die(exc)
             return
         except DsrMailbotError as exc:
             self.outages.failed(server_of(exc), str(exc))
@@ -349,7 +348,7 @@ class Daemon:
                 queued = queue_digest(session, self.config, self.services.keyring, self.services.clock())
             if queued:
                 log.info("daily digest queued to %s operator address(es)", queued)
-                self._send()
+                self.send_now()
 
         self._job(digest)
 

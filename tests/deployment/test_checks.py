@@ -20,7 +20,8 @@ from dsr_mailbot.store.database import Store
 from tests.dns_server import AuthoritativeDns
 from tests.harness import PROCESSED, Bot
 from tests.oauth_servers import RESTRICTED_FOLDER
-from tests.servers import free_port
+from tests.servers import Dovecot, ImapAccount, free_port
+from tests.service.test_mailboxes import SUPPORT, TYPO, imap_entry, two_mailboxes
 from tests.systems.shop import data_map_toml, maildir_config, running_receiver
 
 Zones = Callable[[dict[str, str]], AuthoritativeDns]
@@ -177,3 +178,32 @@ def test_the_data_maps_systems_are_checked_as_systems_check_does(tmp_path: Path,
     assert status_of(found, "systems: Mailer (http): reachable") == ["PASS"]
     assert status_of(found, "systems: Shop: newsletter: ADDR has no index") == ["WARN"]
     assert shop_url not in done.stdout
+
+
+def test_each_of_several_mailboxes_is_checked_and_named(bot: Bot, dovecot: Dovecot, dns_zones: Zones,
+                                                        tmp_path: Path) -> None:
+    second = dovecot.new_account()
+    # Replies come from each mailbox's address: both domains need SPF, DMARC and a DKIM key now.
+    dns = dns_zones({"smarthings.kz": DOMAIN, "smarththings.kz": DOMAIN})
+    configure(bot, dns, tmp_path / "acts")
+    down = ImapAccount(port=free_port(), username="nobody", dovecot=dovecot)
+    two_mailboxes(bot, imap_entry("support", bot.account, SUPPORT), imap_entry("typo", second, TYPO),
+                  extra=imap_entry("privacy", down, "privacy@smarthings.kz"))
+    result = bot.cli("check")
+    found = lines(result.stdout)
+    assert result.returncode == 75, result.stdout
+    assert status_of(found, f'imap: "support": login as {bot.account.username}') == ["PASS"]
+    assert status_of(found, f'imap: "typo": login as {second.username}') == ["PASS"]
+    assert status_of(found, 'imap: "privacy": ') == ["UNREACHABLE"]
+    assert status_of(found, "dns: SPF of smarththings.kz") == ["PASS"]
+
+
+def test_auth_login_asks_which_of_several_mailboxes(bot: Bot, dovecot: Dovecot) -> None:
+    second = dovecot.new_account()
+    two_mailboxes(bot, imap_entry("support", bot.account, SUPPORT), imap_entry("typo", second, TYPO))
+    asked = bot.cli("auth", "login")
+    assert asked.returncode == 64 and "--mailbox NAME: one of support, typo" in asked.stderr
+    wrong = bot.cli("auth", "login", "--mailbox", "sales")
+    assert wrong.returncode == 64 and "not in the configuration" in wrong.stderr
+    password = bot.cli("auth", "login", "--mailbox", "typo")
+    assert password.returncode == 78 and '[mailboxes.typo] auth = "oauth2"' in password.stderr
