@@ -21,6 +21,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -72,8 +73,10 @@ def read_token_file(path: Path, section: str) -> StoredToken:
 
 def write_token_file(path: Path, token: StoredToken) -> None:
     """Replace the token file atomically, mode 0600 from its first byte."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # A new name of its own (O_EXCL, not followed): a file or symlink planted under a guessable name in a shared
+    # directory would otherwise receive the refresh token, or become the token file.
+    descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    temporary = Path(name)
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             json.dump(asdict(token), handle)
@@ -91,8 +94,12 @@ def write_token_file(path: Path, token: StoredToken) -> None:
 
 
 @contextmanager
-def _refresh_lock(path: Path) -> Iterator[None]:
-    descriptor = os.open(path.with_name(path.name + ".lock"), os.O_WRONLY | os.O_CREAT, 0o600)
+def _refresh_lock(path: Path, section: str) -> Iterator[None]:
+    lock = path.with_name(path.name + ".lock")
+    try:  # a symlink planted under the lock's name is not followed (it would create or hold another file)
+        descriptor = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"[{section}] token_file: cannot lock {lock} ({exc.strerror})") from exc
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX)
         yield
@@ -174,7 +181,7 @@ class AccessTokens:
         """A new access token.  ``rejected``: the token a server just refused; another worker's newer one is
         taken instead of refreshing again."""
         path = self.config.token_file
-        with _refresh_lock(path):
+        with _refresh_lock(path, self.section):
             stored = read_token_file(path, self.section)
             if stored.usable(self.clock()) and stored.access_token != rejected:
                 assert stored.access_token is not None
