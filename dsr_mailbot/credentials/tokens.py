@@ -35,6 +35,8 @@ from dsr_mailbot.errors import ConfigError, CredentialsRefused, CredentialsUnava
 
 LEEWAY_SECONDS = 120  # an access token this close to its expiry is refreshed before a login, not after a refusal
 HTTP_TIMEOUT_SECONDS = 30
+# RFC 6749 §4.1.2.1 (which Microsoft's token endpoint answers too, e.g. AADSTS90033): retrying later can help.
+TRANSIENT_ERRORS = ("temporarily_unavailable", "server_error")
 ANSWER_CHARS = 200  # of a provider's error description, in a message: it names codes and trace ids, not people
 
 
@@ -129,8 +131,18 @@ def oauth_client(config: OAuth2Config, scope: str) -> Any:
     """Authlib's client over httpx2 (imported here: a password login never pays for it)."""
     from authlib.integrations.httpx_client import OAuth2Client
 
-    return OAuth2Client(client_id=config.client_id, client_secret=config.client_secret, scope=scope,
-                        timeout=HTTP_TIMEOUT_SECONDS, trust_env=False, follow_redirects=False)
+    client = OAuth2Client(client_id=config.client_id, client_secret=config.client_secret, scope=scope,
+                          timeout=HTTP_TIMEOUT_SECONDS, trust_env=False, follow_redirects=False)
+    for hook in ("access_token_response", "refresh_token_response"):
+        client.register_compliance_hook(hook, _busy_is_an_http_error)
+    return client
+
+
+def _busy_is_an_http_error(response: Any) -> Any:
+    """A throttled or timed-out request (429, 408) is an outage, whatever OAuth2 error its body names."""
+    if response.status_code in (408, 429):
+        response.raise_for_status()
+    return response
 
 
 @contextmanager
@@ -146,6 +158,8 @@ def provider_errors(config: OAuth2Config, section: str, what: str,
         yield
     except (OAuth2Error, OAuthError) as exc:
         answer = one_line(f"{exc.error}: {exc.description}" if exc.description else exc.error)
+        if exc.error in TRANSIENT_ERRORS:  # the provider's own "try again later": not a refusal
+            raise CredentialsUnavailable(f"[{section}.oauth2] {provider}'s token endpoint: {answer}") from exc
         raise CredentialsRefused(f"[{section}.oauth2] {provider} refused {what} ({answer}){advice}",
                                  answer=answer) from exc
     except httpx2.HTTPStatusError as exc:

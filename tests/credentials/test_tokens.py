@@ -126,6 +126,22 @@ def test_an_unreachable_token_endpoint_is_temporary(token_file: Path) -> None:
     assert unavailable.value.temporary
 
 
+@pytest.mark.parametrize("failure", [
+    (400, {"error": "temporarily_unavailable", "error_description": "AADSTS90033: a transient error"}),
+    (400, {"error": "server_error"}),
+    (429, {"error": "invalid_request", "error_description": "too many requests"}),
+])
+def test_a_provider_busy_or_throttling_is_temporary_not_a_refusal(
+        token_file: Path, token_server: TokenServer, failure: tuple[int, dict[str, str]]) -> None:
+    # RFC 6749 §5.2 / Microsoft: these say "try again later"; a refusal would stop the daemon until a person comes.
+    token_server.failure = failure
+    with pytest.raises(CredentialsUnavailable) as unavailable:
+        tokens_for(token_file, token_server).current()
+    assert unavailable.value.temporary
+    token_server.failure = None
+    assert token_server.user_of(tokens_for(token_file, token_server).current()) == USER
+
+
 def test_a_missing_token_file_says_to_run_auth_login(tmp_path: Path, token_server: TokenServer) -> None:
     with pytest.raises(ConfigError, match=r"\[imap\] token_file: .* does not exist; run 'dsr-mailbot auth login'"):
         tokens_for(tmp_path / "absent.token", token_server).current()
