@@ -177,3 +177,18 @@ def test_the_data_maps_systems_are_checked_as_systems_check_does(tmp_path: Path,
     assert status_of(found, "systems: Mailer (http): reachable") == ["PASS"]
     assert status_of(found, "systems: Shop: newsletter: ADDR has no index") == ["WARN"]
     assert shop_url not in done.stdout
+
+
+def test_rights_are_asked_of_folders_whose_names_need_quoting_or_utf7(oauth_bot: Bot, dns_zones: Zones) -> None:
+    dns = dns_zones({"smarthings.kz": DOMAIN, "smarththings.kz": OTHER_SPELLING})
+    processed = "Обработано DSR"  # a space (quoted on the wire) and Cyrillic (modified UTF-7, RFC 3501 §5.1.3)
+    with oauth_bot.account.client() as client:
+        client.create_folder(processed)
+    text = oauth_bot.config_path.read_text()
+    oauth_bot.config_path.write_text(
+        text.replace(f'processed_folder = "{PROCESSED}"', f'processed_folder = "{processed}"')
+        + f'\n[check]\nnameservers = ["{dns.nameserver}"]\n')
+    result = oauth_bot.cli("check")
+    found = lines(result.stdout)
+    assert status_of(found, f"imap: rights on '{processed}': lrwstipekxacd") == ["PASS"], result.stdout + result.stderr
+    assert status_of(found, "imap: rights on 'INBOX': lrwstipekxacd") == ["PASS"]
