@@ -417,6 +417,13 @@ def test_the_client_secret_is_read_from_the_environment_and_never_shown(tmp_path
     (OAUTH_IMAP + '[smtp]\nhost = "smtp.office365.com"\nfrom_address = "support@smarthings.kz"\nauth = "oauth2"\n'
                   '[smtp.oauth2]\nprovider = "microsoft"\nclient_id = "a"\ntoken_file = "s"\n',
      r'\[smtp\] username: missing: auth = "oauth2" logs in as this mailbox'),
+    # The SASL strings separate their fields by ^A (XOAUTH2, OAUTHBEARER): a username holding one would add fields.
+    (OAUTH_IMAP.replace('"support@smarthings.kz"', '"support@smarthings.kz\\u0001auth=Bearer x"'),
+     r"\[imap\] username: .*control character"),
+    (OAUTH_IMAP + '[smtp]\nhost = "smtp.office365.com"\nfrom_address = "support@smarthings.kz"\nauth = "oauth2"\n'
+                  'username = "support@smarthings.kz\\n"\n'
+                  '[smtp.oauth2]\nprovider = "microsoft"\nclient_id = "a"\ntoken_file = "s"\n',
+     r"\[smtp\] username: .*control character"),
 ])
 def test_oauth2_mistakes_are_named(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):

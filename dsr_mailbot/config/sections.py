@@ -42,6 +42,12 @@ def _login_by(data: Any) -> Any:
     return data.get("auth", "password") if isinstance(data, dict) else "password"
 
 
+def _sasl_username(auth: str, username: str | None) -> None:
+    # XOAUTH2 and OAUTHBEARER separate their fields by ^A: a control character in the name would add fields of its own.
+    if auth == "oauth2" and username and not username.isprintable():
+        raise KeyProblem("username", 'has a control character, which auth = "oauth2" cannot send')
+
+
 def _oauth2_matches_auth(auth: str, oauth2: OAuth2Config | None) -> None:
     if auth == "oauth2" and oauth2 is None:
         raise KeyProblem("oauth2", 'missing: auth = "oauth2" needs its table (provider, client_id, token_file)')
@@ -70,6 +76,7 @@ class ImapConfig(Section):
     @model_validator(mode="after")
     def _oauth2_when_asked(self) -> ImapConfig:
         _oauth2_matches_auth(self.auth, self.oauth2)
+        _sasl_username(self.auth, self.username)
         return self
 
 
@@ -104,6 +111,7 @@ class SmtpConfig(Section):
         _oauth2_matches_auth(self.auth, self.oauth2)
         if self.auth == "oauth2" and not self.username:
             raise KeyProblem("username", 'missing: auth = "oauth2" logs in as this mailbox')
+        _sasl_username(self.auth, self.username)
         return self
 
 
