@@ -67,6 +67,7 @@ class TokenServer:
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # (path, form) of each request
     devices: dict[str, PendingDevice] = field(default_factory=dict)
     codes: dict[str, tuple[str, str, str, str]] = field(default_factory=dict)  # code → user, scope, redirect, challenge
+    failure: tuple[int, dict[str, Any]] | None = None  # set: the token endpoint answers only this (an outage)
     port: int = field(default_factory=free_port)
 
     def __post_init__(self) -> None:
@@ -87,7 +88,7 @@ class TokenServer:
     def reset(self) -> None:
         """As new, for the next test (the server and the Dovecot asking it are shared by a session)."""
         with self.lock:
-            self.client_secret, self.expires_in, self.rotate = None, 3600, False
+            self.client_secret, self.expires_in, self.rotate, self.failure = None, 3600, False, None
             self.consenting_user = "support@smarthings.kz"
             for table in (self.grants, self.access, self.devices, self.codes):
                 table.clear()
@@ -208,7 +209,9 @@ def _handler(tokens: TokenServer) -> type[http.server.BaseHTTPRequestHandler]:
                         form.get("client_secret") != tokens.client_secret:
                     self._answer(401, {"error": "invalid_client"})
                     return
-            if self.path == "/token":
+            if self.path == "/token" and tokens.failure is not None:
+                self._answer(*tokens.failure)
+            elif self.path == "/token":
                 self._answer(*tokens.token(form))
             elif self.path == "/devicecode":
                 self._answer(200, tokens.device(form))

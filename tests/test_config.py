@@ -421,6 +421,13 @@ def test_the_client_secret_is_read_from_the_environment_and_never_shown(tmp_path
     (OAUTH_IMAP + '[smtp]\nhost = "smtp.office365.com"\nfrom_address = "support@smarthings.kz"\nauth = "oauth2"\n'
                   '[smtp.oauth2]\nprovider = "microsoft"\nclient_id = "a"\ntoken_file = "s"\n',
      r'\[smtp\] username: missing: auth = "oauth2" logs in as this mailbox'),
+    # The SASL strings separate their fields by ^A (XOAUTH2, OAUTHBEARER): a username holding one would add fields.
+    (OAUTH_IMAP.replace('"support@smarthings.kz"', '"support@smarthings.kz\\u0001auth=Bearer x"'),
+     r"\[imap\] username: .*control character"),
+    (OAUTH_IMAP + '[smtp]\nhost = "smtp.office365.com"\nfrom_address = "support@smarthings.kz"\nauth = "oauth2"\n'
+                  'username = "support@smarthings.kz\\n"\n'
+                  '[smtp.oauth2]\nprovider = "microsoft"\nclient_id = "a"\ntoken_file = "s"\n',
+     r"\[smtp\] username: .*control character"),
 ])
 def test_oauth2_mistakes_are_named(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -463,3 +470,23 @@ def test_several_mailboxes_each_with_its_own_cursor_and_reply_address(tmp_path: 
 def test_mailbox_mistakes_are_named(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(("server", "address"), [
+    ("192.0.2.53", ("192.0.2.53", 53)), ("127.0.0.1:5353", ("127.0.0.1", 5353)),
+    ("[2001:db8::53]:53", ("2001:db8::53", 53)), ("[::1]", ("::1", 53)), ("2001:db8::53", ("2001:db8::53", 53)),
+])
+def test_check_nameservers_are_addresses_with_an_optional_port(tmp_path: Path, server: str,
+                                                                address: tuple[str, int]) -> None:
+    from dsr_mailbot.deployment.dns import resolver_for
+
+    config = load_config(write(tmp_path, IMAP + f'[check]\nnameservers = ["{server}"]\n'))
+    nameserver = resolver_for(config.check.nameservers).nameservers[0]
+    assert (nameserver.address, nameserver.port) == address
+
+
+@pytest.mark.parametrize("server", ["127.0.0.1:abc", "ns1.smarthings.kz", "[::1", "127.0.0.1:70000", "[::1]x"])
+def test_a_check_nameserver_that_is_not_an_address_is_named(tmp_path: Path, server: str) -> None:
+    # Before the first query: a name (dnspython asks no resolver for it) or a wrong port is a mistake, not an outage.
+    with pytest.raises(ConfigError, match=r"check\.nameservers\]* #1: .* is not an address"):
+        load_config(write(tmp_path, IMAP + f'[check]\nnameservers = ["{server}"]\n'))

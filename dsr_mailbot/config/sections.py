@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from dsr_mailbot.config.fields import (
     Bool,
@@ -41,6 +42,12 @@ def _login_by(data: Any) -> Any:
     return data.get("auth", "password") if isinstance(data, dict) else "password"
 
 
+def _sasl_username(auth: str, username: str | None) -> None:
+    # XOAUTH2 and OAUTHBEARER separate their fields by ^A: a control character in the name would add fields of its own.
+    if auth == "oauth2" and username and not username.isprintable():
+        raise KeyProblem("username", 'has a control character, which auth = "oauth2" cannot send')
+
+
 def _oauth2_matches_auth(auth: str, oauth2: OAuth2Config | None) -> None:
     if auth == "oauth2" and oauth2 is None:
         raise KeyProblem("oauth2", 'missing: auth = "oauth2" needs its table (provider, client_id, token_file)')
@@ -69,6 +76,7 @@ class ImapConfig(Section):
     @model_validator(mode="after")
     def _oauth2_when_asked(self) -> ImapConfig:
         _oauth2_matches_auth(self.auth, self.oauth2)
+        _sasl_username(self.auth, self.username)
         return self
 
 
@@ -103,13 +111,40 @@ class SmtpConfig(Section):
         _oauth2_matches_auth(self.auth, self.oauth2)
         if self.auth == "oauth2" and not self.username:
             raise KeyProblem("username", 'missing: auth = "oauth2" logs in as this mailbox')
+        _sasl_username(self.auth, self.username)
         return self
+
+
+def nameserver_address(server: str) -> tuple[str, int]:
+    """``"192.0.2.53"``, ``"127.0.0.1:5353"``, ``"2001:db8::53"``, ``"[2001:db8::53]:53"``, ``"[::1]"``: address and
+    port; a ValueError for anything else (a name: dnspython would send to it nowhere and call that a timeout)."""
+    host, port = server, "53"
+    if server.startswith("["):
+        host, bracket, rest = server[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(server)
+        port = rest[1:] if rest else "53"
+    elif server.count(":") == 1:
+        host, port = server.split(":")
+    if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(server)
+    return str(ipaddress.ip_address(host)), int(port)
+
+
+def _nameserver(value: str) -> str:
+    try:
+        nameserver_address(value)
+    except ValueError:
+        raise KeyProblem(None, f"{value[:60]!r} is not an address (with an optional port: 192.0.2.53:53, "
+                               f"[2001:db8::53]:53)") from None
+    return value
 
 
 class CheckConfig(Section):
     """``dsr-mailbot check``: where it asks DNS, and which DKIM key it looks for."""
 
-    nameservers: tuple[Filled, ...] = ()  # "192.0.2.53", "127.0.0.1:5353", "[2001:db8::53]:53"; none: the system's
+    # "192.0.2.53", "127.0.0.1:5353", "[2001:db8::53]:53"; none: the system's
+    nameservers: tuple[Annotated[Filled, AfterValidator(_nameserver)], ...] = ()
     dkim_selector: Filled | None = None  # the replies' DKIM selector: <selector>._domainkey.<reply domain>
 
 

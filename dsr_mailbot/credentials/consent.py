@@ -39,6 +39,7 @@ from dsr_mailbot.errors import ConfigError, CredentialsRefused
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 CONSENT_WAIT_SECONDS = 15 * 60  # how long the loopback flow waits for the browser to come back
+REQUEST_TIMEOUT_SECONDS = 10  # for one connection to the loopback listener to send its request
 
 Say = Callable[[str], None]
 
@@ -107,7 +108,10 @@ class _Redirect:
 def _loopback_flow(config: OAuth2Config, use: Use, section: str, say: Say, deadline_seconds: float) -> dict[str, Any]:
     redirect = _Redirect()
     state = secrets.token_urlsafe(24)
-    server = http.server.HTTPServer(("127.0.0.1", config.redirect_port), _redirect_handler(redirect, state))
+    # A thread for each connection, each with a timeout: a connection that never sends its request (another local
+    # user, a browser's preconnect) must not keep the browser's redirect waiting behind it.
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", config.redirect_port), _redirect_handler(redirect, state))
+    server.daemon_threads, server.block_on_close = True, False
     server.timeout = 1.0
     port = server.server_address[1]
     redirect_uri = f"http://127.0.0.1:{port}/"
@@ -144,10 +148,16 @@ def _loopback_flow(config: OAuth2Config, use: Use, section: str, say: Say, deadl
 
 def _redirect_handler(redirect: _Redirect, state: str) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
+        timeout = REQUEST_TIMEOUT_SECONDS
+
         def do_GET(self) -> None:
             query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
             # Only the answer to this very request counts (RFC 6749 §10.12); a favicon or a stranger is ignored.
-            matches = secrets.compare_digest(query.get("state", ""), state) and ("code" in query or "error" in query)
+            # Compared as bytes: compare_digest refuses str that is not ASCII.
+            matches = (secrets.compare_digest(query.get("state", "").encode(), state.encode())
+                       and ("code" in query or "error" in query))
+            if matches and redirect.query is not None:
+                matches = False  # the first answer stands
             if matches:
                 redirect.query = query
             body = ("dsr-mailbot: done; you can close this window." if matches and "code" in query

@@ -21,6 +21,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,6 +35,8 @@ from dsr_mailbot.errors import ConfigError, CredentialsRefused, CredentialsUnava
 
 LEEWAY_SECONDS = 120  # an access token this close to its expiry is refreshed before a login, not after a refusal
 HTTP_TIMEOUT_SECONDS = 30
+# RFC 6749 §4.1.2.1 (which Microsoft's token endpoint answers too, e.g. AADSTS90033): retrying later can help.
+TRANSIENT_ERRORS = ("temporarily_unavailable", "server_error")
 ANSWER_CHARS = 200  # of a provider's error description, in a message: it names codes and trace ids, not people
 
 
@@ -72,8 +75,10 @@ def read_token_file(path: Path, section: str) -> StoredToken:
 
 def write_token_file(path: Path, token: StoredToken) -> None:
     """Replace the token file atomically, mode 0600 from its first byte."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # A new name of its own (O_EXCL, not followed): a file or symlink planted under a guessable name in a shared
+    # directory would otherwise receive the refresh token, or become the token file.
+    descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    temporary = Path(name)
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             json.dump(asdict(token), handle)
@@ -91,8 +96,12 @@ def write_token_file(path: Path, token: StoredToken) -> None:
 
 
 @contextmanager
-def _refresh_lock(path: Path) -> Iterator[None]:
-    descriptor = os.open(path.with_name(path.name + ".lock"), os.O_WRONLY | os.O_CREAT, 0o600)
+def _refresh_lock(path: Path, section: str) -> Iterator[None]:
+    lock = path.with_name(path.name + ".lock")
+    try:  # a symlink planted under the lock's name is not followed (it would create or hold another file)
+        descriptor = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"[{section}] token_file: cannot lock {lock} ({exc.strerror})") from exc
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX)
         yield
@@ -122,8 +131,18 @@ def oauth_client(config: OAuth2Config, scope: str) -> Any:
     """Authlib's client over httpx2 (imported here: a password login never pays for it)."""
     from authlib.integrations.httpx_client import OAuth2Client
 
-    return OAuth2Client(client_id=config.client_id, client_secret=config.client_secret, scope=scope,
-                        timeout=HTTP_TIMEOUT_SECONDS, trust_env=False, follow_redirects=False)
+    client = OAuth2Client(client_id=config.client_id, client_secret=config.client_secret, scope=scope,
+                          timeout=HTTP_TIMEOUT_SECONDS, trust_env=False, follow_redirects=False)
+    for hook in ("access_token_response", "refresh_token_response"):
+        client.register_compliance_hook(hook, _busy_is_an_http_error)
+    return client
+
+
+def _busy_is_an_http_error(response: Any) -> Any:
+    """A throttled or timed-out request (429, 408) is an outage, whatever OAuth2 error its body names."""
+    if response.status_code in (408, 429):
+        response.raise_for_status()
+    return response
 
 
 @contextmanager
@@ -139,6 +158,8 @@ def provider_errors(config: OAuth2Config, section: str, what: str,
         yield
     except (OAuth2Error, OAuthError) as exc:
         answer = one_line(f"{exc.error}: {exc.description}" if exc.description else exc.error)
+        if exc.error in TRANSIENT_ERRORS:  # the provider's own "try again later": not a refusal
+            raise CredentialsUnavailable(f"[{section}.oauth2] {provider}'s token endpoint: {answer}") from exc
         raise CredentialsRefused(f"[{section}.oauth2] {provider} refused {what} ({answer}){advice}",
                                  answer=answer) from exc
     except httpx2.HTTPStatusError as exc:
@@ -174,7 +195,7 @@ class AccessTokens:
         """A new access token.  ``rejected``: the token a server just refused; another worker's newer one is
         taken instead of refreshing again."""
         path = self.config.token_file
-        with _refresh_lock(path):
+        with _refresh_lock(path, self.section):
             stored = read_token_file(path, self.section)
             if stored.usable(self.clock()) and stored.access_token != rejected:
                 assert stored.access_token is not None

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from dsr_mailbot.config.sections import nameserver_address
 from dsr_mailbot.deployment.findings import Finding, Status
 from dsr_mailbot.deployment.records import Verdict, dkim_verdict, dmarc_verdict, mx_verdict, spf_verdict
 
@@ -30,19 +31,9 @@ def resolver_for(nameservers: Sequence[str]) -> Any:
         resolver = dns.resolver.Resolver()
     else:
         resolver = dns.resolver.Resolver(configure=False)
-        resolver.nameservers = [dns.nameserver.Do53Nameserver(*_host_and_port(server)) for server in nameservers]
+        resolver.nameservers = [dns.nameserver.Do53Nameserver(*nameserver_address(server)) for server in nameservers]
     resolver.lifetime = TIMEOUT_SECONDS
     return resolver
-
-
-def _host_and_port(server: str) -> tuple[str, int]:
-    if server.startswith("["):  # [v6]:port
-        host, _, port = server[1:].partition("]:")
-        return host, int(port or 53)
-    if server.count(":") == 1:  # v4:port
-        host, port = server.split(":")
-        return host, int(port)
-    return server, 53
 
 
 def _texts(resolver: Any, name: str) -> list[str]:

@@ -24,7 +24,10 @@ class Finding:
     text: str  # what was checked and what was seen; names keys and hosts, never a secret or a person
 
     def line(self) -> str:
-        return f"{self.status.value.upper():<11} {self.area:<9} {self.text}"
+        # The text quotes servers and DNS records (anyone's words): a newline or a terminal escape in them is shown
+        # escaped, so that no one can add a line of their own or rewrite the operator's terminal.
+        text = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in self.text)
+        return f"{self.status.value.upper():<11} {self.area:<9} {text}"
 
 
 def exit_code(findings: Sequence[Finding]) -> int:

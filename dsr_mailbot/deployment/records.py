@@ -27,6 +27,7 @@ _SPF_MODIFIER = re.compile(r"[A-Za-z][A-Za-z0-9\-_.]*=\S*")
 _QUERYING = ("include", "exists", "ptr", "a", "mx", "redirect")  # the terms that cost a DNS query
 _TERM_NAME = re.compile(r"[:/=]")
 _BASE64 = re.compile(r"[A-Za-z0-9+/=\s]*")
+_PERCENT = re.compile(r"[0-9]{1,3}")
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ def dmarc_verdict(domain: str, texts: Sequence[str]) -> Verdict:
     if subdomains not in DMARC_POLICIES:
         return Verdict(Status.FAIL, f"{where}: sp= must be none, quarantine or reject, not {subdomains[:20]!r}")
     pct = tags.get("pct", "100")
-    if not pct.isdigit() or int(pct) > 100:
+    if _PERCENT.fullmatch(pct) is None or int(pct) > 100:  # ASCII digits only: str.isdigit() takes "²"
         return Verdict(Status.FAIL, f"{where}: pct= must be 0 to 100, not {pct[:20]!r}")
     if policy == "none":
         return Verdict(Status.WARN, f"{where}: p=none, monitoring only: receivers are not asked to act on "

@@ -47,8 +47,9 @@ def survey_imap(config: ImapConfig) -> MailboxSurvey:
             for folder in (config.folder, config.processed_folder):
                 try:
                     with imap_errors("myrights"):
-                        # imapclient has no MYRIGHTS; imaplib, under it, has (RFC 4314 §3.5).
-                        typ, data = client._imap.myrights(folder)
+                        # imapclient has no MYRIGHTS; imaplib, under it, has (RFC 4314 §3.5), but sends the name
+                        # as it is: imapclient's own encoding (modified UTF-7) and quoting first.
+                        typ, data = client._imap.myrights(client._normalise_folder(folder))
                     text = data[0].decode("ascii", "replace") if typ == "OK" and data and data[0] else ""
                     rights[folder] = text.rsplit(" ", 1)[-1] if text else ""
                 except (SourceError, IMAPClientError):

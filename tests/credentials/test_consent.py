@@ -10,6 +10,7 @@ provider's redirect back to it.
 from __future__ import annotations
 
 import re
+import socket
 import stat
 import subprocess
 import sys
@@ -98,3 +99,19 @@ def test_a_refused_consent_exits_78_and_writes_nothing(tmp_path: Path, token_ser
     assert process.returncode == 78
     assert "did not give consent (access_denied" in err
     assert not (tmp_path / "tokens" / "imap.token").exists()
+
+
+def test_strangers_at_the_listener_do_not_keep_the_browsers_redirect_out(
+        tmp_path: Path, token_server: TokenServer) -> None:
+    process = auth_login(config_file(tmp_path, token_server, "loopback"))
+    url = first_lines(process, r"(http://127\.0\.0\.1:\d+/authorize\?\S+)").group(1)
+    redirect = httpx2.URL(httpx2.URL(url).params["redirect_uri"])
+    stranger = httpx2.get(redirect.copy_with(params={"code": "x", "state": "\u00e9"}), timeout=10)
+    assert stranger.status_code == 400  # a state that is not even ASCII is no answer either
+    # Another local user (or a browser's speculative preconnect) opens the listener's port and says nothing.
+    with socket.create_connection(("127.0.0.1", redirect.port or 80)):
+        page = httpx2.get(url, follow_redirects=True, timeout=10)
+        assert page.status_code == 200 and "you can close this window" in page.text
+        _out, err = process.communicate(timeout=20)
+    assert process.returncode == 0, err
+    assert read_token_file(tmp_path / "tokens" / "imap.token", "imap").refresh_token in token_server.grants

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 import threading
 from pathlib import Path
@@ -125,6 +126,22 @@ def test_an_unreachable_token_endpoint_is_temporary(token_file: Path) -> None:
     assert unavailable.value.temporary
 
 
+@pytest.mark.parametrize("failure", [
+    (400, {"error": "temporarily_unavailable", "error_description": "AADSTS90033: a transient error"}),
+    (400, {"error": "server_error"}),
+    (429, {"error": "invalid_request", "error_description": "too many requests"}),
+])
+def test_a_provider_busy_or_throttling_is_temporary_not_a_refusal(
+        token_file: Path, token_server: TokenServer, failure: tuple[int, dict[str, str]]) -> None:
+    # RFC 6749 §5.2 / Microsoft: these say "try again later"; a refusal would stop the daemon until a person comes.
+    token_server.failure = failure
+    with pytest.raises(CredentialsUnavailable) as unavailable:
+        tokens_for(token_file, token_server).current()
+    assert unavailable.value.temporary
+    token_server.failure = None
+    assert token_server.user_of(tokens_for(token_file, token_server).current()) == USER
+
+
 def test_a_missing_token_file_says_to_run_auth_login(tmp_path: Path, token_server: TokenServer) -> None:
     with pytest.raises(ConfigError, match=r"\[imap\] token_file: .* does not exist; run 'dsr-mailbot auth login'"):
         tokens_for(tmp_path / "absent.token", token_server).current()
@@ -141,3 +158,24 @@ def test_a_damaged_token_file_is_named(token_file: Path, token_server: TokenServ
     token_file.write_text("{not json")
     with pytest.raises(ConfigError, match="is not a token file"):
         tokens_for(token_file, token_server).current()
+
+
+def test_a_planted_temporary_file_or_symlink_beside_the_token_file_gets_no_token(
+        token_file: Path, token_server: TokenServer) -> None:
+    # A shared directory: another user plants the writer's next temporary name, as a symlink to a file they can
+    # read, and a lock name pointing elsewhere. The refresh token must go only into a file of the bot's own.
+    planted = token_file.parent / "planted"
+    planted.touch(mode=0o666)
+    planted.chmod(0o666)
+    (token_file.parent / f".{token_file.name}.{os.getpid()}.tmp").symlink_to(planted)
+    elsewhere = token_file.parent / "elsewhere"
+    token_file.with_name(token_file.name + ".lock").symlink_to(elsewhere)
+    refresh_token = read_token_file(token_file, "imap").refresh_token
+    with pytest.raises(ConfigError, match=r"cannot lock .*\.lock"):
+        tokens_for(token_file, token_server).refresh()
+    assert not elsewhere.exists()
+    token_file.with_name(token_file.name + ".lock").unlink()
+    tokens_for(token_file, token_server).refresh()
+    assert planted.read_text() == ""
+    assert read_token_file(token_file, "imap").refresh_token == refresh_token
+    assert not token_file.is_symlink() and stat.S_IMODE(token_file.stat().st_mode) == 0o600

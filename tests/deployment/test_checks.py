@@ -207,3 +207,18 @@ def test_auth_login_asks_which_of_several_mailboxes(bot: Bot, dovecot: Dovecot) 
     assert wrong.returncode == 64 and "not in the configuration" in wrong.stderr
     password = bot.cli("auth", "login", "--mailbox", "typo")
     assert password.returncode == 78 and '[mailboxes.typo] auth = "oauth2"' in password.stderr
+
+
+def test_rights_are_asked_of_folders_whose_names_need_quoting_or_utf7(oauth_bot: Bot, dns_zones: Zones) -> None:
+    dns = dns_zones({"smarthings.kz": DOMAIN, "smarththings.kz": OTHER_SPELLING})
+    processed = "Обработано DSR"  # a space (quoted on the wire) and Cyrillic (modified UTF-7, RFC 3501 §5.1.3)
+    with oauth_bot.account.client() as client:
+        client.create_folder(processed)
+    text = oauth_bot.config_path.read_text()
+    oauth_bot.config_path.write_text(
+        text.replace(f'processed_folder = "{PROCESSED}"', f'processed_folder = "{processed}"')
+        + f'\n[check]\nnameservers = ["{dns.nameserver}"]\n')
+    result = oauth_bot.cli("check")
+    found = lines(result.stdout)
+    assert status_of(found, f"imap: rights on '{processed}': lrwstipekxacd") == ["PASS"], result.stdout + result.stderr
+    assert status_of(found, "imap: rights on 'INBOX': lrwstipekxacd") == ["PASS"]

@@ -48,3 +48,15 @@ def test_a_domain_that_does_not_exist_fails_every_record(dns_zones: Zones) -> No
 def test_a_resolver_that_does_not_answer_is_unreachable_not_a_verdict() -> None:
     findings = domain_findings(resolver_for([f"127.0.0.1:{free_port()}"]), ["smarthings.kz"], [], None)
     assert [f.status for f in findings] == [Status.UNREACHABLE]
+
+
+def test_hostile_record_text_gets_a_verdict_and_is_shown_on_one_printable_line(dns_zones: Zones) -> None:
+    # Whoever answers for the domain writes the text: a newline and terminal escapes where terms may hold them.
+    server = dns_zones({"smarthings.kz": (
+        '@ IN MX 10 mx1\nmx1 IN A 192.0.2.25\n@ IN TXT "v=spf1 -all\\010x=\\027[2J\\027[1A"\n'
+        '_dmarc IN TXT "v=DMARC1; p=reject"\n'
+        'mail._domainkey IN TXT "v=DKIM1; k=rsa\\027]0;owned\\007; p=MIIBIjANBgkqhkiG9w0B"\n')})
+    findings = domain_findings(resolver_for([server.nameserver]), ["smarthings.kz"], ["smarthings.kz"], "mail")
+    assert [f.status for f in findings] == [Status.PASS, Status.PASS, Status.PASS, Status.PASS]
+    for finding in findings:
+        assert finding.line().isprintable(), finding.line()

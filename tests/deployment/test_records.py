@@ -43,6 +43,9 @@ def test_an_spf_record_built_to_backtrack_is_read_in_linear_time() -> None:
     (["v=DMARC1; rua=mailto:x@y"], Status.FAIL, "p= must be"),
     (["v=DMARC1; p=reject; sp=block"], Status.FAIL, "sp= must be"),
     (["v=DMARC1; p=reject; pct=150"], Status.FAIL, "pct="),
+    # Text from the network: a "digit" str.isdigit() takes and int() refuses; more digits than int() reads.
+    (["v=DMARC1; p=reject; pct=\u00b2"], Status.FAIL, "pct= must be 0 to 100"),
+    (["v=DMARC1; p=reject; pct=" + "9" * 5000], Status.FAIL, "pct= must be 0 to 100"),
 ])
 def test_dmarc(texts: list[str], status: Status, said: str) -> None:
     verdict = dmarc_verdict(D, texts)
