@@ -490,3 +490,10 @@ def test_a_check_nameserver_that_is_not_an_address_is_named(tmp_path: Path, serv
     # Before the first query: a name (dnspython asks no resolver for it) or a wrong port is a mistake, not an outage.
     with pytest.raises(ConfigError, match=r"check\.nameservers\]* #1: .* is not an address"):
         load_config(write(tmp_path, IMAP + f'[check]\nnameservers = ["{server}"]\n'))
+
+
+def test_a_configured_endpoint_is_taken_as_written_braces_and_all(tmp_path: Path) -> None:
+    imap = load_config(write(tmp_path, OAUTH_IMAP + 'token_endpoint = "https://login.example.kz/{tenant}/token"\n')).imap
+    assert imap is not None and imap.oauth2 is not None
+    assert imap.oauth2.token_url() == "https://login.example.kz/{tenant}/token"
+    assert imap.oauth2.authorization_url() == "https://login.microsoftonline.com/organizations/oauth2/v2.0/authorize"

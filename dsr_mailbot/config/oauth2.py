@@ -60,8 +60,10 @@ class OAuth2Config(Section):
         return PROVIDERS[self.provider]
 
     def _url(self, configured: str | None, default: str | None) -> str | None:
-        url = configured or default
-        return url.format(tenant=self.tenant) if url else None
+        """The configured URL as written; else the provider's, with its {tenant} filled in."""
+        if configured:
+            return configured
+        return default.format(tenant=self.tenant) if default else None
 
     def token_url(self) -> str:
         url = self._url(self.token_endpoint, self.known.token_endpoint)

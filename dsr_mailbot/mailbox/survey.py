@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from imapclient.exceptions import IMAPClientError
 
 from dsr_mailbot.config import ImapConfig
-from dsr_mailbot.errors import SourceError
+from dsr_mailbot.errors import SourceError, SourceUnavailable
 from dsr_mailbot.mailbox.imap import ImapSource, imap_errors
 
 
@@ -37,6 +37,8 @@ def survey_imap(config: ImapConfig) -> MailboxSurvey:
         folder_problem = None
         try:
             source.examine()
+        except SourceUnavailable:
+            raise  # the connection dropped: unreachable (75), not a folder the server refused (78)
         except SourceError as exc:
             folder_problem = str(exc)
         with imap_errors("list"):
