@@ -72,7 +72,7 @@ from dsr_mailbot.store.models import RequestState, utcnow
 from dsr_mailbot.store.paging import Key, parse_key
 from dsr_mailbot.web import pages
 from dsr_mailbot.web.auth import DeviceCookies, LoginThrottle, Passwords, Sessions, WebSession
-from dsr_mailbot.web.context import Console, authenticated, console_dir, load_strings
+from dsr_mailbot.web.context import Console, authenticated, console_dir, load_codes, load_strings
 from dsr_mailbot.web.login import login, login_page, logout
 from dsr_mailbot.web.security import SecurityHeaders
 
@@ -250,8 +250,9 @@ def create_app(services: Services, clock: Callable[[], datetime] = utcnow) -> St
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    console = Console(services, load_strings(directory), env, Passwords({o.login: o for o in config.web.operators}),
-                      LoginThrottle(), Sessions(clock), DeviceCookies(services.keyring), clock)
+    console = Console(services, load_strings(directory), load_codes(directory), env,
+                      Passwords({o.login: o for o in config.web.operators}), LoginThrottle(), Sessions(clock),
+                      DeviceCookies(services.keyring), clock)
     routes = [
         Route("/", partial(home, console)),
         Route("/login", partial(login_page, console), methods=["GET"]),

@@ -8,7 +8,7 @@ wraps a page so that a visitor without a session is sent to ``/login``.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -55,10 +55,40 @@ def load_strings(directory: Path) -> dict[str, dict[str, str]]:
         return {language: {k: str(v) for k, v in table.items()} for language, table in tomllib.load(handle).items()}
 
 
+Codes = Mapping[str, Mapping[str, Mapping[str, str]]]  # category → code → language → words
+
+
+def load_codes(directory: Path) -> dict[str, dict[str, dict[str, str]]]:
+    """``codes.toml``: the words for each code the console shows (intents, states, reasons, fields, events…)."""
+    with (directory / "codes.toml").open("rb") as handle:
+        return {category: {code: {lang: str(text) for lang, text in words.items()} for code, words in table.items()}
+                for category, table in tomllib.load(handle).items()}
+
+
+def code_words(codes: Codes, language: str, category: str, value: object) -> str:
+    """A code in words; "code: detail" as the code's words and the detail; an unknown code as it is.
+
+    A category "a:b" reads a pair written "x:y" (an event's ``problems``, "phone:conflict") as both in words.
+    """
+    text = "" if value is None else str(value)
+    if ":" in category:
+        first, second = category.split(":", 1)
+        left, separator, right = text.partition(":")
+        if separator:
+            return f"{code_words(codes, language, first, left)}: {code_words(codes, language, second, right)}"
+    name, separator, detail = text.partition(": ")
+    words = codes.get(category, {}).get(name)
+    if not words:
+        return text
+    shown = words.get(language) or words["en"]
+    return f"{shown}: {detail}" if separator else shown
+
+
 @dataclass
 class Console:
     services: Services
     strings: Mapping[str, Mapping[str, str]]
+    codes: Codes
     env: jinja2.Environment
     passwords: Passwords
     throttle: LoginThrottle
@@ -86,7 +116,14 @@ class Console:
             shown = moment.astimezone(zone)
             return shown.strftime("%Y-%m-%d %H:%M") if with_time else shown.strftime("%Y-%m-%d")
 
-        html = self.env.get_template(name).render(t=t, local=local, language=language, **values)
+        def code(category: str, value: object) -> str:
+            return code_words(self.codes, language, category, value)
+
+        def intents(values: Iterable[object]) -> str:
+            return " + ".join(code("intent", value) for value in values)
+
+        html = self.env.get_template(name).render(t=t, code=code, intents=intents, local=local, language=language,
+                                                  **values)
         return HTMLResponse(html, status_code=status_code)
 
     def page(self, name: str, session: WebSession, status_code: int = 200, **values: Any) -> HTMLResponse:

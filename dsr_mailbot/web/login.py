@@ -26,10 +26,28 @@ from dsr_mailbot.web.security import MAX_FORM_BYTES
 log = logging.getLogger("dsr_mailbot")
 
 
+def preferred_languages(header: str) -> list[str]:
+    """Accept-Language's languages, most wanted first (RFC 9110 §12.5.4: by q, then in the order given)."""
+    ranked: list[tuple[float, int, str]] = []
+    for position, part in enumerate(header[:200].split(",")):
+        tag, *parameters = part.split(";")
+        weight = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.strip().partition("=")
+            if name == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        language = tag.strip().lower()[:2]
+        if language and weight > 0:
+            ranked.append((-weight, position, language))
+    return [language for _weight, _position, language in sorted(ranked)]
+
+
 def _visitor_language(console: Console, request: HttpRequest) -> str:
-    """Before login: the browser's first language the console speaks, else the policy's default."""
-    for part in request.headers.get("accept-language", "")[:200].split(","):
-        language = part.split(";")[0].strip().lower()[:2]
+    """Before login: the browser's most wanted language the console speaks, else the policy's default."""
+    for language in preferred_languages(request.headers.get("accept-language", "")):
         if language in console.strings:
             return language
     default = console.config.policy.default_language

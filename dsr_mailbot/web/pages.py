@@ -120,7 +120,8 @@ class EventRow:
     at: datetime
     event: str
     actor: str
-    detail: str  # names and flags only: the audit trail holds no values
+    # (key, the codes table's category for its values or "", the values): names and flags only, no personal data
+    detail: tuple[tuple[str, str, tuple[str, ...]], ...]
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,7 @@ class RequestPage:
     sender: ShownField
     fields_asked: tuple[str, ...]
     asked_values: tuple[ShownField, ...]
-    problems: tuple[str, ...]
+    problems: tuple[tuple[str, str], ...]  # (field, problem code)
     user: tuple[ShownField, ...] | None  # None: no user on file
     letter: ShownField
     letter_chars: int
@@ -182,7 +183,7 @@ def request_page(session: Session, request_id: int, now: datetime, policy: Polic
         sender=_shown("sender", request, user, shown),
         fields_asked=tuple(sorted(changes)),
         asked_values=tuple(_shown(f"asked.{name}", request, user, shown) for name in FIELDS if name in changes),
-        problems=tuple(f"{f}: {c}" for f, c in intent.get("problems", [])),
+        problems=tuple((str(f), str(c)) for f, c in intent.get("problems", [])),
         user=tuple(_shown(f"user.{name}", request, user, shown) for name in FIELDS) if user else None,
         letter=_shown("letter", request, user, shown),
         letter_chars=len(request.letter_text or ""),
@@ -198,9 +199,14 @@ def request_page(session: Session, request_id: int, now: datetime, policy: Polic
     )
 
 
-def _detail(detail: Mapping[str, object]) -> str:
-    return ", ".join(f"{k}={'+'.join(map(str, v)) if isinstance(v, list) else v}"
-                     for k, v in detail.items() if v not in (None, [], "", {}))
+# An event's detail keys whose values are codes, and the codes table's category that names them in words.
+DETAIL_CODES = {"reason": "reason", "outcome": "outcome", "fields": "field", "field": "field", "kind": "intent",
+                "intents": "intent", "state": "state", "language": "language", "problems": "field:problem"}
+
+
+def _detail(detail: Mapping[str, object]) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+    return tuple((key, DETAIL_CODES.get(key, ""), tuple(map(str, value)) if isinstance(value, list) else (str(value),))
+                 for key, value in detail.items() if value not in (None, [], "", {}))
 
 
 @dataclass(frozen=True)

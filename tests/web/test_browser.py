@@ -8,6 +8,7 @@ written to DIR (the README's come from ``DSR_SCREENSHOTS=docs/screenshots``).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 from collections.abc import Iterator
@@ -259,3 +260,53 @@ def test_an_operator_pages_through_a_long_queue_and_its_deadlines_with_next_and_
     rest = page.locator("table.deadlines a").all_inner_texts()
     assert first + rest == [f"#{i}" for i in oldest_first]  # due in the order received: the most overdue first
     assert stack.dialogs == []
+
+
+LOCALES = {"ru": "ru-RU", "kk": "kk-KZ", "en": "en-US"}
+
+
+def raw_codes(text: str, language: str) -> list[str]:
+    """Codes shown as they are stored: any with an underscore; on a ru or kk page, any English code word too."""
+    from dsr_mailbot.replies.reply import default_templates_dir
+    from dsr_mailbot.web.context import load_codes
+
+    codes = load_codes(default_templates_dir() / "console")
+    found = [code for table in codes.values() for code in table if "_" in code and code in text]
+    if language != "en":
+        words = {code for category in ("intent", "state", "outcome", "field", "problem") for code in codes[category]}
+        found += [word for word in sorted(words) if re.search(rf"\b{word}\b", text)]
+    return found
+
+
+@pytest.mark.parametrize("language", ["ru", "kk", "en"])
+def test_every_page_in_the_operators_language_shows_no_raw_code(bot: Bot, chromium: Browser, tmp_path: Path,
+                                                                 language: str) -> None:
+    port = free_port()
+    with_operator(bot, language=language, port=port, extra="\n[daemon]\npoll_interval_seconds = 1\n")
+    bot.add_user(IVAN, surname="Петров", phone="+77011112233")
+    bot.add_user(ANNA)
+    # In review with a problem (two phones), a question waiting for its answer, and a letter naming another user.
+    bot.account.append(mail(IVAN, "Personal data update", "Телефон: +7 701 111 22 44\nТелефон: +7 701 555 66 77"))
+    bot.account.append(mail(ANNA, "Вопрос об обработке персональных данных", "Кому вы передаёте мой телефон?"))
+    daemon, web = DaemonProcess(bot), WebProcess(bot, port)
+    context = chromium.new_context(locale=LOCALES[language])
+    page = context.new_page()
+    try:
+        ids = _wait_for_review(bot, 2)
+        page.goto(f"{web.url}/login")
+        assert page.locator("html").get_attribute("lang") == language  # the browser's language, before login
+        shots = [_screenshot(page, f"console-login-{language}.png", tmp_path)]
+        page.fill("input[name=username]", LOGIN)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("form.login button[type=submit]")
+        pages = [("queue", "/queue"), ("deadlines", "/deadlines"), ("acts", "/acts"), ("report", "/report"),
+                 *((f"request-{n}", f"/requests/{i}") for n, i in enumerate(ids, 1)), ("not-found", "/requests/999")]
+        for name, path in pages:
+            page.goto(f"{web.url}{path}")
+            shots.append(_screenshot(page, f"console-{name}-{language}.png", tmp_path))
+            assert raw_codes(page.inner_text("body"), language) == [], (name, language)
+        assert all(shot.stat().st_size > 3000 for shot in shots)
+    finally:
+        context.close()
+        assert web.stop() in (0, -signal.SIGTERM)
+        assert daemon.stop() == 0

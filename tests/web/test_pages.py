@@ -144,3 +144,12 @@ def test_a_deadlines_page_splits_its_rows_under_late_and_soon_and_counts_the_who
     assert {(p.late_count, p.soon_count) for p in pages} == {(4, 4)}
     assert [p.previous is not None for p in pages] == [False, True, True]
     store.dispose()
+
+
+def test_the_browsers_languages_are_taken_by_their_weight_then_their_order() -> None:
+    from dsr_mailbot.web.login import preferred_languages
+
+    assert preferred_languages("en;q=0.1, kk-KZ;q=0.8, ru") == ["ru", "kk", "en"]
+    assert preferred_languages("kk, ru;q=0.9, en;q=0.9") == ["kk", "ru", "en"]
+    assert preferred_languages("de;q=0, ru;q=abc, en") == ["en"]  # q=0: not wanted; a bad q counts as 0
+    assert preferred_languages("") == []
