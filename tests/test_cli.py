@@ -283,3 +283,4 @@ erasure_delay_days = 0
     assert {"store.db", "dsr-mailbot.key", "acts/act-1.json"} <= seen, seen
     assert any(name.startswith("outbox/") for name in seen), seen
     assert not list((home / "outbox").glob("*.eml"))  # erased: his replies are gone from the folder too
+

@@ -22,6 +22,7 @@ from dsr_mailbot.cli.base import (
     cli,
     pass_state,
 )
+from dsr_mailbot.shown import shown_time
 from dsr_mailbot.store.database import all_requests
 from dsr_mailbot.store.models import AuditEvent, Request, RequestState
 
@@ -51,10 +52,11 @@ def requests_list(state: CliState, wanted: str | None, fmt: str) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("id", "kind", "state", "received_at", "due_at", "language", "outcome / reason", "message_id")
+    zone = state.config.policy.timezone
+    table = Table("id", "kind", "state", "received", "due", "language", "outcome / reason", "message_id")
     for row in rows:
         table.add_row(str(row["id"]), "+".join(row["intents"]) or row["kind"], row["state"],
-                      row["received_at"][:19], row["due_at"][:19],
+                      shown_time(row["received_at"], zone), shown_time(row["due_at"], zone),
                       row["language"], row["outcome"] or row["reason"] or "", row["message_id"])
     Console().print(table)
     return EX_OK
@@ -156,13 +158,16 @@ def requests_show(state: CliState, request_id: int, fmt: str) -> int:
     if fmt == "json":
         click.echo(json.dumps(shown, ensure_ascii=False, indent=2))
         return EX_OK
+    zone = state.config.policy.timezone
     for key, value in shown.items():
+        if key in ("received_at", "due_at", "completed_at", "confirm_expires_at"):
+            value = shown_time(value, zone) if value else None
         if key != "events":
             click.echo(f"{key:>19}: {value if value is not None else '-'}")
     click.echo("             events:")
     for event in shown["events"]:
         detail = ", ".join(f"{k}={v}" for k, v in event["detail"].items() if v not in (None, [], ""))
-        click.echo(f"  {event['at'][:19]}  {event['event']:<24} {event['actor']:<16} {detail}")
+        click.echo(f"  {shown_time(event['at'], zone)}  {event['event']:<24} {event['actor']:<16} {detail}")
     return EX_OK
 
 
@@ -331,7 +336,8 @@ def acts_list(state: CliState, fmt: str) -> int:
         click.echo(json.dumps([a.as_json() for a in found], ensure_ascii=False, indent=2))
         return EX_OK
     for act in found:
-        click.echo(f"act {act.act_id:<8} made {act.made_at}  request {act.request_id}  "
+        click.echo(f"act {act.act_id:<8} made {shown_time(act.made_at, state.config.policy.timezone)}  "
+                   f"request {act.request_id}  "
                    f"{', '.join(act.categories)}  notice {act.notice}")
     click.echo(f"{len(found)} act(s) in {state.config.policy.acts_dir}")
     return EX_OK

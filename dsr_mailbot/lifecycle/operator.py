@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlmodel import Session, select
 
+from dsr_mailbot.config import PolicyConfig
 from dsr_mailbot.intents.registry import spec_for
 from dsr_mailbot.lifecycle.apply import complete
 from dsr_mailbot.lifecycle.base import Context, due, pending_intents, reply, transition
@@ -65,6 +68,29 @@ def answer(ctx: Context, session: Session, request: Request, text: str, actor: s
                 actor=actor)
 
 
+def extension_refusal(session: Session, request: Request, policy: PolicyConfig, now: datetime) -> str | None:
+    """Why extending the deadline would be refused now, or None: the console offers "extend" only then."""
+    if request.kind == RequestKind.CONFIRM or request.state in FINAL_STATES:
+        return f"request {request.id} is {request.state}; only open requests can be extended"
+    if session.exec(select(AuditEvent).where(AuditEvent.request_id == request.id,
+                                             AuditEvent.event == "deadline_extended")).first():
+        return f"request {request.id}: its deadline was extended once already; the law allows one"
+    pending = pending_intents(request)
+    extended = min((policy.clock.due_at(kind, request.received_at, extended=True) for kind in pending),
+                   default=request.due_at)
+    if extended <= request.due_at:
+        profiles = ", ".join(policy.deadline_profile)
+        return f"request {request.id}: the deadline profiles ({profiles}) allow no extension for {'+'.join(pending)}"
+    if request.due_at <= now:
+        # The reasoned notice must reach the person within the term it extends (152-FZ Art. 14 ч.3; GDPR Art. 12(3)
+        # "within one month of receipt"): a deadline already missed is late, never extended after the fact.
+        return (f"request {request.id}: its deadline ({request.due_at.isoformat(timespec='minutes')}) "
+                "has passed; the law allows an extension only before it")
+    if not request.reply_address:
+        return f"request {request.id} has no address to send the notice to"
+    return None
+
+
 def extend(ctx: Context, session: Session, request: Request, reason: str, actor: str) -> None:
     """Move an open request's due date by the one extension the deadline profiles allow, with a reasoned notice.
 
@@ -74,25 +100,13 @@ def extend(ctx: Context, session: Session, request: Request, reason: str, actor:
     the KZ figure allows none, so nothing moves).  Once per request.  The
     reason goes to the person; the audit keeps the dates, not the text.
     """
-    if request.kind == RequestKind.CONFIRM or request.state in FINAL_STATES:
-        raise DecisionError(f"request {request.id} is {request.state}; only open requests can be extended")
-    if session.exec(select(AuditEvent).where(AuditEvent.request_id == request.id,
-                                             AuditEvent.event == "deadline_extended")).first():
-        raise DecisionError(f"request {request.id}: its deadline was extended once already; the law allows one")
+    refusal = extension_refusal(session, request, ctx.config.policy, ctx.now)
+    if refusal is not None:
+        raise DecisionError(refusal)
     pending = pending_intents(request)
     extended = due(ctx, request, pending, extended=True)
-    if extended <= request.due_at:
-        profiles = ", ".join(ctx.config.policy.deadline_profile)
-        raise DecisionError(f"request {request.id}: the deadline profiles ({profiles}) "
-                            f"allow no extension for {'+'.join(pending)}")
-    if request.due_at <= ctx.now:
-        # The reasoned notice must reach the person within the term it extends (152-FZ Art. 14 ч.3; GDPR Art. 12(3)
-        # "within one month of receipt"): a deadline already missed is late, never extended after the fact.
-        raise DecisionError(f"request {request.id}: its deadline ({request.due_at.isoformat(timespec='minutes')}) "
-                            "has passed; the law allows an extension only before it")
     recipient = request.reply_address
-    if not recipient:
-        raise DecisionError(f"request {request.id} has no address to send the notice to")
+    assert recipient is not None  # extension_refusal says so otherwise
     reply(ctx, session, request, "deadline_extended", "extension", recipient,
            ReplyContent(kinds=tuple(pending), reason=reason, due_at=extended), verified=True)
     record_event(session, "deadline_extended", request_id=request.id, subject_ref=request.subject_ref, actor=actor,

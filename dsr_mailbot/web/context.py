@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import jinja2
 from starlette.datastructures import FormData
@@ -23,6 +22,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from dsr_mailbot.config import Config
 from dsr_mailbot.pipeline import Services
 from dsr_mailbot.replies.reply import default_templates_dir
+from dsr_mailbot.shown import shown_time
 from dsr_mailbot.web.auth import DeviceCookies, LoginThrottle, Passwords, Sessions, WebSession, same_token
 from dsr_mailbot.web.security import MAX_FORM_BYTES
 
@@ -103,18 +103,14 @@ class Console:
     # Rendering
 
     def render(self, name: str, language: str, status_code: int = 200, **values: Any) -> HTMLResponse:
-        zone = ZoneInfo(self.config.policy.timezone)
         words = self.strings.get(language) or self.strings["en"]
 
         def t(key: str, **fill: object) -> str:
             text = words.get(key) or self.strings["en"][key]
             return text.format(**fill) if fill else text
 
-        def local(moment: datetime | None, with_time: bool = True) -> str:
-            if moment is None:
-                return "—"
-            shown = moment.astimezone(zone)
-            return shown.strftime("%Y-%m-%d %H:%M") if with_time else shown.strftime("%Y-%m-%d")
+        def local(moment: datetime | str | None, with_time: bool = True) -> str:
+            return shown_time(moment, self.config.policy.timezone, with_time=with_time)
 
         def code(category: str, value: object) -> str:
             return code_words(self.codes, language, category, value)

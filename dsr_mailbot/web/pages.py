@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 from dsr_mailbot.config import PolicyConfig
 from dsr_mailbot.intents.registry import spec_for
 from dsr_mailbot.lifecycle import pending_intents
+from dsr_mailbot.lifecycle.operator import extension_refusal
 from dsr_mailbot.reading.extract import FIELDS
 from dsr_mailbot.replies.outbox import mask_address
 from dsr_mailbot.replies.report import MonthReport, received_as
@@ -181,7 +182,9 @@ def request_page(session: Session, request_id: int, now: datetime, policy: Polic
         deadline=deadline(request.due_at, now, policy) if is_open else None,
         subject=_shown("subject", request, user, shown),
         sender=_shown("sender", request, user, shown),
-        fields_asked=tuple(sorted(changes)),
+        # What the letter asked to change, the fields it got wrong included: their problems say why (never
+        # "fields: none" beside "phone: conflict").
+        fields_asked=tuple(sorted({*changes, *(str(f) for f, _c in intent.get("problems", []))})),
         asked_values=tuple(_shown(f"asked.{name}", request, user, shown) for name in FIELDS if name in changes),
         problems=tuple((str(f), str(c)) for f, c in intent.get("problems", [])),
         user=tuple(_shown(f"user.{name}", request, user, shown) for name in FIELDS) if user else None,
@@ -193,7 +196,7 @@ def request_page(session: Session, request_id: int, now: datetime, policy: Polic
         can_approve=is_open and request.state in WAITING and not by_person,
         can_reject=is_open,
         can_answer=is_open and request.state == RequestState.REVIEW and by_person,
-        can_extend=is_open,
+        can_extend=is_open and extension_refusal(session, request, policy, now) is None,
         can_dismiss=is_open and request.state == RequestState.REVIEW and not intent.get("on_receipt")
         and "held_reply" not in intent,
     )

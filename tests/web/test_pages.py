@@ -153,3 +153,52 @@ def test_the_browsers_languages_are_taken_by_their_weight_then_their_order() -> 
     assert preferred_languages("kk, ru;q=0.9, en;q=0.9") == ["kk", "ru", "en"]
     assert preferred_languages("de;q=0, ru;q=abc, en") == ["en"]  # q=0: not wanted; a bad q counts as 0
     assert preferred_languages("") == []
+
+
+def test_extend_is_offered_only_where_an_extension_can_be_made(sqlite_url: str) -> None:
+    from dsr_mailbot.intents.deadlines import due_at
+    from dsr_mailbot.store.audit import record_event
+    from dsr_mailbot.store.database import Store
+    from dsr_mailbot.web.pages import request_page
+
+    now = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
+    store = Store(sqlite_url)
+    store.init_schema()
+    with store.transaction() as session:
+        for n in range(3):
+            session.add(Request(message_ref=f"r{n}", source="s", uidvalidity=1, uid=n, kind="access",
+                                intents=["access"], state="review", language="ru", received_at=now,
+                                due_at=due_at("access", now, ["ru-152fz"]), subject_ref="-",
+                                reply_address="ivan@example.kz"))
+        session.flush()
+        record_event(session, "deadline_extended", request_id=3, at=now)
+    ru_only, both = PolicyConfig(deadline_profile=("ru-152fz",)), PolicyConfig()
+    with store.transaction() as session:
+        offered = request_page(session, 1, now, ru_only)
+        kz_allows_none = request_page(session, 1, now, both)  # the strictest date, KZ's, never moves
+        past_due = request_page(session, 2, now + timedelta(days=40), ru_only)
+        extended_once = request_page(session, 3, now, ru_only)
+    assert offered is not None and offered.can_extend
+    assert kz_allows_none is not None and not kz_allows_none.can_extend
+    assert past_due is not None and not past_due.can_extend
+    assert extended_once is not None and not extended_once.can_extend
+    store.dispose()
+
+
+def test_a_field_the_letter_got_wrong_is_listed_as_asked_beside_its_problem(sqlite_url: str) -> None:
+    from dsr_mailbot.store.database import Store
+    from dsr_mailbot.web.pages import request_page
+
+    now = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
+    store = Store(sqlite_url)
+    store.init_schema()
+    with store.transaction() as session:
+        session.add(Request(message_ref="r", source="s", uidvalidity=1, uid=1, kind="update", intents=["update"],
+                            state="review", reason="conflicting_values", language="ru", received_at=now,
+                            due_at=now + timedelta(days=7), subject_ref="-",
+                            intent={"changes": {"surname": "Сидоров"}, "problems": [["phone", "conflict"]]}))
+    with store.transaction() as session:
+        page = request_page(session, 1, now, PolicyConfig())
+    assert page is not None
+    assert page.fields_asked == ("phone", "surname") and page.problems == (("phone", "conflict"),)
+    store.dispose()
