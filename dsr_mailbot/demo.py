@@ -34,6 +34,7 @@ from rich.table import Table
 from dsr_mailbot.config import load_config
 from dsr_mailbot.mailbox.maildir import ensure_maildir
 from dsr_mailbot.service.app import run_once_from_config
+from dsr_mailbot.shown import shown_time
 from dsr_mailbot.store.database import Store, all_requests
 from dsr_mailbot.store.models import utcnow
 from dsr_mailbot.store.users import export_users, import_users, read_users_csv
@@ -127,6 +128,12 @@ def sample_messages() -> list[tuple[str, bytes]]:
             "Stranger <stranger@example.org>", "Personal data update", "Phone: +7 701 999 88 77\n")),
         ("update with an invalid phone", _message(
             "Olga <olga.s@example.kz>", "Обновление персональных данных", "Телефон: 12345\n")),
+        ("access request, Russian", _message(
+            "Ольга <olga.s@example.kz>", "Запрос на доступ к персональным данным",
+            "Здравствуйте! Какие персональные данные вы храните обо мне?\n", dmarc="pass")),
+        ("question about the processing, English", _message(
+            "John Smith <john.smith@example.com>", "Question about the processing of personal data",
+            "Hello, do you pass my phone number to the courier company?\n", dmarc="pass")),
         ("supplier newsletter", _message(
             "Supplier <news@supplier.example>", "Новинки сезона",
             "Каталог новинок во вложении.\n", List_Id="<news.supplier.example>")),
@@ -175,11 +182,12 @@ def _answer_challenges(outbox: Path, maildir: Path) -> int:
     return answered
 
 
-def _requests_table(store: Store, title: str) -> Table:
-    table = Table("id", "kind", "language", "state", "outcome / reason", title=title)
+def _requests_table(store: Store, title: str, zone: str) -> Table:
+    table = Table("id", "kind", "language", "received", "state", "outcome / reason", title=title)
     with store.transaction() as session:
         for r in all_requests(session):
-            table.add_row(str(r.id), r.kind, r.language, r.state, r.outcome or r.reason or "")
+            table.add_row(str(r.id), r.kind, r.language, shown_time(r.received_at, zone), r.state,
+                          r.outcome or r.reason or "")
     return table
 
 
@@ -193,12 +201,13 @@ def run_demo(directory: Path, console: Console | None = None) -> None:
 
     report = run_once_from_config(config, store)
     console.print(f"[bold]Run 1:[/bold] {report.summary()}")
-    console.print(_requests_table(store, "Requests after run 1"))
+    zone = config.policy.timezone
+    console.print(_requests_table(store, "Requests after run 1", zone))
     answered = _answer_challenges(config.file_delivery.directory, config.maildir.path)
     console.print(f"{answered} person(s) replied to the confirmation challenge they got at the address on file.")
     report = run_once_from_config(config, store)
     console.print(f"[bold]Run 2:[/bold] {report.summary()}")
-    console.print(_requests_table(store, "Requests after run 2"))
+    console.print(_requests_table(store, "Requests after run 2", zone))
 
     users = Table("email", "phone", "name", "marketing", "processing", "erasure due", title="Users after the runs")
     for u in export_users(store):

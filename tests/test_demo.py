@@ -29,18 +29,21 @@ def test_demo_applies_requests_answers_them_and_leaves_other_mail(tmp_path: Path
     assert states == sorted([
         ("update", "ru", "completed"), ("withdraw", "kk", "completed"), ("optout", "en", "completed"),
         ("update", "ru", "completed"), ("update", "en", "rejected"), ("update", "ru", "rejected"),
-        ("confirm", "kk", "completed"),
+        ("confirm", "kk", "completed"), ("access", "ru", "completed"), ("confirm", "ru", "completed"),
+        ("question", "en", "review"),  # a newcomer sees every intent: the question waits for a person's answer
     ])
     assert users["ivan.petrov@example.ru"]["phone"] == "+79167654321"
     assert users["dana.k@example.kz"]["phone"] == "+77071234567"
     assert users["aigerim.n@example.kz"]["processing_consent"] is False
     assert users["john.smith@example.com"]["marketing_consent"] is False
     assert config.maildir is not None and config.file_delivery is not None
-    assert len(list((config.maildir.path / "new").iterdir())) == len(sample_messages()) - 6
+    assert len(list((config.maildir.path / "new").iterdir())) == len(sample_messages()) - 8
     outbox = sorted(p.name for p in config.file_delivery.directory.glob("*.eml"))
-    assert len(outbox) == 7 and len([n for n in outbox if n.startswith("dsr.2.o.")]) == 1  # the one challenge
+    assert len(outbox) == 10 and len([n for n in outbox if n.startswith("dsr.2.o.")]) == 1  # the withdrawal's
+    assert len([n for n in outbox if n.startswith("dsr.7.o.")]) == 1  # and the access request's challenge
     text = out.getvalue()
-    assert "Run 1:" in text and "(1 awaiting_confirmation, 3 completed, 2 rejected)" in text
+    assert "Run 1:" in text and "(2 awaiting_confirmation, 3 completed, 2 rejected, 1 review)" in text
+    assert "Asia/Almaty" in text  # times shown with their zone
     assert "Run 3: scanned 0 new message(s); 0 request(s)" in text
     assert "Ordinary mail left untouched" in text
 
@@ -57,4 +60,4 @@ def test_demo_command_runs_twice_in_the_same_place(tmp_path: Path) -> None:
         result = subprocess.run([sys.executable, "-m", "dsr_mailbot", "demo", "--dir", str(tmp_path / "d")],
                                 capture_output=True, text=True, timeout=120, check=False)
         assert result.returncode == 0, result.stderr
-        assert "Run 1: scanned 9 new message(s); 6 request(s)" in result.stdout.replace("\n", " ")
+        assert "Run 1: scanned 11 new message(s); 8 request(s)" in result.stdout.replace("\n", " ")

@@ -17,7 +17,7 @@ import pytest
 
 from dsr_mailbot.reading.classify import LANGUAGES
 from dsr_mailbot.reading.extract import FIELDS
-from dsr_mailbot.replies.reply import default_templates_dir
+from dsr_mailbot.replies.reply import OUTCOME_TEMPLATES, default_templates_dir
 from dsr_mailbot.store.models import RequestKind, RequestState
 from dsr_mailbot.web.context import code_words, load_codes
 
@@ -69,6 +69,7 @@ def every_code() -> dict[str, set[str]]:
     found = codes_in_the_source()
     found["event"] |= {f"request_{state}" for state in RequestState} | {
         f"destruction_notice_{outcome}" for outcome in ("sent", "dropped")}  # pipeline/erasure.py
+    found["outcome"] |= set(OUTCOME_TEMPLATES)  # an applied intent's outcome is its reply's template
     return {**found, "intent": {k.value for k in RequestKind}, "state": {s.value for s in RequestState},
             "field": set(FIELDS), "language": set(LANGUAGES)}
 
