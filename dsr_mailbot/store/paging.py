@@ -73,12 +73,31 @@ def _key(request: Request, ordered: Ordered) -> Key:
     return Key(request.due_at if ordered == "due_at" else request.received_at, request.id or 0)
 
 
+@dataclass(frozen=True)
+class Narrowed:
+    """The console queue's filters: the letter's (subject's) intent, its language, overdue at a moment; None: any."""
+
+    kind: str | None = None
+    language: str | None = None
+    due_before: datetime | None = None
+
+    def conditions(self) -> list[Any]:
+        found: list[Any] = [col(Request.kind) != RequestKind.CONFIRM]
+        if self.kind is not None:
+            found.append(col(Request.kind) == self.kind)
+        if self.language is not None:
+            found.append(col(Request.language) == self.language)
+        if self.due_before is not None:
+            found.append(col(Request.due_at) < self.due_before)
+        return found
+
+
 def _edge(ordered: Ordered, states: Sequence[str], until: datetime | None, after: Key | None,
-          before: Key | None, limit: int) -> Any:
+          before: Key | None, limit: int, narrowed: Narrowed) -> Any:
     """The ids of the page's rows: ``limit`` rows of each state from the key on, merged in one statement."""
     column = _column(ordered)
     request_id = col(Request.id)
-    conditions = [col(Request.kind) != RequestKind.CONFIRM]
+    conditions = narrowed.conditions()
     if until is not None:
         conditions.append(column <= until)
     # ">= time AND (> time OR > id)": the index range starts at the key's time; "(time, id) > (…)" alone
@@ -95,7 +114,8 @@ def _edge(ordered: Ordered, states: Sequence[str], until: datetime | None, after
 
 
 def open_page(session: Session, states: Sequence[str], ordered: Ordered, size: int, *,
-              until: datetime | None = None, after: Key | None = None, before: Key | None = None) -> Page:
+              until: datetime | None = None, after: Key | None = None, before: Key | None = None,
+              narrowed: Narrowed = Narrowed()) -> Page:
     """A page of requests in ``states`` (no confirmations), by ``ordered`` then id, due by ``until`` if given.
 
     ``after``: the page that follows that key; ``before``: the one that ends just before it; neither: the first.
@@ -103,7 +123,7 @@ def open_page(session: Session, states: Sequence[str], ordered: Ordered, size: i
     """
     if after is not None and before is not None:
         raise ValueError("a page follows one key or precedes one, not both")
-    edge = _edge(ordered, states, until, after, before, size + 1)
+    edge = _edge(ordered, states, until, after, before, size + 1, narrowed)
     order = (edge.c.at.desc(), edge.c.id.desc()) if before is not None else (edge.c.at, edge.c.id)
     found = list(session.exec(select(Request).join(edge, col(Request.id) == edge.c.id)
                               .order_by(*order).limit(size + 1)).all())
@@ -111,7 +131,7 @@ def open_page(session: Session, states: Sequence[str], ordered: Ordered, size: i
     rows = found[:size]
     if before is not None:
         if not more:
-            return open_page(session, states, ordered, size, until=until)
+            return open_page(session, states, ordered, size, until=until, narrowed=narrowed)
         rows.reverse()
         return Page(rows, _key(rows[0], ordered), _key(rows[-1], ordered))
     previous = _key(rows[0], ordered) if after is not None and rows else after
@@ -124,11 +144,12 @@ class OpenCount:
     overdue: int  # of them, due before the moment given
 
 
-def count_open(session: Session, states: Sequence[str], now: datetime, until: datetime | None = None) -> OpenCount:
+def count_open(session: Session, states: Sequence[str], now: datetime, until: datetime | None = None,
+               narrowed: Narrowed = Narrowed()) -> OpenCount:
     """How many requests are in ``states`` (no confirmations; due by ``until`` if given), how many of them are
     due before ``now``: counted by the database, exact, in one statement."""
     due = col(Request.due_at)
-    conditions = [col(Request.state).in_(list(states)), col(Request.kind) != RequestKind.CONFIRM]
+    conditions = [col(Request.state).in_(list(states)), *narrowed.conditions()]
     if until is not None:
         conditions.append(due <= until)
     total, overdue = session.execute(

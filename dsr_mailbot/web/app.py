@@ -32,6 +32,7 @@ script shows as text.  Decisions and reveals go through
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import partial
@@ -50,6 +51,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from dsr_mailbot.config import LANGUAGES
 from dsr_mailbot.lifecycle import DecisionError
 from dsr_mailbot.pipeline import Services
 from dsr_mailbot.replies.report import load_month, month_bounds
@@ -68,7 +70,7 @@ from dsr_mailbot.service.review import (
 )
 from dsr_mailbot.store.acts import list_acts, read_act
 from dsr_mailbot.store.audit import record_event
-from dsr_mailbot.store.models import RequestState, utcnow
+from dsr_mailbot.store.models import RequestKind, RequestState, utcnow
 from dsr_mailbot.store.paging import Key, parse_key
 from dsr_mailbot.web import pages
 from dsr_mailbot.web.auth import DeviceCookies, LoginThrottle, Passwords, Sessions, WebSession
@@ -110,13 +112,43 @@ def _page_keys(request: HttpRequest) -> tuple[Key | None, Key | None] | None:
     return (key, None) if after is not None else (None, key)
 
 
+FILTER_CHOICES = {"intent": tuple(k.value for k in RequestKind if k != RequestKind.CONFIRM),
+                  "state": tuple(pages.QUEUED), "language": LANGUAGES}
+
+
+def _queue_filter(request: HttpRequest) -> pages.QueueFilter | None:
+    """The queue's filters from the query, each one of its choices or empty; None when one is not."""
+    chosen: dict[str, str | None] = {}
+    for name, choices in FILTER_CHOICES.items():
+        value = request.query_params.get(name) or None
+        if value is not None and value not in choices:
+            return None
+        chosen[name] = value
+    overdue = request.query_params.get("overdue") or ""
+    if overdue not in ("", "1"):
+        return None
+    return pages.QueueFilter(chosen["intent"], chosen["state"], chosen["language"], overdue == "1")
+
+
 async def queue_page(console: Console, request: HttpRequest, session: WebSession) -> Response:
-    keys = _page_keys(request)
-    if keys is None:
+    keys, chosen = _page_keys(request), _queue_filter(request)
+    if keys is None or chosen is None:
         return console.page("error.html", session, 400, message_key="bad_page")
     page = await run_in_threadpool(_read, console, pages.queue, console.clock(), console.config.policy,
-                                   after=keys[0], before=keys[1])
-    return console.page("queue.html", session, page=page, rows=page.rows)
+                                   after=keys[0], before=keys[1], chosen=chosen)
+    return console.page("queue.html", session, page=page, rows=page.rows, chosen=chosen, choices=FILTER_CHOICES)
+
+
+# "12", "#12", "№ 12", or a confirmation code "DSR-12-o-…": the number every reply prints ("request № 12").
+_REFERENCE = re.compile(r"\s{0,20}(?:#|№|DSR-)?\s{0,5}(\d{1,11})\b")
+
+
+async def search(console: Console, request: HttpRequest, session: WebSession) -> Response:
+    """A request found by its number or the reference in the person's reply."""
+    found = _REFERENCE.match(request.query_params.get("q", "")[:100])
+    if found is None:
+        return console.page("error.html", session, 404, message_key="not_found")
+    return RedirectResponse(f"/requests/{int(found.group(1))}", status_code=303)
 
 
 def _request_id(request: HttpRequest) -> int | None:
@@ -259,6 +291,7 @@ def create_app(services: Services, clock: Callable[[], datetime] = utcnow) -> St
         Route("/login", partial(login, console), methods=["POST"]),
         Route("/logout", authenticated(console, logout), methods=["POST"]),
         Route("/queue", authenticated(console, queue_page), methods=["GET"]),
+        Route("/search", authenticated(console, search), methods=["GET"]),
         Route("/requests/{request_id}", authenticated(console, request_view), methods=["GET"]),
         Route("/requests/{request_id}/reveal", authenticated(console, reveal), methods=["POST"]),
         Route("/requests/{request_id}/{decision}", authenticated(console, decide), methods=["POST"]),

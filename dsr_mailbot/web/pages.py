@@ -33,7 +33,7 @@ from dsr_mailbot.store.models import (
     RequestState,
     User,
 )
-from dsr_mailbot.store.paging import Key, count_open, open_page
+from dsr_mailbot.store.paging import Key, Narrowed, count_open, open_page
 
 WAITING = (RequestState.REVIEW, RequestState.AWAITING_CONFIRMATION)
 # The queue shows what waits for the data map's systems too: staff see a request that a system holds up.
@@ -94,11 +94,30 @@ class QueuePage:
     next: str | None  # the link's token for the page after (?after=…), None on the last
 
 
+@dataclass(frozen=True)
+class QueueFilter:
+    """What the operator narrowed the queue to; None (False): any.  ``intent`` is the letter's subject's."""
+
+    intent: str | None = None
+    state: str | None = None
+    language: str | None = None
+    overdue: bool = False
+
+    @property
+    def query(self) -> str:
+        """As the page links carry it on (``&intent=…``), empty when nothing is chosen."""
+        chosen = [("intent", self.intent), ("state", self.state), ("language", self.language),
+                  ("overdue", "1" if self.overdue else None)]
+        return "".join(f"&{name}={value}" for name, value in chosen if value)
+
+
 def queue(session: Session, now: datetime, policy: PolicyConfig, *, after: Key | None = None,
-          before: Key | None = None, size: int = PAGE_SIZE) -> QueuePage:
+          before: Key | None = None, size: int = PAGE_SIZE, chosen: QueueFilter = QueueFilter()) -> QueuePage:
     """Requests waiting for a person (review, a confirmation, the data map's systems): a page, oldest first."""
-    page = open_page(session, QUEUED, "received_at", size, after=after, before=before)
-    counted = count_open(session, QUEUED, now)
+    states = (chosen.state,) if chosen.state else QUEUED
+    narrowed = Narrowed(chosen.intent, chosen.language, now if chosen.overdue else None)
+    page = open_page(session, states, "received_at", size, after=after, before=before, narrowed=narrowed)
+    counted = count_open(session, states, now, narrowed=narrowed)
     rows = [QueueRow(r.id or 0, r.received_at, _intents(r), r.language, r.state, r.reason,
                      deadline(r.due_at, now, policy)) for r in page.rows]
     return QueuePage(rows, counted.total, counted.overdue, _token(page.previous), _token(page.next))

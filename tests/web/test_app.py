@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -481,3 +482,45 @@ def test_the_deadlines_page_lists_the_most_overdue_first_a_page_at_a_time_with_e
     for page in (first, second):
         assert f"Late ({len(late)})" in page and f"Due within 2 working days ({len(soon)})" in page
     assert "On the other pages." in second and _link(second, "next") is None
+
+
+def test_the_queue_narrows_to_an_intent_a_state_a_language_or_the_overdue_and_its_links_keep_them(
+        console: Bot) -> None:
+    late = _open_requests(console, [timedelta(hours=-h) for h in range(1, 4)])  # three questions, overdue, ru
+    waiting = _open_requests(console, [timedelta(days=3)] * (PAGE_SIZE + 2), state="awaiting_confirmation")
+    with console.store.transaction() as session:
+        for request_id in waiting[:PAGE_SIZE + 1]:
+            row = session.get(Request, request_id)
+            assert row is not None
+            row.kind, row.intents, row.language = "access", ["access"], "kk"
+            session.add(row)
+    with serve_console(console) as served:
+        client = signed_in(served.url)
+        overdue = client.get("/queue?overdue=1").text
+        questions = client.get("/queue?intent=question").text
+        kazakh_access = client.get("/queue?intent=access&language=kk&state=awaiting_confirmation").text
+        escaped = _link(kazakh_access, "next")
+        assert escaped is not None
+        next_link = html.unescape(escaped)
+        assert "&intent=access&state=awaiting_confirmation&language=kk" in next_link
+        rest = client.get(next_link).text
+        wrong = [client.get(f"/queue?{query}").status_code for query in
+                 ("intent=confirm", "state=completed", "language=de", "overdue=yes")]
+    oldest_first = list(reversed(late))
+    assert _shown(overdue) == oldest_first and "3 waiting, 3 of them overdue." in overdue
+    assert _shown(questions) == [*oldest_first, waiting[-1]]
+    assert _shown(kazakh_access) + _shown(rest) == waiting[:PAGE_SIZE + 1]
+    assert f"{PAGE_SIZE + 1} waiting, 0 of them overdue." in rest  # the counts are the narrowed queue's
+    assert wrong == [400] * 4
+
+
+@pytest.mark.parametrize(("query", "where"), [("12", "/requests/12"), ("№ 12", "/requests/12"),
+                                               ("#7", "/requests/7"), ("DSR-7-o-1790000000-abcdef", "/requests/7")])
+def test_a_request_is_found_by_its_number_or_the_reference_in_its_reply(console: Bot, query: str,
+                                                                       where: str) -> None:
+    with serve_console(console) as served:
+        client = signed_in(served.url)
+        found = client.get("/search", params={"q": query}, follow_redirects=False)
+        nothing = client.get("/search", params={"q": "Иван"}, follow_redirects=False)
+    assert (found.status_code, found.headers["location"]) == (303, where)
+    assert nothing.status_code == 404
