@@ -284,3 +284,45 @@ erasure_delay_days = 0
     assert any(name.startswith("outbox/") for name in seen), seen
     assert not list((home / "outbox").glob("*.eml"))  # erased: his replies are gone from the folder too
 
+
+
+def _with_stderr_on_a_terminal(bot: Bot, *args: str) -> tuple[int, str, str]:
+    """Run the CLI with stderr on a pseudo-terminal, as an operator at a shell has it: (code, stdout, terminal)."""
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "dsr_mailbot", "-c", str(bot.config_path), *args],
+                               stdout=subprocess.PIPE, stderr=slave, cwd=bot.dir)
+    os.close(slave)
+    out, _ = process.communicate(timeout=120)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the other end closed
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    return process.returncode, out.decode(), seen.decode("utf-8", "replace")
+
+
+def test_long_jobs_show_progress_on_a_terminal_and_nothing_elsewhere(bot: Bot, tmp_path: Path) -> None:
+    csv_file = tmp_path / "users.csv"
+    csv_file.write_text("email,phone,surname,first_name,patronymic,marketing_consent\n"
+                        + "".join(f"u{n}@example.kz,,,,,true\n" for n in range(2000)), encoding="utf-8")
+    for n in range(5):
+        bot.account.append(mail(f"u{n}@example.kz", "Unsubscribe"))
+
+    code, out, terminal = _with_stderr_on_a_terminal(bot, "users", "import", str(csv_file))
+    assert code == 0 and out == "imported 2000 user(s); 0 already present, left unchanged\n"
+    assert "checking rows" in terminal and "importing users" in terminal
+    code, out, terminal = _with_stderr_on_a_terminal(bot, "run", "--once")
+    assert code == 0 and out.startswith("scanned 5 new message(s)") and "messages scanned" in terminal
+    code, out, terminal = _with_stderr_on_a_terminal(bot, "audit", "export")
+    assert code == 0 and "exporting events" in terminal and "exporting" not in out
+
+    piped = bot.cli("audit", "export")  # cron, a pipe, a log: no progress at all
+    assert piped.returncode == 0 and piped.stderr == "" and piped.stdout == out

@@ -17,6 +17,7 @@ from dsr_mailbot.cli.base import (
     configure_logging,
     pass_state,
 )
+from dsr_mailbot.cli.progress import progress_on_stderr
 from dsr_mailbot.errors import ConfigError, DsrMailbotError
 
 
@@ -154,7 +155,8 @@ def run(state: CliState, once: bool, quiet: bool) -> int:
         click.echo(f"dsr-mailbot: another run holds the mailbox ({lock.description}); nothing done", err=True)
         return EX_OK
     try:
-        report = run_once_from_config(config, store)
+        with progress_on_stderr("messages scanned") as advance:
+            report = run_once_from_config(config, store, on_scanned=advance)
     finally:
         lock.release()
     if report.refused:  # several mailboxes, and one's login refused for good: the others were done

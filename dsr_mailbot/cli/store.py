@@ -18,6 +18,7 @@ from dsr_mailbot.cli.base import (
     cli,
     pass_state,
 )
+from dsr_mailbot.cli.progress import counted, progress_on_stderr
 
 
 @cli.group()
@@ -110,15 +111,17 @@ def audit_export(state: CliState, fmt: str, since: datetime | None) -> int:
         if start is None:
             return EX_OK
         last_id = start
-    while True:
-        # A page at a time, each its own short transaction, written as it comes: memory holds one page.
-        with store.transaction() as session:
-            page = audit_events_page(session, last_id, since, limit=EXPORT_PAGE)
-        if not page:
-            return EX_OK
-        click.echo("".join(export_line(event, request_subject_ref) + "\n" for event, request_subject_ref in page),
-                   nl=False)
-        last_id = page[-1][0].id
+    with progress_on_stderr("exporting events") as advance:
+        while True:
+            # A page at a time, each its own short transaction, written as it comes: memory holds one page.
+            with store.transaction() as session:
+                page = audit_events_page(session, last_id, since, limit=EXPORT_PAGE)
+            if not page:
+                return EX_OK
+            click.echo("".join(export_line(event, request_subject_ref) + "\n"
+                               for event, request_subject_ref in page), nl=False)
+            advance(len(page))
+            last_id = page[-1][0].id
 
 
 EXPORT_PAGE = 5_000  # events per page of ``audit export``: one short transaction and one write each
@@ -180,10 +183,13 @@ def users_import(state: CliState, file: Path) -> int:
 
     try:
         # Read a line at a time, never whole: the rows are checked first, and only then is the store touched.
-        with file.open(encoding="utf-8-sig", newline="") as lines, checked_users_csv(lines) as checked:
+        with file.open(encoding="utf-8-sig", newline="") as lines, \
+                progress_on_stderr("checking rows") as checking, \
+                checked_users_csv(counted(lines, checking)) as checked, \
+                progress_on_stderr("importing users") as importing:
             store = state.store()
             store.check_schema()
-            result = import_users(store, checked.rows(), actor=actor())
+            result = import_users(store, counted(checked.rows(), importing), actor=actor())
     except UnicodeDecodeError:
         click.echo(f"dsr-mailbot: {file}: not UTF-8 text; nothing imported", err=True)
         return EX_DATAERR

@@ -71,6 +71,8 @@ def process_mailbox(services: Services, source: MailSource, uidvalidity: int, re
         if last_seen is not None:
             with store.transaction() as session:
                 save_cursor(session, cfg.source_name, uidvalidity, last_seen)
+        if services.on_scanned is not None:
+            services.on_scanned(len(batch))
         if stop is not None and stop.is_set():
             break
     report.archived += archive_pending(store, source, cfg.source_name, uidvalidity).moved

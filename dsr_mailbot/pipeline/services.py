@@ -46,6 +46,7 @@ class Services:
     # The data map's connectors, made on first use and kept for the process (their engines pool connections).
     connectors: dict[str, SqlConnector | HttpConnector] = field(default_factory=dict)
     mappings_checked: bool = False  # the SQL systems' tables read and checked once by this process's mailbox pass
+    on_scanned: Callable[[int], None] | None = None  # told how many messages each scanned batch held (progress)
 
     @overload
     def connector(self, system: SqlSystem) -> SqlConnector: ...

@@ -96,11 +96,13 @@ def build_services(config: Config, store: Store | None = None) -> Services:
 
 
 def run_once_from_config(
-    config: Config, store: Store | None = None, clock: Callable[[], datetime] | None = None
+    config: Config, store: Store | None = None, clock: Callable[[], datetime] | None = None,
+    on_scanned: Callable[[int], None] | None = None,
 ) -> RunReport:
     services = build_services(config, store)
     if clock is not None:
         services.clock = clock
+    services.on_scanned = on_scanned
     try:
         return run_once(services, mailbox_passes(services))
     finally:
