@@ -6,16 +6,12 @@ root without changing user (``username: ""``), like the private Dovecot.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
-from tests.servers import free_port, wait_for_port
+from tests.servers import free_port, terminate, wait_for_port
 
 SOA = "@ 300 IN SOA ns1.test. hostmaster.test. 1 3600 600 86400 300\n@ 300 IN NS ns1.test.\n"
 
@@ -58,14 +54,5 @@ class AuthoritativeDns:
     def stop(self) -> None:
         pid_file = self.base / "nsd.pid"
         if pid_file.exists():
-            pid = int(pid_file.read_text().strip())
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.05)
+            terminate(int(pid_file.read_text().strip()))
         shutil.rmtree(self.base, ignore_errors=True)

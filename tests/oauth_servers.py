@@ -315,6 +315,19 @@ class OAuthSmtpServer(SmtpServer):
             self.controller.start()
 
 
+def generic_oauth2(token_file: Path, token_endpoint: str, scope: str) -> dict[str, str]:
+    """An ``oauth2`` table for the tests' token server (provider "generic"), as a model's input."""
+    return {"provider": "generic", "client_id": CLIENT_ID, "token_file": str(token_file),
+            "token_endpoint": token_endpoint, "authorization_endpoint": "https://login.example/authorize",
+            "scope": scope}
+
+
+def token_file_for(path: Path, tokens: TokenServer, user: str) -> Path:
+    """A token file holding a refresh token ``user`` consented to, as ``auth login`` writes it."""
+    write_token_file(path, StoredToken(refresh_token=tokens.issue(user)))
+    return path
+
+
 def oauth2_table(section: str, token_file: Path, token_server: TokenServer, scope: str) -> str:
     return (f'[{section}.oauth2]\nprovider = "generic"\nclient_id = "{CLIENT_ID}"\ntoken_file = "{token_file}"\n'
             f'token_endpoint = "{token_server.url("/token")}"\n'

@@ -42,6 +42,19 @@ def wait_for_port(port: int, timeout: float = 10.0) -> bool:
     return False
 
 
+def terminate(pid: int, timeout: float = 10.0) -> None:
+    """SIGTERM a daemon the tests started, and wait until it is gone (or the timeout passes)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, 15)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+
+
 def dovecot_binary() -> str | None:
     return shutil.which("dovecot") or (
         "/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else None
@@ -124,15 +137,7 @@ class Dovecot:
         if not pid_file.exists():
             return
         pid = int(pid_file.read_text().strip())
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, 15)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.05)
+        terminate(pid)
         # The master is a session leader; its imap, log and stats processes can outlive it.
         for stat in Path("/proc").glob("[0-9]*/stat"):
             with contextlib.suppress(OSError, ValueError, IndexError):

@@ -11,26 +11,21 @@ from pathlib import Path
 import pytest
 
 from dsr_mailbot.config.oauth2 import OAuth2Config
-from dsr_mailbot.credentials.tokens import AccessTokens, StoredToken, read_token_file, write_token_file
+from dsr_mailbot.credentials.tokens import AccessTokens, read_token_file
 from dsr_mailbot.errors import ConfigError, CredentialsRefused, CredentialsUnavailable
-from tests.oauth_servers import CLIENT_ID, TokenServer
+from tests.oauth_servers import TokenServer, generic_oauth2, token_file_for
 from tests.servers import free_port
 
 USER = "support@smarthings.kz"
 
 
 def generic(token_file: Path, token_endpoint: str, **extra: object) -> OAuth2Config:
-    return OAuth2Config.model_validate({
-        "provider": "generic", "client_id": CLIENT_ID, "token_file": str(token_file),
-        "token_endpoint": token_endpoint, "authorization_endpoint": "https://login.example/authorize",
-        "scope": "mail", **extra})
+    return OAuth2Config.model_validate({**generic_oauth2(token_file, token_endpoint, "mail"), **extra})
 
 
 @pytest.fixture
 def token_file(tmp_path: Path, token_server: TokenServer) -> Path:
-    path = tmp_path / "imap.token"
-    write_token_file(path, StoredToken(refresh_token=token_server.issue(USER)))
-    return path
+    return token_file_for(tmp_path / "imap.token", token_server, USER)
 
 
 def tokens_for(token_file: Path, token_server: TokenServer, **extra: object) -> AccessTokens:

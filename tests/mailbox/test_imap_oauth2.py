@@ -10,7 +10,7 @@ from dsr_mailbot.config import ImapConfig
 from dsr_mailbot.credentials.tokens import StoredToken, read_token_file, write_token_file
 from dsr_mailbot.errors import ConfigError, CredentialsRefused, SourceUnavailable
 from dsr_mailbot.mailbox.imap import ImapSource
-from tests.oauth_servers import CLIENT_ID, OAuthDovecot, TokenServer
+from tests.oauth_servers import OAuthDovecot, TokenServer, generic_oauth2, token_file_for
 from tests.servers import free_port
 
 USER = "support@smarthings.kz"
@@ -19,16 +19,12 @@ USER = "support@smarthings.kz"
 def oauth_source(dovecot: OAuthDovecot, token_file: Path, token_endpoint: str, user: str = USER) -> ImapSource:
     return ImapSource(ImapConfig.model_validate({
         "host": "127.0.0.1", "port": dovecot.port, "security": "none", "username": user, "auth": "oauth2",
-        "oauth2": {"provider": "generic", "client_id": CLIENT_ID, "token_file": str(token_file),
-                   "token_endpoint": token_endpoint, "authorization_endpoint": "https://login.example/authorize",
-                   "scope": "mail"}}))
+        "oauth2": generic_oauth2(token_file, token_endpoint, "mail")}))
 
 
 @pytest.fixture
 def token_file(tmp_path: Path, token_server: TokenServer) -> Path:
-    path = tmp_path / "imap.token"
-    write_token_file(path, StoredToken(refresh_token=token_server.issue(USER)))
-    return path
+    return token_file_for(tmp_path / "imap.token", token_server, USER)
 
 
 def test_the_mailbox_logs_in_with_oauthbearer_where_the_server_offers_it(

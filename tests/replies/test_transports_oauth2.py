@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 
 from dsr_mailbot.config import SmtpConfig
-from dsr_mailbot.credentials.tokens import StoredToken, write_token_file
 from dsr_mailbot.errors import CredentialsRefused
 from dsr_mailbot.replies.transports import SmtpTransport
 from tests.harness import mail
-from tests.oauth_servers import CLIENT_ID, OAuthSmtpServer, TokenServer
+from tests.oauth_servers import OAuthSmtpServer, TokenServer, generic_oauth2, token_file_for
 
 USER = "support@smarthings.kz"
 
@@ -19,17 +18,12 @@ USER = "support@smarthings.kz"
 def oauth_transport(smtp: OAuthSmtpServer, token_file: Path, token_endpoint: str) -> SmtpTransport:
     return SmtpTransport(SmtpConfig.model_validate({
         "host": "127.0.0.1", "port": smtp.port, "security": "none", "from_address": USER, "username": USER,
-        "auth": "oauth2",
-        "oauth2": {"provider": "generic", "client_id": CLIENT_ID, "token_file": str(token_file),
-                   "token_endpoint": token_endpoint, "authorization_endpoint": "https://login.example/authorize",
-                   "scope": "smtp"}}))
+        "auth": "oauth2", "oauth2": generic_oauth2(token_file, token_endpoint, "smtp")}))
 
 
 @pytest.fixture
 def token_file(tmp_path: Path, token_server: TokenServer) -> Path:
-    path = tmp_path / "smtp.token"
-    write_token_file(path, StoredToken(refresh_token=token_server.issue(USER)))
-    return path
+    return token_file_for(tmp_path / "smtp.token", token_server, USER)
 
 
 def test_a_reply_goes_out_after_an_oauthbearer_login(oauth_smtp: OAuthSmtpServer, token_file: Path,
