@@ -22,7 +22,8 @@ from dsr_mailbot.service.app import build_services
 from dsr_mailbot.store.database import make_engine
 from dsr_mailbot.store.models import AuditEvent, Request, SystemAction, utcnow
 from dsr_mailbot.systems.protocol import Done
-from tests.servers import ScriptedHttpServer, free_port
+from tests.http_servers import ScriptedHttpServer
+from tests.servers import free_port
 from tests.systems.shop import B_USER, NEWSLETTER, build_shop, maildir_config
 
 PAVEL = "pavel.k@example.com"

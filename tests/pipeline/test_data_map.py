@@ -28,7 +28,7 @@ from dsr_mailbot.store.acts import read_act
 from dsr_mailbot.store.figures import erasures_due_by, month_erasures, store_figures
 from dsr_mailbot.store.models import SystemAction, User, utcnow
 from tests.harness import Bot, DaemonProcess, mail, via_mx, wait_until
-from tests.servers import ScriptedHttpServer
+from tests.http_servers import ScriptedHttpServer
 from tests.systems.shop import (
     B_USER,
     NEWSLETTER,

@@ -14,7 +14,8 @@ import pytest
 
 from dsr_mailbot.errors import SystemRefused, SystemUnavailable
 from dsr_mailbot.systems.http import HttpConnector, retry_after_seconds, signature, verify_signature
-from tests.servers import ScriptedHttpServer, free_port
+from tests.http_servers import ScriptedHttpServer
+from tests.servers import free_port
 from tests.systems.shop import running_receiver
 
 SECRET = "correct horse battery staple"
