@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 
 from dsr_mailbot.config import Config
 from dsr_mailbot.replies.reply import build_message
+from dsr_mailbot.shown import shown_time
 from dsr_mailbot.store.database import open_requests_due_by
 from dsr_mailbot.store.figures import ErasureDue, erasures_due_by
 from dsr_mailbot.store.keys import Keyring
@@ -31,14 +32,14 @@ def overdue_line(row: Request, now: datetime, zone: ZoneInfo) -> str:
     flag = "LATE" if row.due_at < now else "soon"
     reason = f" ({row.reason})" if row.reason else ""
     intents = "+".join(row.intents) or row.kind
-    return f"#{row.id:<6} {flag:<4} due {row.due_at.astimezone(zone).isoformat()}  {intents:<9} {row.state}{reason}"
+    return f"#{row.id:<6} {flag:<4} due {shown_time(row.due_at, zone.key)}  {intents:<9} {row.state}{reason}"
 
 
 def erasure_line(erasure: ErasureDue, now: datetime, zone: ZoneInfo) -> str:
     """One destruction late or soon due, as the digest and ``requests overdue`` show it: no personal data."""
     flag = "LATE" if erasure.due_at < now else "soon"
     request = f"#{erasure.request_id:<6}" if erasure.request_id is not None else f"{'-':<7}"
-    return f"{request} {flag:<4} due {erasure.due_at.astimezone(zone).isoformat()}  erasure   in {erasure.where}"
+    return f"{request} {flag:<4} due {shown_time(erasure.due_at, zone.key)}  erasure   in {erasure.where}"
 
 
 def digest_text(rows: Sequence[Request], now: datetime, timezone: str,

@@ -39,6 +39,7 @@ def test_the_digest_lists_late_and_soon_due_requests_once_a_day_without_personal
     text = bot.reply_text(digests[0])
     lines = {line.split()[0]: line for line in text.splitlines() if line.startswith("#")}
     assert "LATE" in lines[f"#{late.id}"] and "soon" in lines[f"#{fresh.id}"]  # due tomorrow (kz: 1 working day)
+    assert all(" Asia/Almaty " in line for line in lines.values())  # each date in the policy's zone, named
     assert "1 late" in str(digests[0]["Subject"]) and digests[0]["Auto-Submitted"] == "auto-generated"
     assert "ivan" not in digests[0].as_string().lower() and "+7701" not in text
     assert all(len(str(m["Message-ID"])) <= 64 for m in digests)
