@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from dsr_mailbot.cli.base import EX_OK, CliState, cli, pass_state
+from dsr_mailbot.config.mailboxes import section_of
 from dsr_mailbot.errors import ConfigError
 
 
@@ -35,8 +36,10 @@ def auth_login(state: CliState, mailbox_name: str | None, for_smtp: bool) -> int
         chosen = next((m for m in mailboxes if mailbox_name in (None, m.name)), None)
         if chosen is None:
             raise click.UsageError(f"--mailbox {mailbox_name}: not in the configuration ({', '.join(names)})")
+        source = chosen.imap or chosen.maildir
+        assert source is not None  # a mailbox is one or the other
         oauth2 = chosen.imap.oauth2 if chosen.imap is not None else None
-        section = "imap" if len(mailboxes) == 1 and not config.mailboxes else f"mailboxes.{chosen.name}"
+        section = section_of(source)
     if oauth2 is None:
         raise ConfigError(f'[{section}] auth = "oauth2" and its oauth2 table are needed for auth login')
     login(oauth2, "smtp" if for_smtp else "imap", section, say=lambda line: click.echo(line, err=True))

@@ -49,6 +49,13 @@ class MaildirMailbox(MaildirConfig):
 MailboxEntry = Annotated[ImapMailbox | MaildirMailbox, Field(discriminator="kind")]
 
 
+def section_of(source: ImapConfig | MaildirConfig) -> str:
+    """Where a mailbox's keys are in the file, as messages name it: "imap" ("maildir"), or "mailboxes.<name>"."""
+    if isinstance(source, ImapMailbox | MaildirMailbox):
+        return f"mailboxes.{source.name}"
+    return "imap" if isinstance(source, ImapConfig) else "maildir"
+
+
 @dataclass(frozen=True)
 class Mailbox:
     """One watched mailbox as the rest of the bot sees it, whichever way the file wrote it."""

@@ -33,7 +33,7 @@ from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from dsr_mailbot.config import ImapConfig
-from dsr_mailbot.config.mailboxes import ImapMailbox
+from dsr_mailbot.config.mailboxes import section_of
 from dsr_mailbot.credentials.sasl import OAUTHBEARER, chosen_mechanism
 from dsr_mailbot.credentials.tokens import AccessTokens
 from dsr_mailbot.errors import ConfigError, CredentialsUnavailable, SourceError, SourceUnavailable
@@ -75,7 +75,7 @@ class ImapSource:
         self.uidnext: int | None = None
         self.tokens: AccessTokens | None = None
         # Where its keys are in the file: [imap], or [[mailboxes]] by name ("mailboxes.support").
-        self.section = f"mailboxes.{config.name}" if isinstance(config, ImapMailbox) else "imap"
+        self.section = section_of(config)
         self.login_method = ""  # how the last login was made: "password", "OAUTHBEARER" or "XOAUTH2"
 
     def open(self) -> int:
