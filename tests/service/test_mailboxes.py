@@ -205,3 +205,23 @@ def test_a_refused_oauth2_mailbox_stops_alone_and_the_daemon_goes_on(
     assert daemon.process.poll() is None  # still running: one mailbox can be used
     assert daemon.log.count("invalid_grant") == 1  # tried once; the next try is an hour away
     assert daemon.stop() == 0
+
+
+def test_an_erasure_waits_while_one_mailbox_cannot_be_reached(bot: Bot, second: ImapAccount) -> None:
+    bot.write_config(erasure_delay_days=0)
+    down = ImapAccount(port=free_port(), username="nobody", dovecot=second.dovecot)
+    two_mailboxes(bot, imap_entry("support", bot.account, SUPPORT), imap_entry("typo", second, TYPO))
+    bot.add_user(IVAN, marketing_consent=True)
+    bot.account.append(mail(IVAN, "Withdrawal of consent to the processing of personal data", to=SUPPORT))
+    assert bot.cli("run", "--once").returncode == 0
+    working = bot.config_path.read_text()
+    bot.config_path.write_text(working.replace(f"port = {second.port}", f"port = {down.port}", 1))
+
+    waiting = bot.cli("run", "--once")  # the date has come, but one mailbox may hold his letters: no act yet
+
+    assert waiting.returncode == 75
+    assert bot.user(IVAN) is not None and len(bot.account.snapshot(PROCESSED)) == 1
+    assert not any(e.event == "user_erased" for e in bot.events())
+    bot.config_path.write_text(working)
+    assert bot.cli("run", "--once").returncode == 0
+    assert bot.user(IVAN) is None and bot.account.snapshot(PROCESSED) == {}
